@@ -1,0 +1,126 @@
+"""The scheduler interface: decisions, and the base class custom schedulers extend."""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import Any, Hashable
+
+import numpy as np
+
+
+class Decision(str, Enum):
+    """What a scheduler tells a trial after a result.
+
+    Members compare equal to the strings Ray Tune uses (``"CONTINUE"``,
+    ``"STOP"``, ``"PAUSE"``), so code that checks ``decision == "STOP"`` keeps
+    working.
+    """
+
+    CONTINUE = "CONTINUE"
+    STOP = "STOP"
+    PAUSE = "PAUSE"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+CONTINUE = Decision.CONTINUE
+STOP = Decision.STOP
+PAUSE = Decision.PAUSE
+
+
+class TrialScheduler:
+    """Base class of schedulers: every result of every trial goes through it.
+
+    A scheduler is told of each trial (:meth:`on_trial_add`), of each result
+    (:meth:`on_trial_result`, which returns :data:`CONTINUE` or :data:`STOP`),
+    and of the end of each trial (:meth:`on_trial_complete`,
+    :meth:`on_trial_remove`). Subclasses override what they need; the
+    defaults never stop anything.
+
+    :meth:`next_decision_point` tells the Tuner when a trial's next result
+    can be judged, so that reports in between need no round trip. The
+    default, ``-inf``, means "every result", which is always correct; a
+    scheduler that overrides it promises to return ``CONTINUE`` and change
+    nothing for any result whose ``time_attr`` is below the returned value.
+    """
+
+    CONTINUE = CONTINUE
+    STOP = STOP
+    PAUSE = PAUSE
+    NOOP = "NOOP"
+
+    def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
+        self._metric = metric
+        self._mode = mode
+
+    @property
+    def metric(self) -> str | None:
+        """Name of the metric the scheduler judges trials by."""
+        return self._metric
+
+    @property
+    def mode(self) -> str | None:
+        """``"min"`` or ``"max"``: which direction of the metric is better."""
+        return self._mode
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        """Take ``metric`` and ``mode`` from the Tuner unless already set.
+
+        Returns ``False`` (and changes nothing) when the scheduler already
+        has a metric or mode of its own and the caller passes one too.
+        """
+        if (self._metric and metric) or (self._mode and mode):
+            return False
+        if metric:
+            self._metric = metric
+        if mode:
+            self._mode = mode
+        return True
+
+    def on_trial_add(self, trial_id: Hashable, bracket: int | None = None) -> int:
+        """Register a trial; returns its bracket (always 0 here)."""
+        return 0
+
+    def on_trial_result(self, trial_id: Hashable, result: dict) -> Decision:
+        """Judge one result; the default continues every trial."""
+        return CONTINUE
+
+    def on_trial_complete(self, trial_id: Hashable, result: dict) -> None:
+        """A trial ended normally (or after a STOP) with ``result`` as its last result."""
+
+    def on_trial_error(self, trial_id: Hashable) -> None:
+        """A trial failed; by default the same as :meth:`on_trial_remove`."""
+        self.on_trial_remove(trial_id)
+
+    def on_trial_remove(self, trial_id: Hashable) -> None:
+        """A trial was removed without completing."""
+
+    def next_decision_point(self, trial_id: Hashable) -> float:
+        """Smallest ``time_attr`` at which the next result can be judged."""
+        return -math.inf
+
+    def add_trials(self, trial_ids: Any, brackets: Any = None) -> np.ndarray:
+        """Register many integer trial ids at once; returns their brackets."""
+        ids = np.asarray(trial_ids)
+        for trial_id in ids.tolist():
+            self.on_trial_add(trial_id)
+        return np.zeros(len(ids), dtype=np.int32)
+
+    def rung_table(self) -> list:
+        """Rungs of every bracket (none for schedulers without rungs)."""
+        return []
+
+    def state_dict(self) -> dict:
+        """JSON-able snapshot of the scheduler's state."""
+        return {"metric": self._metric, "mode": self._mode}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a snapshot made by :meth:`state_dict`."""
+        self._metric = state.get("metric", self._metric)
+        self._mode = state.get("mode", self._mode)
+
+    def debug_string(self) -> str:
+        """One line about the scheduler's state, for logs."""
+        return type(self).__name__

@@ -1,0 +1,31 @@
+"""Build the compiled rung core ``fastasha._rungs`` from ``src/_rungs.pyx``.
+
+Set ``FASTASHA_CYTHON_DEBUG=1`` to build with bounds checking and
+wrap-around turned back on (CI runs the tests once with that build).
+"""
+
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("FASTASHA_CYTHON_DEBUG", "") not in ("", "0")
+
+directives = {
+    "language_level": "3",
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "cdivision": not DEBUG,
+    "initializedcheck": DEBUG,
+    "embedsignature": True,
+}
+
+extensions = [
+    Extension(
+        "fastasha._rungs",
+        ["src/_rungs.pyx"],
+        extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
+    )
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives))
