@@ -169,6 +169,7 @@ class AsyncHyperBandScheduler(TrialScheduler):
         self._reduction_factor = reduction_factor
         self._n_brackets = int(brackets)
         self._stop_last_trials = bool(stop_last_trials)
+        self._seed = int(seed) if isinstance(seed, (int, np.integer)) else None
         self._rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
         self._milestones = [
@@ -236,8 +237,14 @@ class AsyncHyperBandScheduler(TrialScheduler):
         self._update_sign()
         return accepted
 
+    @property
+    def seed(self) -> int | None:
+        """The integer seed of the bracket draw, if one was given."""
+        return self._seed
+
     def set_seed(self, seed: int | np.random.Generator | None) -> None:
-        """Reseed the bracket draw (the Tuner passes ``TuneConfig.seed`` here)."""
+        """Reseed the bracket draw (the Tuner seeds it from ``TuneConfig.seed``)."""
+        self._seed = int(seed) if isinstance(seed, (int, np.integer)) else None
         self._rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
     # ---------------------------------------------------------------- trials

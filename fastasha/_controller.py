@@ -1,0 +1,496 @@
+"""The experiment as a state machine: events in, decisions and records out.
+
+The controller knows trials, their status and resources, the searcher, the
+scheduler, stop criteria, budgets and retries. It does no I/O of its own:
+the driver feeds it events (a worker is free, a trial reported, a trial
+ended, a worker died, time passed) and executes what it answers (which
+trial to start, whether a trial stops). What must be persisted goes to the
+``recorder`` (the experiment store, whose write methods only queue; the
+driver commits them), so a restore can replay exactly the scheduler calls
+made here.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ._resources import Allocation, Request, ResourcePool
+from .config import CheckpointConfig
+
+PENDING, RUNNING, TERMINATED, ERROR = "PENDING", "RUNNING", "TERMINATED", "ERROR"
+STATUSES = (PENDING, RUNNING, TERMINATED, ERROR)
+_UNFIT = object()   # _create_trial: the trial was created and failed at once
+
+
+@dataclass(eq=False)
+class Trial:
+    """The driver's record of one trial."""
+
+    trial_id: str
+    index: int
+    config: dict
+    request: Request
+    bracket: int | None = None
+    status: str = PENDING
+    allocation: Allocation | None = None
+    n_failures: int = 0
+    iteration: int = 0                 # training_iteration of the latest result
+    last_result: dict | None = None
+    metric_value: float | None = None
+    error: str | None = None
+    traceback: str | None = None
+    checkpoints: list = field(default_factory=list)   # [(path, iteration, score, time_total_s)]
+    scheduler_done: bool = False       # on_trial_complete / removal already sent
+    pending_error: tuple | None = None  # set when a result could not be judged
+    stop_reason: str | None = None
+    started_at: float | None = None
+
+    @property
+    def checkpoint(self) -> tuple | None:
+        """Latest checkpoint ``(path, iteration, score, time_total_s)``."""
+        return max(self.checkpoints, key=lambda c: c[1]) if self.checkpoints else None
+
+
+class Controller:
+    """Trials, scheduler, searcher, stop criteria and resources of one sweep.
+
+    Parameters
+    ----------
+    suggest : callable
+        ``suggest(trial_id) -> dict | None``; raises ``StopIteration`` when
+        no further trial will come, returns ``None`` for "not now".
+    total : int or None
+        Number of trials expected (``None`` when unbounded).
+    scheduler : TrialScheduler-like
+    request_for : callable
+        Config -> :class:`~fastasha._resources.Request`.
+    pool : ResourcePool
+    recorder : object
+        The store's queueing write interface (``add_trial``,
+        ``update_trial``, ``add_results``, ``add_event``, ``remove_checkpoint``).
+    """
+
+    def __init__(
+        self,
+        *,
+        suggest: Callable[[str], dict | None],
+        total: int | None,
+        scheduler: Any,
+        request_for: Callable[[dict], Request],
+        pool: ResourcePool,
+        recorder: Any,
+        metric: str | None,
+        mode: str | None,
+        stop: dict | None = None,
+        stopper: Any = None,
+        max_concurrent: int | None = None,
+        time_budget_s: float | None = None,
+        max_failures: int = 0,
+        fail_fast: bool = False,
+        checkpoint_config: CheckpointConfig | None = None,
+        callbacks: list | None = None,
+        trial_id_prefix: str = "trial",
+        searcher: Any = None,
+        config_json: Callable[[dict], str] | None = None,
+    ) -> None:
+        self._suggest = suggest
+        self.total = total
+        self.scheduler = scheduler
+        self._request_for = request_for
+        self.pool = pool
+        self.recorder = recorder
+        self.metric = metric
+        self.mode = mode
+        self.stop = dict(stop or {})
+        self.stopper = stopper
+        self.max_concurrent = max_concurrent
+        self.time_budget_s = time_budget_s
+        self.max_failures = max_failures
+        self.fail_fast = fail_fast
+        self.checkpoint_config = checkpoint_config or CheckpointConfig()
+        self.callbacks = list(callbacks or [])
+        self.prefix = trial_id_prefix
+        self.searcher = searcher
+        self._config_json = config_json or (lambda c: "{}")
+        self._dp = getattr(scheduler, "next_decision_point", None)
+        self.time_attr = getattr(scheduler, "time_attr", None) if self._dp is not None else None
+        self.every_report = self._dp is None or stopper is not None
+
+        self.trials: dict[str, Trial] = {}
+        self.order: list[str] = []
+        self.counts = {s: 0 for s in STATUSES}
+        self.retry_queue: deque[Trial] = deque()
+        self.exhausted = False
+        self.stopping = False
+        self.stop_message: str | None = None
+        self.started_at: float | None = None
+        self.best: Trial | None = None
+        self.running: dict[str, Trial] = {}
+
+    # -------------------------------------------------------------- bookkeeping
+
+    def _set_status(self, trial: Trial, status: str) -> None:
+        self.counts[trial.status] -= 1
+        self.counts[status] += 1
+        if status == RUNNING:
+            self.running[trial.trial_id] = trial
+        else:
+            self.running.pop(trial.trial_id, None)
+        trial.status = status
+
+    @property
+    def n_running(self) -> int:
+        return len(self.running)
+
+    def _persist(self, trial: Trial, **extra: Any) -> None:
+        self.recorder.update_trial(
+            trial.trial_id,
+            status=trial.status,
+            n_failures=trial.n_failures,
+            error=trial.error,
+            traceback=trial.traceback,
+            last_result=trial.last_result,
+            **extra,
+        )
+
+    def _callback(self, name: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, name, None)
+            if fn is not None:
+                fn(*args)
+
+    def start(self, now: float) -> None:
+        """Mark the start of the sweep (time budgets count from here)."""
+        if self.started_at is None:
+            self.started_at = now
+
+    # ------------------------------------------------------------ trial creation
+
+    def new_trial_id(self, index: int) -> str:
+        return f"{self.prefix}_{index:05d}"
+
+    def _create_trial(self) -> Any:
+        if self.exhausted or self.stopping:
+            return None
+        if self.total is not None and len(self.order) >= self.total:
+            self.exhausted = True
+            return None
+        index = len(self.order)
+        trial_id = self.new_trial_id(index)
+        try:
+            config = self._suggest(trial_id)
+        except StopIteration:
+            self.exhausted = True
+            return None
+        if config is None:
+            return None
+        request = self._request_for(config)
+        trial = Trial(trial_id=trial_id, index=index, config=config, request=request)
+        self.trials[trial_id] = trial
+        self.order.append(trial_id)
+        self.counts[PENDING] += 1
+        bracket = self.scheduler.on_trial_add(trial_id)
+        trial.bracket = bracket if isinstance(bracket, int) else None
+        self.recorder.add_trial(trial_id, index, self._config_json(config), trial.bracket,
+                                request.as_dict())
+        self.recorder.add_event("add", trial_id, {"bracket": trial.bracket})
+        try:
+            self.pool.check_fits(request)
+        except ValueError as err:
+            self._finish_error(trial, str(err), None)
+            return _UNFIT
+        return trial
+
+    def add_existing(self, trial: Trial) -> None:
+        """Register a trial rebuilt by a restore (already recorded in the store)."""
+        self.trials[trial.trial_id] = trial
+        self.order.append(trial.trial_id)
+        self.counts[trial.status] += 1
+        if trial.status == PENDING:
+            self.retry_queue.append(trial)
+        self._track_best(trial)
+
+    # --------------------------------------------------------------- assignment
+
+    def can_start_more(self) -> bool:
+        if self.stopping:
+            return False
+        if self.max_concurrent is not None and self.n_running >= self.max_concurrent:
+            return False
+        return bool(self.retry_queue) or not self.exhausted
+
+    def assign(self, now: float, prefer_gpus: tuple[str, ...] = ()) -> Trial | None:
+        """The next trial to start, with resources reserved; None if none can start now."""
+        self.tick(now)
+        if not self.can_start_more():
+            return None
+        from_retry = bool(self.retry_queue)
+        if from_retry:
+            trial = self.retry_queue[0]
+        else:
+            trial = self._create_trial()
+            while trial is _UNFIT:          # a request that can never fit failed its trial
+                trial = self._create_trial()
+        if trial is None:
+            return None
+        allocation = self.pool.acquire(trial.request, prefer=prefer_gpus)
+        if allocation is None:
+            if not from_retry:
+                self.retry_queue.append(trial)     # created; starts when resources free up
+            return None
+        if from_retry:
+            self.retry_queue.popleft()
+        trial.allocation = allocation
+        trial.started_at = now
+        trial.stop_reason = None
+        trial.pending_error = None
+        self._set_status(trial, RUNNING)
+        self._persist(trial)
+        self._callback("on_trial_start", trial.trial_id, trial.config)
+        return trial
+
+    def release(self, trial: Trial) -> None:
+        """Give a trial's resources back (it is no longer running)."""
+        if trial.allocation is not None:
+            self.pool.release(trial.allocation)
+            trial.allocation = None
+
+    def decision_point(self, trial: Trial) -> float:
+        """Where the trial's worker must next wait for a verdict."""
+        if self.every_report:
+            return -math.inf
+        return float(self._dp(trial.trial_id))
+
+    def trial_spec(self, trial: Trial, experiment_name: str, checkpoint_root: str | None) -> dict:
+        """The message that starts ``trial`` in a worker."""
+        latest = trial.checkpoint
+        alloc = trial.allocation
+        return {
+            "trial_id": trial.trial_id,
+            "trial_name": trial.trial_id,
+            "experiment_name": experiment_name,
+            "config": trial.config,
+            "metric": self.metric,
+            "time_attr": self.time_attr,
+            "decision_point": self.decision_point(trial),
+            "every_report": self.every_report,
+            "stop": self.stop,
+            "iteration": latest[1] if latest else 0,
+            "time_offset": latest[3] if latest else 0.0,
+            "checkpoint": latest[0] if latest else None,
+            "checkpoint_root": checkpoint_root,
+            "resources": trial.request.as_dict(),
+            "gpu_ids": list(alloc.gpu_ids) if alloc else [],
+        }
+
+    # ------------------------------------------------------------------ results
+
+    def _track_best(self, trial: Trial) -> None:
+        result = trial.last_result
+        if self.metric is None or self.mode is None or not result:
+            return
+        value = result.get(self.metric)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return
+        trial.metric_value = value
+        if math.isnan(value):
+            return
+        best = self.best
+        if best is None or best.metric_value is None or math.isnan(best.metric_value) or (
+            value < best.metric_value if self.mode == "min" else value > best.metric_value
+        ):
+            self.best = trial
+
+    def _absorb(self, trial: Trial, rows_json: str, n_rows: int, last: dict | None) -> None:
+        if n_rows:
+            self.recorder.add_results(trial.trial_id, rows_json, n_rows)
+        if last is not None:
+            trial.last_result = last
+            trial.iteration = last.get("training_iteration", trial.iteration)
+            self._track_best(trial)
+
+    def on_report(self, trial_id: str, rows_json: str, n_rows: int, last: dict | None,
+                  kind: str, stop_hit: bool, checkpoint: tuple | None, now: float
+                  ) -> tuple[bool, float]:
+        """A worker flushed results; returns ``(stop, next_decision_point)``."""
+        trial = self.trials.get(trial_id)
+        if trial is None or trial.status != RUNNING:
+            return True, math.inf
+        self._absorb(trial, rows_json, n_rows, last)
+        stop = False
+        if checkpoint is not None and last is not None:
+            self._add_checkpoint(trial, checkpoint, last)
+        if last is not None and trial.pending_error is None:
+            try:
+                self._callback("on_trial_result", trial_id, last)
+                if stop_hit or (self.stopper is not None and self.stopper(trial_id, last)):
+                    stop = True
+                    trial.stop_reason = "stop criterion"
+                    self._complete_in_scheduler(trial, last)
+                elif kind == "decide":
+                    self.recorder.add_event("result", trial_id, last)
+                    decision = self.scheduler.on_trial_result(trial_id, last)
+                    if decision == "STOP":
+                        stop = True
+                        trial.stop_reason = "scheduler"
+                        self._complete_in_scheduler(trial, last)
+                if self.stopper is not None and self.stopper.stop_all():
+                    self.stop_all("the stopper asked to stop all trials")
+            except Exception as err:   # noqa: BLE001 - a bad result fails its trial, not the sweep
+                trial.pending_error = (f"{type(err).__name__}: {err}", traceback.format_exc())
+                stop = True
+        self.tick(now)
+        if self.stopping or trial.pending_error is not None:
+            stop = True
+        return stop, (math.inf if stop else self.decision_point(trial))
+
+    def _complete_in_scheduler(self, trial: Trial, result: dict) -> None:
+        if not trial.scheduler_done:
+            trial.scheduler_done = True
+            self.recorder.add_event("complete", trial.trial_id, result)
+            self.scheduler.on_trial_complete(trial.trial_id, result)
+
+    def _add_checkpoint(self, trial: Trial, checkpoint: tuple, result: dict) -> None:
+        path, iteration = checkpoint
+        cfg = self.checkpoint_config
+        score = result.get(cfg.checkpoint_score_attribute) if cfg.checkpoint_score_attribute else None
+        trial.checkpoints.append((path, iteration, score, result.get("time_total_s", 0.0)))
+        if cfg.num_to_keep is not None and len(trial.checkpoints) > cfg.num_to_keep:
+            latest = trial.checkpoint
+            others = [c for c in trial.checkpoints if c is not latest]
+            if cfg.checkpoint_score_attribute:
+                sign = 1 if cfg.checkpoint_score_order == "max" else -1
+
+                def rank(c: tuple) -> tuple:
+                    s = c[2]
+                    ok = isinstance(s, (int, float)) and not math.isnan(s)
+                    return (ok, sign * s if ok else 0.0, c[1])
+            else:
+                def rank(c: tuple) -> tuple:
+                    return (c[1],)
+            others.sort(key=rank, reverse=True)
+            keep = others[: cfg.num_to_keep - 1] + [latest]
+            for c in trial.checkpoints:
+                if c not in keep:
+                    self.recorder.remove_checkpoint(trial.trial_id, c[0])
+            trial.checkpoints = sorted(keep, key=lambda c: c[1])
+        latest = trial.checkpoint
+        self.recorder.update_trial(trial.trial_id, checkpoints=[list(c) for c in trial.checkpoints],
+                                   checkpoint=latest[0] if latest else None)
+
+    # ------------------------------------------------------------------- endings
+
+    def on_end(self, trial_id: str, rows_json: str, n_rows: int, last: dict | None,
+               status: str, error: str | None, trace: str | None, now: float) -> None:
+        """A worker finished a trial (returned, stopped, or raised)."""
+        trial = self.trials.get(trial_id)
+        if trial is None or trial.status != RUNNING:
+            return
+        self._absorb(trial, rows_json, n_rows, last)
+        if trial.pending_error is not None:
+            status = ERROR
+            error, trace = trial.pending_error
+        if status == ERROR:
+            self._fail(trial, error or "the objective failed", trace, count=True)
+            return
+        if trial.last_result is not None:
+            trial.last_result = dict(trial.last_result, done=True)
+            try:
+                self._complete_in_scheduler(trial, trial.last_result)
+            except Exception as err:   # noqa: BLE001
+                self._fail(trial, f"{type(err).__name__}: {err}", traceback.format_exc(), count=False)
+                return
+        self.release(trial)
+        self._set_status(trial, TERMINATED)
+        self._persist(trial)
+        self._callback("on_trial_complete", trial_id, trial.last_result)
+        self.tick(now)
+
+    def on_lost(self, trial_id: str, reason: str, count: bool, now: float,
+                outcome: str = "RETRY") -> None:
+        """A trial's worker vanished.
+
+        ``outcome`` says what becomes of the trial: ``"RETRY"`` (a failure
+        if ``count``, retried under ``max_failures``; otherwise back to the
+        queue), ``"PENDING"`` (interrupted: back to the queue, to resume
+        later) or ``"TERMINATED"`` (killed while the sweep was stopping).
+        """
+        trial = self.trials.get(trial_id)
+        if trial is None or trial.status != RUNNING:
+            return
+        if outcome == "TERMINATED":
+            self.release(trial)
+            trial.stop_reason = reason
+            if trial.last_result is not None:
+                self._complete_in_scheduler(trial, trial.last_result)
+            self._set_status(trial, TERMINATED)
+            self._persist(trial)
+        elif outcome == "PENDING" or not count:
+            self._requeue(trial)
+        else:
+            self._fail(trial, reason, None, count=True)
+        self.tick(now)
+
+    def _requeue(self, trial: Trial) -> None:
+        self.release(trial)
+        self._set_status(trial, PENDING)
+        self.retry_queue.append(trial)
+        self._persist(trial)
+
+    def _fail(self, trial: Trial, error: str, trace: str | None, count: bool) -> None:
+        if count:
+            trial.n_failures += 1
+        retry = not self.stopping and (
+            self.max_failures == -1 or trial.n_failures <= self.max_failures
+        )
+        trial.error, trial.traceback = error, trace
+        if retry:
+            self._requeue(trial)
+            return
+        self._finish_error(trial, error, trace)
+
+    def _finish_error(self, trial: Trial, error: str, trace: str | None) -> None:
+        trial.error, trial.traceback = error, trace
+        self.release(trial)
+        if trial in self.retry_queue:
+            self.retry_queue.remove(trial)
+        self._set_status(trial, ERROR)
+        self._persist(trial)
+        if not trial.scheduler_done:
+            trial.scheduler_done = True
+            self.recorder.add_event("remove", trial.trial_id, None)
+            on_error = getattr(self.scheduler, "on_trial_error", None) or \
+                getattr(self.scheduler, "on_trial_remove", None)
+            if on_error is not None:
+                on_error(trial.trial_id)
+        self._callback("on_trial_error", trial.trial_id, error)
+        if self.fail_fast:
+            self.stop_all(f"trial {trial.trial_id} failed and fail_fast=True: {error}")
+
+    # ---------------------------------------------------------------- the sweep
+
+    def stop_all(self, message: str) -> None:
+        """Start no further trials and stop the running ones at their next report."""
+        if not self.stopping:
+            self.stopping = True
+            self.stop_message = message
+
+    def tick(self, now: float) -> None:
+        """Let time pass: enforce the time budget."""
+        if self.time_budget_s is not None and self.started_at is not None and \
+                now - self.started_at >= self.time_budget_s:
+            self.stop_all(f"the time budget of {self.time_budget_s:g} s is spent")
+
+    def is_finished(self) -> bool:
+        """No trial runs and none can start any more."""
+        if self.n_running:
+            return False
+        if self.stopping:
+            return True
+        return self.exhausted and not self.retry_queue

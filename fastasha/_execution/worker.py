@@ -1,0 +1,225 @@
+"""What runs on the joblib side: one long-running task per slot.
+
+A slot task (:func:`slot_main`) connects to the driver and runs trials one
+after another until the driver says it is done, so a trial costs one message
+instead of one joblib dispatch.
+
+Where the task runs in a process of its own (loky, or a Dask worker) and the
+platform can fork, it *supervises*: it forks a trial process with the slot's
+environment (``CUDA_VISIBLE_DEVICES``, BLAS/OpenMP thread caps) set before
+the objective imports anything, waits for it, and tells the driver how it
+ended. A trial process that dies (``os._exit``, SIGKILL, a segfault) then
+takes down only itself: the supervisor reports its exit status, the driver
+fails or retries the trial, and the supervisor forks a fresh process for the
+slot. joblib never sees a dead worker, so it never aborts the other slots.
+
+In the driver's own process (the ``threading`` backend), or where ``fork``
+is missing, the task runs the trials itself ("inline").
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+import warnings
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Any, Callable
+
+from .. import _session
+from .channel import connect
+
+ISOLATION_ENV = "FASTASHA_TRIAL_ISOLATION"   # "fork" (default where possible) or "inline"
+
+
+@dataclass
+class SlotTask:
+    """Everything a slot task needs; pickled once per slot by joblib."""
+
+    address: tuple[str, int]
+    key: bytes
+    slot_id: int
+    trainable: Callable
+    driver_pid: int
+    isolation: str = "auto"
+
+    def __repr__(self) -> str:   # never show the key
+        return f"SlotTask(slot_id={self.slot_id}, address={self.address})"
+
+
+def _mode(task: SlotTask) -> str:
+    wanted = os.environ.get(ISOLATION_ENV, task.isolation)
+    if os.getpid() == task.driver_pid or not hasattr(os, "fork") or wanted == "inline":
+        return "inline"
+    return "fork"
+
+
+def slot_main(task: SlotTask) -> int:
+    """The joblib task of one slot; returns the number of trial processes it forked."""
+    if _mode(task) == "inline":
+        conn = connect(task.address, task.key)
+        try:
+            run_trials(conn, task, mode="inline")
+        except (EOFError, OSError):
+            pass   # the driver went away
+        finally:
+            conn.close()
+        return 0
+    return _supervise(task)
+
+
+# ------------------------------------------------------------------ trials
+
+def run_trials(conn: Any, task: SlotTask, mode: str) -> None:
+    """Ask the driver for trials and run them until told to exit."""
+    link = _session.Link(conn)
+    try:
+        answer = link.request(("worker", task.slot_id, os.getpid(), _session._HOSTNAME, mode))
+        while answer[0] == "trial":
+            answer = link.request(_run_one(link, task.trainable, answer[1]))
+    finally:
+        link.close()
+
+
+def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
+    """Run one trial; return the ``end`` message for the driver."""
+    session = _session.Session(link, spec)
+    status, error, trace = "TERMINATED", None, None
+    with link.lock:
+        link.session = session
+    _session.set_session(session)
+    try:
+        returned = trainable(spec["config"])
+        if isinstance(returned, dict) and returned:
+            session.report(returned)     # Ray's function API: a returned dict is a final result
+    except _session.TrialStopped:
+        pass
+    except BaseException as err:   # noqa: BLE001 - any failure of the objective ends the trial
+        status = "ERROR"
+        error = f"{type(err).__name__}: {err}"
+        trace = traceback.format_exc()
+    finally:
+        _session.set_session(None)
+        with link.lock:
+            link.session = None
+            rows = session.drain()
+    return ("end", session.trial_id, _session.dumps_rows(rows), len(rows),
+            rows[-1] if rows else None, status, error, trace)
+
+
+# --------------------------------------------------------------- supervisor
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; the driver decides what stops.
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:   # not the main thread (e.g. a Dask worker thread)
+        pass
+
+
+def _supervise(task: SlotTask) -> int:
+    _ignore_sigint()
+    sup = connect(task.address, task.key)
+    n_forked = 0
+    try:
+        sup.send(("supervisor", task.slot_id, os.getpid(), _session._HOSTNAME))
+        while True:
+            try:
+                message = sup.recv()
+            except (EOFError, OSError):
+                return n_forked
+            if message[0] != "fork":
+                return n_forked
+            env = message[1]
+            sys.stdout.flush()
+            sys.stderr.flush()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)   # fork with threads
+                pid = os.fork()
+            if pid == 0:
+                _child_main(task, env, sup)   # never returns
+            n_forked += 1
+            code = _wait_child(pid, sup)
+            if code is None:
+                return n_forked    # the driver went away; the child was killed
+            try:
+                sup.send(("child_exit", pid, code))
+            except OSError:
+                return n_forked
+    finally:
+        sup.close()
+
+
+def _child_main(task: SlotTask, env: dict, parent_conn: Any) -> None:
+    code = 1
+    try:
+        parent_conn.close()
+        os.environ.update(env)
+        _limit_threads(env)
+        conn = connect(task.address, task.key)
+        try:
+            run_trials(conn, task, mode="fork")
+        finally:
+            conn.close()
+        code = 0
+    except (EOFError, OSError):
+        code = 0      # the driver is gone: nothing to report to
+    except BaseException:   # noqa: BLE001
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _limit_threads(env: dict) -> None:
+    """Cap the thread pools of libraries already loaded (env vars cover later ones)."""
+    threads = env.get("OMP_NUM_THREADS")
+    if not threads:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=int(threads))
+    except Exception:   # noqa: BLE001 - best effort; the env vars still apply
+        pass
+
+
+def _wait_child(pid: int, sup: Any) -> int | None:
+    """Wait for the child; obey ``kill`` requests. None if the driver vanished."""
+    pidfd = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = None
+    try:
+        while True:
+            watch = [sup] + ([pidfd] if pidfd is not None else [])
+            ready = wait(watch, timeout=None if pidfd is not None else 0.05)
+            if sup in ready:
+                try:
+                    message = sup.recv()
+                except (EOFError, OSError):
+                    _kill(pid)
+                    os.waitpid(pid, 0)
+                    return None
+                if message[0] == "kill":
+                    _kill(pid)
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

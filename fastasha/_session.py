@@ -1,0 +1,333 @@
+"""The objective's side of a trial: ``report``, ``get_context``, ``get_checkpoint``.
+
+A :class:`Session` lives in the worker for the duration of one trial. Its
+``report`` adds Ray Tune's automatic fields to the metrics and appends the
+result to a buffer; the buffer goes to the driver only at a *decision point*
+(the scheduler's next milestone, a met stop criterion, a checkpoint, a
+decreasing ``time_attr``, or every report when a stopper or custom
+scheduler asks for it), and otherwise at least every
+:data:`FLUSH_INTERVAL_S` seconds. At a decision point the objective waits
+for the driver's verdict; a STOP raises :class:`TrialStopped`, which does
+not derive from ``Exception`` so that ``except Exception`` in user code
+cannot swallow it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .checkpoint import Checkpoint
+
+FLUSH_INTERVAL_S = 0.5
+
+_local = threading.local()
+_HOSTNAME = socket.gethostname()
+
+
+class TrialStopped(BaseException):
+    """Raised inside ``report()`` when the trial must end (scheduler, stopper, budget)."""
+
+
+def json_default(obj: Any) -> Any:
+    """Make numpy scalars/arrays and odd objects JSON-able (never raises)."""
+    item = getattr(obj, "item", None)
+    if callable(item):
+        try:
+            return obj.tolist() if getattr(obj, "ndim", 0) else item()
+        except Exception:
+            pass
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, Checkpoint):
+        return obj.path
+    return repr(obj)
+
+
+def dumps_rows(rows: list[dict]) -> str:
+    """JSON text of a list of results, as stored in the experiment file."""
+    return json.dumps(rows, default=json_default)
+
+
+@dataclass
+class TrialContext:
+    """What ``tune.get_context()`` returns inside a trial (Ray's ``TuneContext`` methods)."""
+
+    trial_id: str | None = None
+    trial_name: str | None = None
+    experiment_name: str | None = None
+    trial_dir: str | None = None
+    resources: dict = field(default_factory=dict)
+    gpu_ids: list[str] = field(default_factory=list)
+
+    def get_trial_id(self) -> str | None:
+        return self.trial_id
+
+    def get_trial_name(self) -> str | None:
+        return self.trial_name
+
+    def get_experiment_name(self) -> str | None:
+        return self.experiment_name
+
+    def get_trial_dir(self) -> str | None:
+        return self.trial_dir
+
+    def get_trial_resources(self) -> dict:
+        return dict(self.resources)
+
+
+class Link:
+    """One worker's connection to the driver, shared by its successive trials.
+
+    A background thread flushes the current trial's buffer when it has
+    waited :data:`FLUSH_INTERVAL_S`; ``lock`` keeps each request/answer pair
+    on the connection whole.
+    """
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.session: Session | None = None
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._flush_loop, name="fastasha-flush", daemon=True)
+        self._thread.start()
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(FLUSH_INTERVAL_S / 2):
+            session = self.session
+            if session is not None and session.buffer and \
+                    time.time() - session.last_flush >= FLUSH_INTERVAL_S:
+                try:
+                    session.flush("sync", from_thread=True)
+                except (OSError, EOFError):
+                    return
+
+    def request(self, message: tuple) -> Any:
+        """Send ``message`` and wait for the driver's answer."""
+        with self.lock:
+            self.conn.send(message)
+            return self.conn.recv()
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+class Session:
+    """State of one running trial in its worker."""
+
+    def __init__(self, link: Link, spec: dict) -> None:
+        self.link = link
+        self.trial_id: str = spec["trial_id"]
+        self.config: dict = spec["config"]
+        self.metric: str | None = spec.get("metric")
+        self.time_attr: str | None = spec.get("time_attr")
+        self.decision_point: float = spec.get("decision_point", -math.inf)
+        self.every_report: bool = spec.get("every_report", False)
+        self.stop_items = list(spec.get("stop", {}).items())
+        self.iteration: int = spec.get("iteration", 0)
+        self.checkpoint_root: str | None = spec.get("checkpoint_root")
+        restored = spec.get("checkpoint")
+        self.restored_checkpoint = Checkpoint(restored) if restored else None
+        self.context = TrialContext(
+            trial_id=self.trial_id,
+            trial_name=spec.get("trial_name", self.trial_id),
+            experiment_name=spec.get("experiment_name"),
+            trial_dir=spec.get("trial_dir"),
+            resources=dict(spec.get("resources", {})),
+            gpu_ids=list(spec.get("gpu_ids", [])),
+        )
+        self.buffer: deque[dict] = deque()
+        self.stop_requested = False
+        self._check_metric = self.metric is not None
+        self._pid = os.getpid()
+        now = time.time()
+        self._start = now - spec.get("time_offset", 0.0)
+        self._last = now
+        self.last_flush = now
+        self._last_t = -math.inf
+        self._date = ""
+        self._date_until = 0.0
+
+    # ---------------------------------------------------------------- report
+
+    def _refresh_date(self, now: float) -> str:
+        second = math.floor(now)
+        self._date = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(second))
+        self._date_until = second + 1
+        return self._date
+
+    def report(self, metrics: Mapping, checkpoint: Checkpoint | None = None) -> None:
+        if type(metrics) is not dict:
+            if not isinstance(metrics, Mapping):
+                raise TypeError(
+                    f"report() takes a dict of metrics, got {metrics!r} of type "
+                    f"{type(metrics).__name__}; call tune.report({{'loss': loss}})"
+                )
+            metrics = dict(metrics)
+        now = time.time()
+        self.iteration += 1
+        row = {
+            "training_iteration": self.iteration,
+            "time_this_iter_s": now - self._last,
+            "time_total_s": now - self._start,
+            "timestamp": int(now),
+            "date": self._date if now < self._date_until else self._refresh_date(now),
+            "trial_id": self.trial_id,
+            "hostname": _HOSTNAME,
+            "pid": self._pid,
+            "done": False,
+            **metrics,
+        }
+        self._last = now
+        if self._check_metric:
+            self._check_metric = False
+            if self.metric not in row:
+                raise ValueError(
+                    f"trial {self.trial_id} reported {sorted(metrics)!r} but TuneConfig(metric="
+                    f"{self.metric!r}) needs {self.metric!r} in every result; add it to the dict "
+                    "passed to tune.report() or change the metric"
+                )
+        self.buffer.append(row)
+        decide = self.every_report
+        if self.time_attr is not None:
+            t = row.get(self.time_attr)
+            if t is not None:
+                try:
+                    if t >= self.decision_point or t < self._last_t:
+                        decide = True
+                except TypeError as err:
+                    raise TypeError(
+                        f"result key {self.time_attr!r} must be a number, got {t!r}"
+                    ) from err
+                self._last_t = t
+        stop_hit = False
+        for key, bound in self.stop_items:
+            value = row.get(key)
+            if value is None:
+                raise ValueError(
+                    f"stop criterion {key!r} is not in the result of trial {self.trial_id}; "
+                    f"its keys are {sorted(row)!r}"
+                )
+            if value >= bound:
+                stop_hit = True
+        saved = None
+        if checkpoint is not None:
+            saved = self._save_checkpoint(checkpoint)
+            decide = True
+        if decide or stop_hit:
+            self.flush("decide", stop_hit=stop_hit, checkpoint=saved)
+        elif now - self.last_flush >= FLUSH_INTERVAL_S:
+            self.flush("sync")
+        if self.stop_requested:
+            raise TrialStopped()
+
+    def drain(self) -> list[dict]:
+        """Take every buffered result, oldest first."""
+        buf = self.buffer
+        return [buf.popleft() for _ in range(len(buf))]
+
+    def flush(self, kind: str, *, stop_hit: bool = False, checkpoint: tuple | None = None,
+              from_thread: bool = False) -> None:
+        """Send the buffer; at a decision point wait for and apply the verdict."""
+        with self.link.lock:
+            if self.link.session is not self:
+                return
+            rows = self.drain()
+            if not rows and kind == "sync":
+                return
+            try:
+                self.link.conn.send((
+                    "report", self.trial_id, dumps_rows(rows), len(rows),
+                    rows[-1] if rows else None, kind, stop_hit, checkpoint,
+                ))
+                _, stop, decision_point = self.link.conn.recv()
+            except (EOFError, OSError):
+                # the driver is gone (interrupted or killed): unwind the objective
+                stop, decision_point = True, math.inf
+            self.last_flush = time.time()
+        self.decision_point = decision_point
+        if stop:
+            self.stop_requested = True
+            if not from_thread:
+                raise TrialStopped()
+
+    # ------------------------------------------------------------ checkpoint
+
+    def _save_checkpoint(self, checkpoint: Checkpoint) -> tuple[str, int]:
+        if not isinstance(checkpoint, Checkpoint):
+            raise TypeError(
+                f"checkpoint must be a tune.Checkpoint, got {checkpoint!r}; use "
+                "Checkpoint.from_directory(path)"
+            )
+        if self.checkpoint_root is None:
+            raise RuntimeError("this trial has no checkpoint folder")
+        name = f"checkpoint_{self.iteration:06d}"
+        target = os.path.join(self.checkpoint_root, name)
+        if os.path.abspath(checkpoint.path) != os.path.abspath(target):
+            tmp = target + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(checkpoint.path, tmp)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)
+        return (target, self.iteration)
+
+
+# ------------------------------------------------------------- public helpers
+
+def current_session() -> Session | None:
+    return getattr(_local, "session", None)
+
+
+def set_session(session: Session | None) -> None:
+    _local.session = session
+
+
+def report(metrics: Mapping, *, checkpoint: Checkpoint | None = None) -> None:
+    """Report a result of the current trial (Ray Tune's ``tune.report``).
+
+    Parameters
+    ----------
+    metrics : dict
+        Metric names to values. fastasha adds ``training_iteration`` (the
+        1-based count of reports), ``time_this_iter_s``, ``time_total_s``,
+        ``timestamp``, ``date``, ``trial_id``, ``hostname``, ``pid`` and
+        ``done``; keys you report yourself take precedence.
+    checkpoint : Checkpoint, optional
+        A directory to keep with this result; the trial resumes from its
+        latest checkpoint after a failure or a restore.
+
+    Raises
+    ------
+    RuntimeError
+        When called outside a trial.
+    TrialStopped
+        When the scheduler, a stopper or the sweep's budget ends the trial;
+        let it propagate (it is not an ``Exception``).
+    """
+    session = getattr(_local, "session", None)
+    if session is None:
+        raise RuntimeError(
+            "tune.report() was called outside a trial; call it from inside the objective "
+            "function you pass to tune.Tuner"
+        )
+    session.report(metrics, checkpoint)
+
+
+def get_context() -> TrialContext:
+    """Information about the current trial (an empty context outside a trial)."""
+    session = getattr(_local, "session", None)
+    return session.context if session is not None else TrialContext()
+
+
+def get_checkpoint() -> Checkpoint | None:
+    """The checkpoint this trial resumes from, or ``None`` on a fresh start."""
+    session = getattr(_local, "session", None)
+    return session.restored_checkpoint if session is not None else None

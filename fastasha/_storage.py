@@ -1,0 +1,314 @@
+"""The experiment file: one SQLite database per experiment.
+
+Layout of an experiment directory ``<storage_path>/<name>/``::
+
+    experiment.db       SQLite (WAL): settings, trials, results, scheduler events
+    trials/<trial_id>/checkpoint_<iteration>/   checkpoints saved by trials
+
+Contract
+--------
+* Only the driver writes, from one thread. Readers may open the file at
+  any time (WAL lets them read while the driver writes).
+* The write methods (:meth:`ExperimentStore.add_trial`, ``update_trial``,
+  ``add_results``, ``add_event``, ``remove_checkpoint``) only queue in memory.
+  :meth:`ExperimentStore.flush` writes everything queued in one
+  transaction and returns once it is durable (``synchronous=FULL``): a
+  crash of the driver afterwards loses nothing that was flushed.
+* Repeated ``update_trial`` calls overwrite the named fields; adding the
+  same trial twice is an error. Results keep their arrival order.
+* Everything stored is JSON text and numbers, never pickle: opening an
+  experiment cannot run code.
+* The directory is created ``0o700`` and the database ``0o600``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterator
+
+FILE_NAME = "experiment.db"
+TRIALS_DIR = "trials"
+FORMAT = "fastasha-experiment"
+VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE trials (
+    idx INTEGER PRIMARY KEY,
+    trial_id TEXT NOT NULL UNIQUE,
+    config TEXT NOT NULL,
+    bracket INTEGER,
+    resources TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n_failures INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    traceback TEXT,
+    last_result TEXT,
+    checkpoint TEXT,
+    checkpoints TEXT
+);
+CREATE TABLE results (
+    seq INTEGER PRIMARY KEY,
+    trial_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    rows TEXT NOT NULL
+);
+CREATE INDEX results_by_trial ON results (trial_id, seq);
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    trial_id TEXT,
+    payload TEXT
+);
+"""
+
+_TRIAL_FIELDS = ("status", "n_failures", "error", "traceback", "last_result", "checkpoint",
+                 "checkpoints")
+_JSON_FIELDS = ("last_result", "checkpoints")
+
+
+class StoreError(ValueError):
+    """The experiment file is missing, corrupt, or not a fastasha experiment."""
+
+
+def _dumps(obj: Any) -> str:
+    from ._session import json_default
+
+    return json.dumps(obj, default=json_default)
+
+
+def _open_private(path: Path) -> None:
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+class ExperimentStore:
+    """Read and write one experiment file; see the module docstring for the contract."""
+
+    def __init__(self, directory: Path, conn: sqlite3.Connection, readonly: bool) -> None:
+        self.directory = directory
+        self._conn = conn
+        self.readonly = readonly
+        self._new_trials: list[tuple] = []
+        self._trial_updates: dict[str, dict] = {}
+        self._results: list[tuple] = []
+        self._events: list[tuple] = []
+        self._doomed_checkpoints: list[str] = []
+        self.n_flushes = 0
+
+    # ------------------------------------------------------------ open/create
+
+    @staticmethod
+    def path_of(directory: str | os.PathLike) -> Path:
+        return Path(directory) / FILE_NAME
+
+    @classmethod
+    def exists(cls, directory: str | os.PathLike) -> bool:
+        """Whether ``directory`` holds an experiment file (not checking its content)."""
+        return cls.path_of(directory).is_file()
+
+    @classmethod
+    def create(cls, directory: str | os.PathLike, settings: dict,
+               overwrite: bool = False) -> ExperimentStore:
+        """Create the experiment directory and file; refuse to clobber an experiment."""
+        directory = Path(directory)
+        db = cls.path_of(directory)
+        if db.exists():
+            if not overwrite:
+                raise FileExistsError(
+                    f"{directory} already holds an experiment; resume it with "
+                    f"Tuner.restore({str(directory)!r}, trainable), choose another "
+                    "RunConfig(name=...), or delete the folder"
+                )
+            cls.open(directory)   # only ever overwrite one of ours
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(db) + suffix).unlink(missing_ok=True)
+            shutil.rmtree(directory / TRIALS_DIR, ignore_errors=True)
+        elif directory.exists() and any(directory.iterdir()):
+            raise FileExistsError(
+                f"{directory} exists and is not empty but holds no fastasha experiment; "
+                "choose another RunConfig(name=...) or storage_path"
+            )
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(directory, 0o700)
+        (directory / TRIALS_DIR).mkdir(exist_ok=True, mode=0o700)
+        _open_private(db)
+        conn = cls._connect(db)
+        with conn:
+            conn.executescript(_SCHEMA)
+            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+                ("format", FORMAT),
+                ("version", str(VERSION)),
+                ("settings", _dumps(settings)),
+            ])
+        return cls(directory, conn, readonly=False)
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike, readonly: bool = False) -> ExperimentStore:
+        """Open an existing experiment; :class:`StoreError` if it is not one."""
+        directory = Path(directory)
+        db = cls.path_of(directory)
+        if not db.is_file():
+            raise StoreError(f"no fastasha experiment in {directory} (missing {FILE_NAME})")
+        try:
+            if readonly:
+                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
+                conn.execute("PRAGMA query_only = ON")
+            else:
+                conn = cls._connect(db)
+            rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as err:
+            raise StoreError(
+                f"{db} is not a readable fastasha experiment file ({err}); it was left "
+                "untouched"
+            ) from err
+        if rows.get("format") != FORMAT:
+            conn.close()
+            raise StoreError(f"{db} is an SQLite file but not a fastasha experiment; it was left untouched")
+        if rows.get("version") != str(VERSION):
+            conn.close()
+            raise StoreError(
+                f"{db} was written by an incompatible fastasha (format version "
+                f"{rows.get('version')!r}, this one reads {VERSION})"
+            )
+        return cls(directory, conn, readonly=readonly)
+
+    @staticmethod
+    def _connect(db: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    # ----------------------------------------------------------------- writes
+
+    def add_trial(self, trial_id: str, index: int, config_json: str, bracket: int | None,
+                  resources: dict) -> None:
+        self._new_trials.append((index, trial_id, config_json, bracket, _dumps(resources), "PENDING"))
+
+    def update_trial(self, trial_id: str, **fields: Any) -> None:
+        unknown = set(fields) - set(_TRIAL_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown trial field(s) {sorted(unknown)}")
+        self._trial_updates.setdefault(trial_id, {}).update(fields)
+
+    def add_results(self, trial_id: str, rows_json: str, n_rows: int) -> None:
+        self._results.append((trial_id, n_rows, rows_json))
+
+    def add_event(self, kind: str, trial_id: str | None, payload: Any) -> None:
+        self._events.append((kind, trial_id, None if payload is None else _dumps(payload)))
+
+    def remove_checkpoint(self, trial_id: str, path: str) -> None:
+        self._doomed_checkpoints.append(path)
+
+    @property
+    def pending(self) -> int:
+        """Number of queued writes."""
+        return (len(self._new_trials) + len(self._trial_updates) + len(self._results)
+                + len(self._events))
+
+    def flush(self) -> None:
+        """Write everything queued in one transaction; durable on return."""
+        if self.readonly:
+            raise StoreError("this experiment file was opened read-only")
+        if not self.pending and not self._doomed_checkpoints:
+            return
+        new_trials, self._new_trials = self._new_trials, []
+        updates, self._trial_updates = self._trial_updates, {}
+        results, self._results = self._results, []
+        events, self._events = self._events, []
+        doomed, self._doomed_checkpoints = self._doomed_checkpoints, []
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if new_trials:
+                conn.executemany(
+                    "INSERT INTO trials (idx, trial_id, config, bracket, resources, status) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", new_trials)
+            for trial_id, fields in updates.items():
+                names = list(fields)
+                values = [_dumps(fields[n]) if n in _JSON_FIELDS and fields[n] is not None
+                          else fields[n] for n in names]
+                conn.execute(
+                    f"UPDATE trials SET {', '.join(n + ' = ?' for n in names)} WHERE trial_id = ?",
+                    (*values, trial_id))
+            if results:
+                conn.executemany("INSERT INTO results (trial_id, n, rows) VALUES (?, ?, ?)", results)
+            if events:
+                conn.executemany("INSERT INTO events (kind, trial_id, payload) VALUES (?, ?, ?)",
+                                 events)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.n_flushes += 1
+        for path in doomed:
+            target = Path(path)
+            if target.is_dir() and self.directory in target.resolve().parents:
+                shutil.rmtree(target, ignore_errors=True)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Write one extra setting at once (durable on return)."""
+        self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                           (key, _dumps(value)))
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        except sqlite3.Error:
+            pass
+
+    # ------------------------------------------------------------------ reads
+
+    def settings(self) -> dict:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def trial_rows(self) -> list[dict]:
+        """Every trial, in creation order, with JSON fields decoded."""
+        cur = self._conn.execute(
+            "SELECT idx, trial_id, config, bracket, resources, status, n_failures, error, "
+            "traceback, last_result, checkpoint, checkpoints FROM trials ORDER BY idx")
+        out = []
+        for (idx, trial_id, config, bracket, resources, status, n_failures, error, trace,
+             last_result, checkpoint, checkpoints) in cur:
+            out.append({
+                "index": idx, "trial_id": trial_id, "config": json.loads(config),
+                "bracket": bracket, "resources": json.loads(resources), "status": status,
+                "n_failures": n_failures, "error": error, "traceback": trace,
+                "last_result": json.loads(last_result) if last_result else None,
+                "checkpoint": checkpoint,
+                "checkpoints": json.loads(checkpoints) if checkpoints else [],
+            })
+        return out
+
+    def results(self, trial_id: str) -> list[dict]:
+        """Every result of one trial, in arrival order."""
+        rows: list[dict] = []
+        for (blob,) in self._conn.execute(
+                "SELECT rows FROM results WHERE trial_id = ? ORDER BY seq", (trial_id,)):
+            rows.extend(json.loads(blob))
+        return rows
+
+    def iter_results(self) -> Iterator[tuple[str, list[dict]]]:
+        """``(trial_id, results)`` batches of the whole experiment, in arrival order."""
+        for trial_id, blob in self._conn.execute("SELECT trial_id, rows FROM results ORDER BY seq"):
+            yield trial_id, json.loads(blob)
+
+    def n_results(self) -> int:
+        row = self._conn.execute("SELECT COALESCE(SUM(n), 0) FROM results").fetchone()
+        return int(row[0])
+
+    def events(self) -> Iterator[tuple[str, str | None, Any]]:
+        """The scheduler calls of the experiment, in order: ``(kind, trial_id, payload)``."""
+        for kind, trial_id, payload in self._conn.execute(
+                "SELECT kind, trial_id, payload FROM events ORDER BY seq"):
+            yield kind, trial_id, json.loads(payload) if payload is not None else None

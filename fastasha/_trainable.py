@@ -1,0 +1,131 @@
+"""``with_resources`` and ``with_parameters``: wrappers around an objective.
+
+Both return picklable callables that behave like the objective (call them
+with a config) and carry what the Tuner needs: the per-trial resource
+request, and large objects shipped once per worker slot instead of once per
+trial.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Mapping
+
+from ._resources import Request, parse_request
+
+
+class _Wrapped:
+    """Base of the wrappers: forwards the objective's name and doc."""
+
+    def __init__(self, trainable: Callable) -> None:
+        if not callable(trainable):
+            raise TypeError(
+                f"trainable must be a function taking a config dict, got {trainable!r}"
+            )
+        self.trainable = trainable
+        functools.update_wrapper(self, trainable, updated=())
+
+    @property
+    def inner(self) -> Callable:
+        """The objective with every wrapper removed."""
+        inner = self.trainable
+        while isinstance(inner, _Wrapped):
+            inner = inner.trainable
+        return inner
+
+
+class ResourceTrainable(_Wrapped):
+    """An objective with a resource request; made by :func:`with_resources`."""
+
+    def __init__(self, trainable: Callable, resources: Mapping | Callable[[dict], Mapping]) -> None:
+        super().__init__(trainable)
+        if callable(resources):
+            self.request_fn: Callable[[dict], Mapping] | None = resources
+            self.fixed: Request | None = None
+        else:
+            self.request_fn = None
+            self.fixed = parse_request(resources)
+
+    def request_for(self, config: dict) -> Request:
+        """The request of the trial with ``config``."""
+        if self.fixed is not None:
+            return self.fixed
+        try:
+            asked = self.request_fn(config)
+        except Exception as err:
+            raise ValueError(f"the resource function passed to with_resources failed: {err!r}") from err
+        return parse_request(asked)
+
+    def __call__(self, config: dict, **kwargs: Any) -> Any:
+        return self.trainable(config, **kwargs)
+
+
+class ParameterTrainable(_Wrapped):
+    """An objective called as ``trainable(config, **parameters)``; see :func:`with_parameters`."""
+
+    def __init__(self, trainable: Callable, parameters: dict) -> None:
+        super().__init__(trainable)
+        self.parameters = parameters
+
+    def __call__(self, config: dict, **kwargs: Any) -> Any:
+        return self.trainable(config, **self.parameters, **kwargs)
+
+
+def with_resources(trainable: Callable, resources: Mapping | Callable[[dict], Mapping]) -> ResourceTrainable:
+    """Attach a per-trial resource request to an objective.
+
+    Parameters
+    ----------
+    trainable : callable
+        The objective, ``trainable(config)``.
+    resources : dict or callable
+        ``{"cpu": n, "gpu": m}`` (a missing key means 1 CPU / 0 GPU), or a
+        function of the trial's config returning such a dict. ``gpu`` may
+        be a fraction of one device (``0.5`` packs two trials per GPU).
+
+    Returns
+    -------
+    callable
+        The objective, carrying its request.
+
+    Examples
+    --------
+    >>> from fastasha import tune
+    >>> def objective(config):
+    ...     tune.report({"loss": config["x"]})
+    >>> wrapped = tune.with_resources(objective, {"cpu": 2, "gpu": 0})
+    >>> wrapped.request_for({"x": 1})
+    Request(cpu=2.0, gpu=0.0)
+    """
+    return ResourceTrainable(trainable, resources)
+
+
+def with_parameters(trainable: Callable, **parameters: Any) -> ParameterTrainable:
+    """Pass large objects to an objective once per worker instead of once per trial.
+
+    The objective is called as ``trainable(config, **parameters)``. The
+    objects are pickled with the objective when a worker slot starts, so a
+    data set is sent to each worker once, not with every trial.
+
+    Examples
+    --------
+    >>> from fastasha import tune
+    >>> def objective(config, data):
+    ...     tune.report({"loss": sum(data) * config["x"]})
+    >>> wrapped = tune.with_parameters(objective, data=[1, 2, 3])
+    >>> sorted(wrapped.parameters)
+    ['data']
+    """
+    if not parameters:
+        raise ValueError("with_parameters needs at least one keyword argument to pass along")
+    return ParameterTrainable(trainable, dict(parameters))
+
+
+def request_of(trainable: Callable) -> ResourceTrainable | None:
+    """The outermost resource wrapper of ``trainable``, if any."""
+    node = trainable
+    while isinstance(node, _Wrapped):
+        if isinstance(node, ResourceTrainable):
+            return node
+        node = node.trainable
+    return None

@@ -1,0 +1,189 @@
+"""Configuration objects of a sweep, with Ray Tune's names and defaults."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ._validation import check_choice, check_int, check_mode
+
+
+@dataclass
+class FailureConfig:
+    """What happens when a trial fails.
+
+    Parameters
+    ----------
+    max_failures : int, default=0
+        Retries per trial after an error or a dead worker (from the
+        trial's latest checkpoint when it has one). ``-1`` retries forever.
+    fail_fast : bool, default=False
+        Stop the whole sweep at the first trial error.
+    """
+
+    max_failures: int = 0
+    fail_fast: bool = False
+
+    def __post_init__(self) -> None:
+        check_int("max_failures", self.max_failures, minimum=-1)
+        if not isinstance(self.fail_fast, bool):
+            raise TypeError(f"fail_fast must be True or False, got {self.fail_fast!r}")
+
+
+@dataclass
+class CheckpointConfig:
+    """Which checkpoints of a trial are kept.
+
+    Parameters
+    ----------
+    num_to_keep : int or None, default=None
+        Keep at most this many checkpoints per trial (``None`` keeps all).
+        The latest checkpoint is always kept, so a trial can resume.
+    checkpoint_score_attribute : str or None, default=None
+        Result key that ranks checkpoints; by default the most recent ones
+        are kept.
+    checkpoint_score_order : {"max", "min"}, default="max"
+        Whether a larger or a smaller score is better.
+    """
+
+    num_to_keep: int | None = None
+    checkpoint_score_attribute: str | None = None
+    checkpoint_score_order: str = "max"
+
+    def __post_init__(self) -> None:
+        if self.num_to_keep is not None:
+            check_int("num_to_keep", self.num_to_keep, minimum=1,
+                      hint="; use None to keep every checkpoint")
+        check_choice("checkpoint_score_order", self.checkpoint_score_order, ("max", "min"))
+
+
+@dataclass
+class RunConfig:
+    """Where and how a sweep runs.
+
+    Parameters
+    ----------
+    name : str or None, default=None
+        Experiment name: its directory is ``<storage_path>/<name>``. A name
+        is generated from the objective and the time when left out.
+    storage_path : str or None, default=None
+        Root folder of experiments, ``~/fastasha_results`` by default.
+    stop : dict, callable or Stopper, optional
+        When to end a trial: a dict ``{key: bound}`` stops it when
+        ``result[key] >= bound``; a callable ``(trial_id, result) -> bool``;
+        or a :class:`~fastasha.stopper.Stopper`.
+    verbose : int, default=1
+        0 silent, 1 live status table, 2 also a line per finished trial.
+    failure_config : FailureConfig, optional
+    checkpoint_config : CheckpointConfig, optional
+    overwrite : bool, default=False
+        Replace an existing experiment of the same name instead of refusing
+        to start (a fastasha extension; without it, resume the old one with
+        ``Tuner.restore``).
+    callbacks : list, optional
+        Objects with any of the methods ``on_trial_start(trial_id, config)``,
+        ``on_trial_result(trial_id, result)``, ``on_trial_complete(trial_id,
+        result)`` and ``on_trial_error(trial_id, error)``, called in the
+        driver.
+    """
+
+    name: str | None = None
+    storage_path: str | None = None
+    stop: dict | Callable | Any | None = None
+    verbose: int = 1
+    failure_config: FailureConfig | None = None
+    checkpoint_config: CheckpointConfig | None = None
+    callbacks: list | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.name is not None:
+            if not isinstance(self.name, str) or not self.name.strip():
+                raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+            if "/" in self.name or "\\" in self.name or self.name in (".", ".."):
+                raise ValueError(
+                    f"name must be a plain folder name, got {self.name!r}; put the parent "
+                    "folder in storage_path"
+                )
+        if isinstance(self.verbose, bool) or not isinstance(self.verbose, int) \
+                or self.verbose not in (0, 1, 2, 3):
+            raise ValueError(f"verbose must be 0, 1, 2 or 3, got {self.verbose!r}")
+        if self.failure_config is None:
+            self.failure_config = FailureConfig()
+        if self.checkpoint_config is None:
+            self.checkpoint_config = CheckpointConfig()
+        if self.callbacks is None:
+            self.callbacks = []
+
+
+@dataclass
+class TuneConfig:
+    """What a sweep optimises and how many trials it runs.
+
+    Parameters
+    ----------
+    metric : str or None, default=None
+        Result key to optimise; passed to the scheduler.
+    mode : {"min", "max"} or None, default=None
+        Whether smaller or larger values of ``metric`` are better.
+    scheduler : TrialScheduler or None, default=None
+        Early stopping; :class:`~fastasha.schedulers.FIFOScheduler` (none)
+        by default.
+    search_alg : object or None, default=None
+        A searcher with ``suggest(trial_id) -> dict | None`` (and optionally
+        ``set_search_properties``, ``on_trial_result``,
+        ``on_trial_complete``); by default configs are drawn from the
+        param space.
+    num_samples : int, default=1
+        Number of trials (times the size of any grid search); ``-1`` runs
+        until ``time_budget_s``.
+    max_concurrent_trials : int or None, default=None
+        Cap on the trials running at once.
+    time_budget_s : float or None, default=None
+        Wall-clock budget of the sweep in seconds.
+    seed : int or None, default=None
+        Makes sampled configs and bracket draws reproducible.
+    """
+
+    metric: str | None = None
+    mode: str | None = None
+    scheduler: Any = None
+    search_alg: Any = None
+    num_samples: int = 1
+    max_concurrent_trials: int | None = None
+    time_budget_s: float | None = None
+    seed: int | None = None
+    _extra: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.metric is not None and not isinstance(self.metric, str):
+            raise TypeError(f"metric must be a string, got {self.metric!r}")
+        check_mode(self.mode)
+        if self.mode is not None and self.metric is None:
+            raise ValueError(
+                f"mode={self.mode!r} was given without a metric; pass metric='<result key>' "
+                "to TuneConfig as well"
+            )
+        check_int("num_samples", self.num_samples)
+        if self.num_samples == 0 or self.num_samples < -1:
+            raise ValueError(
+                f"num_samples must be a positive number of trials or -1 (run until "
+                f"time_budget_s), got {self.num_samples!r}"
+            )
+        if self.max_concurrent_trials is not None:
+            check_int("max_concurrent_trials", self.max_concurrent_trials, minimum=1)
+        if self.time_budget_s is not None:
+            if isinstance(self.time_budget_s, bool) or not isinstance(self.time_budget_s, numbers.Real) \
+                    or not self.time_budget_s > 0:
+                raise ValueError(
+                    f"time_budget_s must be a number of seconds greater than 0, got "
+                    f"{self.time_budget_s!r}"
+                )
+        if self.num_samples == -1 and self.time_budget_s is None:
+            raise ValueError(
+                "num_samples=-1 runs trials until the time budget is spent; set "
+                "time_budget_s as well"
+            )
+        if self.seed is not None:
+            check_int("seed", self.seed, minimum=0)

@@ -1,0 +1,254 @@
+"""Results of a sweep: :class:`ResultGrid` and :class:`Result`, as in Ray Tune.
+
+A ``ResultGrid`` is read from the experiment directory alone
+(:meth:`ResultGrid.from_path`), so results can be inspected without the
+objective, in another process, or after a crash. Per-trial histories
+(``Result.metrics_dataframe``) are loaded from the experiment file on first
+use, not kept in memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from ._storage import TRIALS_DIR, ExperimentStore
+from ._validation import check_choice, check_mode
+from .checkpoint import Checkpoint
+
+SCOPES = ("last", "avg", "last-5-avg", "last-10-avg", "all")
+
+
+class TrialError(RuntimeError):
+    """The error a trial ended with; ``str(err)`` is the message, ``.traceback`` the text."""
+
+    def __init__(self, trial_id: str, message: str, traceback: str | None = None) -> None:
+        super().__init__(message)
+        self.trial_id = trial_id
+        self.traceback = traceback
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, name + "/"))
+        else:
+            out[name] = value
+    return out
+
+
+def _require_pandas():
+    try:
+        import pandas
+    except ImportError as err:
+        raise ImportError(
+            "data frames need pandas: pip install 'fastasha[pandas]' (or pip install pandas)"
+        ) from err
+    return pandas
+
+
+class Result:
+    """The outcome of one trial.
+
+    Attributes
+    ----------
+    trial_id : str
+    config : dict
+        The trial's hyperparameters (as stored: JSON values).
+    metrics : dict
+        The trial's last result (empty if it reported nothing).
+    error : TrialError or None
+        Why the trial failed, with its traceback text.
+    path : str
+        The trial's folder in the experiment (holds its checkpoints).
+    status : str
+        ``"TERMINATED"``, ``"ERROR"``, ``"RUNNING"`` (interrupted) or ``"PENDING"``.
+    """
+
+    def __init__(self, experiment_path: Path, row: dict) -> None:
+        self._experiment_path = experiment_path
+        self.trial_id: str = row["trial_id"]
+        self.config: dict = row["config"]
+        self.metrics: dict = row["last_result"] or {}
+        self.status: str = row["status"]
+        self.bracket: int | None = row["bracket"]
+        self.n_failures: int = row["n_failures"]
+        self.error: TrialError | None = (
+            TrialError(self.trial_id, row["error"], row["traceback"]) if row["error"] and
+            self.status == "ERROR" else None
+        )
+        self.path = str(experiment_path / TRIALS_DIR / self.trial_id)
+        latest = row["checkpoint"]
+        self.checkpoint: Checkpoint | None = Checkpoint(latest) if latest else None
+        self._checkpoints = row["checkpoints"]
+        self._history: list[dict] | None = None
+
+    @property
+    def best_checkpoints(self) -> list[tuple[Checkpoint, dict]]:
+        """Kept checkpoints with their iteration: ``[(Checkpoint, {"training_iteration": i})]``."""
+        return [(Checkpoint(c[0]), {"training_iteration": c[1]}) for c in self._checkpoints]
+
+    def history(self) -> list[dict]:
+        """Every result of the trial, in order (read from the experiment file once)."""
+        if self._history is None:
+            store = ExperimentStore.open(self._experiment_path, readonly=True)
+            try:
+                self._history = store.results(self.trial_id)
+            finally:
+                store.close()
+        return self._history
+
+    @property
+    def metrics_dataframe(self):
+        """Every result of the trial as a pandas DataFrame (nested keys as ``a/b``)."""
+        pd = _require_pandas()
+        return pd.DataFrame([_flatten(r) for r in self.history()])
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.metrics.items() if k in ("training_iteration",)}
+        return (f"Result(trial_id={self.trial_id!r}, status={self.status!r}, "
+                f"metrics={shown}, error={self.error!r})")
+
+
+class ResultGrid:
+    """All trials of an experiment (Ray Tune's ``ResultGrid``).
+
+    Supports ``len``, indexing and iteration over :class:`Result` objects in
+    trial creation order.
+    """
+
+    def __init__(self, experiment_path: str | os.PathLike, results: list[Result],
+                 metric: str | None = None, mode: str | None = None) -> None:
+        self.experiment_path = str(experiment_path)
+        self._results = results
+        self._metric = metric
+        self._mode = mode
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike) -> ResultGrid:
+        """Rebuild the grid from an experiment directory (no objective needed)."""
+        path = Path(path).expanduser()
+        store = ExperimentStore.open(path, readonly=True)
+        try:
+            settings = store.settings()
+            results = [Result(path, row) for row in store.trial_rows()]
+        finally:
+            store.close()
+        return cls(path, results, settings.get("metric"), settings.get("mode"))
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def __getitem__(self, i: int) -> Result:
+        return self._results[i]
+
+    def __iter__(self) -> Iterator[Result]:
+        return iter(self._results)
+
+    @property
+    def errors(self) -> list[TrialError]:
+        """Errors of the trials that failed."""
+        return [r.error for r in self._results if r.error is not None]
+
+    @property
+    def num_errors(self) -> int:
+        return sum(1 for r in self._results if r.status == "ERROR")
+
+    @property
+    def num_terminated(self) -> int:
+        return sum(1 for r in self._results if r.status == "TERMINATED")
+
+    def _score(self, result: Result, metric: str, mode: str, scope: str) -> float | None:
+        if scope == "last":
+            values = [result.metrics.get(metric)]
+        else:
+            values = [r.get(metric) for r in result.history()]
+            if scope == "last-5-avg":
+                values = values[-5:]
+            elif scope == "last-10-avg":
+                values = values[-10:]
+        numbers = []
+        for v in values:
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(x):
+                numbers.append(x)
+        if not numbers:
+            return None
+        if scope == "all":
+            return max(numbers) if mode == "max" else min(numbers)
+        if scope == "last":
+            return numbers[-1]
+        return sum(numbers) / len(numbers)
+
+    def get_best_result(self, metric: str | None = None, mode: str | None = None,
+                        scope: str = "last", filter_nan_and_inf: bool = True) -> Result:
+        """The best trial by ``metric`` and ``mode`` (default: those of ``TuneConfig``).
+
+        Parameters
+        ----------
+        scope : {"last", "avg", "last-5-avg", "last-10-avg", "all"}
+            Which results count: the last one, the average of all (or of the
+            last 5 / 10), or the best of all.
+        filter_nan_and_inf : bool, default=True
+            Ignore NaN and infinite values (they are never the best).
+        """
+        metric = metric or self._metric
+        mode = mode or self._mode
+        if metric is None or mode is None:
+            raise ValueError(
+                "get_best_result needs a metric and a mode: pass them here, e.g. "
+                "get_best_result(metric='loss', mode='min'), or set them in TuneConfig"
+            )
+        check_mode(mode, allow_none=False)
+        check_choice("scope", scope, SCOPES)
+        best, best_score = None, None
+        for result in self._results:
+            score = self._score(result, metric, mode, scope)
+            if score is None:
+                continue
+            if best is None or (score < best_score if mode == "min" else score > best_score):
+                best, best_score = result, score
+        if best is None:
+            raise RuntimeError(
+                f"no trial reported a finite value of {metric!r}; "
+                f"{self.num_errors} of {len(self)} trial(s) failed"
+            )
+        return best
+
+    def get_dataframe(self, filter_metric: str | None = None,
+                      filter_mode: str | None = None):
+        """One row per trial: its last result, ``config/...`` columns and ``trial_id``.
+
+        With ``filter_metric`` and ``filter_mode`` each row is instead the
+        trial's best result by that metric.
+        """
+        pd = _require_pandas()
+        rows = []
+        for result in self._results:
+            metrics = result.metrics
+            if filter_metric is not None:
+                check_mode(filter_mode, allow_none=False)
+                candidates = [r for r in result.history()
+                              if isinstance(r.get(filter_metric), (int, float))
+                              and not math.isnan(r[filter_metric])]
+                if candidates:
+                    pick = min if filter_mode == "min" else max
+                    metrics = pick(candidates, key=lambda r: r[filter_metric])
+            row: dict[str, Any] = _flatten(metrics)
+            row.update(_flatten(result.config, "config/"))
+            row["trial_id"] = result.trial_id
+            row["status"] = result.status
+            row["logdir"] = result.path
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        return (f"ResultGrid(experiment_path={self.experiment_path!r}, trials={len(self)}, "
+                f"terminated={self.num_terminated}, errors={self.num_errors})")

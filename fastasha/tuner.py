@@ -1,0 +1,527 @@
+"""The Tuner: wires search space, scheduler, controller, execution and storage."""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import _storage
+from ._controller import PENDING, RUNNING, Controller, Trial
+from ._execution.driver import Driver
+from ._resources import Request, ResourcePool, parse_available
+from ._trainable import request_of
+from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from .results import ResultGrid
+from .schedulers import AsyncHyperBandScheduler, FIFOScheduler
+from .search import VariantGenerator, config_to_json, space_from_json, space_to_json
+from .stopper import normalize_stop
+
+STORAGE_ENV = "FASTASHA_STORAGE_PATH"
+DEFAULT_STORAGE = "~/fastasha_results"
+
+
+def default_storage_path() -> Path:
+    """``$FASTASHA_STORAGE_PATH`` or ``~/fastasha_results``."""
+    return Path(os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE).expanduser()
+
+
+def _trainable_name(trainable: Callable) -> str:
+    inner = getattr(trainable, "inner", trainable)
+    return getattr(inner, "__name__", type(inner).__name__)
+
+
+def _check_picklable(trainable: Callable) -> None:
+    try:
+        import cloudpickle
+    except ImportError:   # older joblib vendors it
+        from joblib.externals import cloudpickle
+
+    try:
+        cloudpickle.dumps(trainable)
+    except Exception as err:   # noqa: BLE001 - any pickling failure
+        raise TypeError(
+            f"the objective {_trainable_name(trainable)!r} cannot be pickled ({err}); worker "
+            "processes need to receive it. Define it at module level and pass large objects "
+            "with tune.with_parameters(...), or run with joblib's threading backend "
+            "(joblib.parallel_config(backend='threading'))"
+        ) from err
+
+
+def _backend_is_threading() -> bool:
+    try:
+        from joblib.parallel import get_active_backend
+
+        backend, _ = get_active_backend()
+    except Exception:   # noqa: BLE001
+        return False
+    return type(backend).__name__.lower().startswith("threading")
+
+
+def _scheduler_settings(scheduler: Any) -> dict:
+    if isinstance(scheduler, AsyncHyperBandScheduler):
+        params = {
+            "time_attr": scheduler.time_attr, "metric": scheduler.metric, "mode": scheduler.mode,
+            "max_t": scheduler.max_t, "grace_period": scheduler.grace_period,
+            "reduction_factor": scheduler.reduction_factor, "brackets": scheduler.brackets,
+            "stop_last_trials": scheduler.stop_last_trials,
+        }
+        return {"class": "AsyncHyperBandScheduler", "params": params}
+    if type(scheduler) is FIFOScheduler:
+        return {"class": "FIFOScheduler", "params": {"metric": scheduler.metric,
+                                                     "mode": scheduler.mode}}
+    return {"class": type(scheduler).__qualname__, "custom": True}
+
+
+def _scheduler_from_settings(spec: dict) -> Any:
+    if spec.get("class") == "AsyncHyperBandScheduler":
+        return AsyncHyperBandScheduler(**spec["params"])
+    if spec.get("class") == "FIFOScheduler":
+        return FIFOScheduler(**spec["params"])
+    return None
+
+
+class Tuner:
+    """Run a hyperparameter sweep (Ray Tune's ``Tuner``).
+
+    Parameters
+    ----------
+    trainable : callable
+        The objective ``trainable(config)``, which calls ``tune.report``;
+        optionally wrapped by ``tune.with_resources`` and
+        ``tune.with_parameters``.
+    param_space : dict, optional
+        The search space: constants, domains (``tune.uniform`` ...) and
+        ``tune.grid_search`` markers, nested freely.
+    tune_config : TuneConfig, optional
+    run_config : RunConfig, optional
+    resources : dict, optional
+        What the sweep may use, e.g. ``{"cpu": 16, "gpu": 4}`` (a GPU list
+        like ``["0", "3"]`` names devices). Detected when left out: the
+        CPUs this process may run on and ``CUDA_VISIBLE_DEVICES`` or the
+        GPUs ``nvidia-smi`` lists. A fastasha extension; Ray takes this
+        from its cluster.
+
+    Examples
+    --------
+    >>> from fastasha import tune
+    >>> def objective(config):
+    ...     for step in range(3):
+    ...         tune.report({"loss": config["x"] / (step + 1)})
+    >>> import tempfile, joblib
+    >>> with tempfile.TemporaryDirectory() as root, joblib.parallel_config(backend="threading"):
+    ...     tuner = tune.Tuner(objective, param_space={"x": tune.grid_search([1.0, 2.0])},
+    ...                        tune_config=tune.TuneConfig(metric="loss", mode="min"),
+    ...                        run_config=tune.RunConfig(storage_path=root, verbose=0))
+    ...     best = tuner.fit().get_best_result()
+    >>> best.config
+    {'x': 1.0}
+    """
+
+    def __init__(
+        self,
+        trainable: Callable,
+        *,
+        param_space: dict | None = None,
+        tune_config: TuneConfig | None = None,
+        run_config: RunConfig | None = None,
+        resources: dict | None = None,
+        _restore: dict | None = None,
+    ) -> None:
+        if not callable(trainable):
+            raise TypeError(
+                f"trainable must be a function taking a config dict, got {trainable!r}"
+            )
+        if param_space is not None and not isinstance(param_space, dict):
+            raise TypeError(f"param_space must be a dict, got {type(param_space).__name__}")
+        if tune_config is not None and not isinstance(tune_config, TuneConfig):
+            raise TypeError(f"tune_config must be a tune.TuneConfig, got {tune_config!r}")
+        if run_config is not None and not isinstance(run_config, RunConfig):
+            raise TypeError(f"run_config must be a tune.RunConfig, got {run_config!r}")
+        self.trainable = trainable
+        self.param_space = dict(param_space or {})
+        self.tune_config = tune_config or TuneConfig()
+        self.run_config = run_config or RunConfig()
+        self.resources = resources
+        self._restore = _restore
+        self._results: ResultGrid | None = None
+        self._experiment_path: Path | None = None
+        if _restore is None:
+            self._validate()
+
+    # ------------------------------------------------------------- validation
+
+    def _scheduler(self) -> Any:
+        return self.tune_config.scheduler if self.tune_config.scheduler is not None else FIFOScheduler()
+
+    def _validate(self) -> None:
+        tc = self.tune_config
+        if tc.search_alg is None:
+            VariantGenerator(self.param_space, tc.num_samples, 0)   # raises on a bad space
+        scheduler = self._scheduler()
+        for name in ("on_trial_add", "on_trial_result", "on_trial_complete"):
+            if not callable(getattr(scheduler, name, None)):
+                raise TypeError(
+                    f"scheduler {scheduler!r} has no {name}() method; pass a scheduler from "
+                    "fastasha.schedulers or an object with the TrialScheduler interface"
+                )
+        normalize_stop(self.run_config.stop)
+
+    # ------------------------------------------------------------------ paths
+
+    def _experiment_dir(self) -> Path:
+        rc = self.run_config
+        root = Path(rc.storage_path).expanduser() if rc.storage_path else default_storage_path()
+        name = rc.name or f"{_trainable_name(self.trainable)}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        return root / name
+
+    # -------------------------------------------------------------------- fit
+
+    def fit(self) -> ResultGrid:
+        """Run the sweep and return its results.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For an invalid setup, before any trial runs.
+        KeyboardInterrupt
+            On Ctrl-C, after every running trial was put back as PENDING and
+            everything was saved; resume with :meth:`Tuner.restore`.
+        """
+        run = _Run(self)
+        self._experiment_path = run.directory
+        self._results = run.execute()
+        return self._results
+
+    def get_results(self) -> ResultGrid:
+        """The results of the last :meth:`fit` (or of the restored experiment)."""
+        if self._results is not None:
+            return self._results
+        if self._experiment_path is not None:
+            return ResultGrid.from_path(self._experiment_path)
+        raise RuntimeError("no results yet: call fit() first")
+
+    # ---------------------------------------------------------------- restore
+
+    @classmethod
+    def can_restore(cls, path: str | os.PathLike) -> bool:
+        """Whether ``path`` holds a fastasha experiment that :meth:`restore` can resume."""
+        try:
+            store = _storage.ExperimentStore.open(Path(path).expanduser(), readonly=True)
+        except (_storage.StoreError, OSError):
+            return False
+        store.close()
+        return True
+
+    @classmethod
+    def restore(
+        cls,
+        path: str | os.PathLike,
+        trainable: Callable,
+        *,
+        resume_errored: bool = False,
+        restart_errored: bool = False,
+        param_space: dict | None = None,
+        scheduler: Any = None,
+        resources: dict | None = None,
+    ) -> Tuner:
+        """Resume an interrupted experiment from its directory.
+
+        The stored scheduler calls are replayed into a fresh scheduler, so
+        rungs, cut-offs, bracket draws and the search's random stream
+        continue exactly where they were. Trials that were running restart
+        from their latest checkpoint (``training_iteration`` continues from
+        it), or from the start without one.
+
+        Parameters
+        ----------
+        path : str
+            The experiment directory (``<storage_path>/<name>``).
+        trainable : callable
+            The objective (it is not stored with the experiment).
+        resume_errored : bool, default=False
+            Run errored trials again from their latest checkpoint.
+        restart_errored : bool, default=False
+            Run errored trials again from the start.
+        param_space : dict, optional
+            Needed only when the space held things the store cannot keep as
+            JSON (``sample_from`` functions, objects in ``choice``); it must
+            be the one the experiment started with.
+        scheduler : TrialScheduler, optional
+            Needed only for a custom scheduler; built-in ones are rebuilt from
+            the stored settings.
+        resources : dict, optional
+            As in :class:`Tuner`.
+        """
+        directory = Path(path).expanduser()
+        store = _storage.ExperimentStore.open(directory, readonly=True)
+        try:
+            settings = store.settings()
+        finally:
+            store.close()
+        if resume_errored and restart_errored:
+            raise ValueError("pass resume_errored or restart_errored, not both")
+        space = param_space
+        if space is None and settings.get("search", {}).get("custom_searcher"):
+            raise ValueError("this experiment used a custom search_alg, which restore cannot rebuild")
+        if space is None:
+            stored = settings.get("search", {}).get("param_space")
+            if stored is None:
+                raise ValueError(
+                    "the param_space of this experiment could not be stored as JSON (it holds "
+                    "functions or objects); pass the same param_space to Tuner.restore"
+                )
+            space = space_from_json(stored)
+        sched = scheduler if scheduler is not None else _scheduler_from_settings(settings["scheduler"])
+        if sched is None:
+            raise ValueError(
+                f"the experiment used a custom scheduler ({settings['scheduler'].get('class')}); "
+                "pass a fresh one built with the same arguments: Tuner.restore(..., scheduler=...)"
+            )
+        tune_config = TuneConfig(
+            metric=settings.get("metric"), mode=settings.get("mode"), scheduler=sched,
+            num_samples=settings["num_samples"],
+            max_concurrent_trials=settings.get("max_concurrent_trials"),
+            time_budget_s=settings.get("time_budget_s"), seed=settings["seed"],
+        )
+        stop = settings.get("stop")
+        run_config = RunConfig(
+            name=directory.name, storage_path=str(directory.parent),
+            stop=stop if isinstance(stop, dict) else None,
+            verbose=settings.get("verbose", 1),
+            failure_config=FailureConfig(**settings["failure_config"]),
+            checkpoint_config=CheckpointConfig(**settings["checkpoint_config"]),
+        )
+        tuner = cls(trainable, param_space=space, tune_config=tune_config, run_config=run_config,
+                    resources=resources,
+                    _restore={"directory": directory, "settings": settings,
+                              "resume_errored": resume_errored,
+                              "restart_errored": restart_errored})
+        tuner._validate()
+        tuner._experiment_path = directory
+        return tuner
+
+
+class _Run:
+    """One execution of a Tuner: setup, the driver loop, and the result grid."""
+
+    def __init__(self, tuner: Tuner) -> None:
+        self.tuner = tuner
+        tc, rc = tuner.tune_config, tuner.run_config
+        restore = tuner._restore
+        self.restore = restore
+        self.directory = restore["directory"] if restore else tuner._experiment_dir()
+        trainable = tuner.trainable
+        if not _backend_is_threading():
+            _check_picklable(trainable)
+        self.scheduler = tuner._scheduler()
+        self.metric, self.mode = tc.metric, tc.mode
+        current = (getattr(self.scheduler, "metric", None), getattr(self.scheduler, "mode", None))
+        if (tc.metric, tc.mode) != current and \
+                not self.scheduler.set_search_properties(tc.metric, tc.mode):
+            raise ValueError(
+                "metric/mode were given both to TuneConfig and to the scheduler; set them in "
+                "one place (TuneConfig is the usual one)"
+            )
+        self.metric = self.metric or getattr(self.scheduler, "metric", None)
+        self.mode = self.mode or getattr(self.scheduler, "mode", None)
+        self.stop_dict, self.stopper = normalize_stop(rc.stop)
+        fc = rc.failure_config
+        if fc.fail_fast and fc.max_failures != 0:
+            raise ValueError("fail_fast=True stops at the first error; leave max_failures at 0")
+
+        self.seed = restore["settings"]["seed"] if restore else (
+            tc.seed if tc.seed is not None else secrets.randbits(31))
+        seeds = np.random.SeedSequence(self.seed).spawn(2)
+        scheduler_seed = getattr(self.scheduler, "seed", None)
+        if hasattr(self.scheduler, "set_seed"):
+            if restore:
+                scheduler_seed = restore["settings"].get("scheduler_seed")
+            if scheduler_seed is None:
+                scheduler_seed = int(seeds[1].generate_state(1)[0])
+            self.scheduler.set_seed(scheduler_seed)
+        self.scheduler_seed = scheduler_seed
+
+        # resources
+        cpu, gpu_ids = parse_available(tuner.resources)
+        self.pool = ResourcePool(cpu, gpu_ids)
+        wrapper = request_of(trainable)
+        if wrapper is None:
+            self.request_for: Callable[[dict], Request] = lambda config: Request(1.0, 0.0)
+            fixed: Request | None = Request(1.0, 0.0)
+        elif wrapper.fixed is not None:
+            fixed = wrapper.fixed
+            self.request_for = lambda config: fixed
+        else:
+            fixed = None
+            self.request_for = wrapper.request_for
+        if fixed is not None:
+            self.pool.check_fits(fixed)
+            n_slots = self.pool.fits_count(fixed)
+        else:
+            n_slots = max(1, int(cpu))
+
+        # search
+        if tc.search_alg is not None:
+            self.searcher = tc.search_alg
+            if hasattr(self.searcher, "set_search_properties"):
+                self.searcher.set_search_properties(self.metric, self.mode, self.tuner.param_space)
+            total = tc.num_samples if tc.num_samples > 0 else None
+            self.variants = None
+            self.suggest = self._suggest_from_searcher
+        else:
+            self.searcher = None
+            self.variants = VariantGenerator(tuner.param_space, tc.num_samples,
+                                             int(seeds[0].generate_state(1)[0]))
+            total = self.variants.total
+            self.suggest = lambda trial_id: self.variants.next_config()
+        self.total = total
+        if tc.max_concurrent_trials is not None:
+            n_slots = min(n_slots, tc.max_concurrent_trials)
+        if total is not None:
+            n_slots = min(n_slots, total)
+        self.n_slots = max(1, n_slots)
+
+    def _suggest_from_searcher(self, trial_id: str) -> dict | None:
+        config = self.searcher.suggest(trial_id)
+        if config == "FINISHED":
+            raise StopIteration
+        return config
+
+    def settings(self, prefix: str) -> dict:
+        tc, rc = self.tuner.tune_config, self.tuner.run_config
+        space_json = space_to_json(self.tuner.param_space) if self.variants is not None else None
+        return {
+            "name": self.directory.name,
+            "created": time.time(),
+            "metric": self.metric,
+            "mode": self.mode,
+            "num_samples": tc.num_samples,
+            "total": self.total,
+            "seed": self.seed,
+            "scheduler_seed": self.scheduler_seed,
+            "max_concurrent_trials": tc.max_concurrent_trials,
+            "time_budget_s": tc.time_budget_s,
+            "scheduler": _scheduler_settings(self.scheduler),
+            "search": {"param_space": space_json, "custom_searcher": self.searcher is not None},
+            "stop": self.stop_dict if self.stopper is None else {"custom": repr(self.stopper)},
+            "verbose": rc.verbose,
+            "failure_config": {"max_failures": rc.failure_config.max_failures,
+                               "fail_fast": rc.failure_config.fail_fast},
+            "checkpoint_config": {
+                "num_to_keep": rc.checkpoint_config.num_to_keep,
+                "checkpoint_score_attribute": rc.checkpoint_config.checkpoint_score_attribute,
+                "checkpoint_score_order": rc.checkpoint_config.checkpoint_score_order,
+            },
+            "trial_id_prefix": prefix,
+            "resources": {"cpu": self.pool.cpu, "gpu_ids": self.pool.gpu_ids},
+        }
+
+    # ---------------------------------------------------------------- running
+
+    def _controller(self, store: Any, prefix: str) -> Controller:
+        tc, rc = self.tuner.tune_config, self.tuner.run_config
+        return Controller(
+            suggest=self.suggest, total=self.total, scheduler=self.scheduler,
+            request_for=self.request_for, pool=self.pool, recorder=store,
+            metric=self.metric, mode=self.mode, stop=self.stop_dict, stopper=self.stopper,
+            max_concurrent=tc.max_concurrent_trials, time_budget_s=tc.time_budget_s,
+            max_failures=rc.failure_config.max_failures, fail_fast=rc.failure_config.fail_fast,
+            checkpoint_config=rc.checkpoint_config, callbacks=rc.callbacks,
+            trial_id_prefix=prefix, searcher=self.searcher, config_json=config_to_json,
+        )
+
+    def execute(self) -> ResultGrid:
+        from ._progress import ProgressReporter
+
+        rc = self.tuner.run_config
+        if self.restore:
+            store = _storage.ExperimentStore.open(self.directory)
+            prefix = self.restore["settings"]["trial_id_prefix"]
+            controller = self._controller(store, prefix)
+            from ._restore import replay
+
+            replay(store, controller, self)
+        else:
+            prefix = secrets.token_hex(3)[:5]
+            store = _storage.ExperimentStore.create(self.directory, self.settings(prefix),
+                                                    overwrite=getattr(rc, "overwrite", False))
+            controller = self._controller(store, prefix)
+        reporter = ProgressReporter(rc.verbose, experiment_name=self.directory.name,
+                                    metric=self.metric)
+        snapshot = _Snapshots(controller, self.metric, self.mode, time.monotonic())
+
+        def finished(trial: Trial) -> None:
+            if rc.verbose >= 2:
+                reporter.trial_finished(snapshot.row(trial), trial.error)
+            if trial is not controller.best:
+                trial.config = {}
+                trial.last_result = None
+
+        driver = Driver(
+            controller, store, self.tuner.trainable, self.n_slots,
+            experiment_name=self.directory.name,
+            trials_dir=str(self.directory / _storage.TRIALS_DIR),
+            progress=reporter if rc.verbose else None, snapshot=snapshot,
+            on_trial_finished=finished,
+        )
+        interrupted = False
+        try:
+            reporter.start()
+            driver.run()
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            try:
+                store.flush()
+            finally:
+                store.close()
+                reporter.close(snapshot())
+                if interrupted:
+                    print(
+                        f"\nExperiment interrupted; everything reported so far is saved in "
+                        f"{self.directory}.\nResume it with:\n    Tuner.restore("
+                        f"{str(self.directory)!r}, trainable)\n", flush=True)
+        self.driver_stats = driver.stats
+        return ResultGrid.from_path(self.directory)
+
+
+class _Snapshots:
+    """Builds the progress display's snapshots from the controller's state."""
+
+    def __init__(self, controller: Controller, metric: str | None, mode: str | None,
+                 started: float) -> None:
+        self.controller = controller
+        self.metric = metric
+        self.mode = mode
+        self.started = started
+
+    def row(self, trial: Trial):
+        from ._progress import TrialRow
+
+        value = trial.metric_value
+        return TrialRow(trial_id=trial.trial_id, status=trial.status,
+                        iteration=trial.iteration or None,
+                        metric=None if value is None else float(value),
+                        config=trial.config or {})
+
+    def __call__(self):
+        from ._progress import ProgressSnapshot
+
+        c = self.controller
+        running = [self.row(t) for t in list(c.running.values())[:256]]
+        return ProgressSnapshot(
+            elapsed_s=time.monotonic() - self.started,
+            counts=dict(c.counts),
+            total=c.total,
+            best=self.row(c.best) if c.best is not None else None,
+            running=running,
+            metric=self.metric,
+            mode=self.mode,
+        )
