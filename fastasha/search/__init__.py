@@ -1,0 +1,69 @@
+"""Search spaces: domains, grid search, variant generation and their JSON form.
+
+The functions have Ray Tune 2.x's names and meaning (``uniform``,
+``loguniform``, ``randint``, ``choice``, ``grid_search``, ``sample_from``,
+...). :class:`VariantGenerator` turns a param space into configs, as Ray
+Tune's ``BasicVariantGenerator`` does, with one seeded
+``numpy.random.Generator`` as its only source of randomness.
+:func:`space_to_json`, :func:`space_from_json` and :func:`config_to_json`
+give the JSON that the experiment store keeps.
+
+Examples
+--------
+>>> from fastasha.search import VariantGenerator, choice, grid_search, loguniform
+>>> space = {"lr": loguniform(1e-4, 1e-1), "act": choice(["relu", "tanh"]),
+...          "layers": grid_search([1, 2])}
+>>> gen = VariantGenerator(space, num_samples=3, seed=0)
+>>> gen.total
+6
+>>> [c["layers"] for c in gen]
+[1, 2, 1, 2, 1, 2]
+"""
+
+from .sample import (
+    Categorical,
+    Domain,
+    Float,
+    Function,
+    Integer,
+    choice,
+    grid_search,
+    lograndint,
+    loguniform,
+    qlograndint,
+    qloguniform,
+    qrandint,
+    qrandn,
+    quniform,
+    randint,
+    randn,
+    sample_from,
+    uniform,
+)
+from .serialize import config_to_json, space_from_json, space_to_json
+from .variant_generator import VariantGenerator
+
+__all__ = [
+    "Categorical",
+    "Domain",
+    "Float",
+    "Function",
+    "Integer",
+    "VariantGenerator",
+    "choice",
+    "config_to_json",
+    "grid_search",
+    "lograndint",
+    "loguniform",
+    "qlograndint",
+    "qloguniform",
+    "qrandint",
+    "qrandn",
+    "quniform",
+    "randint",
+    "randn",
+    "sample_from",
+    "space_from_json",
+    "space_to_json",
+    "uniform",
+]
