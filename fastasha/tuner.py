@@ -440,18 +440,27 @@ class _Run:
         from ._progress import ProgressReporter
 
         rc = self.tuner.run_config
-        if self.restore:
-            store = _storage.ExperimentStore.open(self.directory)
-            prefix = self.restore["settings"]["trial_id_prefix"]
-            controller = self._controller(store, prefix)
-            from ._restore import replay
+        if not self.restore and _storage.ExperimentStore.exists(self.directory) and not rc.overwrite:
+            _storage.ExperimentStore.create(self.directory, {}, overwrite=False)   # raises
+        # Worker processes take a moment to start: launch them first, set up meanwhile.
+        driver = Driver(self.tuner.trainable, self.n_slots)
+        driver.start()
+        try:
+            if self.restore:
+                store = _storage.ExperimentStore.open(self.directory)
+                prefix = self.restore["settings"]["trial_id_prefix"]
+                controller = self._controller(store, prefix)
+                from ._restore import replay
 
-            replay(store, controller, self)
-        else:
-            prefix = secrets.token_hex(3)[:5]
-            store = _storage.ExperimentStore.create(self.directory, self.settings(prefix),
-                                                    overwrite=getattr(rc, "overwrite", False))
-            controller = self._controller(store, prefix)
+                replay(store, controller, self)
+            else:
+                prefix = secrets.token_hex(3)[:5]
+                store = _storage.ExperimentStore.create(self.directory, self.settings(prefix),
+                                                        overwrite=rc.overwrite)
+                controller = self._controller(store, prefix)
+        except BaseException:
+            driver.close()
+            raise
         reporter = ProgressReporter(rc.verbose, experiment_name=self.directory.name,
                                     metric=self.metric)
         snapshot = _Snapshots(controller, self.metric, self.mode, time.monotonic())
@@ -463,21 +472,18 @@ class _Run:
                 trial.config = {}
                 trial.last_result = None
 
-        driver = Driver(
-            controller, store, self.tuner.trainable, self.n_slots,
-            experiment_name=self.directory.name,
-            trials_dir=str(self.directory / _storage.TRIALS_DIR),
-            progress=reporter if rc.verbose else None, snapshot=snapshot,
-            on_trial_finished=finished,
-        )
         interrupted = False
         try:
             reporter.start()
-            driver.run()
+            driver.serve(controller, store, experiment_name=self.directory.name,
+                         trials_dir=str(self.directory / _storage.TRIALS_DIR),
+                         progress=reporter if rc.verbose else None, snapshot=snapshot,
+                         on_trial_finished=finished)
         except KeyboardInterrupt:
             interrupted = True
             raise
         finally:
+            driver.close()
             try:
                 store.flush()
             finally:

@@ -39,7 +39,8 @@ from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memset
 from libc.math cimport floor, INFINITY, NAN
 
-import numpy as np
+# numpy is imported where it is used (read-outs and restore only), so that
+# importing fastasha in a worker process stays cheap.
 
 ctypedef double float64_t
 
@@ -344,7 +345,9 @@ cdef class RungTable:
     -----
     Memory: 16 bytes per trial (plus 8 per further 64 rungs when a bracket
     has more than 64), and at most 16 bytes per recorded value (the heaps
-    double their capacity when they grow).
+    double their capacity when they grow). :meth:`add_trials` reserves
+    exactly the trials it adds; :meth:`add_trial` doubles the reservation
+    when it runs out, so trials added one at a time take up to twice that.
     """
 
     cdef Rung* _rungs
@@ -438,9 +441,9 @@ cdef class RungTable:
         cdef void* p
         if need <= cap:
             return 0
-        cap = cap * 2 if cap > 0 else 1024
-        while cap < need:
-            cap *= 2
+        # Doubling keeps one-at-a-time adds amortised O(1); a batch that needs
+        # more than that gets exactly what it needs (16 bytes per trial).
+        cap = max(need, 2 * cap, 1024)
         p = realloc(self._trials, <size_t> cap * sizeof(Trial))
         if p == NULL:
             raise MemoryError(
@@ -694,6 +697,7 @@ cdef class RungTable:
 
     def values(self, int32_t bracket, int32_t k):
         """Recorded values of a rung: sorted non-NaN values, then one NaN per NaN."""
+        import numpy as np
         cdef Rung* r = self._rung(bracket, k)
         cdef int64_t i, pos = 0
         cdef int64_t n_finite = r.low.n + r.n_window + r.high.n
@@ -714,6 +718,7 @@ cdef class RungTable:
 
     def load_rung(self, int32_t bracket, int32_t k, values):
         """Fill an empty rung with ``values`` (state restore). O(n log n)."""
+        import numpy as np
         cdef Rung* r = self._rung(bracket, k)
         cdef int64_t i, n, first, last, w0, w1
         if r.low.n + r.n_window + r.high.n + r.n_nan:
@@ -762,6 +767,7 @@ cdef class RungTable:
 
     def trial_arrays(self):
         """Copies of the per-trial bracket and status arrays (numpy int32, uint8)."""
+        import numpy as np
         brackets = np.empty(self._n_trials, dtype=np.int32)
         status = np.empty(self._n_trials, dtype=np.uint8)
         cdef int32_t[::1] bv = brackets

@@ -93,32 +93,25 @@ class Driver:
 
     def __init__(
         self,
-        controller: Controller,
-        store: Any,
         trainable: Callable,
         n_slots: int,
         *,
-        experiment_name: str,
-        trials_dir: str,
-        progress: Any = None,
-        snapshot: Callable[[], Any] | None = None,
         host: str = "127.0.0.1",
         flush_interval: float = 0.5,
         progress_interval: float = 0.25,
-        on_trial_finished: Callable[[Trial], None] | None = None,
     ) -> None:
-        self.controller = controller
-        self.store = store
         self.trainable = trainable
         self.n_slots = n_slots
-        self.experiment_name = experiment_name
-        self.trials_dir = trials_dir
-        self.progress = progress
-        self.snapshot = snapshot
         self.host = host
         self.flush_interval = flush_interval
         self.progress_interval = progress_interval
-        self.on_trial_finished = on_trial_finished
+        self.controller: Controller | None = None
+        self.store: Any = None
+        self.progress: Any = None
+        self.snapshot: Callable[[], Any] | None = None
+        self.on_trial_finished: Callable[[Trial], None] | None = None
+        self.experiment_name = ""
+        self.trials_dir = ""
         self.stats = DriverStats()
         self.slots = {i: Slot(i) for i in range(n_slots)}
         self.peers: dict[Connection, Peer] = {}
@@ -127,6 +120,8 @@ class Driver:
         self._launcher_error: BaseException | None = None
         self._interrupted = False
         self._server: Server | None = None
+        self._key = b""
+        self._shut_down = False
         self._stop_started: float | None = None
         self._finished_since_launch = 0
 
@@ -157,18 +152,34 @@ class Driver:
 
     # -------------------------------------------------------------------- run
 
-    def run(self) -> None:
-        """Serve the sweep until the controller is finished (or Ctrl-C)."""
+    def start(self) -> None:
+        """Open the report channel and launch the slots (they take a moment to start)."""
         self._key = new_key()
         self._server = Server(self._key, self.host)
-        now = time.monotonic()
-        self.stats.started_at = now
-        self.controller.start(now)
+        self.stats.started_at = time.monotonic()
+        self._launch()
+
+    def close(self) -> None:
+        """Shut down a started driver that is not serving (setup failed); idempotent."""
+        if self._server is not None and not self._shut_down:
+            self._interrupted = True
+            self._shutdown(flush=False)
+
+    def serve(self, controller: Controller, store: Any, *, experiment_name: str,
+              trials_dir: str, progress: Any = None, snapshot: Callable[[], Any] | None = None,
+              on_trial_finished: Callable[[Trial], None] | None = None) -> None:
+        """Serve the sweep until the controller is finished (or Ctrl-C)."""
+        self.controller, self.store = controller, store
+        self.experiment_name, self.trials_dir = experiment_name, trials_dir
+        self.progress, self.snapshot = progress, snapshot
+        self.on_trial_finished = on_trial_finished
+        if self._server is None:
+            self.start()
+        controller.start(time.monotonic())
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, self._on_sigint)
         try:
-            self._launch()
             self._loop()
         finally:
             if previous is not None:
@@ -489,9 +500,11 @@ class Driver:
             if slot.worker is not None:
                 slot.worker.trial = None
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, flush: bool = True) -> None:
+        self._shut_down = True
         try:
-            self.store.flush()
+            if flush:
+                self.store.flush()
         finally:
             for peer in list(self.peers.values()):
                 if peer.waiting:
