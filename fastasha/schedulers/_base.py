@@ -51,6 +51,10 @@ class TrialScheduler:
     PAUSE = PAUSE
     NOOP = "NOOP"
 
+    #: True for a scheduler whose decisions depend on no earlier call; the
+    #: Tuner then does not log its calls for a restore to replay.
+    stateless = False
+
     def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
         self._metric = metric
         self._mode = mode

@@ -234,6 +234,8 @@ class AsyncHyperBandScheduler(TrialScheduler):
         """Take ``metric`` and ``mode`` from the Tuner unless already set (as in Ray)."""
         check_mode(mode)
         accepted = super().set_search_properties(metric, mode, **spec)
+        if accepted and self._metric is None and self._mode:
+            self._metric = "_metric"    # Ray: only a mode given means its anonymous metric
         self._update_sign()
         return accepted
 
@@ -399,8 +401,13 @@ class AsyncHyperBandScheduler(TrialScheduler):
         """
         ids = as_int_ids(trial_ids)
         try:
-            t = np.ascontiguousarray(times, dtype=np.float64)
-            v = np.ascontiguousarray(values, dtype=np.float64)
+            t, v = np.asarray(times), np.asarray(values)
+            # numpy would turn None into NaN and "0.5" into 0.5; the scalar
+            # path (and Ray) raise TypeError for those, and so does this one
+            if t.dtype.kind not in "biuf" or v.dtype.kind not in "biuf":
+                raise TypeError(f"got arrays of dtype {t.dtype} and {v.dtype}")
+            t = np.ascontiguousarray(t, dtype=np.float64)
+            v = np.ascontiguousarray(v, dtype=np.float64)
         except (TypeError, ValueError) as err:
             raise TypeError(f"times and values must be numeric arrays: {err}") from err
         if not (ids.shape == t.shape == v.shape):

@@ -23,6 +23,9 @@ class FIFOScheduler(TrialScheduler):
     <Decision.CONTINUE: 'CONTINUE'>
     """
 
+    #: It keeps no state, so restoring an experiment needs no replay of its calls.
+    stateless = True
+
     def next_decision_point(self, trial_id: Hashable) -> float:
         """Results never need a decision: ``inf``."""
         return math.inf
