@@ -1,0 +1,100 @@
+"""Fixtures shared by the benchmarks: throughput figures and a summary table.
+
+pytest-benchmark's table gives the time of one timed call (a whole sweep,
+say). A benchmark that handles many items per call (reports, results)
+passes its item count to the ``throughput`` fixture; one that times a
+single call can pass it to ``per_call``. Both put the derived figures into
+``benchmark.extra_info`` (so they land in ``--benchmark-json`` dumps) and
+into a table printed at the end of the run, per benchmark group, computed
+from the median round:
+
+- ``ns/item`` and ``M items/s``;
+- ``vs ref``: speed-up over the implementation named ``"reference"`` at
+  the same size, when the group has one;
+- ``vs small N``: cost per item relative to the same implementation at its
+  smallest size (1.00 = flat scaling).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+_THROUGHPUT: dict[str, list[dict]] = defaultdict(list)
+_PER_CALL: dict[str, list[dict]] = defaultdict(list)
+
+
+@pytest.fixture
+def throughput():
+    """``throughput(benchmark, impl, n, items, unit="report")`` after the benchmark ran."""
+
+    def record(benchmark, impl: str, n: int, items: int, unit: str = "report") -> None:
+        stats = benchmark.stats
+        if not stats:            # --benchmark-disable / --benchmark-skip
+            return
+        median = stats.stats.median         # per iteration already
+        benchmark.extra_info.update({
+            "impl": impl, "n": n, f"n_{unit}s": items,
+            f"ns_per_{unit}": median / items * 1e9,
+            f"{unit}s_per_s": items / median,
+        })
+        _THROUGHPUT[benchmark.group or ""].append(
+            {"impl": impl, "n": n, "items": items, "unit": unit, "median": median,
+             "rounds": stats.stats.rounds})
+
+    return record
+
+
+@pytest.fixture
+def per_call():
+    """``per_call(benchmark, case, calls=1)``: ``calls`` calls per timed iteration."""
+
+    def record(benchmark, case: str, calls: int = 1) -> None:
+        stats = benchmark.stats
+        if not stats:
+            return
+        ns = stats.stats.median / calls * 1e9
+        benchmark.extra_info.update(case=case, ns_per_call=ns)
+        _PER_CALL[benchmark.group or ""].append(
+            {"case": case, "ns": ns, "rounds": stats.stats.rounds,
+             "iterations": stats.iterations})
+
+    return record
+
+
+def _throughput_table(tr, group: str, rows: list[dict]) -> None:
+    unit = rows[0]["unit"]
+    tr.write_sep("-", f"{group}: cost per {unit} (median round)")
+    ref = {r["n"]: r["median"] / r["items"] for r in rows if r["impl"] == "reference"}
+    smallest = {}
+    for r in sorted(rows, key=lambda r: r["n"]):
+        smallest.setdefault(r["impl"], (r["n"], r["median"] / r["items"]))
+    tr.write_line(f"{'impl':<15} {'N':>10} {unit + 's':>10} {'rounds':>6} {'median s':>10} "
+                  f"{'ns/' + unit:>11} {'M ' + unit + 's/s':>13} {'vs ref':>8} "
+                  f"{'vs small N':>18}")
+    for r in sorted(rows, key=lambda r: (r["n"], r["median"] / r["items"])):
+        per = r["median"] / r["items"]
+        vs_ref = ""
+        if r["n"] in ref:
+            x = ref[r["n"]] / per
+            vs_ref = f"{x:.0f}x" if x >= 10 else f"{x:.2f}x"
+        n0, per0 = smallest[r["impl"]]
+        vs_n0 = f"{per / per0:.2f} (N={n0:,})" if r["n"] != n0 else ""
+        tr.write_line(
+            f"{r['impl']:<15} {r['n']:>10,} {r['items']:>10,} {r['rounds']:>6} "
+            f"{r['median']:>10.4f} {per * 1e9:>11.1f} {1 / per / 1e6:>13.3f} {vs_ref:>8} "
+            f"{vs_n0:>18}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter):
+    tr = terminalreporter
+    for group, rows in _THROUGHPUT.items():
+        _throughput_table(tr, group, rows)
+    for group, rows in _PER_CALL.items():
+        tr.write_sep("-", f"{group}: one call (median)")
+        tr.write_line(f"{'case':<24} {'ns/call':>9} {'rounds':>8} {'iterations':>10}")
+        for c in rows:
+            tr.write_line(f"{c['case']:<24} {c['ns']:>9.1f} {c['rounds']:>8} "
+                          f"{c['iterations']:>10}")
