@@ -117,6 +117,8 @@ class Controller:
         self.searcher = searcher
         self._config_json = config_json or (lambda c: "{}")
         self._dp = getattr(scheduler, "next_decision_point", None)
+        # a stateless scheduler (FIFO) needs no event log to be restored
+        self._log_events = not getattr(scheduler, "stateless", False)
         self.time_attr = getattr(scheduler, "time_attr", None) if self._dp is not None else None
         self.every_report = self._dp is None or stopper is not None
 
@@ -197,7 +199,8 @@ class Controller:
         trial.bracket = bracket if isinstance(bracket, int) else None
         self.recorder.add_trial(trial_id, index, self._config_json(config), trial.bracket,
                                 request.as_dict())
-        self.recorder.add_event("add", trial_id, {"bracket": trial.bracket})
+        if self._log_events:
+            self.recorder.add_event("add", trial_id, {"bracket": trial.bracket})
         try:
             self.pool.check_fits(request)
         except ValueError as err:
@@ -334,7 +337,8 @@ class Controller:
                     trial.stop_reason = "stop criterion"
                     self._complete_in_scheduler(trial, last)
                 elif kind == "decide":
-                    self.recorder.add_event("result", trial_id, last)
+                    if self._log_events:
+                        self.recorder.add_event("result", trial_id, last)
                     decision = self.scheduler.on_trial_result(trial_id, last)
                     if decision == "STOP":
                         stop = True
@@ -353,7 +357,8 @@ class Controller:
     def _complete_in_scheduler(self, trial: Trial, result: dict) -> None:
         if not trial.scheduler_done:
             trial.scheduler_done = True
-            self.recorder.add_event("complete", trial.trial_id, result)
+            if self._log_events:
+                self.recorder.add_event("complete", trial.trial_id, result)
             self.scheduler.on_trial_complete(trial.trial_id, result)
 
     def _add_checkpoint(self, trial: Trial, checkpoint: tuple, result: dict) -> None:
@@ -464,7 +469,8 @@ class Controller:
         self._persist(trial)
         if not trial.scheduler_done:
             trial.scheduler_done = True
-            self.recorder.add_event("remove", trial.trial_id, None)
+            if self._log_events:
+                self.recorder.add_event("remove", trial.trial_id, None)
             on_error = getattr(self.scheduler, "on_trial_error", None) or \
                 getattr(self.scheduler, "on_trial_remove", None)
             if on_error is not None:

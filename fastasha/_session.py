@@ -14,7 +14,6 @@ cannot swallow it.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -25,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from . import _rows
 from .checkpoint import Checkpoint
 
 FLUSH_INTERVAL_S = 0.5
@@ -35,26 +35,6 @@ _HOSTNAME = socket.gethostname()
 
 class TrialStopped(BaseException):
     """Raised inside ``report()`` when the trial must end (scheduler, stopper, budget)."""
-
-
-def json_default(obj: Any) -> Any:
-    """Make numpy scalars/arrays and odd objects JSON-able (never raises)."""
-    item = getattr(obj, "item", None)
-    if callable(item):
-        try:
-            return obj.tolist() if getattr(obj, "ndim", 0) else item()
-        except Exception:
-            pass
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    if isinstance(obj, Checkpoint):
-        return obj.path
-    return repr(obj)
-
-
-def dumps_rows(rows: list[dict]) -> str:
-    """JSON text of a list of results, as stored in the experiment file."""
-    return json.dumps(rows, default=json_default)
 
 
 @dataclass
@@ -144,80 +124,68 @@ class Session:
             resources=dict(spec.get("resources", {})),
             gpu_ids=list(spec.get("gpu_ids", [])),
         )
-        self.buffer: deque[dict] = deque()
+        self.buffer: deque[tuple] = deque()     # (iteration, time, metrics)
         self.stop_requested = False
         self._check_metric = self.metric is not None
         self._pid = os.getpid()
         now = time.time()
         self._start = now - spec.get("time_offset", 0.0)
-        self._last = now
+        self._last = now          # time of the latest report
+        self._prev = now          # time of the report before the next batch
         self.last_flush = now
         self._last_t = -math.inf
-        self._date = ""
-        self._date_until = 0.0
 
     # ---------------------------------------------------------------- report
 
-    def _refresh_date(self, now: float) -> str:
-        second = math.floor(now)
-        self._date = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(second))
-        self._date_until = second + 1
-        return self._date
+    def _value(self, key: str, metrics: dict, now: float) -> Any:
+        if key in metrics:
+            return metrics[key]
+        return _rows.auto_value(key, self.iteration, now, self._last, self._start)
 
     def report(self, metrics: Mapping, checkpoint: Checkpoint | None = None) -> None:
-        if type(metrics) is not dict:
-            if not isinstance(metrics, Mapping):
-                raise TypeError(
-                    f"report() takes a dict of metrics, got {metrics!r} of type "
-                    f"{type(metrics).__name__}; call tune.report({{'loss': loss}})"
-                )
-            metrics = dict(metrics)
+        if type(metrics) is not dict and not isinstance(metrics, Mapping):
+            raise TypeError(
+                f"report() takes a dict of metrics, got {metrics!r} of type "
+                f"{type(metrics).__name__}; call tune.report({{'loss': loss}})"
+            )
+        metrics = dict(metrics)   # the caller may reuse its dict
         now = time.time()
         self.iteration += 1
-        row = {
-            "training_iteration": self.iteration,
-            "time_this_iter_s": now - self._last,
-            "time_total_s": now - self._start,
-            "timestamp": int(now),
-            "date": self._date if now < self._date_until else self._refresh_date(now),
-            "trial_id": self.trial_id,
-            "hostname": _HOSTNAME,
-            "pid": self._pid,
-            "done": False,
-            **metrics,
-        }
-        self._last = now
         if self._check_metric:
             self._check_metric = False
-            if self.metric not in row:
+            if self.metric not in metrics and self.metric not in _rows.AUTO_KEYS:
                 raise ValueError(
                     f"trial {self.trial_id} reported {sorted(metrics)!r} but TuneConfig(metric="
                     f"{self.metric!r}) needs {self.metric!r} in every result; add it to the dict "
                     "passed to tune.report() or change the metric"
                 )
-        self.buffer.append(row)
         decide = self.every_report
-        if self.time_attr is not None:
-            t = row.get(self.time_attr)
+        time_attr = self.time_attr
+        if time_attr is not None:
+            t = self.iteration if time_attr == "training_iteration" and time_attr not in metrics \
+                else self._value(time_attr, metrics, now)
             if t is not None:
                 try:
                     if t >= self.decision_point or t < self._last_t:
                         decide = True
                 except TypeError as err:
                     raise TypeError(
-                        f"result key {self.time_attr!r} must be a number, got {t!r}"
+                        f"result key {time_attr!r} must be a number, got {t!r}"
                     ) from err
                 self._last_t = t
         stop_hit = False
         for key, bound in self.stop_items:
-            value = row.get(key)
+            value = self._value(key, metrics, now)
             if value is None:
                 raise ValueError(
                     f"stop criterion {key!r} is not in the result of trial {self.trial_id}; "
-                    f"its keys are {sorted(row)!r}"
+                    f"it reported {sorted(metrics)!r} plus the automatic "
+                    f"{list(_rows.AUTO_KEYS)!r}"
                 )
             if value >= bound:
                 stop_hit = True
+        self.buffer.append((self.iteration, now, metrics))
+        self._last = now
         saved = None
         if checkpoint is not None:
             saved = self._save_checkpoint(checkpoint)
@@ -229,10 +197,21 @@ class Session:
         if self.stop_requested:
             raise TrialStopped()
 
-    def drain(self) -> list[dict]:
-        """Take every buffered result, oldest first."""
+    def drain(self) -> tuple[str, int, dict | None]:
+        """Take every buffered report: ``(batch JSON, count, last result)``."""
         buf = self.buffer
-        return [buf.popleft() for _ in range(len(buf))]
+        entries = [buf.popleft() for _ in range(len(buf))]
+        if not entries:
+            return "", 0, None
+        prev = self._prev
+        blob = _rows.encode(entries, start=self._start, prev=prev, pid=self._pid,
+                            host=_HOSTNAME)
+        before_last = entries[-2][1] if len(entries) > 1 else prev
+        iteration, now, metrics = entries[-1]
+        last = _rows.expand(self.trial_id, iteration, now, before_last, self._start,
+                            self._pid, _HOSTNAME, metrics)
+        self._prev = now
+        return blob, len(entries), last
 
     def flush(self, kind: str, *, stop_hit: bool = False, checkpoint: tuple | None = None,
               from_thread: bool = False) -> None:
@@ -240,14 +219,12 @@ class Session:
         with self.link.lock:
             if self.link.session is not self:
                 return
-            rows = self.drain()
-            if not rows and kind == "sync":
+            blob, n_rows, last = self.drain()
+            if not n_rows and kind == "sync":
                 return
             try:
-                self.link.conn.send((
-                    "report", self.trial_id, dumps_rows(rows), len(rows),
-                    rows[-1] if rows else None, kind, stop_hit, checkpoint,
-                ))
+                self.link.conn.send(("report", self.trial_id, blob, n_rows, last, kind,
+                                     stop_hit, checkpoint))
                 _, stop, decision_point = self.link.conn.recv()
             except (EOFError, OSError):
                 # the driver is gone (interrupted or killed): unwind the objective
@@ -270,6 +247,7 @@ class Session:
         if self.checkpoint_root is None:
             raise RuntimeError("this trial has no checkpoint folder")
         name = f"checkpoint_{self.iteration:06d}"
+        os.makedirs(self.checkpoint_root, mode=0o700, exist_ok=True)
         target = os.path.join(self.checkpoint_root, name)
         if os.path.abspath(checkpoint.path) != os.path.abspath(target):
             tmp = target + ".tmp"

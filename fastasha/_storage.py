@@ -30,6 +30,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
 
+from ._rows import decode, json_default
+
 FILE_NAME = "experiment.db"
 TRIALS_DIR = "trials"
 FORMAT = "fastasha-experiment"
@@ -71,13 +73,15 @@ _TRIAL_FIELDS = ("status", "n_failures", "error", "traceback", "last_result", "c
 _JSON_FIELDS = ("last_result", "checkpoints")
 
 
+def _encode_field(name: str, value: Any) -> Any:
+    return _dumps(value) if name in _JSON_FIELDS and value is not None else value
+
+
 class StoreError(ValueError):
     """The experiment file is missing, corrupt, or not a fastasha experiment."""
 
 
 def _dumps(obj: Any) -> str:
-    from ._session import json_default
-
     return json.dumps(obj, default=json_default)
 
 
@@ -138,13 +142,16 @@ class ExperimentStore:
         (directory / TRIALS_DIR).mkdir(exist_ok=True, mode=0o700)
         _open_private(db)
         conn = cls._connect(db)
-        with conn:
-            conn.executescript(_SCHEMA)
-            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
-                ("format", FORMAT),
-                ("version", str(VERSION)),
-                ("settings", _dumps(settings)),
-            ])
+        conn.execute("BEGIN")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+            ("format", FORMAT),
+            ("version", str(VERSION)),
+            ("settings", _dumps(settings)),
+        ])
+        conn.execute("COMMIT")
         return cls(directory, conn, readonly=False)
 
     @classmethod
@@ -188,7 +195,8 @@ class ExperimentStore:
 
     def add_trial(self, trial_id: str, index: int, config_json: str, bracket: int | None,
                   resources: dict) -> None:
-        self._new_trials.append((index, trial_id, config_json, bracket, _dumps(resources), "PENDING"))
+        self._new_trials.append((trial_id, (index, trial_id, config_json, bracket,
+                                            _dumps(resources))))
 
     def update_trial(self, trial_id: str, **fields: Any) -> None:
         unknown = set(fields) - set(_TRIAL_FIELDS)
@@ -226,16 +234,24 @@ class ExperimentStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if new_trials:
-                conn.executemany(
-                    "INSERT INTO trials (idx, trial_id, config, bracket, resources, status) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", new_trials)
+                # a trial created since the last flush is written once, with its updates
+                rows = []
+                for trial_id, base in new_trials:
+                    fields = {"status": "PENDING", "n_failures": 0, **updates.pop(trial_id, {})}
+                    rows.append((*base, *(_encode_field(n, fields.get(n)) for n in _TRIAL_FIELDS)))
+                columns = ", ".join(("idx", "trial_id", "config", "bracket", "resources")
+                                    + _TRIAL_FIELDS)
+                marks = ", ".join("?" * (5 + len(_TRIAL_FIELDS)))
+                conn.executemany(f"INSERT INTO trials ({columns}) VALUES ({marks})", rows)
+            by_fields: dict[tuple, list] = {}
             for trial_id, fields in updates.items():
-                names = list(fields)
-                values = [_dumps(fields[n]) if n in _JSON_FIELDS and fields[n] is not None
-                          else fields[n] for n in names]
-                conn.execute(
+                names = tuple(fields)
+                by_fields.setdefault(names, []).append(
+                    (*(_encode_field(n, fields[n]) for n in names), trial_id))
+            for names, params in by_fields.items():
+                conn.executemany(
                     f"UPDATE trials SET {', '.join(n + ' = ?' for n in names)} WHERE trial_id = ?",
-                    (*values, trial_id))
+                    params)
             if results:
                 conn.executemany("INSERT INTO results (trial_id, n, rows) VALUES (?, ?, ?)", results)
             if events:
@@ -295,13 +311,13 @@ class ExperimentStore:
         rows: list[dict] = []
         for (blob,) in self._conn.execute(
                 "SELECT rows FROM results WHERE trial_id = ? ORDER BY seq", (trial_id,)):
-            rows.extend(json.loads(blob))
+            rows.extend(decode(trial_id, blob))
         return rows
 
     def iter_results(self) -> Iterator[tuple[str, list[dict]]]:
         """``(trial_id, results)`` batches of the whole experiment, in arrival order."""
         for trial_id, blob in self._conn.execute("SELECT trial_id, rows FROM results ORDER BY seq"):
-            yield trial_id, json.loads(blob)
+            yield trial_id, decode(trial_id, blob)
 
     def n_results(self) -> int:
         row = self._conn.execute("SELECT COALESCE(SUM(n), 0) FROM results").fetchone()

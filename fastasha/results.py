@@ -97,9 +97,12 @@ class Result:
         if self._history is None:
             store = ExperimentStore.open(self._experiment_path, readonly=True)
             try:
-                self._history = store.results(self.trial_id)
+                history = store.results(self.trial_id)
             finally:
                 store.close()
+            if history and self.status == "TERMINATED":
+                history[-1]["done"] = True
+            self._history = history
         return self._history
 
     @property

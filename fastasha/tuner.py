@@ -437,8 +437,6 @@ class _Run:
         )
 
     def execute(self) -> ResultGrid:
-        from ._progress import ProgressReporter
-
         rc = self.tuner.run_config
         if not self.restore and _storage.ExperimentStore.exists(self.directory) and not rc.overwrite:
             _storage.ExperimentStore.create(self.directory, {}, overwrite=False)   # raises
@@ -461,23 +459,29 @@ class _Run:
         except BaseException:
             driver.close()
             raise
-        reporter = ProgressReporter(rc.verbose, experiment_name=self.directory.name,
-                                    metric=self.metric)
+        if rc.verbose:
+            from ._progress import ProgressReporter   # imports rich
+
+            reporter: Any = ProgressReporter(rc.verbose, experiment_name=self.directory.name,
+                                             metric=self.metric)
+        else:
+            reporter = None
         snapshot = _Snapshots(controller, self.metric, self.mode, time.monotonic())
 
         def finished(trial: Trial) -> None:
             if rc.verbose >= 2:
-                reporter.trial_finished(snapshot.row(trial), trial.error)
+                reporter.trial_finished(snapshot.row(trial), trial.error)   # type: ignore[union-attr]
             if trial is not controller.best:
                 trial.config = {}
                 trial.last_result = None
 
         interrupted = False
         try:
-            reporter.start()
+            if reporter is not None:
+                reporter.start()
             driver.serve(controller, store, experiment_name=self.directory.name,
                          trials_dir=str(self.directory / _storage.TRIALS_DIR),
-                         progress=reporter if rc.verbose else None, snapshot=snapshot,
+                         progress=reporter, snapshot=snapshot,
                          on_trial_finished=finished)
         except KeyboardInterrupt:
             interrupted = True
@@ -488,7 +492,8 @@ class _Run:
                 store.flush()
             finally:
                 store.close()
-                reporter.close(snapshot())
+                if reporter is not None:
+                    reporter.close(snapshot())
                 if interrupted:
                     print(
                         f"\nExperiment interrupted; everything reported so far is saved in "

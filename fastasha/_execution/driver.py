@@ -24,6 +24,7 @@ Faults:
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import threading
 import time
@@ -156,6 +157,8 @@ class Driver:
         """Open the report channel and launch the slots (they take a moment to start)."""
         self._key = new_key()
         self._server = Server(self._key, self.host)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._server.wakeup, selectors.EVENT_READ, None)
         self.stats.started_at = time.monotonic()
         self._launch()
 
@@ -220,14 +223,11 @@ class Driver:
                 next_progress = now + self.progress_interval
             self._enforce_stop(now)
             timeout = max(0.0, min(next_flush, next_progress if self.progress else next_flush) - now)
-            ready = wait([*self.peers, server.wakeup], timeout=min(timeout, 0.25))
-            for conn in ready:
-                if conn is server.wakeup:
+            for key, _ in self._selector.select(timeout=min(timeout, 0.25)):
+                if key.data is None:
                     server.drain_wakeup()
-                    continue
-                peer = self.peers.get(conn)
-                if peer is not None:
-                    self._read(peer)
+                elif key.data.conn in self.peers:
+                    self._read(key.data)
 
     def _all_slots_idle(self) -> bool:
         """No trial is assigned anywhere (workers may still be winding down)."""
@@ -243,7 +243,8 @@ class Driver:
                 conn = server.accepted.get_nowait()
             except Exception:   # queue.Empty
                 break
-            self.peers[conn] = Peer(conn)
+            peer = self.peers[conn] = Peer(conn)
+            self._selector.register(conn, selectors.EVENT_READ, peer)
         self.stats.rejected_connections = server.rejected
 
     def _send(self, peer: Peer, message: tuple) -> bool:
@@ -287,14 +288,24 @@ class Driver:
             else:
                 raise RuntimeError(f"malformed {kind!r} message from a worker: {err}") from err
 
-    def _drop(self, peer: Peer) -> None:
-        """A connection closed (or misbehaved): forget it and deal with its trial."""
+    def _forget(self, peer: Peer) -> bool:
+        """Stop watching and close a connection; False if it was already forgotten."""
         if self.peers.pop(peer.conn, None) is None:
-            return
+            return False
+        try:
+            self._selector.unregister(peer.conn)
+        except (KeyError, ValueError, OSError):
+            pass
         try:
             peer.conn.close()
         except OSError:
             pass
+        return True
+
+    def _drop(self, peer: Peer) -> None:
+        """A connection closed (or misbehaved): forget it and deal with its trial."""
+        if not self._forget(peer):
+            return
         if peer.role not in ("supervisor", "worker"):
             return
         slot = self.slots.get(peer.slot)
@@ -321,11 +332,7 @@ class Driver:
                 _kill_quietly(worker.pid)
             trial, worker.trial = worker.trial, None
             slot.worker = None
-            self.peers.pop(worker.conn, None)
-            try:
-                worker.conn.close()
-            except OSError:
-                pass
+            self._forget(worker)
             if trial is not None:
                 self._lose(trial, "its slot's joblib task ended", count=False, now=now)
         for trial in (slot.lost, slot.reserved):
@@ -382,11 +389,7 @@ class Driver:
             worker = slot.worker
             trial, worker.trial = worker.trial, None
             slot.worker = None
-            self.peers.pop(worker.conn, None)
-            try:
-                worker.conn.close()
-            except OSError:
-                pass
+            self._forget(worker)
         if trial is not None:
             self._lose(trial, f"the worker process (pid {pid}) died: {describe_exit(code)}",
                        count=code != 0 and not self.controller.stopping, now=now)
@@ -440,9 +443,7 @@ class Driver:
         worker.trial = trial
         spec = self.controller.trial_spec(trial, self.experiment_name,
                                           os.path.join(self.trials_dir, trial.trial_id))
-        os.makedirs(spec["checkpoint_root"], mode=0o700, exist_ok=True)
-        if not self._send(worker, ("trial", spec)):
-            return
+        self._send(worker, ("trial", spec))
 
     def _feed_supervisor(self, slot: Slot, sup: Peer, now: float) -> None:
         trial = slot.reserved
@@ -542,6 +543,7 @@ class Driver:
                 except OSError:
                     pass
             self.peers.clear()
+            self._selector.close()
             self._server.close()
             if self._launcher is not None and not self._interrupted:
                 self._launcher.join(timeout=10.0)

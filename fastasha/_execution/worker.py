@@ -104,9 +104,8 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
         _session.set_session(None)
         with link.lock:
             link.session = None
-            rows = session.drain()
-    return ("end", session.trial_id, _session.dumps_rows(rows), len(rows),
-            rows[-1] if rows else None, status, error, trace)
+            blob, n_rows, last = session.drain()
+    return ("end", session.trial_id, blob, n_rows, last, status, error, trace)
 
 
 # --------------------------------------------------------------- supervisor

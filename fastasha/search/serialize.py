@@ -297,6 +297,9 @@ def _plain(obj: Any, active: set) -> Any:
     return _repr(obj)
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def config_to_json(config: Any) -> str:
     """JSON text of a resolved config; never raises.
 
@@ -324,6 +327,9 @@ def config_to_json(config: Any) -> str:
     >>> config_to_json({"lr": np.float64(0.5), "sizes": (1, 2), "f": float("nan")})
     '{"lr":0.5,"sizes":[1,2],"f":NaN}'
     """
+    if type(config) is dict and all(
+            type(k) is str and type(v) in _SCALARS for k, v in config.items()):
+        return json.dumps(config, separators=(",", ":"))   # flat and plain: the common case
     try:
         return json.dumps(_plain(config, set()), separators=(",", ":"))
     except (RecursionError, ValueError, TypeError):  # absurdly deep nesting, exotic keys

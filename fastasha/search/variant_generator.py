@@ -240,6 +240,10 @@ def _set_path(obj: Any, path: tuple, value: Any) -> Any:
 # --------------------------------------------------------------------------- generator
 
 
+# values drawn per domain and call (see VariantGenerator._draw)
+_CHUNK = 64
+
+
 class VariantGenerator:
     """Lazy stream of resolved configs from a param space, like Ray Tune's BasicVariantGenerator.
 
@@ -342,6 +346,7 @@ class VariantGenerator:
         self._grid_count = _count(self._root)
         self._grids = _outer_grids(self._root, [])
         self._rng = np.random.default_rng(self._seed)
+        self._buffers: dict[int, list] = {}
         self._n_generated = 0
         self._stream = self._generate()
 
@@ -427,9 +432,9 @@ class VariantGenerator:
             items = [self._resolve(c, chosen, pending) for c in node.children]
             return tuple(items) if node.is_tuple else items
         if t is _Sample:
-            return node.domain.sample(self._rng, 1)[0]
+            return self._draw(node, False)
         if t is _Choice:
-            index = node.domain.sample_indices(self._rng, 1)[0]
+            index = self._draw(node, True)
             return self._resolve(node.options[index], chosen, pending)
         if t is _Grid:
             return self._resolve(node.options[chosen[id(node)]], chosen, pending)
@@ -437,6 +442,18 @@ class VariantGenerator:
             pending.append(node)
             return Pending(node.path)
         raise RuntimeError(f"unreachable: unknown search-space node {node!r}")
+
+    def _draw(self, node: Any, indices: bool) -> Any:
+        # Values are drawn _CHUNK at a time per domain: one vectorised call
+        # instead of one per config. The chunks are drawn at fixed points of
+        # the stream, so the configs depend on the seed alone.
+        buffer = self._buffers.get(id(node))
+        if not buffer:
+            domain = node.domain
+            drawn = domain.sample_indices(self._rng, _CHUNK) if indices else \
+                domain.sample(self._rng, _CHUNK)
+            buffer = self._buffers[id(node)] = list(reversed(drawn))
+        return buffer.pop()
 
     def _run_functions(self, config: dict, pending: list) -> None:
         spec = Spec(config, self._rng)
