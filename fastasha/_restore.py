@@ -1,0 +1,112 @@
+"""Restore: rebuild a sweep's state by replaying its experiment file.
+
+Nothing is unpickled and no state is snapshotted: the configs are drawn
+again from the stored seed (and checked against the stored ones), and the
+scheduler calls logged in the file are replayed, in order, into a fresh
+scheduler seeded as the original was. Rungs, cut-offs, bracket draws and the
+search's random stream therefore continue exactly where they were.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._controller import ERROR, PENDING, RUNNING, TERMINATED, Controller, Trial
+
+
+class RestoreError(ValueError):
+    """The experiment cannot be continued with what was passed to Tuner.restore."""
+
+
+def _same_config(regenerated_json: str, stored: dict) -> bool:
+    return regenerated_json == json.dumps(stored, separators=(",", ":"))
+
+
+def replay(store: Any, controller: Controller, run: Any) -> None:
+    """Load every trial of ``store`` into ``controller`` and replay the scheduler calls."""
+    from .search import config_to_json
+
+    restore = run.restore
+    resume_errored = restore.get("resume_errored", False)
+    restart_errored = restore.get("restart_errored", False)
+    scheduler = controller.scheduler
+    rows = store.trial_rows()
+    revived: set[str] = set()
+    trials: list[Trial] = []
+    for row in rows:
+        trial_id = row["trial_id"]
+        try:
+            config = run.suggest(trial_id)
+        except StopIteration:
+            raise RestoreError(
+                f"the search space gives fewer configs than the {len(rows)} trials stored; "
+                "pass the param_space the experiment started with"
+            ) from None
+        if config is None or not _same_config(config_to_json(config), row["config"]):
+            raise RestoreError(
+                f"trial {trial_id}'s stored config {row['config']!r} differs from the one the "
+                "search space gives again; pass the param_space (and seed) the experiment "
+                "started with"
+            )
+        trial = Trial(trial_id=trial_id, index=row["index"], config=config,
+                      request=run.request_for(config), bracket=row["bracket"])
+        trial.status = row["status"]
+        trial.n_failures = row["n_failures"]
+        trial.error, trial.traceback = row["error"], row["traceback"]
+        trial.last_result = row["last_result"]
+        if trial.last_result:
+            trial.iteration = trial.last_result.get("training_iteration", 0)
+        trial.checkpoints = [tuple(c) for c in row["checkpoints"]]
+        if trial.status == RUNNING:
+            trial.status = PENDING          # it was running when the driver stopped
+        elif trial.status == ERROR and (resume_errored or restart_errored):
+            trial.status = PENDING
+            trial.error = trial.traceback = None
+            trial.n_failures = 0
+            if restart_errored:
+                trial.checkpoints = []
+            revived.add(trial_id)
+        if trial.status in (TERMINATED, ERROR):
+            trial.scheduler_done = True
+        trials.append(trial)
+
+    # the scheduler: replay its calls, or (stateless) just register the trials
+    by_id = {t.trial_id: t for t in trials}
+    if controller._log_events:
+        for kind, trial_id, payload in store.events():
+            if kind == "add":
+                bracket = scheduler.on_trial_add(trial_id)
+                expected = (payload or {}).get("bracket")
+                if expected is not None and bracket != expected:
+                    raise RestoreError(
+                        f"replaying the experiment put trial {trial_id} in bracket {bracket}, "
+                        f"but it ran in bracket {expected}; restore with a scheduler built "
+                        "with the same arguments"
+                    )
+            elif kind == "result":
+                scheduler.on_trial_result(trial_id, payload)
+            elif kind == "complete":
+                scheduler.on_trial_complete(trial_id, payload)
+            elif kind == "remove" and trial_id not in revived:
+                on_error = getattr(scheduler, "on_trial_error", None) or \
+                    getattr(scheduler, "on_trial_remove", None)
+                if on_error is not None:
+                    on_error(trial_id)
+            if kind == "remove" and trial_id in revived:
+                by_id[trial_id].scheduler_done = False
+    else:
+        for trial in trials:
+            scheduler.on_trial_add(trial.trial_id)
+
+    stored_status = {row["trial_id"]: row["status"] for row in rows}
+    for trial in trials:
+        controller.add_existing(trial)
+        if trial.status != stored_status[trial.trial_id] or trial.trial_id in revived:
+            store.update_trial(trial.trial_id, status=trial.status, n_failures=trial.n_failures,
+                               error=trial.error, traceback=trial.traceback,
+                               checkpoints=[list(c) for c in trial.checkpoints],
+                               checkpoint=trial.checkpoint[0] if trial.checkpoint else None)
+    if controller.total is not None and len(trials) >= controller.total:
+        controller.exhausted = True
+    store.flush()
