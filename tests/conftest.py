@@ -31,3 +31,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "ray_asha_case" in metafunc.fixturenames:
         cases = _ray_asha_cases()["cases"]
         metafunc.parametrize("ray_asha_case", cases, ids=[c["name"] for c in cases])
+
+
+@pytest.fixture(autouse=True)
+def _experiments_in_tmp(tmp_path_factory, monkeypatch):
+    """Experiments that name no storage_path go to a temporary folder, never ~."""
+    monkeypatch.setenv("FASTASHA_STORAGE_PATH", str(tmp_path_factory.mktemp("fastasha_results")))
