@@ -23,6 +23,8 @@ from .search import VariantGenerator, config_to_json, space_from_json, space_to_
 from .stopper import normalize_stop
 
 STORAGE_ENV = "FASTASHA_STORAGE_PATH"
+# Address the driver listens on; loopback unless workers run on other machines.
+DRIVER_HOST_ENV = "FASTASHA_DRIVER_HOST"
 DEFAULT_STORAGE = "~/fastasha_results"
 
 
@@ -441,7 +443,8 @@ class _Run:
         if not self.restore and _storage.ExperimentStore.exists(self.directory) and not rc.overwrite:
             _storage.ExperimentStore.create(self.directory, {}, overwrite=False)   # raises
         # Worker processes take a moment to start: launch them first, set up meanwhile.
-        driver = Driver(self.tuner.trainable, self.n_slots)
+        driver = Driver(self.tuner.trainable, self.n_slots,
+                        host=os.environ.get(DRIVER_HOST_ENV) or "127.0.0.1")
         driver.start()
         try:
             if self.restore:

@@ -129,8 +129,10 @@ class Driver:
     # ------------------------------------------------------------------ launch
 
     def _launch(self) -> None:
-        from joblib import Parallel, delayed
+        from joblib import Parallel, delayed, parallel_config
 
+        # joblib's backend choice is per thread: carry the caller's into the launcher
+        backend = self._backend
         key, address = self._key, self._server.address
         tasks = [SlotTask(address, key, slot_id, self.trainable, os.getpid())
                  for slot_id in self.slots]
@@ -139,8 +141,9 @@ class Driver:
 
         def run() -> None:
             try:
-                Parallel(n_jobs=len(tasks), batch_size=1, pre_dispatch="all")(
-                    delayed(slot_main)(task) for task in tasks)
+                with parallel_config(backend=backend):
+                    Parallel(n_jobs=len(tasks), batch_size=1, pre_dispatch="all")(
+                        delayed(slot_main)(task) for task in tasks)
             except BaseException as err:   # noqa: BLE001 - reported to the loop
                 self._launcher_error = err
             finally:
@@ -155,6 +158,9 @@ class Driver:
 
     def start(self) -> None:
         """Open the report channel and launch the slots (they take a moment to start)."""
+        from joblib.parallel import get_active_backend
+
+        self._backend, _ = get_active_backend()
         self._key = new_key()
         self._server = Server(self._key, self.host)
         self._selector = selectors.DefaultSelector()
