@@ -7,7 +7,7 @@ A Ray Tune script moves over by changing its imports::
 """
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Light names are imported at once; the rest load on first use, so that a
 # worker process unpickling an objective that refers to ``tune`` imports only
@@ -17,6 +17,28 @@ from ._trainable import with_parameters, with_resources
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from .stopper import FunctionStopper, MaximumIterationStopper, Stopper
+
+if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
+    from . import schedulers
+    from .results import Result, ResultGrid, TrialError
+    from .search import (
+        choice,
+        grid_search,
+        lograndint,
+        loguniform,
+        qlograndint,
+        qloguniform,
+        qrandint,
+        qrandn,
+        quniform,
+        randint,
+        randn,
+        sample_from,
+        uniform,
+    )
+    from .tuner import Tuner
+
+    ExperimentAnalysis = ResultGrid.from_path
 
 _LAZY = {
     "Tuner": "fastasha.tuner",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 import time
@@ -12,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _storage
-from ._controller import PENDING, RUNNING, Controller, Trial
+from ._controller import Controller, Trial
 from ._execution.driver import Driver
 from ._resources import Request, ResourcePool, parse_available
 from ._trainable import request_of
