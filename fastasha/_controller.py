@@ -26,7 +26,7 @@ STATUSES = (PENDING, RUNNING, TERMINATED, ERROR)
 _UNFIT = object()   # _create_trial: the trial was created and failed at once
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Trial:
     """The driver's record of one trial."""
 
