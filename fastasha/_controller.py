@@ -119,8 +119,12 @@ class Controller:
         self._dp = getattr(scheduler, "next_decision_point", None)
         # a stateless scheduler (FIFO) needs no event log to be restored
         self._log_events = not getattr(scheduler, "stateless", False)
-        self.time_attr = getattr(scheduler, "time_attr", None) if self._dp is not None else None
-        self.every_report = self._dp is None or stopper is not None
+        # a scheduler without time_attr (a TrialScheduler subclass) counts reports, as in Ray
+        self.time_attr = (getattr(scheduler, "time_attr", None) or "training_iteration") \
+            if self._dp is not None else None
+        # stoppers and on_trial_result callbacks see every result
+        self.every_report = self._dp is None or stopper is not None or any(
+            callable(getattr(cb, "on_trial_result", None)) for cb in self.callbacks)
 
         self.trials: dict[str, Trial] = {}
         self.order: list[str] = []
@@ -190,7 +194,11 @@ class Controller:
             return None
         if config is None:
             return None
-        request = self._request_for(config)
+        unfit: tuple | None = None
+        try:
+            request = self._request_for(config)
+        except (TypeError, ValueError) as err:   # a resource function's bad answer: this trial fails
+            request, unfit = Request(0.0, 0.0), (str(err), traceback.format_exc())
         trial = Trial(trial_id=trial_id, index=index, config=config, request=request)
         self.trials[trial_id] = trial
         self.order.append(trial_id)
@@ -204,7 +212,9 @@ class Controller:
         try:
             self.pool.check_fits(request)
         except ValueError as err:
-            self._finish_error(trial, str(err), None)
+            unfit = (str(err), None)
+        if unfit is not None:
+            self._finish_error(trial, *unfit)
             return _UNFIT
         return trial
 

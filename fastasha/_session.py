@@ -74,7 +74,7 @@ class Link:
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()   # report() holds it around a decision's flush
         self.session: Session | None = None
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._flush_loop, name="fastasha-flush", daemon=True)
@@ -184,16 +184,19 @@ class Session:
                 )
             if value >= bound:
                 stop_hit = True
-        self.buffer.append((self.iteration, now, metrics))
-        self._last = now
-        saved = None
-        if checkpoint is not None:
-            saved = self._save_checkpoint(checkpoint)
-            decide = True
-        if decide or stop_hit:
-            self.flush("decide", stop_hit=stop_hit, checkpoint=saved)
-        elif now - self.last_flush >= FLUSH_INTERVAL_S:
-            self.flush("sync")
+        if decide or stop_hit or checkpoint is not None:
+            # hold the lock so that the background flush cannot ship this result as a
+            # mere "sync" (without its checkpoint and its decision) while we work
+            with self.link.lock:
+                self.buffer.append((self.iteration, now, metrics))
+                self._last = now
+                saved = None if checkpoint is None else self._save_checkpoint(checkpoint)
+                self.flush("decide", stop_hit=stop_hit, checkpoint=saved)
+        else:
+            self.buffer.append((self.iteration, now, metrics))
+            self._last = now
+            if now - self.last_flush >= FLUSH_INTERVAL_S:
+                self.flush("sync")
         if self.stop_requested:
             raise TrialStopped()
 

@@ -178,8 +178,14 @@ class Tuner:
     def _experiment_dir(self) -> Path:
         rc = self.run_config
         root = Path(rc.storage_path).expanduser() if rc.storage_path else default_storage_path()
-        name = rc.name or f"{_trainable_name(self.trainable)}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
-        return root / name
+        if rc.name:
+            return root / rc.name
+        # a generated name must not collide with an experiment started in the same second
+        name = f"{_trainable_name(self.trainable)}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        path, n = root / name, 1
+        while path.exists():
+            path, n = root / f"{name}_{n}", n + 1
+        return path
 
     # -------------------------------------------------------------------- fit
 
@@ -323,8 +329,10 @@ class _Run:
         self.scheduler = tuner._scheduler()
         self.metric, self.mode = tc.metric, tc.mode
         current = (getattr(self.scheduler, "metric", None), getattr(self.scheduler, "mode", None))
-        if (tc.metric, tc.mode) != current and \
-                not self.scheduler.set_search_properties(tc.metric, tc.mode):
+        # a duck-typed scheduler may lack set_search_properties: it keeps its own metric
+        set_properties = getattr(self.scheduler, "set_search_properties", None)
+        if (tc.metric, tc.mode) != current and set_properties is not None and \
+                not set_properties(tc.metric, tc.mode):
             raise ValueError(
                 "metric/mode were given both to TuneConfig and to the scheduler; set them in "
                 "one place (TuneConfig is the usual one)"

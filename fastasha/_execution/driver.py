@@ -142,7 +142,9 @@ class Driver:
         def run() -> None:
             try:
                 with parallel_config(backend=backend):
-                    Parallel(n_jobs=len(tasks), batch_size=1, pre_dispatch="all")(
+                    # n_jobs=1 would make joblib run the task here, in the driver, whatever
+                    # the backend: a one-slot sweep must get a worker process too
+                    Parallel(n_jobs=max(2, len(tasks)), batch_size=1, pre_dispatch="all")(
                         delayed(slot_main)(task) for task in tasks)
             except BaseException as err:   # noqa: BLE001 - reported to the loop
                 self._launcher_error = err

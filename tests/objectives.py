@@ -1,0 +1,152 @@
+"""Module-level objectives for tests/test_tuner.py.
+
+Worker processes (joblib's loky backend) receive an objective pickled by
+reference, module name and function name, and import this module to run it:
+pytest puts ``tests/`` on ``sys.path`` and loky passes ``sys.path`` on to its
+workers. Keeping the objectives here, away from the test module, means a
+worker imports only this small module, not pytest and the tests.
+
+Everything here is deterministic given the config, so a test can compute
+what each trial must have reported.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from fastasha import tune
+
+# The report sequences of the ResultGrid scope test: each scope of
+# get_best_result(metric="score", mode="max") picks a different one.
+# 12 reports: "last-10" covers positions 2..11, "last-5" positions 7..11.
+SCOPE_SEQUENCES = {
+    "last": [0.0] * 11 + [40.0],               # last 40, avg 3.33, l5 8, l10 4, max 40
+    "avg": [45.0, 45.0] + [0.0] * 10,          # last 0, avg 7.5, l5 0, l10 0, max 45
+    "last-5-avg": [0.0] * 7 + [13.0] * 4 + [0.0],   # l5 10.4, l10 5.2, avg 4.33, max 13
+    "last-10-avg": [0.0] * 2 + [12.0] * 5 + [0.0] * 5,   # l10 6, avg 5, l5 0, max 12
+    "all": [60.0] + [0.0] * 11,                # max 60, avg 5, others 0
+}
+
+
+def steps(config):
+    """``config["n"]`` reports of ``loss = x * step`` (step = 1..n)."""
+    for step in range(1, config["n"] + 1):
+        tune.report({"loss": config["x"] * step, "step": step})
+
+
+def sleepy_steps(config):
+    """Like :func:`steps`, sleeping ``config["sleep"]`` seconds before each report."""
+    for step in range(1, config["n"] + 1):
+        time.sleep(config["sleep"])
+        tune.report({"loss": config["x"] * step, "step": step})
+
+
+def overriding_auto_keys(config):
+    """Reports values under the names of automatic fields."""
+    for step in range(1, 4):
+        tune.report({"loss": float(step), "hostname": "my-host", "pid": -step,
+                     "time_total_s": 1000.0 + step})
+
+
+def asha_loss(config, step):
+    """The loss a trial of :func:`asha_objective` reports at ``step`` (1-based)."""
+    rng = np.random.default_rng([int(config["seed"]), step])
+    return float(config["base"] + 0.5 * rng.random())
+
+
+def asha_objective(config):
+    """Reports ``asha_loss`` for up to 99 steps, trying to swallow every exception.
+
+    A STOP must still end it inside ``report()``: the marker file written
+    after the loop must never appear for a stopped trial.
+    """
+    for step in range(1, 100):
+        try:
+            tune.report({"loss": asha_loss(config, step)})
+        except Exception:   # noqa: BLE001, S110 - on purpose: a STOP must not be swallowed
+            pass
+    trial_id = tune.get_context().get_trial_id()
+    with open(os.path.join(config["marker_dir"], trial_id), "w") as f:
+        f.write("code after the loop ran")
+
+
+def score_steps(config):
+    """Reports ``score = step`` (step = 1..n) ``config["n"]`` times."""
+    for step in range(1, config["n"] + 1):
+        tune.report({"score": float(step)})
+
+
+def fails_for(config):
+    """Reports twice, then raises for ``x == config["bad"]``."""
+    for step in range(1, 4):
+        tune.report({"loss": config["x"] * step})
+        if step == 2 and config["x"] == config["bad"]:
+            raise ValueError(f"boom at x={config['x']}")
+
+
+def reports_other_key(config):
+    """Reports ``acc`` only (a sweep tuned on ``loss`` must fail it)."""
+    tune.report({"acc": 0.5})
+
+
+def scope_sequence(config):
+    """Reports ``SCOPE_SEQUENCES[config["name"]]`` as ``score`` (and its negation)."""
+    for value in SCOPE_SEQUENCES[config["name"]]:
+        tune.report({"score": value, "neg": -value})
+
+
+def echo_config(config):
+    """Reports the config it received under ``seen``."""
+    tune.report({"loss": 0.0, "seen": config})
+
+
+def with_data(config, data, offset):
+    """Reports a checksum of a large array passed with ``tune.with_parameters``."""
+    tune.report({"total": float(data.sum()) + offset, "n": int(data.size), "x": config["x"]})
+
+
+def context_reporter(config):
+    """Reports what ``tune.get_context()`` says inside the trial."""
+    ctx = tune.get_context()
+    tune.report({
+        "ctx_trial_id": ctx.get_trial_id(),
+        "ctx_trial_name": ctx.get_trial_name(),
+        "ctx_experiment": ctx.get_experiment_name(),
+        "ctx_resources": ctx.get_trial_resources(),
+    })
+
+
+def returns_dict(config):
+    """Reports twice, then returns a final result (Ray's function API)."""
+    for step in range(1, 3):
+        tune.report({"loss": float(step)})
+    return {"loss": 99.0, "final": True}
+
+
+def only_returns(config):
+    """Never calls report; returns its only result."""
+    return {"loss": config["x"] * 2}
+
+
+def timed_steps(config):
+    """Reports ``t0`` (entry time) and ``t`` (report time) every ``sleep`` seconds."""
+    t0 = time.time()
+    for _ in range(config["n"]):
+        time.sleep(config["sleep"])
+        tune.report({"t0": t0, "t": time.time()})
+
+
+def x_steps(config):
+    """Reports ``x`` and ``step`` six times."""
+    for step in range(1, 7):
+        tune.report({"x": config["x"], "step": step})
+
+
+def checkpointing(config):
+    """Reports ``config["n"]`` times, each with the directory ``config["dir"]`` as checkpoint."""
+    for step in range(1, config["n"] + 1):
+        tune.report({"loss": float(step)},
+                    checkpoint=tune.Checkpoint.from_directory(config["dir"]))

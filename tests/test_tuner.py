@@ -1,0 +1,723 @@
+"""The Tuner end to end, through the public API (``from fastasha import tune``).
+
+The objectives live in ``tests/objectives.py`` so that loky's worker
+processes can import them by name (see that module's docstring). Every sweep
+writes to ``tmp_path`` with ``verbose=0`` unless a test is about the output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import joblib
+import numpy as np
+import objectives
+import pytest
+
+from fastasha import tune
+from fastasha.schedulers import (
+    AsyncHyperBandScheduler,
+    TrialScheduler,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+AUTO_KEYS = ("training_iteration", "time_this_iter_s", "time_total_s", "timestamp",
+             "trial_id", "date", "hostname", "pid", "done")
+
+
+def run_config(tmp_path, name="exp", **kwargs) -> tune.RunConfig:
+    kwargs.setdefault("verbose", 0)
+    return tune.RunConfig(storage_path=str(tmp_path), name=name, **kwargs)
+
+
+def fit(trainable, tmp_path, *, param_space=None, name="exp", tune_config=None,
+        resources=None, **run_kwargs) -> tune.ResultGrid:
+    tuner = tune.Tuner(trainable, param_space=param_space,
+                       tune_config=tune_config or tune.TuneConfig(),
+                       run_config=run_config(tmp_path, name, **run_kwargs),
+                       resources=resources)
+    return tuner.fit()
+
+
+def n_reports(result) -> int:
+    return len(result.metrics_dataframe)
+
+
+@pytest.fixture(params=["loky", "threading"])
+def backend(request):
+    """Run the test under joblib's process backend (the default) and under threads."""
+    with joblib.parallel_config(backend=request.param):
+        yield request.param
+
+
+def check_backend_pids(grid, backend):
+    """Trials ran where the backend puts them: other processes, or this one."""
+    pids = {r.metrics["pid"] for r in grid}
+    if backend == "threading":
+        assert pids == {os.getpid()}
+    else:
+        assert os.getpid() not in pids
+
+
+# ------------------------------------------------------------- 1. the example
+
+def test_async_hyperband_example_smoke_test(tmp_path):
+    env = dict(os.environ, FASTASHA_STORAGE_PATH=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "async_hyperband_example.py"), "--smoke-test"],
+        check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    match = re.search(r"^Best hyperparameters found: (\{.*\})$", proc.stdout, re.MULTILINE)
+    assert match is not None, proc.stdout
+    assert "'width'" in match.group(1) and "'height'" in match.group(1)
+    grid = tune.ResultGrid.from_path(tmp_path / "asynchyperband_test")
+    assert len(grid) == 20
+    assert grid.num_errors == 0
+    assert {r.metrics["training_iteration"] for r in grid} == {1}
+
+
+# ------------------------------------------------------------ 2. auto fields
+
+@pytest.mark.parametrize("tune_config", [
+    tune.TuneConfig(num_samples=1),
+    tune.TuneConfig(num_samples=3, max_concurrent_trials=1),
+], ids=["one-trial", "one-at-a-time"])
+def test_single_slot_sweep_runs_trials_where_the_backend_puts_them(tmp_path, backend,
+                                                                    tune_config):
+    # joblib runs Parallel(n_jobs=1) in the calling process whatever the backend;
+    # a one-slot sweep must still run its trials in loky's worker processes.
+    grid = fit(objectives.steps, tmp_path, param_space={"x": 1.0, "n": 2},
+               tune_config=tune_config)
+    assert grid.num_errors == 0
+    check_backend_pids(grid, backend)
+
+
+def test_every_result_carries_the_automatic_fields(tmp_path, backend):
+    before = time.time()
+    grid = fit(objectives.sleepy_steps, tmp_path,
+               param_space={"x": 2.0, "n": 4, "sleep": 0.01})
+    after = time.time()
+    (result,) = grid
+    history = result.metrics_dataframe
+    assert len(history) == 4
+    for key in AUTO_KEYS + ("loss", "step"):
+        assert key in history.columns, key
+    assert list(history["training_iteration"]) == [1, 2, 3, 4]
+    assert list(history["step"]) == [1, 2, 3, 4]
+    assert list(history["loss"]) == [2.0, 4.0, 6.0, 8.0]
+    assert set(history["trial_id"]) == {result.trial_id}
+    assert set(history["hostname"]) == {socket.gethostname()}
+    assert history["pid"].nunique() == 1
+    assert list(history["done"]) == [False, False, False, True]
+    totals = list(history["time_total_s"])
+    per_iter = list(history["time_this_iter_s"])
+    assert all(t >= 0.01 for t in per_iter)     # each report came after a 10 ms sleep
+    assert totals == sorted(totals)
+    for i in range(1, 4):
+        assert totals[i] - totals[i - 1] == pytest.approx(per_iter[i], abs=1e-6)
+    assert totals[0] >= per_iter[0]
+    for stamp in history["timestamp"]:
+        assert int(before) <= stamp <= after
+    for date in history["date"]:
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}", date)
+    # the last result is also Result.metrics
+    assert result.metrics["training_iteration"] == 4
+    assert result.metrics["done"] is True
+    assert result.metrics["loss"] == 8.0
+
+
+def test_user_keys_take_precedence_over_automatic_fields(tmp_path):
+    grid = fit(objectives.overriding_auto_keys, tmp_path)
+    history = grid[0].metrics_dataframe
+    assert list(history["hostname"]) == ["my-host"] * 3
+    assert list(history["pid"]) == [-1, -2, -3]
+    assert list(history["time_total_s"]) == [1001.0, 1002.0, 1003.0]
+    assert list(history["training_iteration"]) == [1, 2, 3]    # not overridden: automatic
+    assert grid[0].metrics["hostname"] == "my-host"
+
+
+# ------------------------------------------------- 3. scheduler decisions
+
+def expected_asha_reports(configs, max_t):
+    """How many reports each trial gets, run one after another through a fresh ASHA."""
+    scheduler = AsyncHyperBandScheduler(metric="loss", mode="min", grace_period=1,
+                                        max_t=max_t, reduction_factor=2)
+    counts = []
+    for i, config in enumerate(configs):
+        trial_id = f"replay_{i}"
+        scheduler.on_trial_add(trial_id)
+        for step in range(1, 100):
+            result = {"training_iteration": step, "loss": objectives.asha_loss(config, step)}
+            if scheduler.on_trial_result(trial_id, result) == "STOP":
+                break
+        scheduler.on_trial_complete(trial_id, result)
+        counts.append(step)
+    return counts
+
+
+def test_asha_stops_each_trial_at_the_report_the_scheduler_decides(tmp_path, backend):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    max_t = 16
+    grid = fit(
+        objectives.asha_objective, tmp_path,
+        param_space={"seed": tune.randint(0, 10**6), "base": tune.uniform(0, 1),
+                     "marker_dir": str(markers)},
+        tune_config=tune.TuneConfig(
+            metric="loss", mode="min", num_samples=12, max_concurrent_trials=1, seed=11,
+            scheduler=AsyncHyperBandScheduler(grace_period=1, max_t=max_t, reduction_factor=2)),
+    )
+    assert grid.num_errors == 0
+    expected = expected_asha_reports([r.config for r in grid], max_t)
+    assert [n_reports(r) for r in grid] == expected
+    assert [r.metrics["training_iteration"] for r in grid] == expected
+    # the sweep is not trivial: some trials were cut early, some reached max_t
+    assert min(expected) < max_t and max(expected) == max_t
+    # each history is exactly the sequence the objective computes
+    for r in grid:
+        losses = list(r.metrics_dataframe["loss"])
+        assert losses == [objectives.asha_loss(r.config, s) for s in range(1, len(losses) + 1)]
+    # STOP ended every objective inside report(), through its `except Exception`
+    assert os.listdir(markers) == []
+
+
+# ------------------------------------------------------- 4. stop criteria
+
+def test_stop_dict_on_training_iteration_stops_at_exactly_that_report(tmp_path, backend):
+    grid = fit(objectives.score_steps, tmp_path, param_space={"n": 10},
+               tune_config=tune.TuneConfig(num_samples=2),
+               stop={"training_iteration": 3})
+    assert [n_reports(r) for r in grid] == [3, 3]
+    assert [r.status for r in grid] == ["TERMINATED", "TERMINATED"]
+
+
+def test_stop_dict_on_a_user_metric(tmp_path):
+    grid = fit(objectives.score_steps, tmp_path, param_space={"n": 10}, stop={"score": 5})
+    assert list(grid[0].metrics_dataframe["score"]) == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_stop_callable(tmp_path, backend):
+    seen = []
+
+    def stop(trial_id, result):
+        seen.append((trial_id, result["training_iteration"]))
+        return result["score"] >= 4
+
+    grid = fit(objectives.score_steps, tmp_path, param_space={"n": 10},
+               tune_config=tune.TuneConfig(num_samples=2), stop=stop)
+    assert [n_reports(r) for r in grid] == [4, 4]
+    # the function saw every result of every trial
+    assert sorted(seen) == sorted((r.trial_id, i) for r in grid for i in range(1, 5))
+
+
+class StopAllAtScore(tune.Stopper):
+    def __init__(self, score):
+        self.score = score
+        self.triggered = False
+
+    def __call__(self, trial_id, result):
+        if result["score"] >= self.score:
+            self.triggered = True
+        return False
+
+    def stop_all(self):
+        return self.triggered
+
+
+def test_stopper_stop_all_ends_the_sweep(tmp_path):
+    grid = fit(objectives.score_steps, tmp_path, param_space={"n": 10},
+               tune_config=tune.TuneConfig(num_samples=4, max_concurrent_trials=1),
+               stop=StopAllAtScore(3))
+    assert len(grid) == 1                 # no further trial was started
+    assert grid[0].status == "TERMINATED"
+    assert n_reports(grid[0]) == 3
+
+
+def test_stop_key_never_reported_fails_the_trial_clearly(tmp_path):
+    grid = fit(objectives.score_steps, tmp_path, param_space={"n": 10},
+               stop={"no_such_key": 1})
+    assert grid[0].status == "ERROR"
+    message = str(grid[0].error)
+    assert "stop criterion 'no_such_key'" in message
+    assert "'score'" in message            # what the trial did report
+
+
+# --------------------------------------------------------------- 5. errors
+
+def test_failing_objective_errors_its_trial_and_the_sweep_goes_on(tmp_path, backend):
+    grid = fit(objectives.fails_for, tmp_path,
+               param_space={"x": tune.grid_search([0, 1, 2, 3]), "bad": 1},
+               tune_config=tune.TuneConfig(metric="loss", mode="min"))
+    assert [r.status for r in grid] == ["TERMINATED", "ERROR", "TERMINATED", "TERMINATED"]
+    assert grid.num_errors == 1
+    assert grid.num_terminated == 3
+    failed = grid[1]
+    assert failed.config["x"] == 1
+    assert isinstance(failed.error, tune.TrialError)
+    assert "ValueError: boom at x=1" in str(failed.error)
+    assert "Traceback" in failed.error.traceback
+    assert "fails_for" in failed.error.traceback
+    assert n_reports(failed) == 2          # what it reported before failing is kept
+    assert grid.errors == [failed.error]
+    assert all(r.error is None for r in grid if r is not failed)
+    assert [n_reports(r) for r in grid if r is not failed] == [3, 3, 3]
+    assert grid.get_best_result().config["x"] == 0
+
+
+def test_metric_never_reported_fails_the_trial_naming_the_keys(tmp_path, backend):
+    grid = fit(objectives.reports_other_key, tmp_path,
+               tune_config=tune.TuneConfig(metric="loss", mode="min"))
+    assert grid[0].status == "ERROR"
+    message = str(grid[0].error)
+    assert "'loss'" in message and "'acc'" in message
+
+
+def test_report_outside_a_trial_raises():
+    with pytest.raises(RuntimeError, match=r"tune.report\(\) was called outside a trial"):
+        tune.report({"loss": 1.0})
+
+
+def test_unpicklable_objective_is_refused_before_anything_runs(tmp_path):
+    lock = threading.Lock()
+
+    def objective(config):
+        with lock:
+            tune.report({"loss": 1.0})
+
+    tuner = tune.Tuner(objective, run_config=run_config(tmp_path))
+    with pytest.raises(TypeError, match="cannot be pickled.*threading"):
+        tuner.fit()
+    assert list(tmp_path.iterdir()) == []
+    # the same closure is fine where nothing is pickled
+    with joblib.parallel_config(backend="threading"):
+        grid = tune.Tuner(objective, run_config=run_config(tmp_path)).fit()
+    assert grid[0].metrics["loss"] == 1.0
+
+
+def test_invalid_search_space_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="lower must be less than upper"):
+        fit(objectives.steps, tmp_path, param_space={"x": tune.uniform(5, 1), "n": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tune_config_refuses_bad_values(tmp_path):
+    with pytest.raises(ValueError, match="num_samples"):
+        tune.TuneConfig(num_samples=0)
+    with pytest.raises(ValueError, match="mode='min' was given without a metric"):
+        tune.TuneConfig(mode="min")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_metric_and_mode_given_twice_is_refused(tmp_path):
+    scheduler = AsyncHyperBandScheduler(metric="acc", mode="max")
+    tuner = tune.Tuner(objectives.steps, param_space={"x": 1.0, "n": 1},
+                       tune_config=tune.TuneConfig(metric="loss", mode="min",
+                                                   scheduler=scheduler),
+                       run_config=run_config(tmp_path))
+    with pytest.raises(ValueError, match="both to TuneConfig and to the scheduler"):
+        tuner.fit()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_experiment_is_refused_unless_overwrite(tmp_path):
+    first = fit(objectives.steps, tmp_path, name="same",
+                param_space={"x": tune.grid_search([1.0, 2.0]), "n": 1})
+    with pytest.raises(FileExistsError, match=r"Tuner\.restore"):
+        fit(objectives.steps, tmp_path, name="same",
+            param_space={"x": tune.grid_search([5.0, 6.0, 7.0]), "n": 1})
+    kept = tune.ResultGrid.from_path(first.experiment_path)
+    assert sorted(r.config["x"] for r in kept) == [1.0, 2.0]
+
+    second = fit(objectives.steps, tmp_path, name="same", overwrite=True,
+                 param_space={"x": tune.grid_search([5.0, 6.0, 7.0]), "n": 1})
+    assert second.experiment_path == first.experiment_path
+    reread = tune.ResultGrid.from_path(second.experiment_path)
+    assert sorted(r.config["x"] for r in reread) == [5.0, 6.0, 7.0]
+    assert not {r.trial_id for r in reread} & {r.trial_id for r in first}
+
+
+def test_two_unnamed_experiments_in_a_row_both_run(tmp_path):
+    # The default name holds the time to the second: two quick fits must not collide.
+    grids = [tune.Tuner(objectives.steps, param_space={"x": 1.0, "n": 1},
+                        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+             for _ in range(2)]
+    assert grids[0].experiment_path != grids[1].experiment_path
+    assert all(len(tune.ResultGrid.from_path(g.experiment_path)) == 1 for g in grids)
+
+
+# -------------------------------------------------------------- 6. backends
+
+def small_seeded_sweep(tmp_path, name):
+    return fit(objectives.steps, tmp_path, name=name,
+               param_space={"x": tune.uniform(0, 1), "n": tune.randint(1, 5)},
+               tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=5, seed=42))
+
+
+def test_backends_give_identical_results(tmp_path):
+    grids = {}
+    for name in ("loky", "threading"):
+        with joblib.parallel_config(backend=name):
+            grids[name] = small_seeded_sweep(tmp_path, name)
+        check_backend_pids(grids[name], name)
+    loky, threads = grids["loky"], grids["threading"]
+    assert [r.config for r in loky] == [r.config for r in threads]
+    assert len({r.config["x"] for r in loky}) == 5
+    deterministic = ["loss", "step", "training_iteration", "done"]
+    for a, b in zip(loky, threads):
+        assert a.status == b.status == "TERMINATED"
+        assert a.metrics_dataframe[deterministic].equals(b.metrics_dataframe[deterministic])
+        assert a.metrics["loss"] == a.config["x"] * a.config["n"]
+    assert loky.get_best_result().config == threads.get_best_result().config
+
+
+# --------------------------------------------------------- 7. search space
+
+def test_grid_search_is_crossed_and_repeated_num_samples_times(tmp_path):
+    grid = fit(objectives.echo_config, tmp_path,
+               param_space={"a": tune.grid_search([1, 2]),
+                            "b": tune.grid_search(["x", "y", "z"]),
+                            "c": tune.uniform(0, 1)},
+               tune_config=tune.TuneConfig(num_samples=2))
+    assert len(grid) == 12
+    pairs = [(r.config["a"], r.config["b"]) for r in grid]
+    assert sorted(pairs) == sorted([(a, b) for a in (1, 2) for b in "xyz"] * 2)
+    assert len({r.config["c"] for r in grid}) == 12     # a fresh draw per trial
+    for r in grid:
+        assert r.metrics["seen"] == r.config              # the objective got the stored config
+
+
+def test_seed_makes_configs_reproducible(tmp_path):
+    space = {"x": tune.uniform(0, 1), "k": tune.choice(["a", "b", "c"]),
+             "i": tune.randint(0, 1000), "n": 1}
+
+    def configs(name, seed):
+        grid = fit(objectives.steps, tmp_path, name=name, param_space=space,
+                   tune_config=tune.TuneConfig(num_samples=4, seed=seed))
+        return [r.config for r in grid]
+
+    first = configs("first", 5)
+    assert configs("again", 5) == first
+    assert configs("other", 6) != first
+
+
+def test_nested_dicts_constants_and_sample_from(tmp_path):
+    space = {
+        "model": {"depth": tune.grid_search([2, 3]),
+                  "optim": {"lr": tune.loguniform(1e-4, 1e-1), "name": "adam"}},
+        "const": 7,
+        "double_lr": tune.sample_from(lambda spec: spec.config.model.optim.lr * 2),
+    }
+    grid = fit(objectives.echo_config, tmp_path, param_space=space,
+               tune_config=tune.TuneConfig(num_samples=2, seed=0))
+    assert len(grid) == 4
+    assert sorted(r.config["model"]["depth"] for r in grid) == [2, 2, 3, 3]
+    for r in grid:
+        lr = r.config["model"]["optim"]["lr"]
+        assert 1e-4 <= lr < 1e-1
+        assert r.config["model"]["optim"]["name"] == "adam"
+        assert r.config["const"] == 7
+        assert r.config["double_lr"] == lr * 2
+        assert r.metrics["seen"] == r.config
+
+
+# ------------------------------------------------------------ 8. ResultGrid
+
+@pytest.fixture
+def scope_grid(tmp_path):
+    return fit(objectives.scope_sequence, tmp_path,
+               param_space={"name": tune.grid_search(list(objectives.SCOPE_SEQUENCES))},
+               tune_config=tune.TuneConfig(metric="score", mode="max"))
+
+
+def test_result_grid_len_indexing_iteration(scope_grid):
+    assert len(scope_grid) == 5
+    names = [r.config["name"] for r in scope_grid]
+    assert names == list(objectives.SCOPE_SEQUENCES)
+    assert [r.trial_id for r in scope_grid] == [scope_grid[i].trial_id for i in range(5)]
+    assert scope_grid[-1].trial_id == scope_grid[4].trial_id
+    assert len({r.trial_id for r in scope_grid}) == 5
+    assert Path(scope_grid.experiment_path).is_dir()
+    with pytest.raises(IndexError):
+        scope_grid[5]
+
+
+@pytest.mark.parametrize("scope", ["last", "avg", "last-5-avg", "last-10-avg", "all"])
+def test_get_best_result_scopes(scope_grid, scope):
+    assert scope_grid.get_best_result(scope=scope).config["name"] == scope
+
+
+def test_get_best_result_explicit_metric_and_mode_override(scope_grid):
+    assert scope_grid.get_best_result().config["name"] == "last"
+    assert scope_grid.get_best_result(metric="neg", mode="min", scope="all") \
+        .config["name"] == "all"
+    # smallest average score
+    assert scope_grid.get_best_result(mode="min", scope="avg").config["name"] == "last"
+    assert scope_grid.get_best_result("neg", "max", scope="avg").config["name"] == "last"
+
+
+def test_get_best_result_refuses_bad_arguments(scope_grid, tmp_path):
+    with pytest.raises(ValueError, match="scope"):
+        scope_grid.get_best_result(scope="best")
+    with pytest.raises(ValueError, match="mode"):
+        scope_grid.get_best_result(mode="largest")
+    no_metric = fit(objectives.steps, tmp_path, name="no_metric", param_space={"x": 1.0, "n": 2})
+    with pytest.raises(ValueError, match="needs a metric and a mode"):
+        no_metric.get_best_result()
+    with pytest.raises(ValueError, match="needs a metric and a mode"):
+        no_metric.get_best_result(metric="loss")
+    assert no_metric.get_best_result(metric="loss", mode="min").metrics["loss"] == 2.0
+
+
+def test_get_dataframe(scope_grid):
+    df = scope_grid.get_dataframe()
+    assert len(df) == 5
+    for column in ("config/name", "trial_id", "score", "neg", "training_iteration"):
+        assert column in df.columns
+    assert list(df["trial_id"]) == [r.trial_id for r in scope_grid]
+    assert list(df["config/name"]) == list(objectives.SCOPE_SEQUENCES)
+    assert list(df["training_iteration"]) == [12] * 5
+    best = scope_grid.get_dataframe(filter_metric="score", filter_mode="max")
+    assert list(best["score"]) == [max(s) for s in objectives.SCOPE_SEQUENCES.values()]
+
+
+def test_result_grid_from_path_rebuilds_the_grid(scope_grid):
+    again = tune.ResultGrid.from_path(scope_grid.experiment_path)
+    assert len(again) == len(scope_grid)
+    for a, b in zip(scope_grid, again):
+        assert (a.trial_id, a.config, a.status, a.metrics) == (b.trial_id, b.config,
+                                                               b.status, b.metrics)
+        assert a.metrics_dataframe.equals(b.metrics_dataframe)
+    for scope in ("last", "avg", "all"):
+        assert again.get_best_result(scope=scope).trial_id == \
+            scope_grid.get_best_result(scope=scope).trial_id
+
+
+def test_a_slow_checkpoint_save_keeps_its_checkpoint(tmp_path, monkeypatch):
+    # While report() copies a checkpoint, the half-second background flush must
+    # not ship the result without it (the checkpoint was then dropped).
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "weights.txt").write_text("42")
+    copytree = shutil.copytree
+
+    def slow_copytree(*args, **kwargs):
+        time.sleep(0.8)
+        return copytree(*args, **kwargs)
+
+    monkeypatch.setattr(shutil, "copytree", slow_copytree)
+    with joblib.parallel_config(backend="threading"):   # the objective runs in this process
+        grid = fit(objectives.checkpointing, tmp_path, param_space={"n": 2, "dir": str(source)})
+    (result,) = grid
+    assert result.status == "TERMINATED"
+    assert [m["training_iteration"] for _, m in result.best_checkpoints] == [1, 2]
+    assert result.checkpoint is not None
+    assert (Path(result.checkpoint.path) / "weights.txt").read_text() == "42"
+
+
+# ---------------------------------------- 9. with_parameters, context, return
+
+def test_with_parameters_passes_large_objects(tmp_path, backend):
+    data = np.arange(1_000_000, dtype=np.float64)        # 8 MB
+    trainable = tune.with_parameters(objectives.with_data, data=data, offset=0.5)
+    grid = fit(trainable, tmp_path, param_space={"x": tune.grid_search([1, 2, 3])})
+    assert [r.metrics["total"] for r in grid] == [float(data.sum()) + 0.5] * 3
+    assert [r.metrics["n"] for r in grid] == [1_000_000] * 3
+    assert [r.config["x"] for r in grid] == [1, 2, 3]
+
+
+def test_get_context_inside_and_outside_a_trial(tmp_path, backend):
+    trainable = tune.with_resources(objectives.context_reporter, {"cpu": 1})
+    grid = fit(trainable, tmp_path, name="ctx", tune_config=tune.TuneConfig(num_samples=2))
+    for r in grid:
+        assert r.metrics["ctx_trial_id"] == r.trial_id
+        assert isinstance(r.metrics["ctx_trial_name"], str) and r.metrics["ctx_trial_name"]
+        assert r.metrics["ctx_experiment"] == "ctx"
+        assert r.metrics["ctx_resources"] == {"cpu": 1.0, "gpu": 0.0}
+    outside = tune.get_context()
+    assert outside.get_trial_id() is None
+    assert outside.get_trial_name() is None
+    assert outside.get_trial_resources() == {}
+
+
+def test_returned_dict_is_a_final_result(tmp_path, backend):
+    grid = fit(objectives.returns_dict, tmp_path)
+    history = grid[0].metrics_dataframe
+    assert list(history["loss"]) == [1.0, 2.0, 99.0]
+    assert list(history["training_iteration"]) == [1, 2, 3]
+    assert grid[0].metrics["final"] is True
+    only = fit(objectives.only_returns, tmp_path, name="only", param_space={"x": 4.0})
+    assert list(only[0].metrics_dataframe["loss"]) == [8.0]
+    assert only[0].status == "TERMINATED"
+
+
+# ------------------------------------------------------ 10. custom scheduler
+
+class CountingScheduler(TrialScheduler):
+    """Records every result; stops the trial with ``x == 1`` at its second report."""
+
+    def __init__(self):
+        super().__init__()
+        self.added, self.completed = [], []
+        self.results = defaultdict(list)
+
+    def on_trial_add(self, trial_id, bracket=None):
+        self.added.append(trial_id)
+        return 0
+
+    def on_trial_result(self, trial_id, result):
+        self.results[trial_id].append(result["step"])
+        if result["x"] == 1 and result["training_iteration"] >= 2:
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+    def on_trial_complete(self, trial_id, result):
+        self.completed.append(trial_id)
+
+
+class DuckScheduler:
+    """The same, without the base class (and without next_decision_point)."""
+
+    def __init__(self):
+        self.added, self.completed = [], []
+        self.results = defaultdict(list)
+
+    def on_trial_add(self, trial_id):
+        self.added.append(trial_id)
+
+    def on_trial_result(self, trial_id, result):
+        self.results[trial_id].append(result["step"])
+        return "STOP" if result["x"] == 1 and result["training_iteration"] >= 2 else "CONTINUE"
+
+    def on_trial_complete(self, trial_id, result):
+        self.completed.append(trial_id)
+
+
+@pytest.mark.parametrize("make_scheduler", [CountingScheduler, DuckScheduler],
+                         ids=["subclass", "duck-typed"])
+def test_custom_scheduler_sees_every_result_and_can_stop(tmp_path, backend, make_scheduler):
+    scheduler = make_scheduler()
+    grid = fit(objectives.x_steps, tmp_path, param_space={"x": tune.grid_search([0, 1, 2])},
+               tune_config=tune.TuneConfig(metric="step", mode="max", scheduler=scheduler))
+    ids = [r.trial_id for r in grid]
+    assert [n_reports(r) for r in grid] == [6, 2, 6]
+    assert sorted(scheduler.added) == ids
+    assert sorted(scheduler.completed) == ids
+    for r in grid:
+        assert scheduler.results[r.trial_id] == list(range(1, n_reports(r) + 1))
+
+
+# --------------------------------------------------------- 11. TuneConfig
+
+def test_time_budget_ends_a_sweep_of_long_trials(tmp_path):
+    full = 6000                                           # 60 s per trial
+    started = time.monotonic()
+    grid = fit(objectives.sleepy_steps, tmp_path,
+               param_space={"x": 1.0, "n": full, "sleep": 0.01},
+               tune_config=tune.TuneConfig(num_samples=2, time_budget_s=1.0))
+    elapsed = time.monotonic() - started
+    assert elapsed < 40                                   # far less than 2 x 60 s
+    assert 1 <= len(grid) <= 2
+    for r in grid:
+        assert r.status == "TERMINATED"
+        assert 1 <= n_reports(r) < full
+        assert r.metrics["time_total_s"] < 30
+
+
+def test_unbounded_num_samples_runs_until_the_budget(tmp_path):
+    grid = fit(objectives.steps, tmp_path,
+               param_space={"x": tune.uniform(0, 1), "n": 3},
+               tune_config=tune.TuneConfig(num_samples=-1, time_budget_s=1.5, seed=1))
+    assert len(grid) >= 3
+    assert grid.num_errors == 0
+    assert {r.status for r in grid} == {"TERMINATED"}
+
+
+def overlaps(grid) -> bool:
+    spans = sorted((r.metrics["t0"], r.metrics["t"]) for r in grid)
+    return any(start < previous_end for (_, previous_end), (start, _) in itertools.pairwise(spans))
+
+
+def test_max_concurrent_trials_one_runs_trials_one_at_a_time(tmp_path):
+    space = {"n": 3, "sleep": 0.05}
+    serial = fit(objectives.timed_steps, tmp_path, name="serial", param_space=space,
+                 tune_config=tune.TuneConfig(num_samples=4, max_concurrent_trials=1),
+                 resources={"cpu": 2})
+    assert len(serial) == 4 and serial.num_errors == 0
+    assert not overlaps(serial)
+    # the check can fail: with two slots the same trials do overlap (threads start at once)
+    with joblib.parallel_config(backend="threading"):
+        parallel = fit(objectives.timed_steps, tmp_path, name="parallel", param_space=space,
+                       tune_config=tune.TuneConfig(num_samples=4), resources={"cpu": 2})
+    assert overlaps(parallel)
+
+
+# ------------------------------------------------- 12. output and callbacks
+
+def test_verbose_0_prints_nothing(tmp_path, capfd):
+    fit(objectives.fails_for, tmp_path, param_space={"x": tune.grid_search([0, 1]), "bad": 1},
+        tune_config=tune.TuneConfig(metric="loss", mode="min"), verbose=0)
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err == ""
+
+
+FINISHED_LINE = re.compile(r"^(TERMINATED|ERROR)\s+(\S+) iter=", re.MULTILINE)
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_verbose_prints_a_final_table_and_at_2_a_line_per_trial(tmp_path, capsys, verbose):
+    grid = fit(objectives.fails_for, tmp_path, name="shown",
+               param_space={"x": tune.grid_search([0, 1, 2]), "bad": 1},
+               tune_config=tune.TuneConfig(metric="loss", mode="min"), verbose=verbose)
+    out = capsys.readouterr().out
+    assert "Trial status: 0 PENDING | 0 RUNNING | 2 TERMINATED | 1 ERROR (3/3 trials)" in out
+    assert "Experiment 'shown' finished" in out
+    lines = {m.group(2): m.group(1) for m in FINISHED_LINE.finditer(out)}
+    if verbose == 1:
+        assert lines == {}
+    else:
+        assert lines == {r.trial_id: r.status for r in grid}
+        assert "boom at x=1" in out
+
+
+class RecordingCallback:
+    def __init__(self):
+        self.events = []
+
+    def on_trial_start(self, trial_id, config):
+        self.events.append(("start", trial_id, config["x"]))
+
+    def on_trial_result(self, trial_id, result):
+        self.events.append(("result", trial_id, result["training_iteration"]))
+
+    def on_trial_complete(self, trial_id, result):
+        self.events.append(("complete", trial_id, result["training_iteration"]))
+
+    def on_trial_error(self, trial_id, error):
+        self.events.append(("error", trial_id, str(error)))
+
+
+def test_callbacks_see_starts_every_result_and_endings(tmp_path, backend):
+    callback = RecordingCallback()
+    grid = fit(objectives.fails_for, tmp_path,
+               param_space={"x": tune.grid_search([0, 1, 2]), "bad": 1},
+               tune_config=tune.TuneConfig(metric="loss", mode="min"), callbacks=[callback])
+    for r in grid:
+        mine = [e for e in callback.events if e[1] == r.trial_id]
+        n = n_reports(r)
+        ending = ("error", r.trial_id, "ValueError: boom at x=1") if r.config["x"] == 1 \
+            else ("complete", r.trial_id, 3)
+        assert mine == ([("start", r.trial_id, r.config["x"])]
+                        + [("result", r.trial_id, i) for i in range(1, n + 1)]
+                        + [ending])
