@@ -128,7 +128,9 @@ class ExperimentStore:
                     f"Tuner.restore({str(directory)!r}, trainable), choose another "
                     "RunConfig(name=...), or delete the folder"
                 )
-            cls.open(directory)   # only ever overwrite one of ours
+            # only ever overwrite one of ours; read-only, so that checking a
+            # foreign SQLite file does not switch it to WAL (rewriting its header)
+            cls.open(directory, readonly=True).close()
             for suffix in ("", "-wal", "-shm"):
                 Path(str(db) + suffix).unlink(missing_ok=True)
             shutil.rmtree(directory / TRIALS_DIR, ignore_errors=True)

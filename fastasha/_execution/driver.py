@@ -399,8 +399,10 @@ class Driver:
             slot.worker = None
             self._forget(worker)
         if trial is not None:
+            # any exit with a trial unfinished counts, exit code 0 too (an objective
+            # calling os._exit(0) would otherwise be requeued forever)
             self._lose(trial, f"the worker process (pid {pid}) died: {describe_exit(code)}",
-                       count=code != 0 and not self.controller.stopping, now=now)
+                       count=not self.controller.stopping, now=now)
         peer.waiting = True
 
     def _on_report(self, peer: Peer, message: tuple, now: float) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -120,8 +121,10 @@ def _ignore_sigint() -> None:
 
 def _supervise(task: SlotTask) -> int:
     _ignore_sigint()
+    child_of_driver = os.getppid() == task.driver_pid   # e.g. a loky worker of this driver
     sup = connect(task.address, task.key)
     n_forked = 0
+    driver_gone = True
     try:
         sup.send(("supervisor", task.slot_id, os.getpid(), _session._HOSTNAME))
         while True:
@@ -130,6 +133,7 @@ def _supervise(task: SlotTask) -> int:
             except (EOFError, OSError):
                 return n_forked
             if message[0] != "fork":
+                driver_gone = False
                 return n_forked
             env = message[1]
             sys.stdout.flush()
@@ -149,6 +153,25 @@ def _supervise(task: SlotTask) -> int:
                 return n_forked
     finally:
         sup.close()
+        if driver_gone and child_of_driver:
+            _exit_if_orphaned(task.driver_pid)
+
+
+def _exit_if_orphaned(driver_pid: int, wait_s: float = 1.0) -> None:
+    """Exit this process if the driver that started it has died.
+
+    A loky worker whose driver was killed outright (SIGKILL) would otherwise
+    sit idle until loky's worker timeout, minutes later, though nothing can
+    reach it any more. The kernel reparents it a moment after the driver's
+    sockets close, so this waits up to ``wait_s`` for that; a driver that
+    lives on (it only closed the connection) is left alone.
+    """
+    deadline = time.monotonic() + wait_s
+    while os.getppid() == driver_pid:
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.01)
+    os._exit(0)
 
 
 def _child_main(task: SlotTask, env: dict, parent_conn: Any) -> None:
