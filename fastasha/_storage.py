@@ -33,6 +33,7 @@ from typing import Any, Iterator
 from ._rows import decode, json_default
 
 FILE_NAME = "experiment.db"
+_PARTIAL = ".experiment.db.creating-"
 TRIALS_DIR = "trials"
 FORMAT = "fastasha-experiment"
 VERSION = 1
@@ -134,16 +135,26 @@ class ExperimentStore:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(db) + suffix).unlink(missing_ok=True)
             shutil.rmtree(directory / TRIALS_DIR, ignore_errors=True)
-        elif directory.exists() and any(directory.iterdir()):
-            raise FileExistsError(
-                f"{directory} exists and is not empty but holds no fastasha experiment; "
-                "choose another RunConfig(name=...) or storage_path"
-            )
+        elif directory.exists():
+            leftovers = [p for p in directory.iterdir()
+                         if not (p.name.startswith(_PARTIAL) or
+                                 (p.name == TRIALS_DIR and p.is_dir() and not any(p.iterdir())))]
+            if leftovers:
+                raise FileExistsError(
+                    f"{directory} exists and is not empty but holds no fastasha experiment; "
+                    "choose another RunConfig(name=...) or storage_path"
+                )
+            for p in directory.glob(_PARTIAL + "*"):     # an earlier creation that crashed
+                p.unlink(missing_ok=True)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(directory, 0o700)
         (directory / TRIALS_DIR).mkdir(exist_ok=True, mode=0o700)
-        _open_private(db)
-        conn = cls._connect(db)
+        # Build the file under a temporary name and rename it into place, so that
+        # a crash during creation never leaves a half-made experiment.db behind.
+        partial = directory / f"{_PARTIAL}{os.getpid()}"
+        partial.unlink(missing_ok=True)
+        _open_private(partial)
+        conn = cls._connect(partial)
         conn.execute("BEGIN")
         for statement in _SCHEMA.split(";"):
             if statement.strip():
@@ -154,7 +165,9 @@ class ExperimentStore:
             ("settings", _dumps(settings)),
         ])
         conn.execute("COMMIT")
-        return cls(directory, conn, readonly=False)
+        conn.close()                  # checkpoints and removes the -wal file
+        os.replace(partial, db)
+        return cls(directory, cls._connect(db), readonly=False)
 
     @classmethod
     def open(cls, directory: str | os.PathLike, readonly: bool = False) -> ExperimentStore:
@@ -164,11 +177,9 @@ class ExperimentStore:
         if not db.is_file():
             raise StoreError(f"no fastasha experiment in {directory} (missing {FILE_NAME})")
         try:
-            if readonly:
-                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
-                conn.execute("PRAGMA query_only = ON")
-            else:
-                conn = cls._connect(db)
+            # check read-only first: opening a foreign file read-write (for WAL) rewrites it
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
+            conn.execute("PRAGMA query_only = ON")
             rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as err:
             raise StoreError(
@@ -184,6 +195,9 @@ class ExperimentStore:
                 f"{db} was written by an incompatible fastasha (format version "
                 f"{rows.get('version')!r}, this one reads {VERSION})"
             )
+        if not readonly:
+            conn.close()
+            conn = cls._connect(db)
         return cls(directory, conn, readonly=readonly)
 
     @staticmethod

@@ -75,6 +75,12 @@ def connect(address: tuple[str, int], key: bytes, timeout: float = HANDSHAKE_TIM
     conn = Connection(sock.detach())
     try:
         _client_handshake(conn, key, timeout)
+    except (EOFError, ConnectionResetError) as err:
+        conn.close()
+        raise AuthenticationFailed(
+            f"the driver at {address[0]}:{address[1]} closed the connection during the "
+            "handshake: the key does not match this experiment"
+        ) from err
     except BaseException:
         conn.close()
         raise
