@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import traceback
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ._resources import Allocation, Request, ResourcePool
@@ -32,7 +32,7 @@ class Trial:
 
     trial_id: str
     index: int
-    config: dict
+    config: dict | None                # dropped (None) once the trial is stored and done
     request: Request
     bracket: int | None = None
     status: str = PENDING
@@ -43,7 +43,8 @@ class Trial:
     metric_value: float | None = None
     error: str | None = None
     traceback: str | None = None
-    checkpoints: list = field(default_factory=list)   # [(path, iteration, score, time_total_s)]
+    # [(path, iteration, score, time_total_s)]; a shared empty tuple until the first one
+    checkpoints: list | tuple = ()
     scheduler_done: bool = False       # on_trial_complete / removal already sent
     pending_error: tuple | None = None  # set when a result could not be judged
     stop_reason: str | None = None
@@ -375,7 +376,8 @@ class Controller:
         path, iteration = checkpoint
         cfg = self.checkpoint_config
         score = result.get(cfg.checkpoint_score_attribute) if cfg.checkpoint_score_attribute else None
-        trial.checkpoints.append((path, iteration, score, result.get("time_total_s", 0.0)))
+        trial.checkpoints = [*trial.checkpoints,
+                             (path, iteration, score, result.get("time_total_s", 0.0))]
         if cfg.num_to_keep is not None and len(trial.checkpoints) > cfg.num_to_keep:
             latest = trial.checkpoint
             others = [c for c in trial.checkpoints if c is not latest]

@@ -304,8 +304,12 @@ class ExperimentStore:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
-    def trial_rows(self) -> list[dict]:
-        """Every trial, in creation order, with JSON fields decoded."""
+    def trial_rows(self, decode: bool = True) -> list[dict]:
+        """Every trial, in creation order.
+
+        With ``decode=False`` the ``config`` and ``last_result`` fields stay
+        JSON text, for readers that decode them only on demand.
+        """
         cur = self._conn.execute(
             "SELECT idx, trial_id, config, bracket, resources, status, n_failures, error, "
             "traceback, last_result, checkpoint, checkpoints FROM trials ORDER BY idx")
@@ -313,10 +317,12 @@ class ExperimentStore:
         for (idx, trial_id, config, bracket, resources, status, n_failures, error, trace,
              last_result, checkpoint, checkpoints) in cur:
             out.append({
-                "index": idx, "trial_id": trial_id, "config": json.loads(config),
+                "index": idx, "trial_id": trial_id,
+                "config": json.loads(config) if decode else config,
                 "bracket": bracket, "resources": json.loads(resources), "status": status,
                 "n_failures": n_failures, "error": error, "traceback": trace,
-                "last_result": json.loads(last_result) if last_result else None,
+                "last_result": (json.loads(last_result) if decode else last_result)
+                if last_result else None,
                 "checkpoint": checkpoint,
                 "checkpoints": json.loads(checkpoints) if checkpoints else [],
             })

@@ -9,6 +9,7 @@ use, not kept in memory.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -72,8 +73,10 @@ class Result:
     def __init__(self, experiment_path: Path, row: dict) -> None:
         self._experiment_path = experiment_path
         self.trial_id: str = row["trial_id"]
-        self.config: dict = row["config"]
-        self.metrics: dict = row["last_result"] or {}
+        # config and metrics may arrive as JSON text: decoded on first use, so that a
+        # grid of 100,000 trials costs little until it is looked at
+        self._config = row["config"]
+        self._metrics = row["last_result"] or {}
         self.status: str = row["status"]
         self.bracket: int | None = row["bracket"]
         self.n_failures: int = row["n_failures"]
@@ -86,6 +89,18 @@ class Result:
         self.checkpoint: Checkpoint | None = Checkpoint(latest) if latest else None
         self._checkpoints = row["checkpoints"]
         self._history: list[dict] | None = None
+
+    @property
+    def config(self) -> dict:
+        if isinstance(self._config, str):
+            self._config = json.loads(self._config)
+        return self._config
+
+    @property
+    def metrics(self) -> dict:
+        if isinstance(self._metrics, str):
+            self._metrics = json.loads(self._metrics)
+        return self._metrics
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict]]:
@@ -138,7 +153,7 @@ class ResultGrid:
         store = ExperimentStore.open(path, readonly=True)
         try:
             settings = store.settings()
-            results = [Result(path, row) for row in store.trial_rows()]
+            results = [Result(path, row) for row in store.trial_rows(decode=False)]
         finally:
             store.close()
         return cls(path, results, settings.get("metric"), settings.get("mode"))

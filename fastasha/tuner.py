@@ -361,8 +361,8 @@ class _Run:
         self.pool = ResourcePool(cpu, gpu_ids)
         wrapper = request_of(trainable)
         if wrapper is None:
-            self.request_for: Callable[[dict], Request] = lambda config: Request(1.0, 0.0)
-            fixed: Request | None = Request(1.0, 0.0)
+            fixed: Request | None = Request(1.0, 0.0)   # Ray's default: one CPU per trial
+            self.request_for: Callable[[dict], Request] = lambda config: fixed
         elif wrapper.fixed is not None:
             fixed = wrapper.fixed
             self.request_for = lambda config: fixed
@@ -481,8 +481,8 @@ class _Run:
         def finished(trial: Trial) -> None:
             if rc.verbose >= 2:
                 reporter.trial_finished(snapshot.row(trial), trial.error)   # type: ignore[union-attr]
-            if trial is not controller.best:
-                trial.config = {}
+            if trial is not controller.best:      # both are in the store now
+                trial.config = None
                 trial.last_result = None
 
         interrupted = False
