@@ -130,7 +130,8 @@ class Controller:
         self.trials: dict[str, Trial] = {}
         self.order: list[str] = []
         self.counts = {s: 0 for s in STATUSES}
-        self.retry_queue: deque[Trial] = deque()
+        # trials waiting to start, oldest first: retries, and trials created ahead
+        self.queue: deque[Trial] = deque()
         self.exhausted = False
         self.stopping = False
         self.stop_message: str | None = None
@@ -225,8 +226,27 @@ class Controller:
         self.order.append(trial.trial_id)
         self.counts[trial.status] += 1
         if trial.status == PENDING:
-            self.retry_queue.append(trial)
+            self.queue.append(trial)
         self._track_best(trial)
+
+    def prepare(self, count: int) -> None:
+        """Create trials ahead, so that ``count`` wait with their config drawn.
+
+        The driver calls this when it has nothing else to do, so that
+        starting a trial when a worker frees up costs no config sampling
+        and no storage work. Only for the built-in search space: an adaptive
+        ``search_alg`` is asked only when a trial can start, and an unbounded
+        sweep (``num_samples=-1``, ended by its time budget) creates none
+        ahead, so that it ends with no trial left waiting.
+        """
+        if self.searcher is not None or self.total is None:
+            return
+        while len(self.queue) < count and not self.exhausted and not self.stopping:
+            trial = self._create_trial()
+            if trial is None:
+                return
+            if trial is not _UNFIT:
+                self.queue.append(trial)
 
     # --------------------------------------------------------------- assignment
 
@@ -235,16 +255,16 @@ class Controller:
             return False
         if self.max_concurrent is not None and self.n_running >= self.max_concurrent:
             return False
-        return bool(self.retry_queue) or not self.exhausted
+        return bool(self.queue) or not self.exhausted
 
     def assign(self, now: float, prefer_gpus: tuple[str, ...] = ()) -> Trial | None:
         """The next trial to start, with resources reserved; None if none can start now."""
         self.tick(now)
         if not self.can_start_more():
             return None
-        from_retry = bool(self.retry_queue)
+        from_retry = bool(self.queue)
         if from_retry:
-            trial = self.retry_queue[0]
+            trial = self.queue[0]
         else:
             trial = self._create_trial()
             while trial is _UNFIT:          # a request that can never fit failed its trial
@@ -254,10 +274,10 @@ class Controller:
         allocation = self.pool.acquire(trial.request, prefer=prefer_gpus)
         if allocation is None:
             if not from_retry:
-                self.retry_queue.append(trial)     # created; starts when resources free up
+                self.queue.append(trial)     # created; starts when resources free up
             return None
         if from_retry:
-            self.retry_queue.popleft()
+            self.queue.popleft()
         trial.allocation = allocation
         trial.started_at = now
         trial.stop_reason = None
@@ -457,7 +477,7 @@ class Controller:
     def _requeue(self, trial: Trial) -> None:
         self.release(trial)
         self._set_status(trial, PENDING)
-        self.retry_queue.append(trial)
+        self.queue.append(trial)
         self._persist(trial)
 
     def _fail(self, trial: Trial, error: str, trace: str | None, count: bool) -> None:
@@ -475,8 +495,8 @@ class Controller:
     def _finish_error(self, trial: Trial, error: str, trace: str | None) -> None:
         trial.error, trial.traceback = error, trace
         self.release(trial)
-        if trial in self.retry_queue:
-            self.retry_queue.remove(trial)
+        if trial in self.queue:
+            self.queue.remove(trial)
         self._set_status(trial, ERROR)
         self._persist(trial)
         if not trial.scheduler_done:
@@ -511,4 +531,4 @@ class Controller:
             return False
         if self.stopping:
             return True
-        return self.exhausted and not self.retry_queue
+        return self.exhausted and not self.queue

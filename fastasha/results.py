@@ -84,11 +84,15 @@ class Result:
             TrialError(self.trial_id, row["error"], row["traceback"]) if row["error"] and
             self.status == "ERROR" else None
         )
-        self.path = str(experiment_path / TRIALS_DIR / self.trial_id)
         latest = row["checkpoint"]
         self.checkpoint: Checkpoint | None = Checkpoint(latest) if latest else None
         self._checkpoints = row["checkpoints"]
         self._history: list[dict] | None = None
+
+    @property
+    def path(self) -> str:
+        """The trial's folder in the experiment (holds its checkpoints)."""
+        return os.path.join(self._experiment_path, TRIALS_DIR, self.trial_id)
 
     @property
     def config(self) -> dict:

@@ -107,6 +107,7 @@ class Server:
         self.accepted: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         self.rejected = 0
         self._closed = False
+        self._lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._thread = threading.Thread(target=self._accept_loop, name="fastasha-accept",
@@ -153,14 +154,22 @@ class Server:
             self.rejected += 1
             conn.close()
             return
-        if self._closed:
-            conn.close()
-            return
-        self.accepted.put(conn)
+        with self._lock:
+            if self._closed:      # too late: nobody will serve it, let the peer see EOF
+                conn.close()
+                return
+            self.accepted.put(conn)
         self.notify()
 
     def close(self) -> None:
-        self._closed = True
+        """Stop listening; close every authenticated connection nobody took."""
+        with self._lock:
+            self._closed = True
+            while True:
+                try:
+                    self.accepted.get_nowait().close()
+                except queue.Empty:
+                    break
         try:
             self._sock.shutdown(socket.SHUT_RDWR)   # wakes the blocked accept()
         except OSError:

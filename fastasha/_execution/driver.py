@@ -230,6 +230,7 @@ class Driver:
                 self.progress.update(self.snapshot())
                 next_progress = now + self.progress_interval
             self._enforce_stop(now)
+            self.controller.prepare(len(self.slots))   # idle time: create the next trials
             timeout = max(0.0, min(next_flush, next_progress if self.progress else next_flush) - now)
             for key, _ in self._selector.select(timeout=min(timeout, 0.25)):
                 if key.data is None:
@@ -416,6 +417,12 @@ class Driver:
         trial = peer.trial
         peer.trial = None
         peer.waiting = True
+        if trial is not None and peer.role == "worker" and status == "TERMINATED" and \
+                trial.pending_error is None:
+            # The worker waits: hand it its next trial first, record this one after.
+            # (Not after an error: fail_fast must be able to stop the sweep first.)
+            self.controller.release(trial)
+            self._feed_worker(self.slots[peer.slot], peer, now)
         self.controller.on_end(trial_id, rows_json, n_rows, last, status, error, trace, now)
         if trial is not None:
             self._after_trial(trial)
@@ -424,7 +431,7 @@ class Driver:
 
     def _more_may_come(self) -> bool:
         c = self.controller
-        return not c.stopping and (bool(c.retry_queue) or not c.exhausted or c.n_running > 0)
+        return not c.stopping and (bool(c.queue) or not c.exhausted or c.n_running > 0)
 
     def _pump(self, now: float) -> None:
         """Answer every peer that waits for work, as far as resources allow."""
