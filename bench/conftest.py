@@ -13,6 +13,11 @@ from the median round:
   the same size, when the group has one;
 - ``vs small N``: cost per item relative to the same implementation at its
   smallest size (1.00 = flat scaling).
+
+Benchmarks whose figures are not a cost per item (the Tuner and soak
+suites: ratios against a baseline, start-up, memory) pass a row of named
+figures to the ``summary`` fixture instead. It puts them into
+``extra_info`` too and prints one table per title at the end of the run.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import pytest
 
 _THROUGHPUT: dict[str, list[dict]] = defaultdict(list)
 _PER_CALL: dict[str, list[dict]] = defaultdict(list)
+_SUMMARY: dict[str, list[dict]] = defaultdict(list)
 
 
 @pytest.fixture
@@ -63,6 +69,53 @@ def per_call():
     return record
 
 
+@pytest.fixture
+def summary():
+    """``summary(benchmark, title, row, extra_info=True)``: a row of figures for table ``title``.
+
+    ``row`` maps column names to numbers or strings, in column order. The
+    figures go into a table printed at the end of the run (rows of one title
+    share its columns) and, unless ``extra_info=False`` (for a benchmark that
+    adds several rows and stores them itself), into ``benchmark.extra_info``.
+    """
+
+    def record(benchmark, title: str, row: dict, extra_info: bool = True) -> None:
+        if extra_info:
+            benchmark.extra_info.update(row)
+        _SUMMARY[title].append(dict(row))
+
+    return record
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        size = abs(value)
+        if size >= 1000:
+            return f"{value:,.0f}"
+        if size >= 100:
+            return f"{value:.1f}"
+        if size >= 1 or size == 0:
+            return f"{value:.2f}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _summary_table(tr, title: str, rows: list[dict]) -> None:
+    tr.write_sep("-", title)
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    cells = [[_fmt(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    tr.write_line("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    for r in cells:
+        tr.write_line("  ".join(v.rjust(w) for v, w in zip(r, widths)))
+
+
 def _throughput_table(tr, group: str, rows: list[dict]) -> None:
     unit = rows[0]["unit"]
     tr.write_sep("-", f"{group}: cost per {unit} (median round)")
@@ -98,3 +151,5 @@ def pytest_terminal_summary(terminalreporter):
         for c in rows:
             tr.write_line(f"{c['case']:<24} {c['ns']:>9.1f} {c['rounds']:>8} "
                           f"{c['iterations']:>10}")
+    for title, rows in _SUMMARY.items():
+        _summary_table(tr, title, rows)

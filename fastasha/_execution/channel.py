@@ -87,6 +87,15 @@ def connect(address: tuple[str, int], key: bytes, timeout: float = HANDSHAKE_TIM
     return conn
 
 
+def _dismiss(conn: Connection) -> None:
+    """Tell a peer the driver is done with it (an orderly end, not a vanished driver)."""
+    try:
+        conn.send(("exit",))
+    except (OSError, ValueError):
+        pass
+    conn.close()
+
+
 class Server:
     """The driver's listening side: hands out authenticated connections.
 
@@ -155,8 +164,8 @@ class Server:
             conn.close()
             return
         with self._lock:
-            if self._closed:      # too late: nobody will serve it, let the peer see EOF
-                conn.close()
+            if self._closed:      # too late: nobody will serve it
+                _dismiss(conn)
                 return
             self.accepted.put(conn)
         self.notify()
@@ -167,7 +176,7 @@ class Server:
             self._closed = True
             while True:
                 try:
-                    self.accepted.get_nowait().close()
+                    _dismiss(self.accepted.get_nowait())
                 except queue.Empty:
                     break
         try:
