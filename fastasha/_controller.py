@@ -123,9 +123,10 @@ class Controller:
         # a scheduler without time_attr (a TrialScheduler subclass) counts reports, as in Ray
         self.time_attr = (getattr(scheduler, "time_attr", None) or "training_iteration") \
             if self._dp is not None else None
-        # stoppers and on_trial_result callbacks see every result
+        # stoppers, and callbacks or a search_alg with on_trial_result, see every result
+        listeners = [*self.callbacks, *([searcher] if searcher is not None else [])]
         self.every_report = self._dp is None or stopper is not None or any(
-            callable(getattr(cb, "on_trial_result", None)) for cb in self.callbacks)
+            callable(getattr(x, "on_trial_result", None)) for x in listeners)
 
         self.trials: dict[str, Trial] = {}
         self.order: list[str] = []
@@ -170,6 +171,12 @@ class Controller:
             fn = getattr(cb, name, None)
             if fn is not None:
                 fn(*args)
+
+    def _tell_searcher(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Pass an event to a ``search_alg`` that has the method (as Ray's Searcher)."""
+        fn = getattr(self.searcher, name, None) if self.searcher is not None else None
+        if fn is not None:
+            fn(*args, **kwargs)
 
     def start(self, now: float) -> None:
         """Mark the start of the sweep (time budgets count from here)."""
@@ -363,6 +370,7 @@ class Controller:
         if last is not None and trial.pending_error is None:
             try:
                 self._callback("on_trial_result", trial_id, last)
+                self._tell_searcher("on_trial_result", trial_id, last)
                 if stop_hit or (self.stopper is not None and self.stopper(trial_id, last)):
                     stop = True
                     trial.stop_reason = "stop criterion"
@@ -447,6 +455,7 @@ class Controller:
         self._set_status(trial, TERMINATED)
         self._persist(trial)
         self._callback("on_trial_complete", trial_id, trial.last_result)
+        self._tell_searcher("on_trial_complete", trial_id, result=trial.last_result, error=False)
         self.tick(now)
 
     def on_lost(self, trial_id: str, reason: str, count: bool, now: float,
@@ -508,6 +517,7 @@ class Controller:
             if on_error is not None:
                 on_error(trial.trial_id)
         self._callback("on_trial_error", trial.trial_id, error)
+        self._tell_searcher("on_trial_complete", trial.trial_id, result=None, error=True)
         if self.fail_fast:
             self.stop_all(f"trial {trial.trial_id} failed and fail_fast=True: {error}")
 

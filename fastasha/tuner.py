@@ -235,6 +235,7 @@ class Tuner:
         restart_errored: bool = False,
         param_space: dict | None = None,
         scheduler: Any = None,
+        stop: Any = None,
         resources: dict | None = None,
     ) -> Tuner:
         """Resume an interrupted experiment from its directory.
@@ -262,6 +263,10 @@ class Tuner:
         scheduler : TrialScheduler, optional
             Needed only for a custom scheduler; built-in ones are rebuilt from
             the stored settings.
+        stop : dict, callable or Stopper, optional
+            A stop criterion given as a dict is stored and applied again; a
+            function or Stopper is code, which the store does not keep: pass
+            it again here to keep using it.
         resources : dict, optional
             As in :class:`Tuner`.
         """
@@ -296,10 +301,11 @@ class Tuner:
             max_concurrent_trials=settings.get("max_concurrent_trials"),
             time_budget_s=settings.get("time_budget_s"), seed=settings["seed"],
         )
-        stop = settings.get("stop")
+        if stop is None:
+            stop = settings.get("stop", {}).get("criteria")   # a custom stopper is code: not stored
         run_config = RunConfig(
             name=directory.name, storage_path=str(directory.parent),
-            stop=stop if isinstance(stop, dict) else None,
+            stop=stop,
             verbose=settings.get("verbose", 1),
             failure_config=FailureConfig(**settings["failure_config"]),
             checkpoint_config=CheckpointConfig(**settings["checkpoint_config"]),
@@ -418,7 +424,8 @@ class _Run:
             "time_budget_s": tc.time_budget_s,
             "scheduler": _scheduler_settings(self.scheduler),
             "search": {"param_space": space_json, "custom_searcher": self.searcher is not None},
-            "stop": self.stop_dict if self.stopper is None else {"custom": repr(self.stopper)},
+            "stop": {"criteria": self.stop_dict} if self.stopper is None
+            else {"custom": repr(self.stopper)},
             "verbose": rc.verbose,
             "failure_config": {"max_failures": rc.failure_config.max_failures,
                                "fail_fast": rc.failure_config.fail_fast},
