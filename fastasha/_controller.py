@@ -24,6 +24,9 @@ from .config import CheckpointConfig
 PENDING, RUNNING, TERMINATED, ERROR = "PENDING", "RUNNING", "TERMINATED", "ERROR"
 STATUSES = (PENDING, RUNNING, TERMINATED, ERROR)
 _UNFIT = object()   # _create_trial: the trial was created and failed at once
+# A trial whose worker slot vanishes this often (not a crash of its own process)
+# counts as failed: it may be what takes the slot down.
+MAX_LOSSES = 3
 
 
 @dataclass(eq=False, slots=True)
@@ -46,6 +49,7 @@ class Trial:
     # [(path, iteration, score, time_total_s)]; a shared empty tuple until the first one
     checkpoints: list | tuple = ()
     scheduler_done: bool = False       # on_trial_complete / removal already sent
+    n_lost: int = 0                    # times its worker slot vanished under it
     pending_error: tuple | None = None  # set when a result could not be judged
     stop_reason: str | None = None
     started_at: float | None = None
@@ -172,6 +176,44 @@ class Controller:
             if fn is not None:
                 fn(*args)
 
+    def scheduler_call(self, kind: str, trial_id: str, payload: Any = None,
+                       log: bool = True) -> Any:
+        """Make one scheduler call, and log it for a restore only once it succeeded.
+
+        ``kind`` is ``"add"``, ``"result"``, ``"complete"`` or ``"remove"``. A
+        call that raised changed nothing (the built-in schedulers check
+        their input first), so a replay must not make it again.
+        """
+        scheduler = self.scheduler
+        if kind == "add":
+            out = scheduler.on_trial_add(trial_id)
+            payload = {"bracket": out if isinstance(out, int) else None}
+        elif kind == "result":
+            out = scheduler.on_trial_result(trial_id, payload)
+        elif kind == "complete":
+            out = scheduler.on_trial_complete(trial_id, payload)
+        elif kind == "remove":
+            on_error = getattr(scheduler, "on_trial_error", None) or \
+                getattr(scheduler, "on_trial_remove", None)
+            out = on_error(trial_id) if on_error is not None else None
+        else:
+            raise ValueError(f"unknown scheduler call {kind!r}")
+        if log and self._log_events:
+            self.recorder.add_event(kind, trial_id, payload)
+        return out
+
+    def request_or_error(self, config: dict) -> tuple[Request, tuple | None]:
+        """A trial's resource request, or a placeholder and the error that fails it."""
+        try:
+            request = self._request_for(config)
+        except (TypeError, ValueError) as err:   # a resource function's bad answer
+            return Request(0.0, 0.0), (str(err), traceback.format_exc())
+        try:
+            self.pool.check_fits(request)
+        except ValueError as err:
+            return request, (str(err), None)
+        return request, None
+
     def _tell_searcher(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Pass an event to a ``search_alg`` that has the method (as Ray's Searcher)."""
         fn = getattr(self.searcher, name, None) if self.searcher is not None else None
@@ -203,25 +245,16 @@ class Controller:
             return None
         if config is None:
             return None
-        unfit: tuple | None = None
-        try:
-            request = self._request_for(config)
-        except (TypeError, ValueError) as err:   # a resource function's bad answer: this trial fails
-            request, unfit = Request(0.0, 0.0), (str(err), traceback.format_exc())
+        request, unfit = self.request_or_error(config)
         trial = Trial(trial_id=trial_id, index=index, config=config, request=request)
         self.trials[trial_id] = trial
         self.order.append(trial_id)
         self.counts[PENDING] += 1
-        bracket = self.scheduler.on_trial_add(trial_id)
-        trial.bracket = bracket if isinstance(bracket, int) else None
+        trial.bracket = self.scheduler_call("add", trial_id)
+        if not isinstance(trial.bracket, int):
+            trial.bracket = None
         self.recorder.add_trial(trial_id, index, self._config_json(config), trial.bracket,
                                 request.as_dict())
-        if self._log_events:
-            self.recorder.add_event("add", trial_id, {"bracket": trial.bracket})
-        try:
-            self.pool.check_fits(request)
-        except ValueError as err:
-            unfit = (str(err), None)
         if unfit is not None:
             self._finish_error(trial, *unfit)
             return _UNFIT
@@ -324,6 +357,7 @@ class Controller:
             "time_offset": latest[3] if latest else 0.0,
             "checkpoint": latest[0] if latest else None,
             "checkpoint_root": checkpoint_root,
+            "trial_dir": checkpoint_root,
             "resources": trial.request.as_dict(),
             "gpu_ids": list(alloc.gpu_ids) if alloc else [],
         }
@@ -376,9 +410,7 @@ class Controller:
                     trial.stop_reason = "stop criterion"
                     self._complete_in_scheduler(trial, last)
                 elif kind == "decide":
-                    if self._log_events:
-                        self.recorder.add_event("result", trial_id, last)
-                    decision = self.scheduler.on_trial_result(trial_id, last)
+                    decision = self.scheduler_call("result", trial_id, last)
                     if decision == "STOP":
                         stop = True
                         trial.stop_reason = "scheduler"
@@ -395,10 +427,8 @@ class Controller:
 
     def _complete_in_scheduler(self, trial: Trial, result: dict) -> None:
         if not trial.scheduler_done:
+            self.scheduler_call("complete", trial.trial_id, result)
             trial.scheduler_done = True
-            if self._log_events:
-                self.recorder.add_event("complete", trial.trial_id, result)
-            self.scheduler.on_trial_complete(trial.trial_id, result)
 
     def _add_checkpoint(self, trial: Trial, checkpoint: tuple, result: dict) -> None:
         path, iteration = checkpoint
@@ -443,20 +473,25 @@ class Controller:
             error, trace = trial.pending_error
         if status == ERROR:
             self._fail(trial, error or "the objective failed", trace, count=True)
-            return
+        else:
+            self._finish_terminated(trial)
+        self.tick(now)
+
+    def _finish_terminated(self, trial: Trial) -> None:
+        """End a trial as TERMINATED: its last result goes to the scheduler as final."""
         if trial.last_result is not None:
             trial.last_result = dict(trial.last_result, done=True)
             try:
                 self._complete_in_scheduler(trial, trial.last_result)
-            except Exception as err:   # noqa: BLE001
-                self._fail(trial, f"{type(err).__name__}: {err}", traceback.format_exc(), count=False)
+            except Exception as err:   # noqa: BLE001 - the scheduler rejected the final result
+                self._finish_error(trial, f"{type(err).__name__}: {err}", traceback.format_exc())
                 return
         self.release(trial)
         self._set_status(trial, TERMINATED)
         self._persist(trial)
-        self._callback("on_trial_complete", trial_id, trial.last_result)
-        self._tell_searcher("on_trial_complete", trial_id, result=trial.last_result, error=False)
-        self.tick(now)
+        self._callback("on_trial_complete", trial.trial_id, trial.last_result)
+        self._tell_searcher("on_trial_complete", trial.trial_id, result=trial.last_result,
+                            error=False)
 
     def on_lost(self, trial_id: str, reason: str, count: bool, now: float,
                 outcome: str = "RETRY") -> None:
@@ -465,22 +500,28 @@ class Controller:
         ``outcome`` says what becomes of the trial: ``"RETRY"`` (a failure
         if ``count``, retried under ``max_failures``; otherwise back to the
         queue), ``"PENDING"`` (interrupted: back to the queue, to resume
-        later) or ``"TERMINATED"`` (killed while the sweep was stopping).
+        later) or ``"TERMINATED"`` (killed while the sweep was stopping). A
+        trial the scheduler had already stopped ends TERMINATED whatever
+        happened to its worker: it must not run again.
         """
         trial = self.trials.get(trial_id)
         if trial is None or trial.status != RUNNING:
             return
-        if outcome == "TERMINATED":
-            self.release(trial)
-            trial.stop_reason = reason
-            if trial.last_result is not None:
-                self._complete_in_scheduler(trial, trial.last_result)
-            self._set_status(trial, TERMINATED)
-            self._persist(trial)
-        elif outcome == "PENDING" or not count:
+        if trial.scheduler_done or outcome == "TERMINATED":
+            trial.stop_reason = trial.stop_reason or reason
+            self._finish_terminated(trial)
+        elif outcome == "PENDING":
             self._requeue(trial)
-        else:
+        elif count:
             self._fail(trial, reason, None, count=True)
+        else:
+            # not the trial's fault (its slot went away), unless it keeps happening
+            trial.n_lost += 1
+            if trial.n_lost >= MAX_LOSSES:
+                self._fail(trial, f"{reason}; its worker slot was lost {trial.n_lost} times "
+                           "while running it", None, count=True)
+            else:
+                self._requeue(trial)
         self.tick(now)
 
     def _requeue(self, trial: Trial) -> None:
@@ -492,7 +533,8 @@ class Controller:
     def _fail(self, trial: Trial, error: str, trace: str | None, count: bool) -> None:
         if count:
             trial.n_failures += 1
-        retry = not self.stopping and (
+        # a trial the scheduler stopped is not retried: the error came while it wound down
+        retry = not self.stopping and not trial.scheduler_done and (
             self.max_failures == -1 or trial.n_failures <= self.max_failures
         )
         trial.error, trial.traceback = error, trace
@@ -510,12 +552,7 @@ class Controller:
         self._persist(trial)
         if not trial.scheduler_done:
             trial.scheduler_done = True
-            if self._log_events:
-                self.recorder.add_event("remove", trial.trial_id, None)
-            on_error = getattr(self.scheduler, "on_trial_error", None) or \
-                getattr(self.scheduler, "on_trial_remove", None)
-            if on_error is not None:
-                on_error(trial.trial_id)
+            self.scheduler_call("remove", trial.trial_id)
         self._callback("on_trial_error", trial.trial_id, error)
         self._tell_searcher("on_trial_complete", trial.trial_id, result=None, error=True)
         if self.fail_fast:

@@ -19,8 +19,33 @@ class RestoreError(ValueError):
     """The experiment cannot be continued with what was passed to Tuner.restore."""
 
 
-def _same_config(regenerated_json: str, stored: dict) -> bool:
-    return regenerated_json == json.dumps(stored, separators=(",", ":"))
+def _config_difference(regenerated: Any, stored: Any, path: str = "") -> str | None:
+    """Where two configs (as JSON values) differ, or None.
+
+    Objects JSON cannot hold are stored as ``{"__repr__": ...}``; their repr
+    may name a memory address, so any two such leaves count as equal.
+    """
+    if isinstance(regenerated, dict) and isinstance(stored, dict):
+        if set(regenerated) == set(stored) == {"__repr__"}:
+            return None
+        if list(regenerated) != list(stored):
+            return f"keys of {path or 'the config'}: {list(stored)} vs {list(regenerated)}"
+        for key in regenerated:
+            found = _config_difference(regenerated[key], stored[key], f"{path}/{key}")
+            if found:
+                return found
+        return None
+    if isinstance(regenerated, list) and isinstance(stored, list):
+        if len(regenerated) != len(stored):
+            return f"length of {path}"
+        for i, (a, b) in enumerate(zip(regenerated, stored)):
+            found = _config_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if regenerated == stored or (regenerated != regenerated and stored != stored):   # NaN
+        return None
+    return f"{path.lstrip('/') or 'the config'}: stored {stored!r}, drawn again {regenerated!r}"
 
 
 def replay(store: Any, controller: Controller, run: Any) -> None:
@@ -43,14 +68,16 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                 f"the search space gives fewer configs than the {len(rows)} trials stored; "
                 "pass the param_space the experiment started with"
             ) from None
-        if config is None or not _same_config(config_to_json(config), row["config"]):
+        difference = "no config" if config is None else \
+            _config_difference(json.loads(config_to_json(config)), row["config"])
+        if difference:
             raise RestoreError(
-                f"trial {trial_id}'s stored config {row['config']!r} differs from the one the "
-                "search space gives again; pass the param_space (and seed) the experiment "
-                "started with"
+                f"trial {trial_id}'s config differs from the one the search space gives "
+                f"again ({difference}); pass the param_space the experiment started with"
             )
+        request, _ = controller.request_or_error(config)   # a failed request stays failed
         trial = Trial(trial_id=trial_id, index=row["index"], config=config,
-                      request=run.request_for(config), bracket=row["bracket"])
+                      request=request, bracket=row["bracket"])
         trial.status = row["status"]
         trial.n_failures = row["n_failures"]
         trial.error, trial.traceback = row["error"], row["traceback"]
@@ -75,29 +102,27 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
     by_id = {t.trial_id: t for t in trials}
     if controller._log_events:
         for kind, trial_id, payload in store.events():
+            if kind == "remove" and trial_id in revived:
+                by_id[trial_id].scheduler_done = False     # it runs again
+                continue
+            out = controller.scheduler_call(kind, trial_id, payload, log=False)
             if kind == "add":
-                bracket = scheduler.on_trial_add(trial_id)
                 expected = (payload or {}).get("bracket")
-                if expected is not None and bracket != expected:
+                if expected is not None and out != expected:
                     raise RestoreError(
-                        f"replaying the experiment put trial {trial_id} in bracket {bracket}, "
+                        f"replaying the experiment put trial {trial_id} in bracket {out}, "
                         f"but it ran in bracket {expected}; restore with a scheduler built "
                         "with the same arguments"
                     )
-            elif kind == "result":
-                scheduler.on_trial_result(trial_id, payload)
-            elif kind == "complete":
-                scheduler.on_trial_complete(trial_id, payload)
-            elif kind == "remove" and trial_id not in revived:
-                on_error = getattr(scheduler, "on_trial_error", None) or \
-                    getattr(scheduler, "on_trial_remove", None)
-                if on_error is not None:
-                    on_error(trial_id)
-            if kind == "remove" and trial_id in revived:
-                by_id[trial_id].scheduler_done = False
+            elif kind == "complete" and trial_id in by_id:
+                # the scheduler already stopped it: it must not run again
+                by_id[trial_id].scheduler_done = True
     else:
         for trial in trials:
             scheduler.on_trial_add(trial.trial_id)
+    for trial in trials:
+        if trial.scheduler_done and trial.status == PENDING and trial.trial_id not in revived:
+            trial.status = TERMINATED
 
     stored_status = {row["trial_id"]: row["status"] for row in rows}
     for trial in trials:

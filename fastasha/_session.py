@@ -58,6 +58,9 @@ class TrialContext:
         return self.experiment_name
 
     def get_trial_dir(self) -> str | None:
+        """The trial's own folder in the experiment (created on first use)."""
+        if self.trial_dir is not None:
+            os.makedirs(self.trial_dir, mode=0o700, exist_ok=True)
         return self.trial_dir
 
     def get_trial_resources(self) -> dict:

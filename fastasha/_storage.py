@@ -276,6 +276,14 @@ class ExperimentStore:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            # nothing is lost: the writes go back in front of what came meanwhile
+            self._new_trials[:0] = new_trials
+            for trial_id, fields in self._trial_updates.items():
+                updates.setdefault(trial_id, {}).update(fields)
+            self._trial_updates = updates
+            self._results[:0] = results
+            self._events[:0] = events
+            self._doomed_checkpoints[:0] = doomed
             raise
         self.n_flushes += 1
         for path in doomed:

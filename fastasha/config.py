@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ._validation import check_choice, check_int, check_mode
@@ -154,7 +154,6 @@ class TuneConfig:
     max_concurrent_trials: int | None = None
     time_budget_s: float | None = None
     seed: int | None = None
-    _extra: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.metric is not None and not isinstance(self.metric, str):

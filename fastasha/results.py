@@ -184,7 +184,8 @@ class ResultGrid:
     def num_terminated(self) -> int:
         return sum(1 for r in self._results if r.status == "TERMINATED")
 
-    def _score(self, result: Result, metric: str, mode: str, scope: str) -> float | None:
+    def _score(self, result: Result, metric: str, mode: str, scope: str,
+               finite_only: bool = True) -> float | None:
         if scope == "last":
             values = [result.metrics.get(metric)]
         else:
@@ -199,7 +200,7 @@ class ResultGrid:
                 x = float(v)
             except (TypeError, ValueError):
                 continue
-            if math.isfinite(x):
+            if math.isfinite(x) if finite_only else not math.isnan(x):
                 numbers.append(x)
         if not numbers:
             return None
@@ -219,7 +220,8 @@ class ResultGrid:
             Which results count: the last one, the average of all (or of the
             last 5 / 10), or the best of all.
         filter_nan_and_inf : bool, default=True
-            Ignore NaN and infinite values (they are never the best).
+            Ignore NaN and infinite values. With False an infinite value can
+            be the best; NaN never is (it does not compare).
         """
         metric = metric or self._metric
         mode = mode or self._mode
@@ -232,7 +234,7 @@ class ResultGrid:
         check_choice("scope", scope, SCOPES)
         best, best_score = None, None
         for result in self._results:
-            score = self._score(result, metric, mode, scope)
+            score = self._score(result, metric, mode, scope, filter_nan_and_inf)
             if score is None:
                 continue
             if best is None or (score < best_score if mode == "min" else score > best_score):

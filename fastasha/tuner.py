@@ -38,13 +38,10 @@ def _trainable_name(trainable: Callable) -> str:
 
 
 def _check_picklable(trainable: Callable) -> None:
-    try:
-        import cloudpickle
-    except ImportError:   # older joblib vendors it
-        from joblib.externals import cloudpickle
+    from ._execution.driver import _cloudpickle
 
     try:
-        cloudpickle.dumps(trainable)
+        _cloudpickle().dumps(trainable)
     except Exception as err:   # noqa: BLE001 - any pickling failure
         raise TypeError(
             f"the objective {_trainable_name(trainable)!r} cannot be pickled ({err}); worker "
@@ -177,7 +174,9 @@ class Tuner:
 
     def _experiment_dir(self) -> Path:
         rc = self.run_config
-        root = Path(rc.storage_path).expanduser() if rc.storage_path else default_storage_path()
+        # absolute: stored checkpoint paths must not depend on the working directory
+        root = (Path(rc.storage_path).expanduser() if rc.storage_path
+                else default_storage_path()).absolute()
         if rc.name:
             return root / rc.name
         # a generated name must not collide with an experiment started in the same second
@@ -270,7 +269,7 @@ class Tuner:
         resources : dict, optional
             As in :class:`Tuner`.
         """
-        directory = Path(path).expanduser()
+        directory = Path(path).expanduser().absolute()
         store = _storage.ExperimentStore.open(directory, readonly=True)
         try:
             settings = store.settings()
@@ -345,6 +344,14 @@ class _Run:
             )
         self.metric = self.metric or getattr(self.scheduler, "metric", None)
         self.mode = self.mode or getattr(self.scheduler, "mode", None)
+        if isinstance(self.scheduler, AsyncHyperBandScheduler) and (
+                self.scheduler.metric is None or self.scheduler.mode is None):
+            raise ValueError(
+                "AsyncHyperBandScheduler needs a metric and a mode to judge trials by, got "
+                f"metric={self.scheduler.metric!r} and mode={self.scheduler.mode!r}; pass "
+                "them to TuneConfig (e.g. TuneConfig(metric='loss', mode='min')) or to the "
+                "scheduler"
+            )
         self.stop_dict, self.stopper = normalize_stop(rc.stop)
         fc = rc.failure_config
         if fc.fail_fast and fc.max_failures != 0:
@@ -463,11 +470,15 @@ class _Run:
         try:
             if self.restore:
                 store = _storage.ExperimentStore.open(self.directory)
-                prefix = self.restore["settings"]["trial_id_prefix"]
-                controller = self._controller(store, prefix)
-                from ._restore import replay
+                try:
+                    prefix = self.restore["settings"]["trial_id_prefix"]
+                    controller = self._controller(store, prefix)
+                    from ._restore import replay
 
-                replay(store, controller, self)
+                    replay(store, controller, self)
+                except BaseException:
+                    store.close()
+                    raise
             else:
                 prefix = secrets.token_hex(3)[:5]
                 store = _storage.ExperimentStore.create(self.directory, self.settings(prefix),
@@ -516,7 +527,6 @@ class _Run:
                         f"\nExperiment interrupted; everything reported so far is saved in "
                         f"{self.directory}.\nResume it with:\n    Tuner.restore("
                         f"{str(self.directory)!r}, trainable)\n", flush=True)
-        self.driver_stats = driver.stats
         return ResultGrid.from_path(self.directory)
 
 

@@ -24,11 +24,14 @@ bit: NaN values are recorded but ignored by the quantile, a rung holding only
 NaN has cut-off NaN (which stops nobody), an empty rung has no cut-off, and a
 rung with fewer than ``rf`` values interpolates between its two largest.
 
-Each rung keeps its non-NaN values in two d-ary heaps split at index
-``floor(h)``, ``h = (n - 1) * q``: a max-heap with the ``floor(h) + 1`` smallest
-values and a min-heap with the rest. Recording a value costs O(log n) (one
-push and at most one move between the heaps); the cut-off is recomputed from
-the two heap tops after every insertion and read in O(1).
+Each rung keeps its non-NaN values in three parts, in ascending order: an
+8-ary max-heap, a sorted window of at most 64 values, and an 8-ary min-heap.
+The window always holds the order statistics the quantile reads (ranks
+``floor(h)`` and ``floor(h) + 1``, ``h = (n - 1) * q``). Recording a value costs
+O(log n): one heap push, or an insertion into the window, plus a move between
+a heap and the window when the quantile's rank leaves the window (rare for a
+stationary stream). The cut-off is recomputed after every insertion and read
+in O(1).
 
 A ``RungTable`` is not thread-safe: call it from one thread, or serialise the
 calls. The GIL is released only inside :meth:`RungTable.report_batch`.

@@ -798,3 +798,69 @@ def test_can_restore(tmp_path):
     assert tune.Tuner.can_restore(tmp_path / "empty") is False
     assert tune.Tuner.can_restore(tmp_path / "missing") is False
     assert tune.Tuner.can_restore(tmp_path / "done" / DB_NAME) is False
+
+
+# ------------------------------------------------ slots that keep vanishing, budgets
+
+def kills_its_slot(config):
+    """Trial 0 kills the joblib worker that supervises it; the others just report."""
+    if config["i"] == 0:
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(30)
+    for step in range(3):
+        tune.report({"loss": config["i"] + step})
+
+
+def test_a_trial_that_keeps_killing_its_slot_fails_instead_of_looping(tmp_path):
+    # Killing the loky worker aborts joblib's whole Parallel call; the driver
+    # starts the slots again and puts the trial back, but only a few times.
+    started = time.monotonic()
+    grid = tune.Tuner(kills_its_slot, param_space={"i": tune.grid_search([0, 1, 2])},
+                      tune_config=tune.TuneConfig(metric="loss", mode="min"),
+                      run_config=run_config(tmp_path, "slot_killer"),
+                      resources={"cpu": 2}).fit()
+    assert time.monotonic() - started < 60
+    by_i = {r.config["i"]: r for r in grid}
+    assert by_i[0].status == "ERROR"
+    assert "lost 3 times" in str(by_i[0].error)
+    assert by_i[1].status == by_i[2].status == "TERMINATED"
+
+
+def silent_for_a_long_time(config):
+    time.sleep(config["sleep"])
+    tune.report({"loss": 1.0})
+
+
+def test_the_time_budget_ends_trials_that_never_report(tmp_path):
+    started = time.monotonic()
+    grid = tune.Tuner(silent_for_a_long_time, param_space={"sleep": 60},
+                      tune_config=tune.TuneConfig(num_samples=2, time_budget_s=1.0),
+                      run_config=run_config(tmp_path, "silent"), resources={"cpu": 2}).fit()
+    # 1 s of budget, then a few seconds of grace before the processes are killed
+    assert time.monotonic() - started < 20
+    assert {r.status for r in grid} <= {"TERMINATED", "PENDING"}
+    assert all(not r.metrics for r in grid)        # nobody got to report
+
+
+def fails_while_stopping(config):
+    try:
+        for step in range(1, 20):
+            tune.report({"loss": config["x"] * step})
+    except tune.TrialStopped:
+        raise RuntimeError("cleanup after the stop failed") from None
+
+
+def test_a_stopped_trial_that_errors_while_unwinding_is_not_run_again(tmp_path):
+    grid = tune.Tuner(
+        fails_while_stopping, param_space={"x": tune.grid_search([1.0, 2.0, 3.0])},
+        tune_config=tune.TuneConfig(
+            metric="loss", mode="min", max_concurrent_trials=1,
+            scheduler=AsyncHyperBandScheduler(grace_period=1, max_t=19, reduction_factor=2)),
+        run_config=run_config(tmp_path, "unwinding",
+                              failure_config=tune.FailureConfig(max_failures=3))).fit()
+    for result in grid:
+        assert result.status == "ERROR"        # every trial is stopped (at a rung or max_t)
+        assert "cleanup after the stop failed" in str(result.error)
+        # one attempt only: its reports were not repeated by a retry
+        steps = result.metrics_dataframe["training_iteration"].tolist()
+        assert steps == list(range(1, len(steps) + 1))

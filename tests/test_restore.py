@@ -232,3 +232,80 @@ def test_settings_in_the_file_are_json(tmp_path):
     assert settings["scheduler"]["class"] == "AsyncHyperBandScheduler"
     assert settings["seed"] == 11 and settings["num_samples"] == 12
     assert settings["search"]["param_space"] is not None
+
+
+def reports_a_string_for(config):
+    for step in range(1, 4):
+        loss = "oops" if config["bad"] and step == 1 else config["x"] * step   # a rung
+        tune.report({"loss": loss})
+
+
+def test_restore_skips_a_scheduler_call_that_failed_in_the_run(tmp_path):
+    # the scheduler rejected trial 1's string loss; the call is not replayed
+    tuner = tune.Tuner(reports_a_string_for,
+                       param_space={"x": 1.0, "bad": tune.grid_search([False, True, False])},
+                       tune_config=tune.TuneConfig(
+                           metric="loss", mode="min",
+                           scheduler=AsyncHyperBandScheduler(grace_period=1, max_t=3)),
+                       run_config=_run_config(tmp_path, "bad_metric"))
+    grid = tuner.fit()
+    assert [r.status for r in grid] == ["TERMINATED", "ERROR", "TERMINATED"]
+    assert "must be a number" in str(grid[1].error)
+    again = tune.Tuner.restore(grid.experiment_path, reports_a_string_for).fit()
+    assert [r.status for r in again] == ["TERMINATED", "ERROR", "TERMINATED"]
+
+
+def _cpu_for(config):
+    return {"cpu": -1} if config["huge"] else {"cpu": 1}     # -1: an invalid request
+
+
+def test_restore_keeps_a_trial_whose_resource_request_failed(tmp_path):
+    trainable = tune.with_resources(graded, _cpu_for)
+    grid = tune.Tuner(trainable, param_space={"x": 0.5, "huge": tune.grid_search([False, True])},
+                      run_config=_run_config(tmp_path, "huge")).fit()
+    assert [r.status for r in grid] == ["TERMINATED", "ERROR"]
+    again = tune.Tuner.restore(grid.experiment_path, trainable).fit()
+    assert [r.status for r in again] == ["TERMINATED", "ERROR"]
+
+
+def _activations():
+    """New function objects on every call (so their reprs show other addresses)."""
+    def relu(v):
+        return max(v, 0.0)
+
+    def identity(v):
+        return v
+
+    return [relu, identity]
+
+
+def uses_a_function(config):
+    tune.report({"loss": config["act"](config["x"])})
+
+
+def test_restore_with_functions_in_the_configs(tmp_path):
+    # configs hold function objects: stored by repr (with a memory address), so
+    # restore compares them as "some object" and trusts the param_space passed
+    space = {"act": tune.choice(_activations()), "x": tune.uniform(-1, 1)}
+    tuner = tune.Tuner(uses_a_function, param_space=space,
+                       tune_config=tune.TuneConfig(num_samples=6, seed=5, metric="loss", mode="min"),
+                       run_config=_run_config(tmp_path, "functions_in_config",
+                                              stop=StopAllAfterReports(2)))
+    with __import__("joblib").parallel_config(backend="threading"):
+        half = tuner.fit()
+        same_space = {"act": tune.choice(_activations()), "x": tune.uniform(-1, 1)}
+        again = tune.Tuner.restore(half.experiment_path, uses_a_function,
+                                   param_space=same_space).fit()
+    assert again.num_terminated == 6
+
+
+class StopAllAfterReports(tune.Stopper):
+    def __init__(self, n):
+        self.n, self.seen = n, 0
+
+    def __call__(self, trial_id, result):
+        self.seen += 1
+        return False
+
+    def stop_all(self):
+        return self.seen >= self.n

@@ -124,3 +124,38 @@ def test_unknown_trial_field_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="unknown trial field"):
         store.update_trial("t0", colour="red")
     store.close()
+
+
+class _FailingCommit:
+    """Wraps a connection so that the next COMMIT fails, as a full disk would."""
+
+    def __init__(self, conn):
+        self.conn, self.armed = conn, True
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT" and self.armed:
+            self.armed = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.execute(sql, *args)
+
+    def executemany(self, sql, rows):
+        return self.conn.executemany(sql, rows)
+
+
+def test_a_failed_flush_keeps_the_queued_writes(tmp_path):
+    store = _store(tmp_path)
+    real = store._conn
+    store.add_trial("t0", 0, "{}", 0, {"cpu": 1.0, "gpu": 0.0})
+    store.add_results("t0", encode([(1, 1.0, {"loss": 1.0})], start=0.0, prev=0.0, pid=1,
+                                   host="h"), 1)
+    store.add_event("add", "t0", {"bracket": 0})
+    store._conn = _FailingCommit(real)
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        store.flush()
+    store.update_trial("t0", status="TERMINATED")     # a write queued after the failure
+    store._conn = real
+    store.flush()                                     # the retry writes everything
+    assert [r["loss"] for r in store.results("t0")] == [1.0]
+    assert store.trial_rows()[0]["status"] == "TERMINATED"
+    assert list(store.events()) == [("add", "t0", {"bracket": 0})]
+    store.close()

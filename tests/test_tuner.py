@@ -723,3 +723,80 @@ def test_callbacks_see_starts_every_result_and_endings(tmp_path, backend):
         assert mine == ([("start", r.trial_id, r.config["x"])]
                         + [("result", r.trial_id, i) for i in range(1, n + 1)]
                         + [ending])
+
+
+# ------------------------------------------------ review regressions
+
+def _local_functions():
+    def double(v):
+        return 2 * v
+
+    return [double, lambda v: v + 1]
+
+
+def applies_a_function(config):
+    tune.report({"loss": config["f"](config["x"])})
+
+
+def test_configs_holding_lambdas_reach_worker_processes(tmp_path):
+    # pickle cannot send lambdas or local functions; the driver falls back to cloudpickle
+    grid = fit(applies_a_function, tmp_path,
+               param_space={"f": tune.grid_search(_local_functions()), "x": 3.0})
+    assert [r.status for r in grid] == ["TERMINATED", "TERMINATED"]
+    assert sorted(r.metrics["loss"] for r in grid) == [4.0, 6.0]
+    assert all(r.metrics["pid"] != os.getpid() for r in grid)
+
+
+def test_asha_without_a_metric_fails_before_anything_runs(tmp_path):
+    tuner = tune.Tuner(objectives.steps, param_space={"x": 1.0, "n": 2},
+                       tune_config=tune.TuneConfig(scheduler=AsyncHyperBandScheduler()),
+                       run_config=run_config(tmp_path, "no_metric"))
+    with pytest.raises(ValueError, match="needs a metric and a mode"):
+        tuner.fit()
+    assert not (tmp_path / "no_metric").exists()
+
+
+class ExplodingCallback:
+    def on_trial_complete(self, trial_id, result):
+        raise KeyError("my callback is broken")
+
+
+def test_a_callback_error_propagates_as_itself(tmp_path):
+    with pytest.raises(KeyError, match="my callback is broken"):
+        fit(objectives.steps, tmp_path, param_space={"x": 1.0, "n": 2},
+            callbacks=[ExplodingCallback()])
+
+
+def writes_into_its_trial_dir(config):
+    trial_dir = tune.get_context().get_trial_dir()
+    with open(os.path.join(trial_dir, "artifact.txt"), "w") as f:
+        f.write(tune.get_context().get_trial_id())
+    tune.report({"loss": 1.0})
+
+
+def test_trials_get_a_folder_of_their_own(tmp_path):
+    grid = fit(writes_into_its_trial_dir, tmp_path, tune_config=tune.TuneConfig(num_samples=2))
+    for result in grid:
+        with open(os.path.join(result.path, "artifact.txt")) as f:
+            assert f.read() == result.trial_id
+
+
+def checkpoints_every_step(config):
+    for step in range(1, 5):
+        d = os.path.join(tune.get_context().get_trial_dir(), f"scratch_{step}")
+        os.makedirs(d)
+        with open(os.path.join(d, "step"), "w") as f:
+            f.write(str(step))
+        tune.report({"loss": float(step)}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def test_a_relative_storage_path_keeps_absolute_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid = tune.Tuner(checkpoints_every_step,
+                      run_config=tune.RunConfig(name="rel", storage_path="results", verbose=0,
+                                                checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
+                      ).fit()
+    result = grid[0]
+    assert os.path.isabs(result.checkpoint.path) and os.path.isabs(grid.experiment_path)
+    kept = sorted(p for p in os.listdir(result.path) if p.startswith("checkpoint_"))
+    assert kept == ["checkpoint_000004"]          # num_to_keep pruned the others

@@ -67,10 +67,19 @@ def _client_handshake(conn: Connection, key: bytes, timeout: float) -> None:
         raise AuthenticationFailed("the driver's answer does not match the experiment key")
 
 
+def _tune_socket(sock: socket.socket) -> None:
+    """No Nagle delay for small messages; keepalive so a vanished host is noticed."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, name):        # Linux: give up on a silent peer after ~1 min
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
 def connect(address: tuple[str, int], key: bytes, timeout: float = HANDSHAKE_TIMEOUT_S) -> Connection:
     """Open an authenticated connection to the driver at ``address``."""
     sock = socket.create_connection(address, timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    _tune_socket(sock)
     sock.settimeout(None)
     conn = Connection(sock.detach())
     try:
@@ -153,7 +162,7 @@ class Server:
 
     def _handshake(self, raw: socket.socket) -> None:
         try:
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _tune_socket(raw)
         except OSError:
             pass
         conn = Connection(raw.detach())

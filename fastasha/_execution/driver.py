@@ -24,12 +24,14 @@ Faults:
 from __future__ import annotations
 
 import os
+import pickle
 import selectors
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler as _ForkingPickler
 from typing import Any, Callable
 
 from .._controller import Controller, Trial
@@ -42,6 +44,25 @@ STOP_GRACE_S = 5.0
 # A sweep whose slots keep vanishing without a single trial finishing in
 # between gives up after this many relaunches.
 MAX_RELAUNCHES = 5
+
+
+# Messages a peer may send: their length, and the method that handles them.
+_MESSAGE_SIZES = {"supervisor": 4, "worker": 5, "child_exit": 3, "report": 8, "end": 8}
+_HANDLERS = {
+    "supervisor": "_on_supervisor_hello",
+    "worker": "_on_worker_hello",
+    "child_exit": "_on_child_exit",
+    "report": "_on_report",
+    "end": "_on_end",
+}
+
+
+def _cloudpickle():
+    try:
+        import cloudpickle
+    except ImportError:   # older joblib vendors it
+        from joblib.externals import cloudpickle
+    return cloudpickle
 
 
 def describe_exit(code: int) -> str:
@@ -77,16 +98,12 @@ class Slot:
     lost: Trial | None = None          # its worker vanished; waiting for the exit status
     lost_pid: int = 0
     kill_sent: bool = False
-    seen: bool = False
 
 
 @dataclass
 class DriverStats:
     started_at: float = 0.0
     relaunches: int = 0
-    rejected_connections: int = 0
-    trial_processes: int = 0
-    slot_pids: set = field(default_factory=set)
 
 
 class Driver:
@@ -229,6 +246,7 @@ class Driver:
             if self.progress is not None and now >= next_progress:
                 self.progress.update(self.snapshot())
                 next_progress = now + self.progress_interval
+            self.controller.tick(now)      # the time budget runs out even without reports
             self._enforce_stop(now)
             self.controller.prepare(len(self.slots))   # idle time: create the next trials
             timeout = max(0.0, min(next_flush, next_progress if self.progress else next_flush) - now)
@@ -254,7 +272,6 @@ class Driver:
                 break
             peer = self.peers[conn] = Peer(conn)
             self._selector.register(conn, selectors.EVENT_READ, peer)
-        self.stats.rejected_connections = server.rejected
 
     def _send(self, peer: Peer, message: tuple) -> bool:
         try:
@@ -278,24 +295,14 @@ class Driver:
             self._drop(peer)
             return
         kind = message[0]
-        now = time.monotonic()
-        handler = {
-            "supervisor": self._on_supervisor_hello,
-            "worker": self._on_worker_hello,
-            "child_exit": self._on_child_exit,
-            "report": self._on_report,
-            "end": self._on_end,
-        }.get(kind)
-        if handler is None:
-            self._drop(peer)
+        expected = _MESSAGE_SIZES.get(kind)
+        hello = kind in ("supervisor", "worker")
+        if expected is None or len(message) != expected or hello != (peer.role == ""):
+            self._drop(peer)       # not our protocol, or out of turn
             return
-        try:
-            handler(peer, message, now)
-        except (TypeError, ValueError, IndexError) as err:
-            if peer.role == "" or kind in ("supervisor", "worker"):
-                self._drop(peer)   # a malformed hello
-            else:
-                raise RuntimeError(f"malformed {kind!r} message from a worker: {err}") from err
+        # Errors from here on come from the controller or user code (callbacks,
+        # schedulers, searchers): they propagate as they are.
+        getattr(self, _HANDLERS[kind])(peer, message, time.monotonic())
 
     def _forget(self, peer: Peer) -> bool:
         """Stop watching and close a connection; False if it was already forgotten."""
@@ -333,8 +340,9 @@ class Driver:
                 peer.trial = None
             return
         # a supervisor vanished: its slot task is gone
-        if slot.supervisor is peer:
-            slot.supervisor = None
+        if slot.supervisor is not peer:
+            return          # an older supervisor of the slot, already replaced
+        slot.supervisor = None
         if slot.worker is not None:
             worker = slot.worker
             if worker.host == peer.host:
@@ -344,9 +352,10 @@ class Driver:
             self._forget(worker)
             if trial is not None:
                 self._lose(trial, "its slot's joblib task ended", count=False, now=now)
-        for trial in (slot.lost, slot.reserved):
-            if trial is not None:
-                self._lose(trial, "its slot's joblib task ended", count=False, now=now)
+        if slot.lost is not None:
+            self._lose(slot.lost, "its slot's joblib task ended", count=False, now=now)
+        if slot.reserved is not None:
+            self._unreserve(slot.reserved, now)
         slot.lost = slot.reserved = None
 
     def _lose(self, trial: Trial, reason: str, count: bool, now: float) -> None:
@@ -361,31 +370,42 @@ class Driver:
         return "RETRY"
 
     def _after_trial(self, trial: Trial) -> None:
-        if trial.status != "RUNNING":
+        if trial.status in ("TERMINATED", "ERROR"):
             self._finished_since_launch += 1
-            if self.on_trial_finished is not None and trial.status in ("TERMINATED", "ERROR"):
+            if self.on_trial_finished is not None:
                 self.on_trial_finished(trial)
 
     # -------------------------------------------------------------- handlers
 
+    def _slot_of_hello(self, peer: Peer, slot_id: Any) -> Slot | None:
+        slot = self.slots.get(slot_id) if isinstance(slot_id, int) else None
+        if slot is None:
+            self._drop(peer)
+        return slot
+
     def _on_supervisor_hello(self, peer: Peer, message: tuple, now: float) -> None:
         _, slot_id, pid, host = message
-        slot = self.slots[int(slot_id)]
-        peer.role, peer.slot, peer.pid, peer.host = "supervisor", int(slot_id), int(pid), str(host)
+        slot = self._slot_of_hello(peer, slot_id)
+        if slot is None:
+            return
+        if slot.supervisor is not None:
+            # the slot's task was started again (e.g. Dask re-ran it after its worker
+            # died): whatever the old one ran is gone with it
+            self._drop(slot.supervisor)
+        peer.role, peer.slot, peer.pid, peer.host = "supervisor", slot_id, int(pid), str(host)
         peer.waiting = True
-        slot.supervisor, slot.seen, slot.kill_sent = peer, True, False
-        self.stats.slot_pids.add(peer.pid)
+        slot.supervisor, slot.kill_sent = peer, False
 
     def _on_worker_hello(self, peer: Peer, message: tuple, now: float) -> None:
         _, slot_id, pid, host, mode = message
-        slot = self.slots[int(slot_id)]
+        slot = self._slot_of_hello(peer, slot_id)
+        if slot is None:
+            return
         peer.role, peer.slot, peer.pid, peer.host, peer.mode = (
-            "worker", int(slot_id), int(pid), str(host), str(mode))
+            "worker", slot_id, int(pid), str(host), str(mode))
         peer.env = slot.env if mode == "fork" else None
         peer.waiting = True
-        slot.worker, slot.seen = peer, True
-        if mode == "fork":
-            self.stats.trial_processes += 1
+        slot.worker = peer
 
     def _on_child_exit(self, peer: Peer, message: tuple, now: float) -> None:
         _, pid, code = message
@@ -394,7 +414,7 @@ class Driver:
         trial = None
         if slot.lost is not None and slot.lost_pid == pid:
             trial, slot.lost = slot.lost, None
-        elif slot.worker is not None and slot.worker.pid == pid:
+        elif slot.worker is not None and slot.worker.pid == pid and slot.worker.host == peer.host:
             worker = slot.worker
             trial, worker.trial = worker.trial, None
             slot.worker = None
@@ -417,10 +437,11 @@ class Driver:
         trial = peer.trial
         peer.trial = None
         peer.waiting = True
-        if trial is not None and peer.role == "worker" and status == "TERMINATED" and \
-                trial.pending_error is None:
+        if trial is not None and status == "TERMINATED" and trial.pending_error is None and \
+                self.controller.searcher is None:
             # The worker waits: hand it its next trial first, record this one after.
-            # (Not after an error: fail_fast must be able to stop the sweep first.)
+            # Not after an error (fail_fast must be able to stop the sweep first), nor
+            # with a search_alg (it must hear how this trial ended before it suggests).
             self.controller.release(trial)
             self._feed_worker(self.slots[peer.slot], peer, now)
         self.controller.on_end(trial_id, rows_json, n_rows, last, status, error, trace, now)
@@ -443,8 +464,21 @@ class Driver:
             if sup is not None and sup.waiting and slot.worker is None and slot.lost is None:
                 self._feed_supervisor(slot, sup, now)
 
-    def _feed_worker(self, slot: Slot, worker: Peer, now: float) -> None:
+    def _reserved(self, slot: Slot, now: float) -> Trial | None:
+        """The trial held for this slot; given back if the sweep is stopping."""
         trial = slot.reserved
+        if trial is not None and self.controller.stopping:
+            slot.reserved = None
+            self._unreserve(trial, now)
+            return None
+        return trial
+
+    def _unreserve(self, trial: Trial, now: float) -> None:
+        """A trial assigned to a slot that never started it waits again."""
+        self.controller.on_lost(trial.trial_id, "not started", False, now, outcome="PENDING")
+
+    def _feed_worker(self, slot: Slot, worker: Peer, now: float) -> None:
+        trial = self._reserved(slot, now)
         if trial is None:
             prefer = tuple(g for g in (worker.env or {}).get("CUDA_VISIBLE_DEVICES", "").split(",") if g)
             trial = self.controller.assign(now, prefer)
@@ -460,10 +494,20 @@ class Driver:
         worker.trial = trial
         spec = self.controller.trial_spec(trial, self.experiment_name,
                                           os.path.join(self.trials_dir, trial.trial_id))
-        self._send(worker, ("trial", spec))
+        try:
+            payload = _ForkingPickler.dumps(("trial", spec))
+        except (pickle.PicklingError, AttributeError, TypeError):
+            # the config holds lambdas or local functions: cloudpickle them, as joblib does
+            spec = dict(spec, config=None, config_pickle=_cloudpickle().dumps(trial.config))
+            payload = _ForkingPickler.dumps(("trial", spec))
+        try:
+            worker.conn.send_bytes(payload)
+            worker.waiting = False
+        except (OSError, ValueError):
+            self._drop(worker)
 
     def _feed_supervisor(self, slot: Slot, sup: Peer, now: float) -> None:
-        trial = slot.reserved
+        trial = self._reserved(slot, now)
         if trial is None:
             trial = self.controller.assign(now)
             slot.reserved = trial
@@ -485,9 +529,10 @@ class Driver:
         if now - self._stop_started < STOP_GRACE_S:
             return
         for slot in self.slots.values():
-            if slot.worker is not None and slot.worker.trial is not None and \
-                    slot.supervisor is not None and not slot.kill_sent:
+            busy = slot.lost is not None or (slot.worker is not None and slot.worker.trial is not None)
+            if busy and slot.supervisor is not None and not slot.kill_sent:
                 slot.kill_sent = self._send(slot.supervisor, ("kill",))
+        # (a trial running inline, on the threading backend, stops at its next report)
 
     def _on_launcher_done(self, now: float) -> None:
         """Every slot task has returned, or joblib aborted them: relaunch if work remains."""
@@ -510,10 +555,11 @@ class Driver:
         for slot in self.slots.values():
             if slot.supervisor is not None and slot.worker is not None:
                 self._send(slot.supervisor, ("kill",))
-            for trial in (slot.reserved, slot.lost, slot.worker.trial if slot.worker else None):
+            if slot.reserved is not None:
+                self._unreserve(slot.reserved, now)
+            for trial in (slot.lost, slot.worker.trial if slot.worker else None):
                 if trial is not None:
-                    self.controller.on_lost(trial.trial_id, "interrupted", False, now,
-                                            outcome="PENDING")
+                    self._lose(trial, "interrupted", count=False, now=now)   # back to PENDING
             slot.reserved = slot.lost = None
             if slot.worker is not None:
                 slot.worker.trial = None

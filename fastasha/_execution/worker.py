@@ -86,6 +86,10 @@ def run_trials(conn: Any, task: SlotTask, mode: str) -> None:
 
 def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
     """Run one trial; return the ``end`` message for the driver."""
+    if spec.get("config_pickle") is not None:      # a config only cloudpickle could send
+        import pickle
+
+        spec["config"] = pickle.loads(spec["config_pickle"])
     session = _session.Session(link, spec)
     status, error, trace = "TERMINATED", None, None
     with link.lock:
@@ -111,16 +115,19 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
 
 # --------------------------------------------------------------- supervisor
 
-def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group; the driver decides what stops.
+def _ignore_sigint() -> Any:
+    """Ignore Ctrl-C (it reaches the whole process group; the driver decides what stops).
+
+    Returns the previous handler, or None where it could not be changed.
+    """
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:   # not the main thread (e.g. a Dask worker thread)
-        pass
+        return None
 
 
 def _supervise(task: SlotTask) -> int:
-    _ignore_sigint()
+    previous_sigint = _ignore_sigint()
     child_of_driver = os.getppid() == task.driver_pid   # e.g. a loky worker of this driver
     sup = connect(task.address, task.key)
     n_forked = 0
@@ -153,6 +160,8 @@ def _supervise(task: SlotTask) -> int:
                 return n_forked
     finally:
         sup.close()
+        if previous_sigint is not None:     # a reused loky worker is Ctrl-C-able again
+            signal.signal(signal.SIGINT, previous_sigint)
         if driver_gone and child_of_driver:
             _exit_if_orphaned(task.driver_pid)
 
