@@ -290,6 +290,10 @@ class Controller:
 
     # --------------------------------------------------------------- assignment
 
+    def more_may_come(self) -> bool:
+        """Whether any trial may still start (now or after a running one fails)."""
+        return not self.stopping and (bool(self.queue) or not self.exhausted or self.n_running > 0)
+
     def can_start_more(self) -> bool:
         if self.stopping:
             return False

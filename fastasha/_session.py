@@ -266,10 +266,6 @@ class Session:
 
 # ------------------------------------------------------------- public helpers
 
-def current_session() -> Session | None:
-    return getattr(_local, "session", None)
-
-
 def set_session(session: Session | None) -> None:
     _local.session = session
 

@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from .._controller import Controller, Trial
 from .channel import Server, new_key
-from .worker import SlotTask, slot_main
+from .worker import SlotTask, kill_quietly, slot_main
 
 # Running trials get this long to notice a stop (at their next report or
 # periodic flush) before their processes are killed.
@@ -100,12 +100,6 @@ class Slot:
     kill_sent: bool = False
 
 
-@dataclass
-class DriverStats:
-    started_at: float = 0.0
-    relaunches: int = 0
-
-
 class Driver:
     """Runs a sweep to its end; see the module docstring."""
 
@@ -130,7 +124,7 @@ class Driver:
         self.on_trial_finished: Callable[[Trial], None] | None = None
         self.experiment_name = ""
         self.trials_dir = ""
-        self.stats = DriverStats()
+        self._relaunches = 0            # in a row, without a trial finishing
         self.slots = {i: Slot(i) for i in range(n_slots)}
         self.peers: dict[Connection, Peer] = {}
         self._launcher: threading.Thread | None = None
@@ -184,7 +178,6 @@ class Driver:
         self._server = Server(self._key, self.host)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._server.wakeup, selectors.EVENT_READ, None)
-        self.stats.started_at = time.monotonic()
         self._launch()
 
     def close(self) -> None:
@@ -346,7 +339,7 @@ class Driver:
         if slot.worker is not None:
             worker = slot.worker
             if worker.host == peer.host:
-                _kill_quietly(worker.pid)
+                kill_quietly(worker.pid)
             trial, worker.trial = worker.trial, None
             slot.worker = None
             self._forget(worker)
@@ -450,10 +443,6 @@ class Driver:
 
     # ------------------------------------------------------------- assigning
 
-    def _more_may_come(self) -> bool:
-        c = self.controller
-        return not c.stopping and (bool(c.queue) or not c.exhausted or c.n_running > 0)
-
     def _pump(self, now: float) -> None:
         """Answer every peer that waits for work, as far as resources allow."""
         for slot in self.slots.values():
@@ -483,7 +472,7 @@ class Driver:
             prefer = tuple(g for g in (worker.env or {}).get("CUDA_VISIBLE_DEVICES", "").split(",") if g)
             trial = self.controller.assign(now, prefer)
         if trial is None:
-            if not self._more_may_come():
+            if not self.controller.more_may_come():
                 self._send(worker, ("exit",))
             return
         slot.reserved = None
@@ -512,7 +501,7 @@ class Driver:
             trial = self.controller.assign(now)
             slot.reserved = trial
         if trial is None:
-            if not self._more_may_come():
+            if not self.controller.more_may_come():
                 self._send(sup, ("exit",))
             return
         slot.env = trial.allocation.env()
@@ -539,11 +528,11 @@ class Driver:
         self._launcher_done.clear()
         for peer in [p for p in self.peers.values() if p.role == "supervisor"]:
             self._drop(peer)      # their tasks are over; requeues what they ran
-        if not self._more_may_come():
+        if not self.controller.more_may_come():
             return
         error = self._launcher_error
-        self.stats.relaunches = self.stats.relaunches + 1 if self._finished_since_launch == 0 else 1
-        if self.stats.relaunches > MAX_RELAUNCHES:
+        self._relaunches = self._relaunches + 1 if self._finished_since_launch == 0 else 1
+        if self._relaunches > MAX_RELAUNCHES:
             raise RuntimeError(
                 f"the worker slots ended {MAX_RELAUNCHES} times in a row without finishing a "
                 f"trial; last error from joblib: {error!r}"
@@ -610,10 +599,3 @@ class Driver:
             self._server.close()
             if self._launcher is not None and not self._interrupted:
                 self._launcher.join(timeout=10.0)
-
-
-def _kill_quietly(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -236,11 +236,11 @@ def _wait_child(pid: int, sup: Any) -> int | None:
                 try:
                     message = sup.recv()
                 except (EOFError, OSError):
-                    _kill(pid)
+                    kill_quietly(pid)
                     os.waitpid(pid, 0)
                     return None
                 if message[0] == "kill":
-                    _kill(pid)
+                    kill_quietly(pid)
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 return os.waitstatus_to_exitcode(status)
@@ -249,8 +249,9 @@ def _wait_child(pid: int, sup: Any) -> int | None:
             os.close(pidfd)
 
 
-def _kill(pid: int) -> None:
+def kill_quietly(pid: int) -> None:
+    """SIGKILL ``pid``; a process already gone (or not ours) is left alone."""
     try:
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
