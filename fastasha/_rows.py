@@ -11,17 +11,32 @@ object::
      "groups": [[["loss", "acc"], [[1, t1, 0.9, 0.1], [2, t2, 0.8, 0.2]]]]}
 
 ``groups`` holds runs of consecutive reports with the same metric keys;
-each row is ``[iteration, time, *values]``. :func:`decode` turns a batch
-back into full result dicts, which are exactly what :func:`expand` gives for
-one report. Metrics the user reports under an automatic key win over the
-automatic value, as in Ray Tune.
+each row is ``[iteration, time, *values]``.
+
+Most batches are plainer than that: every report has the same keys and
+every value is a Python ``float`` or ``int``. Such a batch is *packed*
+instead, as bytes: the magic ``b"FAR1"``, a 4-byte little-endian length,
+a JSON header (``pid``, ``host``, ``start``, ``prev``, the first
+``iteration``, the row count, the keys and one type code per key, ``"d"``
+for float64 or ``"q"`` for int64), then the report times and each column as
+little-endian 8-byte arrays. Packing costs a fraction of JSON's float
+formatting, which dominated a worker's time per report, and it reads back
+bit for bit. It is data, not code: decoding it runs nothing it contains.
+
+:func:`decode` turns a batch of either form back into full result dicts,
+which are exactly what :func:`expand` gives for one report. Metrics the
+user reports under an automatic key win over the automatic value, as in
+Ray Tune.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import struct
+import sys
 import time
+from array import array
 from typing import Any
 
 AUTO_KEYS = ("training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "date",
@@ -85,8 +100,85 @@ def auto_value(key: str, iteration: int, now: float, prev: float, start: float) 
     return None
 
 
-def encode(entries: list, *, start: float, prev: float, pid: int, host: str) -> str:
-    """JSON text of reports ``[(iteration, time, metrics), ...]``, oldest first."""
+_MAGIC = b"FAR1"
+_LENGTH = struct.Struct("<I")
+_INT64 = (-(1 << 63), 1 << 63)
+_SWAP = sys.byteorder != "little"
+
+
+def _column(values: list) -> array | None:
+    """An 8-byte array of one metric's values, or None if they are not all float or all int."""
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        return array("d", values)
+    if kinds == {int} and _INT64[0] <= min(values) and max(values) < _INT64[1]:
+        return array("q", values)
+    return None
+
+
+def _pack(entries: list, start: float, prev: float, pid: int, host: str) -> bytes | None:
+    """The packed form of a batch, or None if the batch is not plain enough for it."""
+    iterations, times, metrics = zip(*entries)
+    n = len(entries)
+    first = metrics[0]
+    if iterations[-1] - iterations[0] != n - 1 or type(iterations[0]) is not int:
+        return None
+    keys = first.keys()
+    n_keys = len(keys)
+    for m in metrics:
+        if len(m) != n_keys or m.keys() != keys:
+            return None
+    columns = [_column([m[k] for m in metrics]) for k in keys]
+    if any(c is None for c in columns) or any(type(k) is not str for k in keys):
+        return None
+    stamps = array("d", times)
+    header = json.dumps({"pid": pid, "host": host, "start": start, "prev": prev,
+                         "it0": iterations[0], "n": n, "keys": list(keys),
+                         "types": "".join(c.typecode for c in columns)}).encode()
+    parts = [_MAGIC, _LENGTH.pack(len(header)), header]
+    for a in (stamps, *columns):
+        if _SWAP:
+            a.byteswap()
+        parts.append(a.tobytes())
+    return b"".join(parts)
+
+
+def _unpack(trial_id: str, blob: bytes) -> list[dict]:
+    (size,) = _LENGTH.unpack_from(blob, 4)
+    head = json.loads(blob[8:8 + size])
+    n, keys = head["n"], head["keys"]
+    offset = 8 + size
+    if len(blob) != offset + 8 * n * (1 + len(head["types"])):
+        raise ValueError(f"a packed result batch of trial {trial_id} is truncated")
+    arrays = []
+    for code in "d" + head["types"]:
+        a = array(code)
+        a.frombytes(blob[offset:offset + 8 * n])
+        if _SWAP:
+            a.byteswap()
+        offset += 8 * n
+        arrays.append(a.tolist())
+    times, columns = arrays[0], arrays[1:]
+    pid, host, start, prev, it0 = head["pid"], head["host"], head["start"], head["prev"], head["it0"]
+    out = []
+    for i, now in enumerate(times):
+        out.append(expand(trial_id, it0 + i, now, prev, start, pid, host,
+                          {k: c[i] for k, c in zip(keys, columns)}))
+        prev = now
+    return out
+
+
+def encode(entries: list, *, start: float, prev: float, pid: int, host: str,
+           pack: bool = True) -> str | bytes:
+    """One batch of reports ``[(iteration, time, metrics), ...]``, oldest first.
+
+    Packed bytes when ``pack`` and the batch is plain enough (see the module
+    docstring), JSON text otherwise.
+    """
+    if pack and entries:
+        packed = _pack(entries, start, prev, pid, host)
+        if packed is not None:
+            return packed
     groups: list = []
     keys: tuple | None = None
     rows: list = []
@@ -101,8 +193,10 @@ def encode(entries: list, *, start: float, prev: float, pid: int, host: str) -> 
                        "groups": groups}, default=json_default)
 
 
-def decode(trial_id: str, blob: str) -> list[dict]:
-    """Full result dicts of one stored batch."""
+def decode(trial_id: str, blob: str | bytes) -> list[dict]:
+    """Full result dicts of one stored batch (packed or JSON)."""
+    if isinstance(blob, bytes) and blob[:4] == _MAGIC:
+        return _unpack(trial_id, blob)
     batch = json.loads(blob)
     pid, host, start, prev = batch["pid"], batch["host"], batch["start"], batch["prev"]
     out = []

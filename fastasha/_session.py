@@ -30,6 +30,7 @@ from .checkpoint import Checkpoint
 FLUSH_INTERVAL_S = 0.5
 
 _local = threading.local()
+_now = time.time
 _HOSTNAME = socket.gethostname()
 
 
@@ -112,6 +113,7 @@ class Session:
         self.config: dict = spec["config"]
         self.metric: str | None = spec.get("metric")
         self.time_attr: str | None = spec.get("time_attr")
+        self._counts_reports = self.time_attr == "training_iteration"
         self.decision_point: float = spec.get("decision_point", -math.inf)
         self.every_report: bool = spec.get("every_report", False)
         self.stop_items = list(spec.get("stop", {}).items())
@@ -152,8 +154,8 @@ class Session:
                 f"{type(metrics).__name__}; call tune.report({{'loss': loss}})"
             )
         metrics = dict(metrics)   # the caller may reuse its dict
-        now = time.time()
-        self.iteration += 1
+        now = _now()
+        self.iteration = iteration = self.iteration + 1
         if self._check_metric:
             self._check_metric = False
             if self.metric not in metrics and self.metric not in _rows.AUTO_KEYS:
@@ -164,9 +166,13 @@ class Session:
                 )
         decide = self.every_report
         time_attr = self.time_attr
-        if time_attr is not None:
-            t = self.iteration if time_attr == "training_iteration" and time_attr not in metrics \
-                else self._value(time_attr, metrics, now)
+        if self._counts_reports and "training_iteration" not in metrics:
+            # the common case, kept short: decisions fall on report counts
+            if iteration >= self.decision_point or iteration < self._last_t:
+                decide = True
+            self._last_t = iteration
+        elif time_attr is not None:
+            t = self._value(time_attr, metrics, now)
             if t is not None:
                 try:
                     if t >= self.decision_point or t < self._last_t:
@@ -177,7 +183,7 @@ class Session:
                     ) from err
                 self._last_t = t
         stop_hit = False
-        for key, bound in self.stop_items:
+        for key, bound in self.stop_items:     # usually empty
             value = self._value(key, metrics, now)
             if value is None:
                 raise ValueError(
@@ -196,7 +202,7 @@ class Session:
                 saved = None if checkpoint is None else self._save_checkpoint(checkpoint)
                 self.flush("decide", stop_hit=stop_hit, checkpoint=saved)
         else:
-            self.buffer.append((self.iteration, now, metrics))
+            self.buffer.append((iteration, now, metrics))
             self._last = now
             if now - self.last_flush >= FLUSH_INTERVAL_S:
                 self.flush("sync")

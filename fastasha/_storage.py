@@ -16,8 +16,9 @@ Contract
   crash of the driver afterwards loses nothing that was flushed.
 * Repeated ``update_trial`` calls overwrite the named fields; adding the
   same trial twice is an error. Results keep their arrival order.
-* Everything stored is JSON text and numbers, never pickle: opening an
-  experiment cannot run code.
+* Everything stored is JSON text, numbers, and result batches packed as
+  plain numeric arrays (see :mod:`fastasha._rows`), never pickle: opening
+  an experiment cannot run code.
 * The directory is created ``0o700`` and the database ``0o600``.
 """
 
@@ -220,7 +221,7 @@ class ExperimentStore:
             raise ValueError(f"unknown trial field(s) {sorted(unknown)}")
         self._trial_updates.setdefault(trial_id, {}).update(fields)
 
-    def add_results(self, trial_id: str, rows_json: str, n_rows: int) -> None:
+    def add_results(self, trial_id: str, rows_json: str | bytes, n_rows: int) -> None:
         self._results.append((trial_id, n_rows, rows_json))
 
     def add_event(self, kind: str, trial_id: str | None, payload: Any) -> None:

@@ -12,7 +12,10 @@ import pytest
 from fastasha import tune
 from fastasha.results import ResultGrid
 from fastasha._storage import ExperimentStore, StoreError
-from fastasha._rows import encode
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastasha._rows import decode, encode
 
 
 def _store(tmp_path, name="exp"):
@@ -159,3 +162,75 @@ def test_a_failed_flush_keeps_the_queued_writes(tmp_path):
     assert store.trial_rows()[0]["status"] == "TERMINATED"
     assert list(store.events()) == [("add", "t0", {"bracket": 0})]
     store.close()
+
+
+# ------------------------------------------------------------ packed batches
+
+_plain_values = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
+                          st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1))
+_any_values = st.one_of(_plain_values, st.booleans(), st.none(), st.text(max_size=3),
+                        st.integers(min_value=1 << 63, max_value=1 << 70))
+
+
+@st.composite
+def _batches(draw):
+    """Consecutive reports; mostly plain (packable), sometimes not."""
+    n = draw(st.integers(min_value=1, max_value=12))
+    keys = draw(st.lists(st.text(min_size=1, max_size=4), max_size=4, unique=True))
+    values = _plain_values if draw(st.booleans()) else _any_values
+    first = draw(st.integers(min_value=1, max_value=10**6))
+    t = draw(st.floats(min_value=0, max_value=2e9))
+    entries = []
+    for i in range(n):
+        row_keys = keys if draw(st.integers(0, 9)) else keys[:-1]
+        entries.append((first + i, t + i * 0.25, {k: draw(values) for k in row_keys}))
+    return entries
+
+
+def _same(a, b):
+    """Equal results, NaN included, with the same types (an int stays an int)."""
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        for k in x:
+            assert type(x[k]) is type(y[k]), (k, x[k], y[k])
+            assert x[k] == y[k] or (x[k] != x[k] and y[k] != y[k]), (k, x[k], y[k])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_batches())
+def test_packed_batches_read_back_exactly_as_json_ones(entries):
+    kw = dict(start=entries[0][1] - 3.0, prev=entries[0][1] - 1.0, pid=11, host="node")
+    packed, text = encode(entries, **kw), encode(entries, **kw, pack=False)
+    assert isinstance(text, str)
+    _same(decode("t", packed), decode("t", text))
+    plain = all(m.keys() == entries[0][2].keys() for _, _, m in entries) and all(
+        type(v) is float or (type(v) is int and -(1 << 63) <= v < 1 << 63)
+        for _, _, m in entries for v in m.values())
+    if plain and all(len({type(m[k]) for _, _, m in entries}) == 1 for k in entries[0][2]):
+        assert isinstance(packed, bytes) and packed[:4] == b"FAR1"
+
+
+def test_packed_batches_survive_the_store_and_are_not_pickle(tmp_path):
+    store = _store(tmp_path)
+    store.add_trial("t0", 0, "{}", 0, {"cpu": 1.0, "gpu": 0.0})
+    entries = [(i, 100.0 + i, {"loss": 1.0 / i, "step": i}) for i in range(1, 101)]
+    blob = encode(entries, start=99.0, prev=99.0, pid=3, host="h")
+    assert isinstance(blob, bytes)
+    store.add_results("t0", blob, len(entries))
+    store.flush()
+    rows = store.results("t0")
+    assert [r["training_iteration"] for r in rows] == list(range(1, 101))
+    assert [r["loss"] for r in rows] == [1.0 / i for i in range(1, 101)]
+    assert all(type(r["step"]) is int for r in rows)
+    assert rows[-1]["time_total_s"] == 101.0 and rows[5]["time_this_iter_s"] == 1.0
+    store.close()
+    (stored,) = _reader(tmp_path / "exp").execute("SELECT rows FROM results").fetchone()
+    assert stored[:4] == b"FAR1" and b"\x80" != stored[:1]   # not a pickle stream
+
+
+def test_truncated_packed_batch_is_an_error():
+    blob = encode([(1, 1.0, {"loss": 0.5}), (2, 2.0, {"loss": 0.25})], start=0.0, prev=0.0,
+                  pid=1, host="h")
+    with pytest.raises(ValueError, match="truncated"):
+        decode("t", blob[:-3])
