@@ -14,6 +14,11 @@ Contract
   :meth:`ExperimentStore.flush` writes everything queued in one
   transaction and returns once it is durable (``synchronous=FULL``): a
   crash of the driver afterwards loses nothing that was flushed.
+  :meth:`ExperimentStore.flush_soon` hands what is queued to a background
+  thread that commits it the same way, so that the driver does not wait for
+  the disk; a commit that fails there keeps its writes, which go back in
+  front of the queue, and its error is raised by the next ``flush`` or
+  ``flush_soon``. Batches are committed in the order they were queued.
 * Repeated ``update_trial`` calls overwrite the named fields; adding the
   same trial twice is an error. Results keep their arrival order.
 * Everything stored is JSON text, numbers, and result batches packed as
@@ -28,6 +33,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -105,6 +111,10 @@ class ExperimentStore:
         self._events: list[tuple] = []
         self._doomed_checkpoints: list[str] = []
         self.n_flushes = 0
+        self._writer: threading.Thread | None = None     # a background commit in flight
+        self._in_flight: tuple | None = None
+        self._failure: BaseException | None = None
+        self._resources_json: dict[tuple, str] = {}
 
     # ------------------------------------------------------------ open/create
 
@@ -212,8 +222,11 @@ class ExperimentStore:
 
     def add_trial(self, trial_id: str, index: int, config_json: str, bracket: int | None,
                   resources: dict) -> None:
-        self._new_trials.append((trial_id, (index, trial_id, config_json, bracket,
-                                            _dumps(resources))))
+        key = tuple(resources.items())
+        text = self._resources_json.get(key)
+        if text is None:        # nearly every trial asks for the same: encode it once
+            text = self._resources_json[key] = _dumps(resources)
+        self._new_trials.append((trial_id, (index, trial_id, config_json, bracket, text)))
 
     def update_trial(self, trial_id: str, **fields: Any) -> None:
         unknown = set(fields) - set(_TRIAL_FIELDS)
@@ -240,13 +253,81 @@ class ExperimentStore:
         """Write everything queued in one transaction; durable on return."""
         if self.readonly:
             raise StoreError("this experiment file was opened read-only")
-        if not self.pending and not self._doomed_checkpoints:
+        self._settle()
+        batch = self._take()
+        if batch is None:
             return
-        new_trials, self._new_trials = self._new_trials, []
-        updates, self._trial_updates = self._trial_updates, {}
-        results, self._results = self._results, []
-        events, self._events = self._events, []
-        doomed, self._doomed_checkpoints = self._doomed_checkpoints, []
+        try:
+            self._commit(batch)
+        except BaseException:
+            self._put_back(batch)
+            raise
+        self._after_commit(batch)
+
+    def flush_soon(self) -> None:
+        """Commit what is queued in a background thread (at most one commit at a time).
+
+        Returns at once. If the previous background commit is still running,
+        the writes wait for the next call. If it failed, its writes are back
+        in the queue and its error is raised here.
+        """
+        if self.readonly:
+            raise StoreError("this experiment file was opened read-only")
+        if self._writer is not None:
+            if self._writer.is_alive():
+                return
+            self._settle()
+        batch = self._take()
+        if batch is None:
+            return
+        self._in_flight = batch
+        self._writer = threading.Thread(target=self._commit_in_background, args=(batch,),
+                                        name="fastasha-store", daemon=True)
+        self._writer.start()
+
+    def _commit_in_background(self, batch: tuple) -> None:
+        try:
+            self._commit(batch)
+        except BaseException as err:   # noqa: BLE001 - handed to the driver's thread
+            self._failure = err
+
+    def _settle(self) -> None:
+        """Wait for a background commit; put its writes back and raise if it failed."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        writer.join()
+        batch, self._in_flight = self._in_flight, None
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            self._put_back(batch)
+            raise failure
+        self._after_commit(batch)
+
+    def _take(self) -> tuple | None:
+        """Everything queued, as one batch (None if nothing is)."""
+        if not self.pending and not self._doomed_checkpoints:
+            return None
+        batch = (self._new_trials, self._trial_updates, self._results, self._events,
+                 self._doomed_checkpoints)
+        self._new_trials, self._trial_updates, self._results = [], {}, []
+        self._events, self._doomed_checkpoints = [], []
+        return batch
+
+    def _put_back(self, batch: tuple) -> None:
+        """A batch that was not written goes back in front of what came meanwhile."""
+        new_trials, updates, results, events, doomed = batch
+        self._new_trials[:0] = new_trials
+        for trial_id, fields in self._trial_updates.items():
+            updates.setdefault(trial_id, {}).update(fields)
+        self._trial_updates = updates
+        self._results[:0] = results
+        self._events[:0] = events
+        self._doomed_checkpoints[:0] = doomed
+
+    def _commit(self, batch: tuple) -> None:
+        new_trials, updates, results, events, _ = batch
+        updates = dict(updates)        # a failed commit must leave the batch as it was
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -277,27 +358,27 @@ class ExperimentStore:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
-            # nothing is lost: the writes go back in front of what came meanwhile
-            self._new_trials[:0] = new_trials
-            for trial_id, fields in self._trial_updates.items():
-                updates.setdefault(trial_id, {}).update(fields)
-            self._trial_updates = updates
-            self._results[:0] = results
-            self._events[:0] = events
-            self._doomed_checkpoints[:0] = doomed
             raise
+
+    def _after_commit(self, batch: tuple) -> None:
         self.n_flushes += 1
-        for path in doomed:
+        for path in batch[4]:
             target = Path(path)
             if target.is_dir() and self.directory in target.resolve().parents:
                 shutil.rmtree(target, ignore_errors=True)
 
     def set_meta(self, key: str, value: Any) -> None:
         """Write one extra setting at once (durable on return)."""
+        self._settle()
         self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                            (key, _dumps(value)))
 
     def close(self) -> None:
+        """Close the file; waits for a background commit (unflushed writes are not written)."""
+        try:
+            self._settle()
+        except BaseException:   # noqa: BLE001 - its writes stay unwritten, as any unflushed
+            pass
         try:
             self._conn.close()
         except sqlite3.Error:

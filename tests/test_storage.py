@@ -164,6 +164,34 @@ def test_a_failed_flush_keeps_the_queued_writes(tmp_path):
     store.close()
 
 
+def test_background_commits_keep_order_and_a_failure_loses_nothing(tmp_path):
+    store = _store(tmp_path)
+    real = store._conn
+    store.add_trial("t0", 0, "{}", 0, {"cpu": 1.0, "gpu": 0.0})
+    store.update_trial("t0", status="RUNNING")
+    store.flush_soon()
+    store.add_results("t0", encode([(1, 1.0, {"loss": 1.0})], start=0.0, prev=0.0, pid=1,
+                                   host="h"), 1)
+    store.flush_soon()          # waits for the next call if the first commit still runs
+    store.flush()               # durable: both batches
+    reader = _reader(tmp_path / "exp")
+    assert reader.execute("SELECT status FROM trials").fetchall() == [("RUNNING",)]
+    assert reader.execute("SELECT COUNT(*) FROM results").fetchone() == (1,)
+
+    store._conn = _FailingCommit(real)
+    store.update_trial("t0", status="TERMINATED")
+    store.add_event("complete", "t0", {"loss": 1.0})
+    store.flush_soon()          # fails in the background
+    store.update_trial("t0", n_failures=0)      # queued meanwhile
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        store.flush()           # the background failure is raised in the caller's thread
+    store._conn = real
+    store.flush()
+    assert reader.execute("SELECT status FROM trials").fetchall() == [("TERMINATED",)]
+    assert list(store.events()) == [("complete", "t0", {"loss": 1.0})]
+    store.close()
+
+
 # ------------------------------------------------------------ packed batches
 
 _plain_values = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
