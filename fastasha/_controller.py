@@ -331,6 +331,57 @@ class Controller:
         self._callback("on_trial_start", trial.trial_id, trial.config)
         return trial
 
+    # ------------------------------------------------------ handing out ahead
+
+    def can_hand_ahead(self) -> bool:
+        """Whether trials may be handed to a busy worker before they can start.
+
+        Only for a finite sweep of the built-in search space without
+        ``fail_fast``: an adaptive ``search_alg`` must hear how a trial
+        ended before it suggests the next, an unbounded sweep creates no
+        trial ahead (it must end with none left waiting), and ``fail_fast``
+        must be able to stop the sweep before another trial starts.
+        """
+        return (self.searcher is None and self.total is not None and not self.fail_fast
+                and not self.stopping)
+
+    def n_waiting(self) -> int:
+        """Trials that have not started yet: queued, or still to be created."""
+        return len(self.queue) + (self.total - len(self.order) if self.total is not None else 0)
+
+    def take_ahead(self, request: Request) -> Trial | None:
+        """The next waiting trial, to follow a running one with the same ``request``.
+
+        It stays PENDING, out of the queue, until :meth:`start_ahead` (the
+        worker began it) or :meth:`put_back` (it never will).
+        """
+        if not self.can_hand_ahead():
+            return None
+        self.prepare(1)
+        if not self.queue or self.queue[0].request != request:
+            return None
+        return self.queue.popleft()
+
+    def start_ahead(self, trial: Trial, allocation: Allocation | None, now: float) -> None:
+        """A trial handed out ahead has started, on the resources of the one it followed."""
+        if allocation is None:     # the trial before it was not running any more
+            allocation = self.pool.acquire(trial.request)
+            if allocation is None:
+                allocation = Allocation(0.0, ())
+        trial.allocation = allocation
+        trial.started_at = now
+        trial.stop_reason = None
+        trial.pending_error = None
+        self._set_status(trial, RUNNING)
+        self._persist(trial)
+        self._callback("on_trial_start", trial.trial_id, trial.config)
+
+    def put_back(self, trials: list[Trial]) -> None:
+        """Trials handed out ahead that will not run there: first in line again."""
+        for trial in reversed(trials):
+            if trial.status == PENDING and trial not in self.queue:
+                self.queue.appendleft(trial)
+
     def release(self, trial: Trial) -> None:
         """Give a trial's resources back (it is no longer running)."""
         if trial.allocation is not None:
@@ -343,10 +394,11 @@ class Controller:
             return -math.inf
         return float(self._dp(trial.trial_id))
 
-    def trial_spec(self, trial: Trial, experiment_name: str, checkpoint_root: str | None) -> dict:
-        """The message that starts ``trial`` in a worker."""
+    def trial_spec(self, trial: Trial, experiment_name: str, checkpoint_root: str | None,
+                   allocation: Allocation | None = None) -> dict:
+        """The message that starts ``trial`` in a worker (on ``allocation`` if given)."""
         latest = trial.checkpoint
-        alloc = trial.allocation
+        alloc = allocation or trial.allocation
         return {
             "trial_id": trial.trial_id,
             "trial_name": trial.trial_id,

@@ -15,11 +15,12 @@ each row is ``[iteration, time, *values]``.
 
 Most batches are plainer than that: every report has the same keys and
 every value is a Python ``float`` or ``int``. Such a batch is *packed*
-instead, as bytes: the magic ``b"FAR1"``, a 4-byte little-endian length,
-a JSON header (``pid``, ``host``, ``start``, ``prev``, the first
-``iteration``, the row count, the keys and one type code per key, ``"d"``
-for float64 or ``"q"`` for int64), then the report times and each column as
-little-endian 8-byte arrays. Packing costs a fraction of JSON's float
+instead, as bytes: the magic ``b"FAR1"``; ``start`` and ``prev`` (float64),
+``pid``, the first ``iteration`` and the row count (int64), and the length
+of what follows (uint32), all little-endian; a JSON object with ``host``,
+the keys and one type code per key (``"d"`` for float64, ``"q"`` for
+int64); then the report times and each column as little-endian 8-byte
+arrays. Packing costs a fraction of JSON's float
 formatting, which dominated a worker's time per report, and it reads back
 bit for bit. It is data, not code: decoding it runs nothing it contains.
 
@@ -101,7 +102,8 @@ def auto_value(key: str, iteration: int, now: float, prev: float, start: float) 
 
 
 _MAGIC = b"FAR1"
-_LENGTH = struct.Struct("<I")
+_HEAD = struct.Struct("<ddqqqI")     # start, prev, pid, first iteration, rows, len(meta)
+_meta_cache: dict[tuple, bytes] = {}
 _INT64 = (-(1 << 63), 1 << 63)
 _SWAP = sys.byteorder != "little"
 
@@ -132,10 +134,15 @@ def _pack(entries: list, start: float, prev: float, pid: int, host: str) -> byte
     if any(c is None for c in columns) or any(type(k) is not str for k in keys):
         return None
     stamps = array("d", times)
-    header = json.dumps({"pid": pid, "host": host, "start": start, "prev": prev,
-                         "it0": iterations[0], "n": n, "keys": list(keys),
-                         "types": "".join(c.typecode for c in columns)}).encode()
-    parts = [_MAGIC, _LENGTH.pack(len(header)), header]
+    types = "".join(c.typecode for c in columns)
+    key = (host, tuple(keys), types)
+    meta = _meta_cache.get(key)
+    if meta is None:
+        if len(_meta_cache) > 256:
+            _meta_cache.clear()
+        meta = _meta_cache[key] = json.dumps({"host": host, "keys": list(keys),
+                                              "types": types}).encode()
+    parts = [_MAGIC, _HEAD.pack(start, prev, pid, iterations[0], n, len(meta)), meta]
     for a in (stamps, *columns):
         if _SWAP:
             a.byteswap()
@@ -144,10 +151,12 @@ def _pack(entries: list, start: float, prev: float, pid: int, host: str) -> byte
 
 
 def _unpack(trial_id: str, blob: bytes) -> list[dict]:
-    (size,) = _LENGTH.unpack_from(blob, 4)
-    head = json.loads(blob[8:8 + size])
-    n, keys = head["n"], head["keys"]
-    offset = 8 + size
+    if len(blob) < 4 + _HEAD.size:
+        raise ValueError(f"a packed result batch of trial {trial_id} is truncated")
+    start, prev, pid, it0, n, size = _HEAD.unpack_from(blob, 4)
+    offset = 4 + _HEAD.size + size
+    head = json.loads(blob[4 + _HEAD.size:offset])
+    keys, host = head["keys"], head["host"]
     if len(blob) != offset + 8 * n * (1 + len(head["types"])):
         raise ValueError(f"a packed result batch of trial {trial_id} is truncated")
     arrays = []
@@ -159,7 +168,6 @@ def _unpack(trial_id: str, blob: bytes) -> list[dict]:
         offset += 8 * n
         arrays.append(a.tolist())
     times, columns = arrays[0], arrays[1:]
-    pid, host, start, prev, it0 = head["pid"], head["host"], head["start"], head["prev"], head["it0"]
     out = []
     for i, now in enumerate(times):
         out.append(expand(trial_id, it0 + i, now, prev, start, pid, host,

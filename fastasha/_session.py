@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import select
 import shutil
 import socket
 import threading
@@ -74,12 +75,26 @@ class Link:
     A background thread flushes the current trial's buffer when it has
     waited :data:`FLUSH_INTERVAL_S`; ``lock`` keeps each request/answer pair
     on the connection whole.
+
+    The driver may hand a worker trials ahead of time (``("trials",
+    [spec, ...])``), at any moment, so a message read while waiting for an
+    answer can be one of those: :meth:`answer` files them in :attr:`inbox`
+    and returns the first message that is not. ``("drop",)`` takes back the
+    trials not yet started (the worker answers with their ids), and
+    ``("exit",)`` means no further trial will come.
     """
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.lock = threading.RLock()   # report() holds it around a decision's flush
         self.session: Session | None = None
+        self.inbox: deque[dict] = deque()   # trial specs handed out ahead, oldest first
+        self.exit_seen = False
+        # Connection.poll() builds a selector per call; a poll object made once is cheaper
+        self._poller = None
+        if hasattr(select, "poll") and hasattr(conn, "fileno"):
+            self._poller = select.poll()
+            self._poller.register(conn.fileno(), select.POLLIN)
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._flush_loop, name="fastasha-flush", daemon=True)
         self._thread.start()
@@ -94,11 +109,56 @@ class Link:
                 except (OSError, EOFError):
                     return
 
+    def _file(self, message: Any) -> bool:
+        """Take in a message about trials handed out ahead; False for any other."""
+        kind = message[0] if isinstance(message, tuple) and message else None
+        if kind == "trials":
+            self.inbox.extend(message[1])
+        elif kind == "drop":
+            dropped = [spec["trial_id"] for spec in self.inbox]
+            self.inbox.clear()
+            self.conn.send(("dropped", dropped))
+        elif kind == "exit":
+            self.exit_seen = True
+            return False
+        else:
+            return False
+        return True
+
+    def answer(self) -> Any:
+        """The driver's next message that is not about trials handed out ahead."""
+        with self.lock:
+            while True:
+                message = self.conn.recv()
+                if not self._file(message):
+                    return message
+
+    def wait_for_work(self) -> None:
+        """Wait until a trial is in the inbox or the driver said there are no more."""
+        with self.lock:
+            while not self.inbox and not self.exit_seen:
+                message = self.conn.recv()
+                if not self._file(message) and not self.exit_seen:
+                    raise EOFError(f"unexpected message from the driver: {message!r:.40}")
+
+    def poll(self) -> None:
+        """Take in whatever the driver sent meanwhile, without waiting."""
+        with self.lock:
+            while not self.exit_seen and (self._poller.poll(0) if self._poller is not None
+                                          else self.conn.poll()):
+                message = self.conn.recv()
+                if not self._file(message) and not self.exit_seen:
+                    raise EOFError(f"unexpected message from the driver: {message!r:.40}")
+
+    def send(self, message: tuple) -> None:
+        with self.lock:
+            self.conn.send(message)
+
     def request(self, message: tuple) -> Any:
         """Send ``message`` and wait for the driver's answer."""
         with self.lock:
             self.conn.send(message)
-            return self.conn.recv()
+            return self.answer()
 
     def close(self) -> None:
         self._closed.set()
@@ -121,14 +181,8 @@ class Session:
         self.checkpoint_root: str | None = spec.get("checkpoint_root")
         restored = spec.get("checkpoint")
         self.restored_checkpoint = Checkpoint(restored) if restored else None
-        self.context = TrialContext(
-            trial_id=self.trial_id,
-            trial_name=spec.get("trial_name", self.trial_id),
-            experiment_name=spec.get("experiment_name"),
-            trial_dir=spec.get("trial_dir"),
-            resources=dict(spec.get("resources", {})),
-            gpu_ids=list(spec.get("gpu_ids", [])),
-        )
+        self._spec = spec
+        self._context: TrialContext | None = None
         self.buffer: deque[tuple] = deque()     # (iteration, time, metrics)
         self.stop_requested = False
         self._check_metric = self.metric is not None
@@ -139,6 +193,21 @@ class Session:
         self._prev = now          # time of the report before the next batch
         self.last_flush = now
         self._last_t = -math.inf
+
+    @property
+    def context(self) -> TrialContext:
+        """The trial's :class:`TrialContext` (made on first use: most objectives never ask)."""
+        if self._context is None:
+            spec = self._spec
+            self._context = TrialContext(
+                trial_id=self.trial_id,
+                trial_name=spec.get("trial_name", self.trial_id),
+                experiment_name=spec.get("experiment_name"),
+                trial_dir=spec.get("trial_dir"),
+                resources=dict(spec.get("resources", {})),
+                gpu_ids=list(spec.get("gpu_ids", [])),
+            )
+        return self._context
 
     # ---------------------------------------------------------------- report
 
@@ -235,9 +304,12 @@ class Session:
             if not n_rows and kind == "sync":
                 return
             try:
-                self.link.conn.send(("report", self.trial_id, blob, n_rows, last, kind,
-                                     stop_hit, checkpoint))
-                _, stop, decision_point = self.link.conn.recv()
+                answer = self.link.request(
+                    ("report", self.trial_id, blob, n_rows, last, kind, stop_hit, checkpoint))
+                if answer[0] == "verdict":
+                    _, stop, decision_point = answer
+                else:           # ("exit",): the driver is winding down
+                    stop, decision_point = True, math.inf
             except (EOFError, OSError):
                 # the driver is gone (interrupted or killed): unwind the objective
                 stop, decision_point = True, math.inf

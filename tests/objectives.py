@@ -150,3 +150,14 @@ def checkpointing(config):
     for step in range(1, config["n"] + 1):
         tune.report({"loss": float(step)},
                     checkpoint=tune.Checkpoint.from_directory(config["dir"]))
+
+
+def short_trial(config):
+    """A trial of a few milliseconds; the one with ``config["die"]`` kills its own process."""
+    if config.get("die"):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(config.get("sleep", 0.0))
+    for i in range(config.get("reports", 1)):
+        tune.report({"loss": config["x"] + i})

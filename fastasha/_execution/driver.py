@@ -5,8 +5,9 @@ background thread and then serves their connections from one thread:
 supervisors ask for trial processes to fork (with the environment of the
 trial they will run), workers ask for trials and report results. Every
 event goes to the :class:`~fastasha._controller.Controller`; what it wants
-persisted is committed to the experiment store at least every
-``flush_interval`` seconds.
+persisted is handed to the experiment store's background writer every
+``flush_interval`` seconds (one commit at a time, so a slow disk delays
+the next commit instead of the driver), and flushed for good at the end.
 
 Faults:
 
@@ -23,13 +24,15 @@ Faults:
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import selectors
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler as _ForkingPickler
 from typing import Any, Callable
@@ -44,16 +47,27 @@ STOP_GRACE_S = 5.0
 # A sweep whose slots keep vanishing without a single trial finishing in
 # between gives up after this many relaunches.
 MAX_RELAUNCHES = 5
+# Short trials are handed to a busy worker ahead of time, enough of them to
+# cover AHEAD_COVER_S of its work (at most AHEAD_MAX), so that it never waits
+# for the driver between trials. Trials that take AHEAD_LONG_S or more go one
+# at a time: the wait is negligible next to them, and a trial queued behind
+# a long one could leave another slot idle at the end of the sweep.
+AHEAD_COVER_S = 0.005
+AHEAD_MAX = 32
+AHEAD_LONG_S = 0.1
 
 
 # Messages a peer may send: their length, and the method that handles them.
-_MESSAGE_SIZES = {"supervisor": 4, "worker": 5, "child_exit": 3, "report": 8, "end": 8}
+_MESSAGE_SIZES = {"supervisor": 4, "worker": 5, "child_exit": 3, "report": 8, "end": 3,
+                  "start": 2, "dropped": 2}
 _HANDLERS = {
     "supervisor": "_on_supervisor_hello",
     "worker": "_on_worker_hello",
     "child_exit": "_on_child_exit",
     "report": "_on_report",
     "end": "_on_end",
+    "start": "_on_start",
+    "dropped": "_on_dropped",
 }
 
 
@@ -86,6 +100,9 @@ class Peer:
     env: dict | None = None   # workers: the environment the process started with
     trial: Trial | None = None
     waiting: bool = False     # has asked and not been answered yet
+    # workers: trials handed out ahead, to run after ``trial`` in this order
+    ahead: deque = field(default_factory=deque)
+    drop_sent: bool = False   # asked to give the trials ahead back (the sweep stops)
 
 
 @dataclass
@@ -109,7 +126,7 @@ class Driver:
         n_slots: int,
         *,
         host: str = "127.0.0.1",
-        flush_interval: float = 0.5,
+        flush_interval: float = 0.05,
         progress_interval: float = 0.25,
     ) -> None:
         self.trainable = trainable
@@ -136,6 +153,7 @@ class Driver:
         self._shut_down = False
         self._stop_started: float | None = None
         self._finished_since_launch = 0
+        self._trial_s: float | None = None    # running mean of a trial's wall time
 
     # ------------------------------------------------------------------ launch
 
@@ -234,7 +252,7 @@ class Driver:
                 if self.controller.is_finished():
                     return
             if now >= next_flush:
-                self.store.flush()
+                self.store.flush_soon()     # committed by a background thread
                 next_flush = now + self.flush_interval
             if self.progress is not None and now >= next_progress:
                 self.progress.update(self.snapshot())
@@ -252,7 +270,8 @@ class Driver:
     def _all_slots_idle(self) -> bool:
         """No trial is assigned anywhere (workers may still be winding down)."""
         return all(s.reserved is None and s.lost is None and
-                   (s.worker is None or s.worker.trial is None) for s in self.slots.values())
+                   (s.worker is None or (s.worker.trial is None and not s.worker.ahead))
+                   for s in self.slots.values())
 
     # ------------------------------------------------------------ connections
 
@@ -324,6 +343,7 @@ class Driver:
         if peer.role == "worker":
             if slot.worker is peer:
                 slot.worker = None
+            self._put_back_ahead(peer)
             if peer.trial is not None:
                 if peer.mode == "fork" and slot.supervisor is not None:
                     slot.lost, slot.lost_pid = peer.trial, peer.pid   # wait for the exit status
@@ -340,6 +360,7 @@ class Driver:
             worker = slot.worker
             if worker.host == peer.host:
                 kill_quietly(worker.pid)
+            self._put_back_ahead(worker)
             trial, worker.trial = worker.trial, None
             slot.worker = None
             self._forget(worker)
@@ -409,6 +430,7 @@ class Driver:
             trial, slot.lost = slot.lost, None
         elif slot.worker is not None and slot.worker.pid == pid and slot.worker.host == peer.host:
             worker = slot.worker
+            self._put_back_ahead(worker)
             trial, worker.trial = worker.trial, None
             slot.worker = None
             self._forget(worker)
@@ -426,20 +448,69 @@ class Driver:
         self._send(peer, ("verdict", stop, point))
 
     def _on_end(self, peer: Peer, message: tuple, now: float) -> None:
-        _, trial_id, rows_json, n_rows, last, status, error, trace = message
+        _, record, next_id = message
+        if not isinstance(record, tuple) or len(record) != 8:
+            self._drop(peer)
+            return
+        trial_id, rows_json, n_rows, last, status, error, trace, elapsed = record
+        if isinstance(elapsed, float) and elapsed >= 0.0:
+            self._trial_s = elapsed if self._trial_s is None else \
+                0.8 * self._trial_s + 0.2 * elapsed
+        following = None
+        if next_id is not None:
+            if not peer.ahead or peer.ahead[0].trial_id != next_id:
+                self._drop(peer)         # it starts a trial we did not hand it
+                return
+            following = peer.ahead.popleft()
         trial = peer.trial
-        peer.trial = None
-        peer.waiting = True
-        if trial is not None and status == "TERMINATED" and trial.pending_error is None and \
-                self.controller.searcher is None:
-            # The worker waits: hand it its next trial first, record this one after.
-            # Not after an error (fail_fast must be able to stop the sweep first), nor
-            # with a search_alg (it must hear how this trial ended before it suggests).
-            self.controller.release(trial)
-            self._feed_worker(self.slots[peer.slot], peer, now)
+        allocation = None
+        if trial is not None and trial.trial_id == trial_id:
+            peer.trial = None
+            if following is not None:    # the next trial runs on this one's resources
+                allocation, trial.allocation = trial.allocation, None
+        else:
+            trial = None          # not the trial we think it runs: leave ours alone
+        # recorded before the next trial starts (callbacks see one end, then one start;
+        # fail_fast can stop the sweep; a search_alg hears how it ended before it suggests)
         self.controller.on_end(trial_id, rows_json, n_rows, last, status, error, trace, now)
+        if following is not None:
+            self._start_following(peer, following, allocation, now)
         if trial is not None:
             self._after_trial(trial)
+        if peer.conn not in self.peers:
+            return
+        if peer.trial is not None:
+            self._top_up(peer)
+        elif not peer.ahead:
+            peer.waiting = True       # it waits for its next trial
+            self._feed_worker(self.slots[peer.slot], peer, now)
+
+    def _on_start(self, peer: Peer, message: tuple, now: float) -> None:
+        """After a wait, the worker took up the first trial it was handed ahead."""
+        trial_id = message[1]
+        if peer.trial is not None or not peer.ahead or peer.ahead[0].trial_id != trial_id:
+            self._drop(peer)
+            return
+        self._start_following(peer, peer.ahead.popleft(), None, now)
+        self._top_up(peer)
+
+    def _start_following(self, peer: Peer, trial: Trial, allocation: Any, now: float) -> None:
+        self.controller.start_ahead(trial, allocation, now)
+        peer.trial = trial
+
+    def _on_dropped(self, peer: Peer, message: tuple, now: float) -> None:
+        """The worker gave back the trials handed to it ahead (it never started them)."""
+        ids = set(message[1]) if isinstance(message[1], (list, tuple)) else set()
+        back = [t for t in peer.ahead if t.trial_id in ids]
+        peer.ahead = deque(t for t in peer.ahead if t.trial_id not in ids)
+        self.controller.put_back(back)
+        if peer.trial is None and not peer.ahead:
+            peer.waiting = True
+
+    def _put_back_ahead(self, peer: Peer) -> None:
+        if peer.ahead:
+            self.controller.put_back(list(peer.ahead))
+            peer.ahead.clear()
 
     # ------------------------------------------------------------- assigning
 
@@ -481,14 +552,46 @@ class Driver:
             self._send(worker, ("exit",))
             return
         worker.trial = trial
-        spec = self.controller.trial_spec(trial, self.experiment_name,
-                                          os.path.join(self.trials_dir, trial.trial_id))
+        worker.drop_sent = False
+        self._top_up(worker, first=trial)
+
+    def _ahead_depth(self) -> int:
+        """How many trials a busy worker should hold ahead (0: none)."""
+        est = self._trial_s
+        if est is None or est >= AHEAD_LONG_S or not self.controller.can_hand_ahead():
+            return 0
+        depth = min(AHEAD_MAX, max(1, math.ceil(AHEAD_COVER_S / max(est, 1e-6))))
+        # never more than a fair share of what is left, so that no slot idles at the end
+        return min(depth, math.ceil(self.controller.n_waiting() / len(self.slots)))
+
+    def _top_up(self, worker: Peer, first: Trial | None = None) -> None:
+        """Send ``first`` (the trial to start now) and trials ahead, as far as wanted."""
+        running = worker.trial
+        trials = [first] if first is not None else []
+        depth = self._ahead_depth() if running is not None else 0
+        if depth and len(worker.ahead) <= depth // 2:
+            while len(worker.ahead) < depth:
+                nxt = self.controller.take_ahead(running.request)
+                if nxt is None:
+                    break
+                worker.ahead.append(nxt)
+                trials.append(nxt)
+        if not trials:
+            return
+        alloc = running.allocation if running is not None else None
+        specs = [self.controller.trial_spec(t, self.experiment_name,
+                                            os.path.join(self.trials_dir, t.trial_id), alloc)
+                 for t in trials]
+        for spec, t in zip(specs, trials):
+            spec["ahead"] = t is not first
         try:
-            payload = _ForkingPickler.dumps(("trial", spec))
+            payload = _ForkingPickler.dumps(("trials", specs))
         except (pickle.PicklingError, AttributeError, TypeError):
-            # the config holds lambdas or local functions: cloudpickle them, as joblib does
-            spec = dict(spec, config=None, config_pickle=_cloudpickle().dumps(trial.config))
-            payload = _ForkingPickler.dumps(("trial", spec))
+            # a config holds lambdas or local functions: cloudpickle them, as joblib does
+            pickler = _cloudpickle()
+            specs = [dict(spec, config=None, config_pickle=pickler.dumps(t.config))
+                     for spec, t in zip(specs, trials)]
+            payload = _ForkingPickler.dumps(("trials", specs))
         try:
             worker.conn.send_bytes(payload)
             worker.waiting = False
@@ -512,6 +615,10 @@ class Driver:
     def _enforce_stop(self, now: float) -> None:
         if not self.controller.stopping:
             return
+        for slot in self.slots.values():
+            worker = slot.worker
+            if worker is not None and worker.ahead and not worker.drop_sent:
+                worker.drop_sent = self._send(worker, ("drop",))
         if self._stop_started is None:
             self._stop_started = now
             return
@@ -542,6 +649,10 @@ class Driver:
 
     def _interrupt(self, now: float) -> None:
         for slot in self.slots.values():
+            if slot.worker is not None:
+                self._put_back_ahead(slot.worker)
+                if slot.worker.mode == "inline":
+                    self._send(slot.worker, ("drop",))   # it cannot be killed
             if slot.supervisor is not None and slot.worker is not None:
                 self._send(slot.supervisor, ("kill",))
             if slot.reserved is not None:

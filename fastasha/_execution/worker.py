@@ -74,18 +74,43 @@ def slot_main(task: SlotTask) -> int:
 # ------------------------------------------------------------------ trials
 
 def run_trials(conn: Any, task: SlotTask, mode: str) -> None:
-    """Ask the driver for trials and run them until told to exit."""
+    """Run the trials the driver hands out until it says there are no more.
+
+    After each trial the worker sends ``("end", record, next_id)`` without
+    waiting for an answer. ``next_id`` names the trial it starts next, taken
+    from the trials the driver handed it ahead of time, or is ``None`` when
+    it has none left and waits for the driver. A trial handed out ahead that
+    the worker takes up after such a wait is announced with ``("start",
+    trial_id)``. So the driver counts a trial as running only once the
+    worker has committed to it, and a ``("drop",)`` can never take back a
+    trial the driver believes started.
+    """
     link = _session.Link(conn)
     try:
-        answer = link.request(("worker", task.slot_id, os.getpid(), _session._HOSTNAME, mode))
-        while answer[0] == "trial":
-            answer = link.request(_run_one(link, task.trainable, answer[1]))
+        link.send(("worker", task.slot_id, os.getpid(), _session._HOSTNAME, mode))
+        spec = None
+        while True:
+            if spec is None:
+                link.poll()
+                if link.exit_seen:
+                    break
+                if not link.inbox:
+                    link.wait_for_work()
+                    continue
+                spec = link.inbox.popleft()
+                if spec.get("ahead"):
+                    link.send(("start", spec["trial_id"]))
+            record = _run_one(link, task.trainable, spec)
+            link.poll()
+            spec = link.inbox.popleft() if link.inbox and not link.exit_seen else None
+            link.send(("end", record, None if spec is None else spec["trial_id"]))
     finally:
         link.close()
 
 
 def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
-    """Run one trial; return the ``end`` message for the driver."""
+    """Run one trial; return its end record for the driver."""
+    started = time.perf_counter()
     if spec.get("config_pickle") is not None:      # a config only cloudpickle could send
         import pickle
 
@@ -110,7 +135,8 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
         with link.lock:
             link.session = None
             blob, n_rows, last = session.drain()
-    return ("end", session.trial_id, blob, n_rows, last, status, error, trace)
+    return (session.trial_id, blob, n_rows, last, status, error, trace,
+            time.perf_counter() - started)
 
 
 # --------------------------------------------------------------- supervisor

@@ -1,0 +1,150 @@
+"""Short trials handed to a busy worker ahead of time.
+
+When trials take well under AHEAD_LONG_S, the driver sends each worker the
+next few trials before it needs them, so the worker never waits for the
+driver between trials (see fastasha/_execution/driver.py). These tests
+check that this happens, and that it changes nothing a user can see:
+every trial runs exactly once, starts before it completes, never more run
+at once than there are slots, a time budget leaves unstarted trials
+PENDING, and a worker that dies gives back the trials it held.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import joblib
+import pytest
+
+from fastasha import tune
+from fastasha._controller import Controller
+from fastasha.schedulers import FIFOScheduler
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+import objectives  # noqa: E402
+
+SLOTS = 2
+
+
+class Events:
+    """A callback that records starts and completions, and the most running at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started: list[str] = []
+        self.completed: list[str] = []
+        self.errored: list[str] = []
+        self.running: set[str] = set()
+        self.most_running = 0
+
+    def on_trial_start(self, trial_id, config):
+        with self.lock:
+            assert trial_id not in self.running
+            self.started.append(trial_id)
+            self.running.add(trial_id)
+            self.most_running = max(self.most_running, len(self.running))
+
+    def on_trial_complete(self, trial_id, result):
+        with self.lock:
+            self.running.remove(trial_id)
+            self.completed.append(trial_id)
+
+    def on_trial_error(self, trial_id, error):
+        with self.lock:
+            self.running.discard(trial_id)
+            self.errored.append(trial_id)
+
+
+@pytest.fixture
+def ahead_counter(monkeypatch):
+    """Counts trials that started on a worker after being handed to it ahead of time."""
+    calls = [0]
+    original = Controller.start_ahead
+
+    def counted(self, *args, **kwargs):
+        calls[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Controller, "start_ahead", counted)
+    return calls
+
+
+def _tuner(tmp_path, n, events, *, param_space=None, **tune_kwargs):
+    return tune.Tuner(
+        objectives.short_trial,
+        param_space=param_space or {"x": tune.uniform(0, 1), "reports": 2},
+        tune_config=tune.TuneConfig(num_samples=n, metric="loss", mode="min",
+                                    scheduler=FIFOScheduler(), seed=5, **tune_kwargs),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0,
+                                  callbacks=[events]),
+        resources={"cpu": SLOTS},
+    )
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_short_trials_are_handed_out_ahead_and_each_runs_once(tmp_path, backend,
+                                                              ahead_counter):
+    events = Events()
+    with joblib.parallel_config(backend=backend):
+        grid = _tuner(tmp_path, 400, events).fit()
+    assert ahead_counter[0] > 100, "short trials should mostly start from a worker's inbox"
+    assert len(grid) == 400 and grid.num_terminated == 400 and not grid.errors
+    assert all(r.metrics["training_iteration"] == 2 for r in grid)
+    assert all(len(r.metrics_dataframe) == 2 for r in grid)
+    assert sorted(events.started) == sorted(events.completed) == sorted(r.trial_id for r in grid)
+    assert events.most_running <= SLOTS
+    assert not events.running
+
+
+def test_trials_ahead_give_the_same_sweep_as_one_at_a_time(tmp_path, monkeypatch):
+    from fastasha._execution import driver
+
+    grids = {}
+    for name, long_s in (("ahead", driver.AHEAD_LONG_S), ("single", 0.0)):
+        monkeypatch.setattr(driver, "AHEAD_LONG_S", long_s)
+        grids[name] = _tuner(tmp_path / name, 60, Events()).fit()
+    ahead, single = ({r.config["x"]: r.metrics["loss"] for r in grids[k]} for k in grids)
+    assert ahead == single and len(ahead) == 60
+
+
+def test_time_budget_leaves_trials_not_started_pending(tmp_path, ahead_counter):
+    events = Events()
+    grid = _tuner(tmp_path, 5000, events,
+                  param_space={"x": tune.uniform(0, 1), "sleep": 0.002}, time_budget_s=1.0).fit()
+    assert ahead_counter[0] > 0
+    statuses = {}
+    for r in grid:
+        statuses.setdefault(r.status, []).append(r)
+    assert set(statuses) <= {"TERMINATED", "PENDING"}, set(statuses)
+    assert statuses.get("PENDING"), "the budget must run out before 5,000 trials of 2 ms"
+    assert all(r.metrics_dataframe is None or len(r.metrics_dataframe) == 0
+               for r in statuses["PENDING"])
+    assert all(r.metrics["training_iteration"] == 1 for r in statuses["TERMINATED"])
+    assert sorted(events.completed) == sorted(r.trial_id for r in statuses["TERMINATED"])
+    assert not events.running
+
+
+def test_a_dying_worker_gives_back_the_trials_it_held(tmp_path, ahead_counter):
+    """One trial SIGKILLs its own process while later trials wait in that worker's inbox."""
+    events = Events()
+    n = 300
+    grid = _tuner(tmp_path, 1, events, param_space={
+        "x": tune.grid_search(list(range(n))),
+        "die": tune.sample_from(lambda spec: spec.config["x"] == 200),
+    }).fit()
+    assert ahead_counter[0] > 0
+    assert len(grid) == n
+    (failed,) = grid.errors and [r for r in grid if r.status == "ERROR"]
+    assert failed.config["x"] == 200 and "SIGKILL" in str(failed.error)
+    ok = [r for r in grid if r.status == "TERMINATED"]
+    assert len(ok) == n - 1
+    assert all(r.metrics["training_iteration"] == 1 for r in ok)
+    assert sorted(events.completed) == sorted(r.trial_id for r in ok)
+    assert events.errored == [failed.trial_id]
+    assert len(set(events.started)) == n
