@@ -177,6 +177,10 @@ class Session:
         self.decision_point: float = spec.get("decision_point", -math.inf)
         self.every_report: bool = spec.get("every_report", False)
         self.stop_items = list(spec.get("stop", {}).items())
+        # False: the next report takes the full path; True: reports before the decision
+        # point only need buffering; None: never (the objective reports its own
+        # training_iteration)
+        self._plain: bool | None = False
         self.iteration: int = spec.get("iteration", 0)
         self.checkpoint_root: str | None = spec.get("checkpoint_root")
         restored = spec.get("checkpoint")
@@ -225,6 +229,18 @@ class Session:
         metrics = dict(metrics)   # the caller may reuse its dict
         now = _now()
         self.iteration = iteration = self.iteration + 1
+        if self._plain and checkpoint is None and iteration < self.decision_point and \
+                "training_iteration" not in metrics:
+            # the common case, kept short: nothing to decide or check at this report
+            self.buffer.append((iteration, now, metrics))
+            self._last = now
+            if now - self.last_flush >= FLUSH_INTERVAL_S:
+                self.flush("sync")
+            if self.stop_requested:
+                raise TrialStopped()
+            return
+        if "training_iteration" in metrics:
+            self._plain = None        # its own count: the decreasing check always matters
         if self._check_metric:
             self._check_metric = False
             if self.metric not in metrics and self.metric not in _rows.AUTO_KEYS:
@@ -233,6 +249,8 @@ class Session:
                     f"{self.metric!r}) needs {self.metric!r} in every result; add it to the dict "
                     "passed to tune.report() or change the metric"
                 )
+        if self._plain is not None:
+            self._plain = not self.every_report and not self.stop_items and self._counts_reports
         decide = self.every_report
         time_attr = self.time_attr
         if self._counts_reports and "training_iteration" not in metrics:

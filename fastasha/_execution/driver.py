@@ -708,5 +708,9 @@ class Driver:
             self.peers.clear()
             self._selector.close()
             self._server.close()
+            # Wait for the Parallel call to return even when every slot task has hung
+            # up: a joblib call started while it still runs (the next fit(), say) can
+            # make loky resize the shared executor under it, and its manager thread
+            # then dies on a work item it no longer knows.
             if self._launcher is not None and not self._interrupted:
                 self._launcher.join(timeout=10.0)
