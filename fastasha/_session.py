@@ -29,6 +29,13 @@ from . import _rows
 from .checkpoint import Checkpoint
 
 FLUSH_INTERVAL_S = 0.5
+# Ends of short trials that a worker follows with a trial it holds are sent
+# together: up to ENDS_MAX of them, held at most ENDS_HOLD_S (longer only if
+# the next trial runs long: then the flush thread sends them within
+# FLUSH_INTERVAL_S). Any other message to the driver sends them first.
+ENDS_MAX = 16
+ENDS_HOLD_S = 0.002
+SHORT_TRIAL_S = 0.001
 
 _local = threading.local()
 _now = time.time
@@ -90,6 +97,8 @@ class Link:
         self.session: Session | None = None
         self.inbox: deque[dict] = deque()   # trial specs handed out ahead, oldest first
         self.exit_seen = False
+        self._ends: list[tuple] = []        # (end record, next trial id) not sent yet
+        self._ends_since = 0.0
         # Connection.poll() builds a selector per call; a poll object made once is cheaper
         self._poller = None
         if hasattr(select, "poll") and hasattr(conn, "fileno"):
@@ -101,6 +110,12 @@ class Link:
 
     def _flush_loop(self) -> None:
         while not self._closed.wait(FLUSH_INTERVAL_S / 2):
+            if self._ends:
+                try:
+                    with self.lock:
+                        self._send_ends()
+                except (OSError, EOFError):
+                    return
             session = self.session
             if session is not None and session.buffer and \
                     time.time() - session.last_flush >= FLUSH_INTERVAL_S:
@@ -117,6 +132,7 @@ class Link:
         elif kind == "drop":
             dropped = [spec["trial_id"] for spec in self.inbox]
             self.inbox.clear()
+            self._send_ends()
             self.conn.send(("dropped", dropped))
         elif kind == "exit":
             self.exit_seen = True
@@ -150,13 +166,30 @@ class Link:
                 if not self._file(message) and not self.exit_seen:
                     raise EOFError(f"unexpected message from the driver: {message!r:.40}")
 
+    def _send_ends(self) -> None:
+        if self._ends:
+            ends, self._ends = self._ends, []
+            self.conn.send(("end", ends))
+
+    def end(self, record: tuple, next_id: str | None, hold: bool) -> None:
+        """Tell the driver a trial ended and which one starts next (maybe later, with others)."""
+        with self.lock:
+            now = time.monotonic()
+            if not self._ends:
+                self._ends_since = now
+            self._ends.append((record, next_id))
+            if not hold or len(self._ends) >= ENDS_MAX or now - self._ends_since >= ENDS_HOLD_S:
+                self._send_ends()
+
     def send(self, message: tuple) -> None:
         with self.lock:
+            self._send_ends()
             self.conn.send(message)
 
     def request(self, message: tuple) -> Any:
         """Send ``message`` and wait for the driver's answer."""
         with self.lock:
+            self._send_ends()      # the driver must know which trial runs before it answers
             self.conn.send(message)
             return self.answer()
 

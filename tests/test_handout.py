@@ -42,10 +42,12 @@ class Events:
         self.errored: list[str] = []
         self.running: set[str] = set()
         self.most_running = 0
+        self.restarted: list[str] = []     # started again without having ended
 
     def on_trial_start(self, trial_id, config):
         with self.lock:
-            assert trial_id not in self.running
+            if trial_id in self.running:
+                self.restarted.append(trial_id)
             self.started.append(trial_id)
             self.running.add(trial_id)
             self.most_running = max(self.most_running, len(self.running))
@@ -99,7 +101,7 @@ def test_short_trials_are_handed_out_ahead_and_each_runs_once(tmp_path, backend,
     assert all(len(r.metrics_dataframe) == 2 for r in grid)
     assert sorted(events.started) == sorted(events.completed) == sorted(r.trial_id for r in grid)
     assert events.most_running <= SLOTS
-    assert not events.running
+    assert not events.running and not events.restarted
 
 
 def test_trials_ahead_give_the_same_sweep_as_one_at_a_time(tmp_path, monkeypatch):
@@ -131,7 +133,15 @@ def test_time_budget_leaves_trials_not_started_pending(tmp_path, ahead_counter):
 
 
 def test_a_dying_worker_gives_back_the_trials_it_held(tmp_path, ahead_counter):
-    """One trial SIGKILLs its own process while later trials wait in that worker's inbox."""
+    """One trial SIGKILLs its own process while later trials wait in that worker's inbox.
+
+    The worker may have held back the ends of the short trials before it, so
+    the driver cannot tell which trial killed the process: it retries the
+    one it thought was running without counting a failure and stops
+    handing out permission to hold ends back (a worker that already has it
+    can cause one more such retry). The killer dies again and is the one
+    charged; nothing else fails and nothing is lost.
+    """
     events = Events()
     n = 300
     grid = _tuner(tmp_path, 1, events, param_space={
@@ -148,3 +158,5 @@ def test_a_dying_worker_gives_back_the_trials_it_held(tmp_path, ahead_counter):
     assert sorted(events.completed) == sorted(r.trial_id for r in ok)
     assert events.errored == [failed.trial_id]
     assert len(set(events.started)) == n
+    # at most one uncounted retry per worker that was allowed to hold ends back
+    assert len(events.restarted) <= SLOTS

@@ -58,7 +58,7 @@ AHEAD_LONG_S = 0.1
 
 
 # Messages a peer may send: their length, and the method that handles them.
-_MESSAGE_SIZES = {"supervisor": 4, "worker": 5, "child_exit": 3, "report": 8, "end": 3,
+_MESSAGE_SIZES = {"supervisor": 4, "worker": 5, "child_exit": 3, "report": 8, "end": 2,
                   "start": 2, "dropped": 2}
 _HANDLERS = {
     "supervisor": "_on_supervisor_hello",
@@ -103,6 +103,7 @@ class Peer:
     # workers: trials handed out ahead, to run after ``trial`` in this order
     ahead: deque = field(default_factory=deque)
     drop_sent: bool = False   # asked to give the trials ahead back (the sweep stops)
+    hold_given: bool = False  # was allowed to hold back the ends of short trials
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Slot:
     env: dict | None = None            # env of the process being forked
     lost: Trial | None = None          # its worker vanished; waiting for the exit status
     lost_pid: int = 0
+    lost_unsure: bool = False          # the lost trial may not be the one that died
     kill_sent: bool = False
 
 
@@ -154,6 +156,7 @@ class Driver:
         self._stop_started: float | None = None
         self._finished_since_launch = 0
         self._trial_s: float | None = None    # running mean of a trial's wall time
+        self._hold_ends = True        # workers may send the ends of short trials together
 
     # ------------------------------------------------------------------ launch
 
@@ -343,10 +346,12 @@ class Driver:
         if peer.role == "worker":
             if slot.worker is peer:
                 slot.worker = None
+            unsure = self._unsure_which_trial(peer)
             self._put_back_ahead(peer)
             if peer.trial is not None:
                 if peer.mode == "fork" and slot.supervisor is not None:
                     slot.lost, slot.lost_pid = peer.trial, peer.pid   # wait for the exit status
+                    slot.lost_unsure = unsure
                 else:
                     self._lose(peer.trial, f"the worker of slot {peer.slot} (pid {peer.pid}) "
                                "disconnected", count=peer.mode == "inline", now=now)
@@ -425,20 +430,29 @@ class Driver:
         _, pid, code = message
         slot = self.slots[peer.slot]
         slot.kill_sent = False
-        trial = None
+        trial, unsure = None, False
         if slot.lost is not None and slot.lost_pid == pid:
-            trial, slot.lost = slot.lost, None
+            trial, slot.lost, unsure = slot.lost, None, slot.lost_unsure
         elif slot.worker is not None and slot.worker.pid == pid and slot.worker.host == peer.host:
             worker = slot.worker
+            unsure = self._unsure_which_trial(worker)
             self._put_back_ahead(worker)
             trial, worker.trial = worker.trial, None
             slot.worker = None
             self._forget(worker)
         if trial is not None:
-            # any exit with a trial unfinished counts, exit code 0 too (an objective
-            # calling os._exit(0) would otherwise be requeued forever)
-            self._lose(trial, f"the worker process (pid {pid}) died: {describe_exit(code)}",
-                       count=not self.controller.stopping, now=now)
+            reason = f"the worker process (pid {pid}) died: {describe_exit(code)}"
+            if unsure:
+                # It may have died in a later trial whose start it had not reported
+                # yet (it held back the ends of short trials): retry this one without
+                # counting a failure, and from now on report every end at once, so a
+                # trial that kills its process again is the one charged.
+                self._hold_ends = False
+                self._lose(trial, reason, count=False, now=now)
+            else:
+                # any exit with a trial unfinished counts, exit code 0 too (an objective
+                # calling os._exit(0) would otherwise be requeued forever)
+                self._lose(trial, reason, count=not self.controller.stopping, now=now)
         peer.waiting = True
 
     def _on_report(self, peer: Peer, message: tuple, now: float) -> None:
@@ -448,10 +462,28 @@ class Driver:
         self._send(peer, ("verdict", stop, point))
 
     def _on_end(self, peer: Peer, message: tuple, now: float) -> None:
-        _, record, next_id = message
-        if not isinstance(record, tuple) or len(record) != 8:
+        """Trials ended on this worker: ``[(record, next_id), ...]``, in order."""
+        items = message[1]
+        if not isinstance(items, list) or not items:
             self._drop(peer)
             return
+        for item in items:
+            if not (isinstance(item, tuple) and len(item) == 2 and
+                    isinstance(item[0], tuple) and len(item[0]) == 8):
+                self._drop(peer)
+                return
+            if not self._end_one(peer, item[0], item[1], now):
+                return
+        if peer.conn not in self.peers:
+            return
+        if peer.trial is not None:
+            self._top_up(peer)
+        elif not peer.ahead:
+            peer.waiting = True       # it waits for its next trial
+            self._feed_worker(self.slots[peer.slot], peer, now)
+
+    def _end_one(self, peer: Peer, record: tuple, next_id: Any, now: float) -> bool:
+        """One trial ended; False if the peer broke the protocol (and was dropped)."""
         trial_id, rows_json, n_rows, last, status, error, trace, elapsed = record
         if isinstance(elapsed, float) and elapsed >= 0.0:
             self._trial_s = elapsed if self._trial_s is None else \
@@ -460,7 +492,7 @@ class Driver:
         if next_id is not None:
             if not peer.ahead or peer.ahead[0].trial_id != next_id:
                 self._drop(peer)         # it starts a trial we did not hand it
-                return
+                return False
             following = peer.ahead.popleft()
         trial = peer.trial
         allocation = None
@@ -477,13 +509,7 @@ class Driver:
             self._start_following(peer, following, allocation, now)
         if trial is not None:
             self._after_trial(trial)
-        if peer.conn not in self.peers:
-            return
-        if peer.trial is not None:
-            self._top_up(peer)
-        elif not peer.ahead:
-            peer.waiting = True       # it waits for its next trial
-            self._feed_worker(self.slots[peer.slot], peer, now)
+        return True
 
     def _on_start(self, peer: Peer, message: tuple, now: float) -> None:
         """After a wait, the worker took up the first trial it was handed ahead."""
@@ -506,6 +532,15 @@ class Driver:
         self.controller.put_back(back)
         if peer.trial is None and not peer.ahead:
             peer.waiting = True
+
+    def _unsure_which_trial(self, worker: Peer) -> bool:
+        """Whether a dead worker may have been past the trial we think it ran.
+
+        A worker holding back the end of a short trial has started the next
+        trial handed to it ahead without telling us yet; that trial is then
+        still among ``worker.ahead``.
+        """
+        return worker.hold_given and bool(worker.ahead)
 
     def _put_back_ahead(self, peer: Peer) -> None:
         if peer.ahead:
@@ -584,6 +619,9 @@ class Driver:
                  for t in trials]
         for spec, t in zip(specs, trials):
             spec["ahead"] = t is not first
+            spec["hold_end"] = self._hold_ends
+        worker.hold_given = worker.hold_given or self._hold_ends
+
         try:
             payload = _ForkingPickler.dumps(("trials", specs))
         except (pickle.PicklingError, AttributeError, TypeError):

@@ -76,10 +76,11 @@ def slot_main(task: SlotTask) -> int:
 def run_trials(conn: Any, task: SlotTask, mode: str) -> None:
     """Run the trials the driver hands out until it says there are no more.
 
-    After each trial the worker sends ``("end", record, next_id)`` without
-    waiting for an answer. ``next_id`` names the trial it starts next, taken
-    from the trials the driver handed it ahead of time, or is ``None`` when
-    it has none left and waits for the driver. A trial handed out ahead that
+    After each trial the worker sends ``("end", [(record, next_id), ...])``
+    without waiting for an answer (ends of short trials go together, see
+    :meth:`~fastasha._session.Link.end`). ``next_id`` names the trial it
+    starts next, taken from the trials the driver handed it ahead of time,
+    or is ``None`` when it has none left and waits for the driver. A trial handed out ahead that
     the worker takes up after such a wait is announced with ``("start",
     trial_id)``. So the driver counts a trial as running only once the
     worker has committed to it, and a ``("drop",)`` can never take back a
@@ -103,7 +104,10 @@ def run_trials(conn: Any, task: SlotTask, mode: str) -> None:
             record = _run_one(link, task.trainable, spec)
             link.poll()
             spec = link.inbox.popleft() if link.inbox and not link.exit_seen else None
-            link.send(("end", record, None if spec is None else spec["trial_id"]))
+            # a short trial followed by another may wait to be reported with the next ones
+            link.end(record, None if spec is None else spec["trial_id"],
+                     hold=spec is not None and spec.get("hold_end", False) and
+                     record[-1] < _session.SHORT_TRIAL_S)
     finally:
         link.close()
 
