@@ -254,6 +254,20 @@ class Session:
         return _rows.auto_value(key, self.iteration, now, self._last, self._start)
 
     def report(self, metrics: Mapping, checkpoint: Checkpoint | None = None) -> None:
+        if self._plain and type(metrics) is dict and checkpoint is None and \
+                "training_iteration" not in metrics:
+            # the common case, kept short: nothing to decide or check before the
+            # decision point
+            iteration = self.iteration + 1
+            if iteration < self.decision_point:
+                self.iteration = iteration
+                self._last = now = _now()
+                self.buffer.append((iteration, now, metrics.copy()))  # the caller may reuse it
+                if now >= self.last_flush + FLUSH_INTERVAL_S:
+                    self.flush("sync")
+                if self.stop_requested:
+                    raise TrialStopped()
+                return
         if type(metrics) is not dict and not isinstance(metrics, Mapping):
             raise TypeError(
                 f"report() takes a dict of metrics, got {metrics!r} of type "
@@ -262,16 +276,6 @@ class Session:
         metrics = dict(metrics)   # the caller may reuse its dict
         now = _now()
         self.iteration = iteration = self.iteration + 1
-        if self._plain and checkpoint is None and iteration < self.decision_point and \
-                "training_iteration" not in metrics:
-            # the common case, kept short: nothing to decide or check at this report
-            self.buffer.append((iteration, now, metrics))
-            self._last = now
-            if now - self.last_flush >= FLUSH_INTERVAL_S:
-                self.flush("sync")
-            if self.stop_requested:
-                raise TrialStopped()
-            return
         if "training_iteration" in metrics:
             self._plain = None        # its own count: the decreasing check always matters
         if self._check_metric:
@@ -421,7 +425,10 @@ def report(metrics: Mapping, *, checkpoint: Checkpoint | None = None) -> None:
         When the scheduler, a stopper or the sweep's budget ends the trial;
         let it propagate (it is not an ``Exception``).
     """
-    session = getattr(_local, "session", None)
+    try:
+        session = _local.session
+    except AttributeError:
+        session = None
     if session is None:
         raise RuntimeError(
             "tune.report() was called outside a trial; call it from inside the objective "
