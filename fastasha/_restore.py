@@ -100,6 +100,7 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
 
     # the scheduler: replay its calls, or (stateless) just register the trials
     by_id = {t.trial_id: t for t in trials}
+    recovered: set[str] = set()      # final results taken from the event log
     if controller._log_events:
         for kind, trial_id, payload in store.events():
             if kind == "remove" and trial_id in revived:
@@ -116,7 +117,17 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                     )
             elif kind == "complete" and trial_id in by_id:
                 # the scheduler already stopped it: it must not run again
-                by_id[trial_id].scheduler_done = True
+                trial = by_id[trial_id]
+                trial.scheduler_done = True
+                # The driver may have stopped before the trial's end was recorded (a
+                # worker sends the ends of short trials together): its final result
+                # is the one the scheduler was given.
+                if isinstance(payload, dict) and payload.get("training_iteration", 0) >= \
+                        (trial.last_result or {}).get("training_iteration", 0):
+                    if trial.last_result != dict(payload, done=True):
+                        trial.last_result = dict(payload, done=True)
+                        trial.iteration = payload.get("training_iteration", trial.iteration)
+                        recovered.add(trial_id)
     else:
         for trial in trials:
             scheduler.on_trial_add(trial.trial_id)
@@ -132,6 +143,8 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                                error=trial.error, traceback=trial.traceback,
                                checkpoints=[list(c) for c in trial.checkpoints],
                                checkpoint=trial.checkpoint[0] if trial.checkpoint else None)
+        if trial.trial_id in recovered:
+            store.update_trial(trial.trial_id, last_result=trial.last_result)
     if controller.total is not None and len(trials) >= controller.total:
         controller.exhausted = True
     store.flush()

@@ -148,6 +148,35 @@ def test_restoring_a_finished_experiment_runs_nothing(tmp_path):
     assert [r.config for r in again] == [r.config for r in grid]
 
 
+def test_a_trial_stopped_before_its_end_was_recorded_keeps_its_final_result(tmp_path):
+    """The driver died after ASHA stopped a trial but before the trial's end was stored.
+
+    (A worker sends the ends of short trials together, so this window is
+    real.) The experiment file is set to that state by hand: the trial's row
+    says RUNNING with no last result; its results and the scheduler's
+    ``complete`` event are there. The restore must not run it again, and its
+    final result is the one the scheduler was given.
+    """
+    grid = _graded_tuner(tmp_path, "cut").fit()
+    stopped = [r for r in grid if r.metrics["training_iteration"] < 16]
+    assert stopped, "ASHA stopped no trial early"
+    victim = stopped[0]
+    db = Path(grid.experiment_path) / "experiment.db"
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE trials SET status = 'RUNNING', last_result = NULL WHERE trial_id = ?",
+                    (victim.trial_id,))
+    con.close()
+    before = {r.trial_id: len(r.metrics_dataframe) for r in grid}
+    again = tune.Tuner.restore(grid.experiment_path, graded).fit()
+    by_id = {r.trial_id: r for r in again}
+    restored = by_id[victim.trial_id]
+    assert restored.status == "TERMINATED"
+    assert restored.metrics["training_iteration"] == victim.metrics["training_iteration"]
+    assert restored.metrics["loss"] == victim.metrics["loss"]
+    assert restored.metrics["done"] is True
+    assert {t: len(r.metrics_dataframe) for t, r in by_id.items()} == before   # nothing re-ran
+
+
 def _spec_value(spec):
     return spec.config.a * 2
 
