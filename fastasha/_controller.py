@@ -143,6 +143,7 @@ class Controller:
         self.started_at: float | None = None
         self.best: Trial | None = None
         self.running: dict[str, Trial] = {}
+        self.n_ahead = 0        # trials handed to a worker ahead, not started yet
 
     # -------------------------------------------------------------- bookkeeping
 
@@ -292,7 +293,8 @@ class Controller:
 
     def more_may_come(self) -> bool:
         """Whether any trial may still start (now or after a running one fails)."""
-        return not self.stopping and (bool(self.queue) or not self.exhausted or self.n_running > 0)
+        return not self.stopping and (bool(self.queue) or not self.exhausted or self.n_running > 0
+                                      or self.n_ahead > 0)
 
     def can_start_more(self) -> bool:
         if self.stopping:
@@ -360,14 +362,12 @@ class Controller:
         self.prepare(1)
         if not self.queue or self.queue[0].request != request:
             return None
+        self.n_ahead += 1
         return self.queue.popleft()
 
-    def start_ahead(self, trial: Trial, allocation: Allocation | None, now: float) -> None:
+    def start_ahead(self, trial: Trial, allocation: Allocation, now: float) -> None:
         """A trial handed out ahead has started, on the resources of the one it followed."""
-        if allocation is None:     # the trial before it was not running any more
-            allocation = self.pool.acquire(trial.request)
-            if allocation is None:
-                allocation = Allocation(0.0, ())
+        self.n_ahead -= 1
         trial.allocation = allocation
         trial.started_at = now
         trial.stop_reason = None
@@ -378,9 +378,14 @@ class Controller:
 
     def put_back(self, trials: list[Trial]) -> None:
         """Trials handed out ahead that will not run there: first in line again."""
+        self.n_ahead -= len(trials)
         for trial in reversed(trials):
             if trial.status == PENDING and trial not in self.queue:
                 self.queue.appendleft(trial)
+
+    def give_back(self, allocation: Allocation) -> None:
+        """Return resources kept for a trial handed out ahead that will not start."""
+        self.pool.release(allocation)
 
     def release(self, trial: Trial) -> None:
         """Give a trial's resources back (it is no longer running)."""
@@ -634,4 +639,4 @@ class Controller:
             return False
         if self.stopping:
             return True
-        return self.exhausted and not self.queue
+        return self.exhausted and not self.queue and not self.n_ahead

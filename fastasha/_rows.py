@@ -125,17 +125,16 @@ def _pack(entries: list, start: float, prev: float, pid: int, host: str) -> byte
     first = metrics[0]
     if iterations[-1] - iterations[0] != n - 1 or type(iterations[0]) is not int:
         return None
-    keys = first.keys()
-    n_keys = len(keys)
+    keys = tuple(first)
     for m in metrics:
-        if len(m) != n_keys or m.keys() != keys:
+        if tuple(m) != keys:        # same keys in the same order (a dict keeps its order)
             return None
     columns = [_column([m[k] for m in metrics]) for k in keys]
     if any(c is None for c in columns) or any(type(k) is not str for k in keys):
         return None
     stamps = array("d", times)
     types = "".join(c.typecode for c in columns)
-    key = (host, tuple(keys), types)
+    key = (host, keys, types)
     meta = _meta_cache.get(key)
     if meta is None:
         if len(_meta_cache) > 256:

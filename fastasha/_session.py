@@ -87,7 +87,8 @@ class Link:
     [spec, ...])``), at any moment, so a message read while waiting for an
     answer can be one of those: :meth:`answer` files them in :attr:`inbox`
     and returns the first message that is not. ``("drop",)`` takes back the
-    trials not yet started (the worker answers with their ids), and
+    trials handed out ahead and not yet started (the worker answers with
+    their ids; a trial sent to start at once stays), and
     ``("exit",)`` means no further trial will come.
     """
 
@@ -130,8 +131,12 @@ class Link:
         if kind == "trials":
             self.inbox.extend(message[1])
         elif kind == "drop":
-            dropped = [spec["trial_id"] for spec in self.inbox]
+            # only trials handed out ahead go back: one sent to start now is the
+            # driver's running trial already
+            keep = [spec for spec in self.inbox if not spec.get("ahead")]
+            dropped = [spec["trial_id"] for spec in self.inbox if spec.get("ahead")]
             self.inbox.clear()
+            self.inbox.extend(keep)
             self._send_ends()
             self.conn.send(("dropped", dropped))
         elif kind == "exit":

@@ -112,6 +112,9 @@ class ExperimentStore:
         self._doomed_checkpoints: list[str] = []
         self.n_flushes = 0
         self._writer: threading.Thread | None = None     # a background commit in flight
+        # set by the writer when it is done; waited on instead of Thread.join(), which
+        # a Ctrl-C can interrupt so that the thread looks finished while it still runs
+        self._writer_done = threading.Event()
         self._in_flight: tuple | None = None
         self._failure: BaseException | None = None
         self._resources_json: dict[tuple, str] = {}
@@ -274,13 +277,14 @@ class ExperimentStore:
         if self.readonly:
             raise StoreError("this experiment file was opened read-only")
         if self._writer is not None:
-            if self._writer.is_alive():
+            if not self._writer_done.is_set():
                 return
             self._settle()
         batch = self._take()
         if batch is None:
             return
         self._in_flight = batch
+        self._writer_done.clear()
         self._writer = threading.Thread(target=self._commit_in_background, args=(batch,),
                                         name="fastasha-store", daemon=True)
         self._writer.start()
@@ -290,13 +294,16 @@ class ExperimentStore:
             self._commit(batch)
         except BaseException as err:   # noqa: BLE001 - handed to the driver's thread
             self._failure = err
+        finally:
+            self._writer_done.set()
 
     def _settle(self) -> None:
         """Wait for a background commit; put its writes back and raise if it failed."""
-        writer, self._writer = self._writer, None
-        if writer is None:
+        if self._writer is None:
             return
-        writer.join()
+        # interrupted (Ctrl-C), the writer stays known: a later call waits again
+        self._writer_done.wait()
+        self._writer = None
         batch, self._in_flight = self._in_flight, None
         failure, self._failure = self._failure, None
         if failure is not None:

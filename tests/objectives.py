@@ -161,3 +161,8 @@ def short_trial(config):
     time.sleep(config.get("sleep", 0.0))
     for i in range(config.get("reports", 1)):
         tune.report({"loss": config["x"] + i})
+
+
+def two_cpus(config):
+    """A resource request made by a function of the config."""
+    return {"cpu": 2}

@@ -11,9 +11,10 @@ PENDING, and a worker that dies gives back the trials it held.
 
 from __future__ import annotations
 
-import os
+import socket
 import sys
 import threading
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import joblib
@@ -21,6 +22,7 @@ import pytest
 
 from fastasha import tune
 from fastasha._controller import Controller
+from fastasha._session import Link
 from fastasha.schedulers import FIFOScheduler
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -160,3 +162,45 @@ def test_a_dying_worker_gives_back_the_trials_it_held(tmp_path, ahead_counter):
     assert len(set(events.started)) == n
     # at most one uncounted retry per worker that was allowed to hold ends back
     assert len(events.restarted) <= SLOTS
+
+
+def test_trials_started_after_a_wait_keep_within_the_resources(tmp_path, ahead_counter):
+    """Requests made by a function: each trial takes 2 of 4 CPUs, so at most 2 run at once.
+
+    A worker that runs dry before its trials ahead arrive starts the first
+    of them after a wait; it must run on the resources of the trial before
+    it, not on resources the driver handed to another slot meanwhile.
+    """
+    events = Events()
+    tuner = tune.Tuner(
+        tune.with_resources(objectives.short_trial, objectives.two_cpus),
+        param_space={"x": tune.uniform(0, 1), "sleep": 0.0005},
+        tune_config=tune.TuneConfig(num_samples=1500, metric="loss", mode="min",
+                                    scheduler=FIFOScheduler(), seed=3),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0,
+                                  callbacks=[events]),
+        resources={"cpu": 4})
+    grid = tuner.fit()
+    assert ahead_counter[0] > 100
+    assert grid.num_terminated == 1500 and not grid.errors
+    assert events.most_running <= 2
+
+
+def test_a_drop_gives_back_only_the_trials_handed_out_ahead():
+    """The trial sent to start at once is the driver's running trial: a drop keeps it."""
+    ours, theirs = socket.socketpair()
+    driver, worker = Connection(ours.detach()), Connection(theirs.detach())
+    link = Link(worker)
+    try:
+        driver.send(("trials", [{"trial_id": "a", "ahead": False},
+                                {"trial_id": "b", "ahead": True},
+                                {"trial_id": "c", "ahead": True}]))
+        driver.send(("drop",))
+        link.wait_for_work()
+        link.poll()
+        assert [spec["trial_id"] for spec in link.inbox] == ["a"]
+        assert driver.poll(5) and driver.recv() == ("dropped", ["b", "c"])
+    finally:
+        link.close()
+        driver.close()
+        worker.close()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import stat
+import threading
+import time
 
 import pytest
 
@@ -192,6 +195,39 @@ def test_background_commits_keep_order_and_a_failure_loses_nothing(tmp_path):
     store.close()
 
 
+def test_ctrl_c_while_waiting_for_a_background_commit_loses_nothing(tmp_path, monkeypatch):
+    """A second Ctrl-C can land while flush() waits for the background writer."""
+    store = _store(tmp_path)
+    real_commit = ExperimentStore._commit
+
+    def slow_commit(self, batch):
+        if threading.current_thread().name == "fastasha-store":
+            time.sleep(0.5)          # a slow disk
+        return real_commit(self, batch)
+
+    monkeypatch.setattr(ExperimentStore, "_commit", slow_commit)
+    store.add_trial("t1", 0, "{}", None, {"cpu": 1.0})
+    store.flush_soon()               # t1 is being committed in the background
+    store.add_trial("t2", 1, "{}", None, {"cpu": 1.0})
+
+    def ctrl_c(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, ctrl_c)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(KeyboardInterrupt):
+            store.flush()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    store.flush()                    # what the Tuner does on its way out
+    store.close()
+    reader = _reader(tmp_path / "exp")
+    assert [t for (t,) in reader.execute("SELECT trial_id FROM trials ORDER BY idx")] == \
+        ["t1", "t2"]
+
+
 # ------------------------------------------------------------ packed batches
 
 _plain_values = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
@@ -211,6 +247,8 @@ def _batches(draw):
     entries = []
     for i in range(n):
         row_keys = keys if draw(st.integers(0, 9)) else keys[:-1]
+        if not draw(st.integers(0, 9)):
+            row_keys = list(reversed(row_keys))      # same keys, another order
         entries.append((first + i, t + i * 0.25, {k: draw(values) for k in row_keys}))
     return entries
 
@@ -219,7 +257,7 @@ def _same(a, b):
     """Equal results, NaN included, with the same types (an int stays an int)."""
     assert len(a) == len(b)
     for x, y in zip(a, b):
-        assert x.keys() == y.keys()
+        assert list(x) == list(y)        # the same keys in the same order
         for k in x:
             assert type(x[k]) is type(y[k]), (k, x[k], y[k])
             assert x[k] == y[k] or (x[k] != x[k] and y[k] != y[k]), (k, x[k], y[k])
@@ -232,7 +270,7 @@ def test_packed_batches_read_back_exactly_as_json_ones(entries):
     packed, text = encode(entries, **kw), encode(entries, **kw, pack=False)
     assert isinstance(text, str)
     _same(decode("t", packed), decode("t", text))
-    plain = all(m.keys() == entries[0][2].keys() for _, _, m in entries) and all(
+    plain = all(list(m) == list(entries[0][2]) for _, _, m in entries) and all(
         type(v) is float or (type(v) is int and -(1 << 63) <= v < 1 << 63)
         for _, _, m in entries for v in m.values())
     if plain and all(len({type(m[k]) for _, _, m in entries}) == 1 for k in entries[0][2]):
@@ -262,3 +300,10 @@ def test_truncated_packed_batch_is_an_error():
                   pid=1, host="h")
     with pytest.raises(ValueError, match="truncated"):
         decode("t", blob[:-3])
+
+
+def test_each_result_keeps_the_key_order_it_was_reported_in():
+    entries = [(1, 10.0, {"a": 1.0, "b": 2.0}), (2, 11.0, {"b": 3.0, "a": 4.0})]
+    rows = decode("t", encode(entries, start=9.0, prev=9.0, pid=1, host="h"))
+    assert [list(r)[-2:] for r in rows] == [["a", "b"], ["b", "a"]]
+    assert [(r["a"], r["b"]) for r in rows] == [(1.0, 2.0), (4.0, 3.0)]

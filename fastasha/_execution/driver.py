@@ -104,6 +104,8 @@ class Peer:
     ahead: deque = field(default_factory=deque)
     drop_sent: bool = False   # asked to give the trials ahead back (the sweep stops)
     hold_given: bool = False  # was allowed to hold back the ends of short trials
+    # resources kept for the first trial ahead while it is on its way to an idle worker
+    spare: Any = None
 
 
 @dataclass
@@ -500,6 +502,12 @@ class Driver:
             peer.trial = None
             if following is not None:    # the next trial runs on this one's resources
                 allocation, trial.allocation = trial.allocation, None
+            elif peer.ahead and trial.allocation is not None:
+                # trials handed out ahead are on their way to a worker that ran dry:
+                # keep these resources for the one it will start
+                if peer.spare is not None:
+                    self.controller.give_back(peer.spare)
+                peer.spare, trial.allocation = trial.allocation, None
         else:
             trial = None          # not the trial we think it runs: leave ours alone
         # recorded before the next trial starts (callbacks see one end, then one start;
@@ -514,10 +522,16 @@ class Driver:
     def _on_start(self, peer: Peer, message: tuple, now: float) -> None:
         """After a wait, the worker took up the first trial it was handed ahead."""
         trial_id = message[1]
-        if peer.trial is not None or not peer.ahead or peer.ahead[0].trial_id != trial_id:
+        allocation, peer.spare = peer.spare, None
+        if allocation is None and peer.ahead:
+            allocation = self.controller.pool.acquire(peer.ahead[0].request)
+        if peer.trial is not None or not peer.ahead or peer.ahead[0].trial_id != trial_id or \
+                allocation is None:
+            if allocation is not None:
+                self.controller.give_back(allocation)
             self._drop(peer)
             return
-        self._start_following(peer, peer.ahead.popleft(), None, now)
+        self._start_following(peer, peer.ahead.popleft(), allocation, now)
         self._top_up(peer)
 
     def _start_following(self, peer: Peer, trial: Trial, allocation: Any, now: float) -> None:
@@ -530,6 +544,15 @@ class Driver:
         back = [t for t in peer.ahead if t.trial_id in ids]
         peer.ahead = deque(t for t in peer.ahead if t.trial_id not in ids)
         self.controller.put_back(back)
+        if peer.trial is not None and peer.trial.trial_id in ids:
+            # never happens with this worker code: a trial sent to start at once is
+            # not given back; if it were, it did not run
+            trial, peer.trial = peer.trial, None
+            self.controller.on_lost(trial.trial_id, "given back unstarted", False, now,
+                                    outcome=self._lost_outcome())
+        if not peer.ahead and peer.spare is not None:
+            self.controller.give_back(peer.spare)
+            peer.spare = None
         if peer.trial is None and not peer.ahead:
             peer.waiting = True
 
@@ -546,6 +569,9 @@ class Driver:
         if peer.ahead:
             self.controller.put_back(list(peer.ahead))
             peer.ahead.clear()
+        if peer.spare is not None:
+            self.controller.give_back(peer.spare)
+            peer.spare = None
 
     # ------------------------------------------------------------- assigning
 

@@ -118,7 +118,13 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
     if spec.get("config_pickle") is not None:      # a config only cloudpickle could send
         import pickle
 
-        spec["config"] = pickle.loads(spec["config_pickle"])
+        try:
+            spec["config"] = pickle.loads(spec["config_pickle"])
+        except Exception as err:   # noqa: BLE001 - fails this trial, not the worker
+            return (spec["trial_id"], "", 0, None, "ERROR",
+                    f"the trial's config could not be unpickled in the worker: "
+                    f"{type(err).__name__}: {err}", traceback.format_exc(),
+                    time.perf_counter() - started)
     session = _session.Session(link, spec)
     status, error, trace = "TERMINATED", None, None
     with link.lock:
