@@ -116,13 +116,15 @@ class Result:
         if self._history is None:
             store = ExperimentStore.open(self._experiment_path, readonly=True)
             try:
-                history = store.results(self.trial_id)
+                self._set_history(store.results(self.trial_id))
             finally:
                 store.close()
-            if history and self.status == "TERMINATED":
-                history[-1]["done"] = True
-            self._history = history
         return self._history
+
+    def _set_history(self, history: list[dict]) -> None:
+        if history and self.status == "TERMINATED":
+            history[-1]["done"] = True
+        self._history = history
 
     @property
     def metrics_dataframe(self):
@@ -161,6 +163,28 @@ class ResultGrid:
         finally:
             store.close()
         return cls(path, results, settings.get("metric"), settings.get("mode"))
+
+    def _load_histories(self) -> None:
+        """Read the results of every trial in one pass over the experiment file.
+
+        ``Result.history()`` opens the file for its own trial; a question
+        about every trial's history (a ``scope`` other than ``"last"``, a
+        ``filter_metric``) reads them all at once instead.
+        """
+        missing = {r.trial_id: r for r in self._results if r._history is None}
+        if not missing:
+            return
+        collected: dict[str, list[dict]] = {trial_id: [] for trial_id in missing}
+        store = ExperimentStore.open(self.experiment_path, readonly=True)
+        try:
+            for trial_id, rows in store.iter_results():
+                bucket = collected.get(trial_id)
+                if bucket is not None:
+                    bucket.extend(rows)
+        finally:
+            store.close()
+        for trial_id, result in missing.items():
+            result._set_history(collected[trial_id])
 
     def __len__(self) -> int:
         return len(self._results)
@@ -232,6 +256,8 @@ class ResultGrid:
             )
         check_mode(mode, allow_none=False)
         check_choice("scope", scope, SCOPES)
+        if scope != "last":
+            self._load_histories()
         best, best_score = None, None
         for result in self._results:
             score = self._score(result, metric, mode, scope, filter_nan_and_inf)
@@ -254,11 +280,13 @@ class ResultGrid:
         trial's best result by that metric.
         """
         pd = _require_pandas()
+        if filter_metric is not None:
+            check_mode(filter_mode, allow_none=False)
+            self._load_histories()
         rows = []
         for result in self._results:
             metrics = result.metrics
             if filter_metric is not None:
-                check_mode(filter_mode, allow_none=False)
                 candidates = [r for r in result.history()
                               if isinstance(r.get(filter_metric), (int, float))
                               and not math.isnan(r[filter_metric])]

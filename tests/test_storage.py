@@ -307,3 +307,40 @@ def test_each_result_keeps_the_key_order_it_was_reported_in():
     rows = decode("t", encode(entries, start=9.0, prev=9.0, pid=1, host="h"))
     assert [list(r)[-2:] for r in rows] == [["a", "b"], ["b", "a"]]
     assert [(r["a"], r["b"]) for r in rows] == [(1.0, 2.0), (4.0, 3.0)]
+
+
+def test_scopes_over_all_trials_read_the_file_once_and_see_the_same_histories(tmp_path,
+                                                                              monkeypatch):
+    """get_best_result(scope=...) reads every history in one pass; the same as one by one."""
+    import sys
+
+    import joblib
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import objectives
+
+    with joblib.parallel_config(backend="threading"):
+        grid = tune.Tuner(
+            objectives.short_trial, param_space={"x": tune.uniform(0, 1), "reports": 3},
+            tune_config=tune.TuneConfig(num_samples=40, metric="loss", mode="min", seed=2),
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name="h", verbose=0),
+            resources={"cpu": 2}).fit()
+    one_by_one = ResultGrid.from_path(grid.experiment_path)
+    expected = {r.trial_id: r.history() for r in one_by_one}
+    together = ResultGrid.from_path(grid.experiment_path)
+    opened = []
+    real_open = ExperimentStore.open
+
+    def counting_open(cls, *args, **kwargs):
+        opened.append(args)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(ExperimentStore, "open", classmethod(counting_open))
+    best = together.get_best_result(scope="avg")
+    histories = {r.trial_id: r.history() for r in together}
+    monkeypatch.undo()
+    assert len(opened) == 1
+    assert histories == expected
+    assert all(h[-1]["done"] is True and len(h) == 3 for h in histories.values())
+    avg = {t: sum(r["loss"] for r in h) / 3 for t, h in expected.items()}
+    assert best.trial_id == min(avg, key=avg.get)
