@@ -53,6 +53,7 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
     from .search import config_to_json
 
     restore = run.restore
+    resume_unfinished = restore.get("resume_unfinished", True)
     resume_errored = restore.get("resume_errored", False)
     restart_errored = restore.get("restart_errored", False)
     scheduler = controller.scheduler
@@ -85,7 +86,9 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
         if trial.last_result:
             trial.iteration = trial.last_result.get("training_iteration", 0)
         trial.checkpoints = [tuple(c) for c in row["checkpoints"]]
-        if trial.status == RUNNING:
+        if trial.status in (RUNNING, PENDING) and not resume_unfinished:
+            trial.status = TERMINATED       # left as it is: it never runs again
+        elif trial.status == RUNNING:
             trial.status = PENDING          # it was running when the driver stopped
         elif trial.status == ERROR and (resume_errored or restart_errored):
             trial.status = PENDING

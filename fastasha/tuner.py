@@ -230,6 +230,7 @@ class Tuner:
         path: str | os.PathLike,
         trainable: Callable,
         *,
+        resume_unfinished: bool = True,
         resume_errored: bool = False,
         restart_errored: bool = False,
         param_space: dict | None = None,
@@ -251,6 +252,10 @@ class Tuner:
             The experiment directory (``<storage_path>/<name>``).
         trainable : callable
             The objective (it is not stored with the experiment).
+        resume_unfinished : bool, default=True
+            Run the trials that were running or waiting again. With False
+            they end TERMINATED as they are (even those that never ran), as
+            in Ray Tune; trials the sweep had not created yet still run.
         resume_errored : bool, default=False
             Run errored trials again from their latest checkpoint.
         restart_errored : bool, default=False
@@ -312,6 +317,7 @@ class Tuner:
         tuner = cls(trainable, param_space=space, tune_config=tune_config, run_config=run_config,
                     resources=resources,
                     _restore={"directory": directory, "settings": settings,
+                              "resume_unfinished": bool(resume_unfinished),
                               "resume_errored": resume_errored,
                               "restart_errored": restart_errored})
         tuner._validate()

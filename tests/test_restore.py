@@ -140,6 +140,23 @@ def test_a_restored_sweep_continues_exactly_where_it_stopped(tmp_path):
     assert len({r.metrics["training_iteration"] for r in restored}) > 1   # ASHA stopped some
 
 
+def test_resume_unfinished_false_ends_waiting_trials_as_they_are(tmp_path):
+    half = _graded_tuner(tmp_path, "half", stop=StopAllAfter(2)).fit()
+    waiting = {r.trial_id for r in half if r.status in ("PENDING", "RUNNING")}
+    assert waiting, "the stopped sweep left no trial waiting"
+    finished = {r.trial_id: len(r.metrics_dataframe) for r in half if r.status == "TERMINATED"}
+    restored = tune.Tuner.restore(half.experiment_path, graded, resume_unfinished=False).fit()
+    assert len(restored) == 12 and restored.num_terminated == 12
+    by_id = {r.trial_id: r for r in restored}
+    for trial_id in waiting:        # ended as they were: none of them ran
+        assert by_id[trial_id].status == "TERMINATED"
+        assert by_id[trial_id].history() == []
+    for trial_id, n in finished.items():
+        assert len(by_id[trial_id].metrics_dataframe) == n
+    new = set(by_id) - waiting - set(finished)
+    assert new and all(by_id[t].history() for t in new)   # the rest of the sweep ran
+
+
 def test_restoring_a_finished_experiment_runs_nothing(tmp_path):
     grid = _graded_tuner(tmp_path, "done").fit()
     before = [len(r.metrics_dataframe) for r in grid]
