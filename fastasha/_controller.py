@@ -324,6 +324,10 @@ class Controller:
             return None
         if from_retry:
             self.queue.popleft()
+        self._start(trial, allocation, now)
+        return trial
+
+    def _start(self, trial: Trial, allocation: Allocation, now: float) -> None:
         trial.allocation = allocation
         trial.started_at = now
         trial.stop_reason = None
@@ -331,7 +335,6 @@ class Controller:
         self._set_status(trial, RUNNING)
         self._persist(trial)
         self._callback("on_trial_start", trial.trial_id, trial.config)
-        return trial
 
     # ------------------------------------------------------ handing out ahead
 
@@ -368,13 +371,7 @@ class Controller:
     def start_ahead(self, trial: Trial, allocation: Allocation, now: float) -> None:
         """A trial handed out ahead has started, on the resources of the one it followed."""
         self.n_ahead -= 1
-        trial.allocation = allocation
-        trial.started_at = now
-        trial.stop_reason = None
-        trial.pending_error = None
-        self._set_status(trial, RUNNING)
-        self._persist(trial)
-        self._callback("on_trial_start", trial.trial_id, trial.config)
+        self._start(trial, allocation, now)
 
     def put_back(self, trials: list[Trial]) -> None:
         """Trials handed out ahead that will not run there: first in line again."""
