@@ -3,7 +3,10 @@
 The driver starts one joblib task per slot (:func:`~.worker.slot_main`) in a
 background thread and then serves their connections from one thread:
 supervisors ask for trial processes to fork (with the environment of the
-trial they will run), workers ask for trials and report results. Every
+trial they will run), workers ask for trials and report results. Short
+trials are handed to a busy worker ahead of time, so that it does not wait
+for the driver between trials (see ``AHEAD_*`` below and
+:func:`~.worker.run_trials` for the messages). Every
 event goes to the :class:`~fastasha._controller.Controller`; what it wants
 persisted is handed to the experiment store's background writer every
 ``flush_interval`` seconds (one commit at a time, so a slow disk delays
