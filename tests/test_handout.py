@@ -204,3 +204,17 @@ def test_a_drop_gives_back_only_the_trials_handed_out_ahead():
         link.close()
         driver.close()
         worker.close()
+
+
+def test_big_configs_are_not_pushed_at_busy_workers(tmp_path, ahead_counter):
+    """Trial messages over AHEAD_MAX_BYTES go one at a time, to waiting workers."""
+    from fastasha._execution import driver
+
+    blob = "x" * (driver.AHEAD_MAX_BYTES + 1)
+    events = Events()
+    grid = _tuner(tmp_path, 60, events,
+                  param_space={"x": tune.uniform(0, 1), "blob": blob}).fit()
+    assert grid.num_terminated == 60 and not grid.errors
+    assert all(r.config["blob"] == blob for r in grid)
+    assert sorted(events.completed) == sorted(r.trial_id for r in grid)
+    assert ahead_counter[0] == 0

@@ -58,6 +58,11 @@ MAX_RELAUNCHES = 5
 AHEAD_COVER_S = 0.005
 AHEAD_MAX = 32
 AHEAD_LONG_S = 0.1
+# A busy worker reads its connection only between trials, so a send to it could
+# block the driver once the socket's buffer is full. The trials handed to one
+# worker ahead stay under this many bytes (the largest trial message so far
+# sets how many fit); larger trials go one at a time, to workers that wait.
+AHEAD_MAX_BYTES = 64 * 1024
 
 
 # Messages a peer may send: their length, and the method that handles them.
@@ -162,6 +167,7 @@ class Driver:
         self._finished_since_launch = 0
         self._trial_s: float | None = None    # running mean of a trial's wall time
         self._hold_ends = True        # workers may send the ends of short trials together
+        self._spec_bytes = 0          # the largest pickled trial message so far
 
     # ------------------------------------------------------------------ launch
 
@@ -622,9 +628,10 @@ class Driver:
     def _ahead_depth(self) -> int:
         """How many trials a busy worker should hold ahead (0: none)."""
         est = self._trial_s
-        if est is None or est >= AHEAD_LONG_S or not self.controller.can_hand_ahead():
+        fit = AHEAD_MAX_BYTES // max(self._spec_bytes, 1)
+        if est is None or est >= AHEAD_LONG_S or not fit or not self.controller.can_hand_ahead():
             return 0
-        depth = min(AHEAD_MAX, max(1, math.ceil(AHEAD_COVER_S / max(est, 1e-6))))
+        depth = min(AHEAD_MAX, fit, max(1, math.ceil(AHEAD_COVER_S / max(est, 1e-6))))
         # never more than a fair share of what is left, so that no slot idles at the end
         return min(depth, math.ceil(self.controller.n_waiting() / len(self.slots)))
 
@@ -651,19 +658,34 @@ class Driver:
             spec["hold_end"] = self._hold_ends
         worker.hold_given = worker.hold_given or self._hold_ends
 
-        try:
-            payload = _ForkingPickler.dumps(("trials", specs))
-        except (pickle.PicklingError, AttributeError, TypeError):
-            # a config holds lambdas or local functions: cloudpickle them, as joblib does
-            pickler = _cloudpickle()
-            specs = [dict(spec, config=None, config_pickle=pickler.dumps(t.config))
-                     for spec, t in zip(specs, trials)]
-            payload = _ForkingPickler.dumps(("trials", specs))
+        payload = self._pickle_specs(specs, trials)
+        self._spec_bytes = max(self._spec_bytes, len(payload) // len(trials))
+        handed = [t for t in trials if t is not first]
+        if handed and len(payload) > AHEAD_MAX_BYTES:
+            # larger than the trials before them: too much to push at a worker that
+            # is not reading; they wait for a later, smaller hand-out
+            for t in handed:
+                worker.ahead.remove(t)
+            self.controller.put_back(handed)
+            if first is None:
+                return
+            payload = self._pickle_specs(specs[:1], trials[:1])
         try:
             worker.conn.send_bytes(payload)
             worker.waiting = False
         except (OSError, ValueError):
             self._drop(worker)
+
+    @staticmethod
+    def _pickle_specs(specs: list[dict], trials: list[Trial]) -> bytes:
+        try:
+            return _ForkingPickler.dumps(("trials", specs))
+        except (pickle.PicklingError, AttributeError, TypeError):
+            # a config holds lambdas or local functions: cloudpickle them, as joblib does
+            pickler = _cloudpickle()
+            specs = [dict(spec, config=None, config_pickle=pickler.dumps(t.config))
+                     for spec, t in zip(specs, trials)]
+            return _ForkingPickler.dumps(("trials", specs))
 
     def _feed_supervisor(self, slot: Slot, sup: Peer, now: float) -> None:
         trial = self._reserved(slot, now)
