@@ -522,10 +522,16 @@ class Driver:
         # recorded before the next trial starts (callbacks see one end, then one start;
         # fail_fast can stop the sweep; a search_alg hears how it ended before it suggests)
         self.controller.on_end(trial_id, rows_json, n_rows, last, status, error, trace, now)
-        if following is not None:
-            self._start_following(peer, following, allocation, now)
         if trial is not None:
             self._after_trial(trial)
+        if following is not None:
+            if allocation is None:        # it followed a trial we did not count as running
+                allocation = self.controller.pool.acquire(following.request)
+            if allocation is None:
+                peer.ahead.appendleft(following)
+                self._drop(peer)          # gives back its trials; its process goes
+                return False
+            self._start_following(peer, following, allocation, now)
         return True
 
     def _on_start(self, peer: Peer, message: tuple, now: float) -> None:
