@@ -441,6 +441,12 @@ class Driver:
         _, pid, code = message
         slot = self.slots[peer.slot]
         slot.kill_sent = False
+        worker = slot.worker
+        if worker is not None and worker.pid == pid and worker.host == peer.host:
+            # The dead process's last messages (ends it sent without waiting) may
+            # still be unread on its own connection: they come first, or a trial it
+            # finished would be taken for the one that died.
+            self._drain(worker)
         trial, unsure = None, False
         if slot.lost is not None and slot.lost_pid == pid:
             trial, slot.lost, unsure = slot.lost, None, slot.lost_unsure
@@ -465,6 +471,17 @@ class Driver:
                 # calling os._exit(0) would otherwise be requeued forever)
                 self._lose(trial, reason, count=not self.controller.stopping, now=now)
         peer.waiting = True
+
+    def _drain(self, peer: Peer) -> None:
+        """Handle whatever ``peer`` sent that is still unread, up to its end of stream."""
+        while peer.conn in self.peers:
+            try:
+                if not peer.conn.poll(0):
+                    return
+            except (OSError, EOFError):
+                self._drop(peer)
+                return
+            self._read(peer)
 
     def _on_report(self, peer: Peer, message: tuple, now: float) -> None:
         _, trial_id, rows_json, n_rows, last, kind, stop_hit, checkpoint = message
