@@ -380,6 +380,17 @@ class Controller:
             if trial.status == PENDING and trial not in self.queue:
                 self.queue.appendleft(trial)
 
+    def fail_unstarted(self, trial: Trial, error: str, now: float) -> None:
+        """A waiting trial was found to have run and failed (its start was never reported).
+
+        It starts and fails at once, as if its start had been seen: it counts
+        a failure, and is retried under ``max_failures`` like any other.
+        """
+        if trial in self.queue:
+            self.queue.remove(trial)
+        self._start(trial, Allocation(0.0), now)
+        self._fail(trial, error, None, count=True)
+
     def give_back(self, allocation: Allocation) -> None:
         """Return resources kept for a trial handed out ahead that will not start."""
         self.pool.release(allocation)

@@ -137,12 +137,13 @@ def test_time_budget_leaves_trials_not_started_pending(tmp_path, ahead_counter):
 def test_a_dying_worker_gives_back_the_trials_it_held(tmp_path, ahead_counter):
     """One trial SIGKILLs its own process while later trials wait in that worker's inbox.
 
-    The worker may have held back the ends of the short trials before it, so
-    the driver cannot tell which trial killed the process: it retries the
-    one it thought was running without counting a failure and stops
-    handing out permission to hold ends back (a worker that already has it
-    can cause one more such retry). The killer dies again and is the one
-    charged; nothing else fails and nothing is lost.
+    The worker may have held back the ends of the short trials before it,
+    so the trial the driver thinks is running is not the one that died. The
+    trial process writes the id of each trial it begins on a page it shares
+    with its supervisor, which reports it with the exit status: the killer
+    is charged at once, the trial the driver thought was running goes back
+    to the queue (its end was lost with the process) and runs again, and
+    nothing else fails or is lost.
     """
     events = Events()
     n = 300
@@ -160,8 +161,9 @@ def test_a_dying_worker_gives_back_the_trials_it_held(tmp_path, ahead_counter):
     assert sorted(events.completed) == sorted(r.trial_id for r in ok)
     assert events.errored == [failed.trial_id]
     assert len(set(events.started)) == n
-    # at most one uncounted retry per worker that was allowed to hold ends back
-    assert len(events.restarted) <= SLOTS
+    # at most the one trial whose end was lost runs again
+    assert len(events.restarted) <= 1
+    assert failed.n_failures == 1
 
 
 def test_trials_started_after_a_wait_keep_within_the_resources(tmp_path, ahead_counter):

@@ -66,7 +66,7 @@ AHEAD_MAX_BYTES = 64 * 1024
 
 
 # Messages a peer may send: their length, and the method that handles them.
-_MESSAGE_SIZES = {"supervisor": 4, "worker": 5, "child_exit": 3, "report": 8, "end": 2,
+_MESSAGE_SIZES = {"supervisor": 4, "worker": 5, "child_exit": 4, "report": 8, "end": 2,
                   "start": 2, "dropped": 2}
 _HANDLERS = {
     "supervisor": "_on_supervisor_hello",
@@ -388,8 +388,10 @@ class Driver:
             self._unreserve(slot.reserved, now)
         slot.lost = slot.reserved = None
 
-    def _lose(self, trial: Trial, reason: str, count: bool, now: float) -> None:
-        self.controller.on_lost(trial.trial_id, reason, count, now, outcome=self._lost_outcome())
+    def _lose(self, trial: Trial, reason: str, count: bool, now: float,
+              outcome: str | None = None) -> None:
+        self.controller.on_lost(trial.trial_id, reason, count, now,
+                                outcome=outcome or self._lost_outcome())
         self._after_trial(trial)
 
     def _lost_outcome(self) -> str:
@@ -438,7 +440,7 @@ class Driver:
         slot.worker = peer
 
     def _on_child_exit(self, peer: Peer, message: tuple, now: float) -> None:
-        _, pid, code = message
+        _, pid, code, running = message
         slot = self.slots[peer.slot]
         slot.kill_sent = False
         worker = slot.worker
@@ -459,11 +461,17 @@ class Driver:
             self._forget(worker)
         if trial is not None:
             reason = f"the worker process (pid {pid}) died: {describe_exit(code)}"
-            if unsure:
-                # It may have died in a later trial whose start it had not reported
-                # yet (it held back the ends of short trials): retry this one without
-                # counting a failure, and from now on report every end at once, so a
-                # trial that kills its process again is the one charged.
+            # ``running`` is the trial the process had begun, from a page it shares
+            # with its supervisor; it differs from ours when the process held back
+            # the ends of the short trials before it
+            held = unsure and running != trial.trial_id
+            if held and isinstance(running, str) and running and \
+                    self._charge_held(trial, running, reason, now):
+                pass
+            elif held:
+                # no usable word on the trial it ran: retry ours without counting a
+                # failure, and from now on have every end reported at once, so a trial
+                # that kills its process again is the one charged
                 self._hold_ends = False
                 self._lose(trial, reason, count=False, now=now)
             else:
@@ -471,6 +479,23 @@ class Driver:
                 # calling os._exit(0) would otherwise be requeued forever)
                 self._lose(trial, reason, count=not self.controller.stopping, now=now)
         peer.waiting = True
+
+    def _charge_held(self, believed: Trial, running: str, reason: str, now: float) -> bool:
+        """The process died in ``running``, a trial it had started without telling us yet.
+
+        It held back the ends of the trials before it, so those ran (their
+        results are lost with the process) and go back to the queue without
+        a failure; ``running`` is charged. False if ``running`` is not a
+        trial that process could have started.
+        """
+        culprit = self.controller.trials.get(running)
+        if culprit is None or culprit.status != "PENDING":
+            return False
+        self._lose(believed, "its end was lost with its worker process", count=False, now=now,
+                   outcome="PENDING")
+        self.controller.fail_unstarted(culprit, reason, now)
+        self._after_trial(culprit)
+        return True
 
     def _drain(self, peer: Peer) -> None:
         """Handle whatever ``peer`` sent that is still unread, up to its end of stream."""

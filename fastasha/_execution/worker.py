@@ -19,6 +19,7 @@ is missing, the task runs the trials itself ("inline").
 
 from __future__ import annotations
 
+import mmap
 import os
 import signal
 import sys
@@ -33,6 +34,28 @@ from .. import _session
 from .channel import connect
 
 ISOLATION_ENV = "FASTASHA_TRIAL_ISOLATION"   # "fork" (default where possible) or "inline"
+# A page shared by a supervisor and its trial process: the process writes the id
+# of the trial it is about to run (a length byte, then the id), so that when the
+# process dies the supervisor can say which trial it was running.
+_BOARD_SIZE = 256
+
+
+class _Board:
+    """The trial process's side of the shared page (a no-op without one)."""
+
+    def __init__(self, page: mmap.mmap | None = None) -> None:
+        self.page = page
+
+    def write(self, trial_id: str) -> None:
+        if self.page is not None:
+            data = trial_id.encode()[: _BOARD_SIZE - 1]
+            self.page[1:1 + len(data)] = data
+            self.page[0] = len(data)
+
+
+def _read_board(page: mmap.mmap) -> str:
+    n = page[0]
+    return page[1:1 + n].decode(errors="replace")
 
 
 @dataclass
@@ -73,7 +96,7 @@ def slot_main(task: SlotTask) -> int:
 
 # ------------------------------------------------------------------ trials
 
-def run_trials(conn: Any, task: SlotTask, mode: str) -> None:
+def run_trials(conn: Any, task: SlotTask, mode: str, board: _Board | None = None) -> None:
     """Run the trials the driver hands out until it says there are no more.
 
     After each trial the worker sends ``("end", [(record, next_id), ...])``
@@ -87,6 +110,7 @@ def run_trials(conn: Any, task: SlotTask, mode: str) -> None:
     trial the driver believes started.
     """
     link = _session.Link(conn)
+    board = board or _Board()
     try:
         link.send(("worker", task.slot_id, os.getpid(), _session._HOSTNAME, mode))
         spec = None
@@ -99,11 +123,14 @@ def run_trials(conn: Any, task: SlotTask, mode: str) -> None:
                     link.wait_for_work()
                     continue
                 spec = link.inbox.popleft()
+                board.write(spec["trial_id"])
                 if spec.get("ahead"):
                     link.send(("start", spec["trial_id"]))
             record = _run_one(link, task.trainable, spec)
             link.poll()
             spec = link.inbox.popleft() if link.inbox and not link.exit_seen else None
+            if spec is not None:
+                board.write(spec["trial_id"])
             # a short trial followed by another may wait to be reported with the next ones
             link.end(record, None if spec is None else spec["trial_id"],
                      hold=spec is not None and spec.get("hold_end", False) and
@@ -181,17 +208,20 @@ def _supervise(task: SlotTask) -> int:
             env = message[1]
             sys.stdout.flush()
             sys.stderr.flush()
+            page = mmap.mmap(-1, _BOARD_SIZE)     # anonymous and shared with the child
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)   # fork with threads
                 pid = os.fork()
             if pid == 0:
-                _child_main(task, env, sup)   # never returns
+                _child_main(task, env, sup, page)   # never returns
             n_forked += 1
             code = _wait_child(pid, sup)
+            running = _read_board(page)
+            page.close()
             if code is None:
                 return n_forked    # the driver went away; the child was killed
             try:
-                sup.send(("child_exit", pid, code))
+                sup.send(("child_exit", pid, code, running))
             except OSError:
                 return n_forked
     finally:
@@ -219,7 +249,7 @@ def _exit_if_orphaned(driver_pid: int, wait_s: float = 1.0) -> None:
     os._exit(0)
 
 
-def _child_main(task: SlotTask, env: dict, parent_conn: Any) -> None:
+def _child_main(task: SlotTask, env: dict, parent_conn: Any, page: mmap.mmap) -> None:
     code = 1
     try:
         parent_conn.close()
@@ -227,7 +257,7 @@ def _child_main(task: SlotTask, env: dict, parent_conn: Any) -> None:
         _limit_threads(env)
         conn = connect(task.address, task.key)
         try:
-            run_trials(conn, task, mode="fork")
+            run_trials(conn, task, mode="fork", board=_Board(page))
         finally:
             conn.close()
         code = 0
