@@ -107,6 +107,27 @@ def _check_base(base: Any) -> float:
     return b
 
 
+def _log_base(sampler: str, base: Any, lower: Any, shown_lower: Any, zero_hint: str) -> float | None:
+    """The base of a log-uniform domain (10 by default); a base for any other sampler is an error.
+
+    ``lower`` is the checked lower bound, ``shown_lower`` the value as given
+    (for the message); ``zero_hint`` says what to use for a range with 0.
+    """
+    if sampler != "loguniform":
+        if base is not None:
+            raise ValueError(
+                f"base is only used with sampler='loguniform', got base={base!r} "
+                f"with sampler={sampler!r}; leave it as None"
+            )
+        return None
+    if not lower > 0:
+        raise ValueError(
+            f"lower must be greater than 0 for a log-uniform domain, got "
+            f"lower={shown_lower!r}; {zero_hint}"
+        )
+    return _check_base(10.0 if base is None else base)
+
+
 def _check_int64(name: str, value: Any) -> int:
     x = check_int(name, value)
     if not INT64_MIN <= x <= INT64_MAX:
@@ -279,11 +300,7 @@ class Float(Domain):
                     f"lower={self.lower!r}, upper={self.upper!r}; a normal distribution is "
                     "unbounded: use randn(mean, sd), or uniform(lower, upper) for bounds"
                 )
-            if self.base is not None:
-                raise ValueError(
-                    f"base is only used with sampler='loguniform', got base={self.base!r} "
-                    "with sampler='normal'; leave it as None"
-                )
+            _log_base(self.sampler, self.base, None, None, "")
             setattr_(self, "mean", _finite("mean", 0.0 if self.mean is None else self.mean))
             setattr_(self, "sd", _positive(
                 "sd", 1.0 if self.sd is None else self.sd,
@@ -297,19 +314,10 @@ class Float(Domain):
             lower = _finite("lower", self.lower)
             upper = _finite("upper", self.upper)
             _check_order(self.lower, self.upper)
-            if self.sampler == "loguniform":
-                if not lower > 0:
-                    raise ValueError(
-                        f"lower must be greater than 0 for a log-uniform domain, got "
-                        f"lower={self.lower!r}; pass the value itself, not its logarithm, "
-                        "or use uniform() for a range that includes 0"
-                    )
-                setattr_(self, "base", _check_base(10.0 if self.base is None else self.base))
-            elif self.base is not None:
-                raise ValueError(
-                    f"base is only used with sampler='loguniform', got base={self.base!r} "
-                    f"with sampler={self.sampler!r}; leave it as None"
-                )
+            setattr_(self, "base", _log_base(
+                self.sampler, self.base, lower, self.lower,
+                "pass the value itself, not its logarithm, or use uniform() for a range "
+                "that includes 0"))
             setattr_(self, "lower", lower)
             setattr_(self, "upper", upper)
         if self.q is not None:
@@ -420,18 +428,8 @@ class Integer(Domain):
         lower = _check_int64("lower", self.lower)
         upper = _check_int64("upper", self.upper)
         _check_order(self.lower, self.upper)
-        if self.sampler == "loguniform":
-            if not lower > 0:
-                raise ValueError(
-                    f"lower must be greater than 0 for a log-uniform domain, got "
-                    f"lower={self.lower!r}; use randint() for a range that includes 0"
-                )
-            setattr_(self, "base", _check_base(10.0 if self.base is None else self.base))
-        elif self.base is not None:
-            raise ValueError(
-                f"base is only used with sampler='loguniform', got base={self.base!r} "
-                "with sampler='uniform'; leave it as None"
-            )
+        setattr_(self, "base", _log_base(self.sampler, self.base, lower, self.lower,
+                                         "use randint() for a range that includes 0"))
         setattr_(self, "lower", lower)
         setattr_(self, "upper", upper)
         if self.q is not None:
