@@ -154,22 +154,24 @@ class Link:
                 if not self._file(message):
                     return message
 
+    def _receive_unasked(self) -> None:
+        """Receive one message sent unasked (trials, drop, exit); anything else is an error."""
+        message = self.conn.recv()
+        if not self._file(message) and not self.exit_seen:
+            raise EOFError(f"unexpected message from the driver: {message!r:.40}")
+
     def wait_for_work(self) -> None:
         """Wait until a trial is in the inbox or the driver said there are no more."""
         with self.lock:
             while not self.inbox and not self.exit_seen:
-                message = self.conn.recv()
-                if not self._file(message) and not self.exit_seen:
-                    raise EOFError(f"unexpected message from the driver: {message!r:.40}")
+                self._receive_unasked()
 
     def poll(self) -> None:
         """Take in whatever the driver sent meanwhile, without waiting."""
         with self.lock:
             while not self.exit_seen and (self._poller.poll(0) if self._poller is not None
                                           else self.conn.poll()):
-                message = self.conn.recv()
-                if not self._file(message) and not self.exit_seen:
-                    raise EOFError(f"unexpected message from the driver: {message!r:.40}")
+                self._receive_unasked()
 
     def _send_ends(self) -> None:
         if self._ends:
