@@ -166,3 +166,15 @@ def short_trial(config):
 def two_cpus(config):
     """A resource request made by a function of the config."""
     return {"cpu": 2}
+
+
+def explode():
+    """Unpickling a :class:`Poison` calls this: the config cannot be rebuilt."""
+    raise ValueError("this config cannot be rebuilt here")
+
+
+class Poison:
+    """A config value that pickles fine and fails to unpickle."""
+
+    def __reduce__(self):
+        return (explode, ())

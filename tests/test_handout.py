@@ -220,3 +220,21 @@ def test_big_configs_are_not_pushed_at_busy_workers(tmp_path, ahead_counter):
     assert all(r.config["blob"] == blob for r in grid)
     assert sorted(events.completed) == sorted(r.trial_id for r in grid)
     assert ahead_counter[0] == 0
+
+
+def test_a_config_the_worker_cannot_unpickle_fails_its_trial_only(tmp_path):
+    """A config only cloudpickle can send (it holds a lambda) that fails to unpickle."""
+    grid = tune.Tuner(
+        objectives.short_trial,
+        param_space={"x": tune.grid_search([0.0, 1.0, 2.0]),
+                     "poison": tune.sample_from(
+                         lambda spec: objectives.Poison() if spec.config["x"] == 1.0 else None),
+                     "f": lambda: 0},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=FIFOScheduler()),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0),
+        resources={"cpu": SLOTS}).fit()
+    by_x = {r.config["x"]: r for r in grid}
+    assert by_x[1.0].status == "ERROR"
+    assert "could not be unpickled in the worker" in str(by_x[1.0].error)
+    assert "this config cannot be rebuilt here" in str(by_x[1.0].error)
+    assert by_x[0.0].status == by_x[2.0].status == "TERMINATED"
