@@ -158,10 +158,15 @@ class ResultGrid:
         path = Path(path).expanduser()
         store = ExperimentStore.open(path, readonly=True)
         try:
-            settings = store.settings()
-            results = [Result(path, row) for row in store.trial_rows(decode=False)]
+            return cls.from_store(path, store)
         finally:
             store.close()
+
+    @classmethod
+    def from_store(cls, path: Path, store: ExperimentStore) -> ResultGrid:
+        """The grid of an open experiment file (what it holds now)."""
+        settings = store.settings()
+        results = [Result(path, row) for row in store.trial_rows(decode=False)]
         return cls(path, results, settings.get("metric"), settings.get("mode"))
 
     def _load_histories(self) -> None:

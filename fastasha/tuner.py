@@ -509,7 +509,8 @@ class _Run:
                 trial.config = None
                 trial.last_result = None
 
-        interrupted = False
+        interrupted = served = False
+        grid: Any = None
         try:
             if reporter is not None:
                 reporter.start()
@@ -517,15 +518,21 @@ class _Run:
                          trials_dir=str(self.directory / _storage.TRIALS_DIR),
                          progress=reporter, snapshot=snapshot,
                          on_trial_finished=finished)
+            served = True
         except KeyboardInterrupt:
             interrupted = True
             raise
         finally:
-            driver.close()
+            # the slots exit meanwhile: driver.close() waits for them last
             try:
-                store.flush()
+                try:
+                    store.flush()
+                    if served:       # else an error is on its way out
+                        grid = ResultGrid.from_store(self.directory, store)
+                finally:
+                    store.close()
             finally:
-                store.close()
+                driver.close()
                 if reporter is not None:
                     reporter.close(snapshot())
                 if interrupted:
@@ -533,7 +540,7 @@ class _Run:
                         f"\nExperiment interrupted; everything reported so far is saved in "
                         f"{self.directory}.\nResume it with:\n    Tuner.restore("
                         f"{str(self.directory)!r}, trainable)\n", flush=True)
-        return ResultGrid.from_path(self.directory)
+        return grid
 
 
 class _Snapshots:

@@ -162,7 +162,8 @@ class Driver:
         self._interrupted = False
         self._server: Server | None = None
         self._key = b""
-        self._shut_down = False
+        self._shut_down = False       # the sweep is over: every slot was told to exit
+        self._wound_down = False      # ... and the slots are gone, the channel closed
         self._stop_started: float | None = None
         self._finished_since_launch = 0
         self._trial_s: float | None = None    # running mean of a trial's wall time
@@ -213,10 +214,19 @@ class Driver:
         self._launch()
 
     def close(self) -> None:
-        """Shut down a started driver that is not serving (setup failed); idempotent."""
-        if self._server is not None and not self._shut_down:
+        """Let the slots wind down and close the channel; idempotent.
+
+        After :meth:`serve` this waits for the worker processes to finish
+        and for joblib's call to return, which takes a few milliseconds:
+        the caller closes its store first, so that the two overlap. On a
+        driver that never served (setup failed) it stops the slots at once.
+        """
+        if self._server is None or self._wound_down:
+            return
+        if not self._shut_down:
             self._interrupted = True
             self._shutdown(flush=False)
+        self._wind_down()
 
     def serve(self, controller: Controller, store: Any, *, experiment_name: str,
               trials_dir: str, progress: Any = None, snapshot: Callable[[], Any] | None = None,
@@ -802,52 +812,58 @@ class Driver:
                 slot.worker.trial = None
 
     def _shutdown(self, flush: bool = True) -> None:
+        """Tell every slot to exit and write what is queued (the slots wind down meanwhile)."""
         self._shut_down = True
         try:
-            if flush:
-                self.store.flush()
-        finally:
             for peer in list(self.peers.values()):
                 if peer.waiting:
+                    peer.waiting = False
                     try:
                         peer.conn.send(("exit",))
                     except (OSError, ValueError):
                         pass
-            deadline = time.monotonic() + 5.0
-            # let workers and supervisors wind down (they exit on "exit" or EOF)
-            while self.peers and time.monotonic() < deadline and not self._interrupted:
-                ready = wait(list(self.peers), timeout=0.1)
-                for conn in ready:
-                    peer = self.peers.get(conn)
-                    if peer is None:
-                        continue
-                    try:
-                        message = conn.recv()
-                    except (EOFError, OSError):
-                        self.peers.pop(conn, None)
-                        conn.close()
-                        continue
-                    if isinstance(message, tuple) and message and message[0] in ("child_exit", "end", "worker", "supervisor"):
-                        try:
-                            conn.send(("exit",))
-                        except (OSError, ValueError):
-                            pass
-                    elif isinstance(message, tuple) and message and message[0] == "report":
-                        try:
-                            conn.send(("verdict", True, float("inf")))
-                        except (OSError, ValueError):
-                            pass
-            for peer in list(self.peers.values()):
+        finally:
+            if flush:
+                self.store.flush()
+
+    def _wind_down(self) -> None:
+        """Answer the slots' last messages until they hang up, then close the channel."""
+        self._wound_down = True
+        deadline = time.monotonic() + 5.0
+        # workers and supervisors exit on "exit" or EOF
+        while self.peers and time.monotonic() < deadline and not self._interrupted:
+            ready = wait(list(self.peers), timeout=0.1)
+            for conn in ready:
+                peer = self.peers.get(conn)
+                if peer is None:
+                    continue
                 try:
-                    peer.conn.close()
-                except OSError:
-                    pass
-            self.peers.clear()
-            self._selector.close()
-            self._server.close()
-            # Wait for the Parallel call to return even when every slot task has hung
-            # up: a joblib call started while it still runs (the next fit(), say) can
-            # make loky resize the shared executor under it, and its manager thread
-            # then dies on a work item it no longer knows.
-            if self._launcher is not None and not self._interrupted:
-                self._launcher.join(timeout=10.0)
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    self.peers.pop(conn, None)
+                    conn.close()
+                    continue
+                if isinstance(message, tuple) and message and message[0] in ("child_exit", "end", "worker", "supervisor"):
+                    try:
+                        conn.send(("exit",))
+                    except (OSError, ValueError):
+                        pass
+                elif isinstance(message, tuple) and message and message[0] == "report":
+                    try:
+                        conn.send(("verdict", True, float("inf")))
+                    except (OSError, ValueError):
+                        pass
+        for peer in list(self.peers.values()):
+            try:
+                peer.conn.close()
+            except OSError:
+                pass
+        self.peers.clear()
+        self._selector.close()
+        self._server.close()
+        # Wait for the Parallel call to return even when every slot task has hung
+        # up: a joblib call started while it still runs (the next fit(), say) can
+        # make loky resize the shared executor under it, and its manager thread
+        # then dies on a work item it no longer knows.
+        if self._launcher is not None and not self._interrupted:
+            self._launcher.join(timeout=10.0)
