@@ -118,22 +118,29 @@ def _column(values: list) -> array | None:
     return None
 
 
-def _pack(entries: list, start: float, prev: float, pid: int, host: str) -> bytes | None:
+def _pack(first: int, entries: list, start: float, prev: float, pid: int,
+          host: str) -> bytes | None:
     """The packed form of a batch, or None if the batch is not plain enough for it."""
-    iterations, times, metrics = zip(*entries)
+    times, metrics = zip(*entries)
     n = len(entries)
-    first = metrics[0]
-    if iterations[-1] - iterations[0] != n - 1 or type(iterations[0]) is not int:
+    keys = tuple(metrics[0])
+    if type(first) is not int or any(type(k) is not str for k in keys):
         return None
-    keys = tuple(first)
-    for m in metrics:
-        if tuple(m) != keys:        # same keys in the same order (a dict keeps its order)
+    # Same keys in the same order everywhere (a dict keeps its order). Equal lengths
+    # and every column found mean equal key sets; the order matters from two keys on.
+    if len(keys) == 1:
+        if set(map(len, metrics)) != {1}:
             return None
-    columns = [_column([m[k] for m in metrics]) for k in keys]
-    if any(c is None for c in columns) or any(type(k) is not str for k in keys):
+    elif list(map(tuple, metrics)).count(keys) != n:
+        return None
+    try:
+        columns = [_column([m[k] for m in metrics]) for k in keys]
+    except KeyError:
+        return None
+    if None in columns:
         return None
     stamps = array("d", times)
-    types = "".join(c.typecode for c in columns)
+    types = "".join(c.typecode for c in columns)    # type: ignore[union-attr]
     key = (host, keys, types)
     meta = _meta_cache.get(key)
     if meta is None:
@@ -141,11 +148,11 @@ def _pack(entries: list, start: float, prev: float, pid: int, host: str) -> byte
             _meta_cache.clear()
         meta = _meta_cache[key] = json.dumps({"host": host, "keys": list(keys),
                                               "types": types}).encode()
-    parts = [_MAGIC, _HEAD.pack(start, prev, pid, iterations[0], n, len(meta)), meta]
+    parts = [_MAGIC, _HEAD.pack(start, prev, pid, first, n, len(meta)), meta]
     for a in (stamps, *columns):
         if _SWAP:
-            a.byteswap()
-        parts.append(a.tobytes())
+            a.byteswap()    # type: ignore[union-attr]
+        parts.append(a.tobytes())    # type: ignore[union-attr]
     return b"".join(parts)
 
 
@@ -175,21 +182,22 @@ def _unpack(trial_id: str, blob: bytes) -> list[dict]:
     return out
 
 
-def encode(entries: list, *, start: float, prev: float, pid: int, host: str,
+def encode(first: int, entries: list, *, start: float, prev: float, pid: int, host: str,
            pack: bool = True) -> str | bytes:
-    """One batch of reports ``[(iteration, time, metrics), ...]``, oldest first.
+    """One batch of consecutive reports ``[(time, metrics), ...]``, oldest first.
 
-    Packed bytes when ``pack`` and the batch is plain enough (see the module
-    docstring), JSON text otherwise.
+    ``first`` is the ``training_iteration`` of the first one. Packed bytes
+    when ``pack`` and the batch is plain enough (see the module docstring),
+    JSON text otherwise.
     """
     if pack and entries:
-        packed = _pack(entries, start, prev, pid, host)
+        packed = _pack(first, entries, start, prev, pid, host)
         if packed is not None:
             return packed
     groups: list = []
     keys: tuple | None = None
     rows: list = []
-    for iteration, now, metrics in entries:
+    for iteration, (now, metrics) in enumerate(entries, first):
         k = tuple(metrics)
         if k != keys:
             rows = []

@@ -227,7 +227,10 @@ class Session:
         self.restored_checkpoint = Checkpoint(restored) if restored else None
         self._spec = spec
         self._context: TrialContext | None = None
-        self.buffer: deque[tuple] = deque()     # (iteration, time, metrics)
+        # (time, metrics) of the reports not sent yet; their iterations are consecutive
+        # from ``self._first`` on (kept by drain() alone, so that it needs no lock)
+        self.buffer: deque[tuple] = deque()
+        self._first = self.iteration + 1
         self.stop_requested = False
         self._check_metric = self.metric is not None
         self._pid = os.getpid()
@@ -269,7 +272,7 @@ class Session:
             if iteration < self.decision_point:
                 self.iteration = iteration
                 self._last = now = _now()
-                self.buffer.append((iteration, now, metrics.copy()))  # the caller may reuse it
+                self.buffer.append((now, metrics.copy()))  # the caller may reuse its dict
                 if now >= self.last_flush + FLUSH_INTERVAL_S:
                     self.flush("sync")
                 if self.stop_requested:
@@ -328,31 +331,35 @@ class Session:
             # hold the lock so that the background flush cannot ship this result as a
             # mere "sync" (without its checkpoint and its decision) while we work
             with self.link.lock:
-                self.buffer.append((self.iteration, now, metrics))
+                self.buffer.append((now, metrics))
                 self._last = now
                 saved = None if checkpoint is None else self._save_checkpoint(checkpoint)
                 self.flush("decide", stop_hit=stop_hit, checkpoint=saved)
         else:
-            self.buffer.append((iteration, now, metrics))
+            self.buffer.append((now, metrics))
             self._last = now
             if now - self.last_flush >= FLUSH_INTERVAL_S:
                 self.flush("sync")
         if self.stop_requested:
             raise TrialStopped()
 
-    def drain(self) -> tuple[str, int, dict | None]:
-        """Take every buffered report: ``(batch JSON, count, last result)``."""
+    def drain(self) -> tuple[str | bytes, int, dict | None]:
+        """Take every buffered report: ``(encoded batch, count, last result)``."""
         buf = self.buffer
-        entries = [buf.popleft() for _ in range(len(buf))]
+        popleft = buf.popleft
+        # one at a time: the objective's thread may append meanwhile
+        entries = [popleft() for _ in range(len(buf))]
         if not entries:
             return "", 0, None
         prev = self._prev
-        blob = _rows.encode(entries, start=self._start, prev=prev, pid=self._pid,
+        first = self._first
+        self._first = first + len(entries)
+        blob = _rows.encode(first, entries, start=self._start, prev=prev, pid=self._pid,
                             host=_HOSTNAME)
-        before_last = entries[-2][1] if len(entries) > 1 else prev
-        iteration, now, metrics = entries[-1]
-        last = _rows.expand(self.trial_id, iteration, now, before_last, self._start,
-                            self._pid, _HOSTNAME, metrics)
+        before_last = entries[-2][0] if len(entries) > 1 else prev
+        now, metrics = entries[-1]
+        last = _rows.expand(self.trial_id, first + len(entries) - 1, now, before_last,
+                            self._start, self._pid, _HOSTNAME, metrics)
         self._prev = now
         return blob, len(entries), last
 

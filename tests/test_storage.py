@@ -46,9 +46,10 @@ def test_writes_are_queued_until_flush_then_visible_to_other_readers(tmp_path):
 def test_results_keep_arrival_order_and_expand_to_full_results(tmp_path):
     store = _store(tmp_path)
     store.add_trial("t0", 0, "{}", 0, {"cpu": 1.0, "gpu": 0.0})
-    first = encode([(1, 100.0, {"loss": 3.0}), (2, 101.5, {"loss": 2.0})],
+    first = encode(1, [(100.0, {"loss": 3.0}), (101.5, {"loss": 2.0})],
                    start=99.0, prev=99.0, pid=7, host="h")
-    second = encode([(3, 103.0, {"loss": 1.0, "extra": "x"})], start=99.0, prev=101.5, pid=7, host="h")
+    second = encode(3, [(103.0, {"loss": 1.0, "extra": "x"})], start=99.0, prev=101.5, pid=7,
+                    host="h")
     store.add_results("t0", first, 2)
     store.add_results("t0", second, 1)
     store.flush()
@@ -152,7 +153,7 @@ def test_a_failed_flush_keeps_the_queued_writes(tmp_path):
     store = _store(tmp_path)
     real = store._conn
     store.add_trial("t0", 0, "{}", 0, {"cpu": 1.0, "gpu": 0.0})
-    store.add_results("t0", encode([(1, 1.0, {"loss": 1.0})], start=0.0, prev=0.0, pid=1,
+    store.add_results("t0", encode(1, [(1.0, {"loss": 1.0})], start=0.0, prev=0.0, pid=1,
                                    host="h"), 1)
     store.add_event("add", "t0", {"bracket": 0})
     store._conn = _FailingCommit(real)
@@ -173,7 +174,7 @@ def test_background_commits_keep_order_and_a_failure_loses_nothing(tmp_path):
     store.add_trial("t0", 0, "{}", 0, {"cpu": 1.0, "gpu": 0.0})
     store.update_trial("t0", status="RUNNING")
     store.flush_soon()
-    store.add_results("t0", encode([(1, 1.0, {"loss": 1.0})], start=0.0, prev=0.0, pid=1,
+    store.add_results("t0", encode(1, [(1.0, {"loss": 1.0})], start=0.0, prev=0.0, pid=1,
                                    host="h"), 1)
     store.flush_soon()          # waits for the next call if the first commit still runs
     store.flush()               # durable: both batches
@@ -249,8 +250,8 @@ def _batches(draw):
         row_keys = keys if draw(st.integers(0, 9)) else keys[:-1]
         if not draw(st.integers(0, 9)):
             row_keys = list(reversed(row_keys))      # same keys, another order
-        entries.append((first + i, t + i * 0.25, {k: draw(values) for k in row_keys}))
-    return entries
+        entries.append((t + i * 0.25, {k: draw(values) for k in row_keys}))
+    return first, entries
 
 
 def _same(a, b):
@@ -265,23 +266,26 @@ def _same(a, b):
 
 @settings(max_examples=300, deadline=None)
 @given(_batches())
-def test_packed_batches_read_back_exactly_as_json_ones(entries):
-    kw = dict(start=entries[0][1] - 3.0, prev=entries[0][1] - 1.0, pid=11, host="node")
-    packed, text = encode(entries, **kw), encode(entries, **kw, pack=False)
+def test_packed_batches_read_back_exactly_as_json_ones(batch):
+    first, entries = batch
+    kw = dict(start=entries[0][0] - 3.0, prev=entries[0][0] - 1.0, pid=11, host="node")
+    packed, text = encode(first, entries, **kw), encode(first, entries, **kw, pack=False)
     assert isinstance(text, str)
     _same(decode("t", packed), decode("t", text))
-    plain = all(list(m) == list(entries[0][2]) for _, _, m in entries) and all(
+    assert [r["training_iteration"] for r in decode("t", packed)] == \
+        list(range(first, first + len(entries)))
+    plain = all(list(m) == list(entries[0][1]) for _, m in entries) and all(
         type(v) is float or (type(v) is int and -(1 << 63) <= v < 1 << 63)
-        for _, _, m in entries for v in m.values())
-    if plain and all(len({type(m[k]) for _, _, m in entries}) == 1 for k in entries[0][2]):
+        for _, m in entries for v in m.values())
+    if plain and all(len({type(m[k]) for _, m in entries}) == 1 for k in entries[0][1]):
         assert isinstance(packed, bytes) and packed[:4] == b"FAR1"
 
 
 def test_packed_batches_survive_the_store_and_are_not_pickle(tmp_path):
     store = _store(tmp_path)
     store.add_trial("t0", 0, "{}", 0, {"cpu": 1.0, "gpu": 0.0})
-    entries = [(i, 100.0 + i, {"loss": 1.0 / i, "step": i}) for i in range(1, 101)]
-    blob = encode(entries, start=99.0, prev=99.0, pid=3, host="h")
+    entries = [(100.0 + i, {"loss": 1.0 / i, "step": i}) for i in range(1, 101)]
+    blob = encode(1, entries, start=99.0, prev=99.0, pid=3, host="h")
     assert isinstance(blob, bytes)
     store.add_results("t0", blob, len(entries))
     store.flush()
@@ -296,15 +300,15 @@ def test_packed_batches_survive_the_store_and_are_not_pickle(tmp_path):
 
 
 def test_truncated_packed_batch_is_an_error():
-    blob = encode([(1, 1.0, {"loss": 0.5}), (2, 2.0, {"loss": 0.25})], start=0.0, prev=0.0,
+    blob = encode(1, [(1.0, {"loss": 0.5}), (2.0, {"loss": 0.25})], start=0.0, prev=0.0,
                   pid=1, host="h")
     with pytest.raises(ValueError, match="truncated"):
         decode("t", blob[:-3])
 
 
 def test_each_result_keeps_the_key_order_it_was_reported_in():
-    entries = [(1, 10.0, {"a": 1.0, "b": 2.0}), (2, 11.0, {"b": 3.0, "a": 4.0})]
-    rows = decode("t", encode(entries, start=9.0, prev=9.0, pid=1, host="h"))
+    entries = [(10.0, {"a": 1.0, "b": 2.0}), (11.0, {"b": 3.0, "a": 4.0})]
+    rows = decode("t", encode(1, entries, start=9.0, prev=9.0, pid=1, host="h"))
     assert [list(r)[-2:] for r in rows] == [["a", "b"], ["b", "a"]]
     assert [(r["a"], r["b"]) for r in rows] == [(1.0, 2.0), (4.0, 3.0)]
 
