@@ -404,8 +404,9 @@ class ExperimentStore:
     def trial_rows(self, decode: bool = True) -> list[dict]:
         """Every trial, in creation order.
 
-        With ``decode=False`` the ``config`` and ``last_result`` fields stay
-        JSON text, for readers that decode them only on demand.
+        With ``decode=False`` the ``config``, ``resources``, ``last_result`` and
+        ``checkpoints`` fields stay JSON text, for readers that decode them
+        only on demand.
         """
         cur = self._conn.execute(
             "SELECT idx, trial_id, config, bracket, resources, status, n_failures, error, "
@@ -416,12 +417,14 @@ class ExperimentStore:
             out.append({
                 "index": idx, "trial_id": trial_id,
                 "config": json.loads(config) if decode else config,
-                "bracket": bracket, "resources": json.loads(resources), "status": status,
+                "bracket": bracket, "resources": json.loads(resources) if decode else resources,
+                "status": status,
                 "n_failures": n_failures, "error": error, "traceback": trace,
                 "last_result": (json.loads(last_result) if decode else last_result)
                 if last_result else None,
                 "checkpoint": checkpoint,
-                "checkpoints": json.loads(checkpoints) if checkpoints else [],
+                "checkpoints": (json.loads(checkpoints) if decode else checkpoints)
+                if checkpoints else [],
             })
         return out
 

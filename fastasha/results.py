@@ -109,6 +109,8 @@ class Result:
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict]]:
         """Kept checkpoints with their iteration: ``[(Checkpoint, {"training_iteration": i})]``."""
+        if isinstance(self._checkpoints, str):
+            self._checkpoints = json.loads(self._checkpoints)
         return [(Checkpoint(c[0]), {"training_iteration": c[1]}) for c in self._checkpoints]
 
     def history(self) -> list[dict]:
