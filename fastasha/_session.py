@@ -239,6 +239,8 @@ class Session:
         self._last = now          # time of the latest report
         self._prev = now          # time of the report before the next batch
         self.last_flush = now
+        # when the fast path must look up: the next flush is due, or a stop came in
+        self._due = now + FLUSH_INTERVAL_S
         self._last_t = -math.inf
 
     @property
@@ -264,20 +266,7 @@ class Session:
         return _rows.auto_value(key, self.iteration, now, self._last, self._start)
 
     def report(self, metrics: Mapping, checkpoint: Checkpoint | None = None) -> None:
-        if self._plain and type(metrics) is dict and checkpoint is None and \
-                "training_iteration" not in metrics:
-            # the common case, kept short: nothing to decide or check before the
-            # decision point
-            iteration = self.iteration + 1
-            if iteration < self.decision_point:
-                self.iteration = iteration
-                self._last = now = _now()
-                self.buffer.append((now, metrics.copy()))  # the caller may reuse its dict
-                if now >= self.last_flush + FLUSH_INTERVAL_S:
-                    self.flush("sync")
-                if self.stop_requested:
-                    raise TrialStopped()
-                return
+        """Record one report (the general path; :func:`report` takes the common case itself)."""
         if type(metrics) is not dict and not isinstance(metrics, Mapping):
             raise TypeError(
                 f"report() takes a dict of metrics, got {metrics!r} of type "
@@ -383,9 +372,11 @@ class Session:
                 # the driver is gone (interrupted or killed): unwind the objective
                 stop, decision_point = True, math.inf
             self.last_flush = time.time()
+            self._due = self.last_flush + FLUSH_INTERVAL_S
         self.decision_point = decision_point
         if stop:
             self.stop_requested = True
+            self._due = -math.inf
             if not from_thread:
                 raise TrialStopped()
 
@@ -448,6 +439,20 @@ def report(metrics: Mapping, *, checkpoint: Checkpoint | None = None) -> None:
             "tune.report() was called outside a trial; call it from inside the objective "
             "function you pass to tune.Tuner"
         )
+    if session._plain and checkpoint is None and type(metrics) is dict and \
+            "training_iteration" not in metrics:
+        # The common case, kept short (100,000s of calls in a sweep): before the
+        # decision point a report is only buffered, nothing is decided or checked.
+        iteration = session.iteration + 1
+        if iteration < session.decision_point:
+            session.iteration = iteration
+            session._last = now = _now()
+            session.buffer.append((now, metrics.copy()))   # the caller may reuse its dict
+            if now >= session._due:
+                if session.stop_requested:
+                    raise TrialStopped()
+                session.flush("sync")
+            return
     session.report(metrics, checkpoint)
 
 

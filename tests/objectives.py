@@ -44,6 +44,14 @@ def sleepy_steps(config):
         tune.report({"loss": config["x"] * step, "step": step})
 
 
+def bursts(config):
+    """``config["n"]`` bursts of 3 quick reports, sleeping ``config["sleep"]`` s after each."""
+    for step in range(config["n"]):
+        for i in range(3):
+            tune.report({"loss": config["x"] * step, "step": 3 * step + i + 1})
+        time.sleep(config["sleep"])
+
+
 def overriding_auto_keys(config):
     """Reports values under the names of automatic fields."""
     for step in range(1, 4):

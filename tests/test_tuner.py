@@ -636,6 +636,26 @@ def test_time_budget_ends_a_sweep_of_long_trials(tmp_path):
         assert r.metrics["time_total_s"] < 30
 
 
+def test_a_stop_heard_between_reports_ends_the_trial_at_its_next_report(tmp_path, backend):
+    """The background flush hears the budget's end; the next report() stops the trial.
+
+    Each burst's first report sends the buffer itself (0.5 s have passed), its
+    other two wait; during the pause the background flush sends them and
+    hears STOP. The next burst's first report must raise, although the next
+    flush is not due yet.
+    """
+    # workers started beforehand: the trial must start well within the budget
+    joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(i) for i in range(2))
+    grid = fit(objectives.bursts, tmp_path,
+               param_space={"x": 1.0, "n": 30, "sleep": 0.7},   # 21 s if nothing stops it
+               tune_config=tune.TuneConfig(num_samples=1, time_budget_s=0.3))
+    (result,) = grid
+    assert result.status == "TERMINATED" and result.error is None
+    # the burst at 0.7 s: its first report is kept, and raises
+    assert n_reports(result) == 4
+    assert result.metrics["time_total_s"] < 1.2
+
+
 def test_unbounded_num_samples_runs_until_the_budget(tmp_path):
     grid = fit(objectives.steps, tmp_path,
                param_space={"x": tune.uniform(0, 1), "n": 3},
