@@ -864,3 +864,53 @@ def test_a_stopped_trial_that_errors_while_unwinding_is_not_run_again(tmp_path):
         # one attempt only: its reports were not repeated by a retry
         steps = result.metrics_dataframe["training_iteration"].tolist()
         assert steps == list(range(1, len(steps) + 1))
+
+
+# ------------------------------------------- a supervisor told to exit mid-trial
+
+def _child(seconds: float) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
+
+
+def test_a_supervisor_told_to_exit_lets_its_trial_process_finish():
+    """At the end of a sweep the driver says "exit" to every supervisor at once.
+
+    The supervisor must not kill its trial process for it (that process is
+    winding down on its own), and must remember it, so that it returns
+    after the process exits without waiting for an answer.
+    """
+    from multiprocessing import Pipe
+
+    from fastasha._execution.worker import _wait_child
+
+    driver_end, sup_end = Pipe()
+    child = _child(0.3)
+    try:
+        driver_end.send(("exit",))
+        started = time.monotonic()
+        code, told_to_exit = _wait_child(child.pid, sup_end)
+        assert (code, told_to_exit) == (0, True)           # exited by itself, not killed
+        assert time.monotonic() - started > 0.1
+    finally:
+        if child.poll() is None:
+            child.kill()
+        driver_end.close()
+        sup_end.close()
+
+
+def test_a_supervisor_told_to_kill_kills_and_waits_for_more():
+    from multiprocessing import Pipe
+
+    from fastasha._execution.worker import _wait_child
+
+    driver_end, sup_end = Pipe()
+    child = _child(30)
+    try:
+        driver_end.send(("kill",))
+        code, told_to_exit = _wait_child(child.pid, sup_end)
+        assert (code, told_to_exit) == (-signal.SIGKILL, False)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        driver_end.close()
+        sup_end.close()

@@ -815,8 +815,10 @@ class Driver:
         """Tell every slot to exit and write what is queued (the slots wind down meanwhile)."""
         self._shut_down = True
         try:
+            # Supervisors hear it even while their trial process runs: they return as
+            # soon as it has exited, without waiting for an answer to "child_exit".
             for peer in list(self.peers.values()):
-                if peer.waiting:
+                if peer.waiting or peer.role == "supervisor":
                     peer.waiting = False
                     try:
                         peer.conn.send(("exit",))

@@ -215,7 +215,7 @@ def _supervise(task: SlotTask) -> int:
             if pid == 0:
                 _child_main(task, env, sup, page)   # never returns
             n_forked += 1
-            code = _wait_child(pid, sup)
+            code, told_to_exit = _wait_child(pid, sup)
             running = _read_board(page)
             page.close()
             if code is None:
@@ -223,6 +223,9 @@ def _supervise(task: SlotTask) -> int:
             try:
                 sup.send(("child_exit", pid, code, running))
             except OSError:
+                return n_forked
+            if told_to_exit:       # the sweep is over: no answer to wait for
+                driver_gone = False
                 return n_forked
     finally:
         sup.close()
@@ -286,14 +289,21 @@ def _limit_threads(env: dict) -> None:
         pass
 
 
-def _wait_child(pid: int, sup: Any) -> int | None:
-    """Wait for the child; obey ``kill`` requests. None if the driver vanished."""
+def _wait_child(pid: int, sup: Any) -> tuple[int | None, bool]:
+    """Wait for the child; obey ``kill`` requests.
+
+    Returns its exit code (None if the driver vanished, and the child was
+    killed) and whether the driver said ``exit`` meanwhile: the sweep is
+    over, the child exits on its own, and the supervisor then returns
+    without waiting for an answer to its ``child_exit``.
+    """
     pidfd = None
     if hasattr(os, "pidfd_open"):
         try:
             pidfd = os.pidfd_open(pid)
         except OSError:
             pidfd = None
+    told_to_exit = False
     try:
         while True:
             watch = [sup] + ([pidfd] if pidfd is not None else [])
@@ -304,12 +314,14 @@ def _wait_child(pid: int, sup: Any) -> int | None:
                 except (EOFError, OSError):
                     kill_quietly(pid)
                     os.waitpid(pid, 0)
-                    return None
+                    return None, told_to_exit
                 if message[0] == "kill":
                     kill_quietly(pid)
+                elif message[0] == "exit":
+                    told_to_exit = True
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                return os.waitstatus_to_exitcode(status)
+                return os.waitstatus_to_exitcode(status), told_to_exit
     finally:
         if pidfd is not None:
             os.close(pidfd)
