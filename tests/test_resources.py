@@ -630,6 +630,41 @@ def test_blas_thread_pools_in_a_trial_respect_its_cpus():
         assert m["max_threads"] == 1
 
 
+def test_blas_thread_pools_are_set_to_the_trials_cpus_not_the_workers():
+    """joblib starts its workers with 1 BLAS thread each here; a 2-CPU trial gets 2.
+
+    Only the trial process's own call to the BLAS (through the controller
+    its supervisor made before forking) can change a pool that is already
+    loaded: the environment variables are read when a library loads.
+    """
+    pytest.importorskip("threadpoolctl")
+    grid = fit(tune.with_resources(blas_threads, {"cpu": 2}), 2, {"cpu": 2})
+    for m in finished_metrics(grid):
+        assert m["omp"] == "2"
+        assert m["max_threads"] == 2
+
+
+def test_thread_pool_controller_is_kept_until_a_library_loads(tmp_path):
+    pytest.importorskip("threadpoolctl")
+    import ctypes
+    import shutil
+    import sysconfig
+
+    from fastasha._execution import worker
+
+    first = worker._thread_pools()
+    assert first is not None and worker._thread_pools() is first
+    # a shared library this process has not loaded yet, under a fresh name
+    source = os.path.join(sysconfig.get_config_var("DESTSHARED"),
+                          "_json" + sysconfig.get_config_var("EXT_SUFFIX"))
+    if not os.path.exists(source):
+        pytest.skip("no extension module file to load")
+    copy = tmp_path / "fastasha_test_lib.so"
+    shutil.copy(source, copy)
+    ctypes.CDLL(str(copy))
+    assert worker._thread_pools() is not first
+
+
 # -------------------------------------------- sweeps: requests that cannot fit
 
 @pytest.mark.parametrize("declared, request_, match", [

@@ -192,6 +192,8 @@ def _ignore_sigint() -> Any:
 def _supervise(task: SlotTask) -> int:
     previous_sigint = _ignore_sigint()
     child_of_driver = os.getppid() == task.driver_pid   # e.g. a loky worker of this driver
+    # found once here, not by every trial process (the supervisor loads no library later)
+    pools = _thread_pools()
     sup = connect(task.address, task.key)
     n_forked = 0
     driver_gone = True
@@ -213,7 +215,7 @@ def _supervise(task: SlotTask) -> int:
                 warnings.simplefilter("ignore", DeprecationWarning)   # fork with threads
                 pid = os.fork()
             if pid == 0:
-                _child_main(task, env, sup, page)   # never returns
+                _child_main(task, env, sup, page, pools)   # never returns
             n_forked += 1
             code, told_to_exit = _wait_child(pid, sup)
             running = _read_board(page)
@@ -252,12 +254,13 @@ def _exit_if_orphaned(driver_pid: int, wait_s: float = 1.0) -> None:
     os._exit(0)
 
 
-def _child_main(task: SlotTask, env: dict, parent_conn: Any, page: mmap.mmap) -> None:
+def _child_main(task: SlotTask, env: dict, parent_conn: Any, page: mmap.mmap,
+                pools: Any) -> None:
     code = 1
     try:
         parent_conn.close()
         os.environ.update(env)
-        _limit_threads(env)
+        _limit_threads(env, pools)
         conn = connect(task.address, task.key)
         try:
             run_trials(conn, task, mode="fork", board=_Board(page))
@@ -276,15 +279,51 @@ def _child_main(task: SlotTask, env: dict, parent_conn: Any, page: mmap.mmap) ->
             os._exit(code)
 
 
-def _limit_threads(env: dict) -> None:
+# (the shared libraries loaded when it was made, threadpoolctl's controller)
+_pools: tuple[frozenset | None, Any] | None = None
+
+
+def _loaded_libraries() -> frozenset | None:
+    """Paths of the shared libraries mapped into this process; None where unknown."""
+    try:
+        with open("/proc/self/maps") as f:
+            return frozenset(line[line.index("/"):].rstrip() for line in f
+                             if ".so" in line and "/" in line)
+    except OSError:
+        return None
+
+
+def _thread_pools() -> Any:
+    """threadpoolctl's controller of this process's BLAS/OpenMP pools, or None.
+
+    Making one inspects every loaded library and takes milliseconds (5-10 in
+    a fresh trial process), so a supervisor makes it before it forks, the
+    trial process inherits it, and a process keeps it as long as the same
+    libraries are loaded (a loky worker serves many sweeps).
+    """
+    global _pools
+    libraries = _loaded_libraries()
+    if _pools is not None and libraries is not None and _pools[0] == libraries:
+        return _pools[1]
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        controller = ThreadpoolController()
+    except Exception:   # noqa: BLE001 - best effort; the env vars still apply
+        controller = None
+    _pools = (libraries, controller)
+    return controller
+
+
+def _limit_threads(env: dict, pools: Any = None) -> None:
     """Cap the thread pools of libraries already loaded (env vars cover later ones)."""
     threads = env.get("OMP_NUM_THREADS")
     if not threads:
         return
     try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=int(threads))
+        if pools is None:
+            pools = _thread_pools()
+        pools.limit(limits=int(threads))
     except Exception:   # noqa: BLE001 - best effort; the env vars still apply
         pass
 
