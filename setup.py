@@ -1,4 +1,8 @@
-"""Build the compiled rung core ``fastasha._rungs`` from ``src/_rungs.pyx``.
+"""Build fastasha's compiled parts from ``src/``.
+
+``fastasha._rungs`` (``src/_rungs.pyx``) is the rung core;
+``fastasha._fastpath`` (``src/_fastpath.pyx``) is the per-report hot path of
+a trial process.
 
 Set ``FASTASHA_CYTHON_DEBUG=1`` to build with bounds checking and
 wrap-around turned back on (CI runs the tests once with that build).
@@ -25,7 +29,12 @@ extensions = [
         "fastasha._rungs",
         ["src/_rungs.pyx"],
         extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
-    )
+    ),
+    Extension(
+        "fastasha._fastpath",
+        ["src/_fastpath.pyx"],
+        extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
+    ),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

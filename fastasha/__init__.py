@@ -6,11 +6,12 @@
 """
 
 try:
-    from . import _rungs  # noqa: F401  (the compiled core; nothing works without it)
+    # the compiled parts; nothing works without them
+    from . import _fastpath, _rungs  # noqa: F401
 except ImportError as err:  # pragma: no cover - exercised by hand on broken builds
     raise ImportError(
-        "fastasha's compiled core fastasha._rungs is not built or does not load "
-        f"({err}). Build it from the source tree with\n"
+        "fastasha's compiled core (fastasha._rungs, fastasha._fastpath) is not built or "
+        f"does not load ({err}). Build it from the source tree with\n"
         '    pip install -e ".[test]"\n'
         "(needs a C compiler; Cython and numpy are installed as build dependencies), "
         "or install a fastasha wheel."

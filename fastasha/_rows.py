@@ -40,6 +40,8 @@ import time
 from array import array
 from typing import Any
 
+from ._fastpath import pack_columns
+
 AUTO_KEYS = ("training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "date",
              "trial_id", "hostname", "pid", "done")
 
@@ -118,13 +120,16 @@ def _column(values: list) -> array | None:
     return None
 
 
-def _pack(first: int, entries: list, start: float, prev: float, pid: int,
-          host: str) -> bytes | None:
-    """The packed form of a batch, or None if the batch is not plain enough for it."""
+def pack_columns_py(entries: list) -> tuple[tuple, str, list[bytes]] | None:
+    """The arrays of a packed batch, or None if it is not plain (the reference).
+
+    Same contract as the compiled :func:`fastasha._fastpath.pack_columns`,
+    which the packer uses and the tests compare with this one.
+    """
     times, metrics = zip(*entries)
     n = len(entries)
     keys = tuple(metrics[0])
-    if type(first) is not int or any(type(k) is not str for k in keys):
+    if any(type(k) is not str for k in keys) or any(type(t) is not float for t in times):
         return None
     # Same keys in the same order everywhere (a dict keeps its order). Equal lengths
     # and every column found mean equal key sets; the order matters from two keys on.
@@ -139,8 +144,21 @@ def _pack(first: int, entries: list, start: float, prev: float, pid: int,
         return None
     if None in columns:
         return None
-    stamps = array("d", times)
     types = "".join(c.typecode for c in columns)    # type: ignore[union-attr]
+    return keys, types, [a.tobytes() for a in (array("d", times), *columns)]  # type: ignore
+
+
+def _pack(first: int, entries: list, start: float, prev: float, pid: int,
+          host: str) -> bytes | None:
+    """The packed form of a batch, or None if the batch is not plain enough for it."""
+    if type(first) is not int:
+        return None
+    packed = pack_columns_py(entries) if _SWAP else pack_columns(entries)
+    if packed is None:
+        return None
+    keys, types, arrays = packed
+    if _SWAP:
+        arrays = [_little_endian(a) for a in arrays]
     key = (host, keys, types)
     meta = _meta_cache.get(key)
     if meta is None:
@@ -148,12 +166,15 @@ def _pack(first: int, entries: list, start: float, prev: float, pid: int,
             _meta_cache.clear()
         meta = _meta_cache[key] = json.dumps({"host": host, "keys": list(keys),
                                               "types": types}).encode()
-    parts = [_MAGIC, _HEAD.pack(start, prev, pid, first, n, len(meta)), meta]
-    for a in (stamps, *columns):
-        if _SWAP:
-            a.byteswap()    # type: ignore[union-attr]
-        parts.append(a.tobytes())    # type: ignore[union-attr]
-    return b"".join(parts)
+    return b"".join([_MAGIC, _HEAD.pack(start, prev, pid, first, len(entries), len(meta)),
+                     meta, *arrays])
+
+
+def _little_endian(data: bytes) -> bytes:
+    a = array("d")
+    a.frombytes(data)
+    a.byteswap()
+    return a.tobytes()
 
 
 def _unpack(trial_id: str, blob: bytes) -> list[dict]:

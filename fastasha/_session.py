@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from . import _rows
+from ._fastpath import Recorder, local as _local, report
 from .checkpoint import Checkpoint
 
 FLUSH_INTERVAL_S = 0.5
@@ -37,7 +38,6 @@ ENDS_MAX = 16
 ENDS_HOLD_S = 0.002
 SHORT_TRIAL_S = 0.001
 
-_local = threading.local()
 _now = time.time
 _HOSTNAME = socket.gethostname()
 
@@ -204,8 +204,14 @@ class Link:
         self._closed.set()
 
 
-class Session:
-    """State of one running trial in its worker."""
+class Session(Recorder):
+    """State of one running trial in its worker.
+
+    The state every report touches lives in the compiled :class:`Recorder`
+    (``iteration``, ``decision_point``, ``due``, ``last``, ``fast``,
+    ``stop_requested``, ``buffer``); :func:`report` takes the common case
+    there and hands every other to :meth:`report`.
+    """
 
     def __init__(self, link: Link, spec: dict) -> None:
         self.link = link
@@ -217,10 +223,11 @@ class Session:
         self.decision_point: float = spec.get("decision_point", -math.inf)
         self.every_report: bool = spec.get("every_report", False)
         self.stop_items = list(spec.get("stop", {}).items())
-        # False: the next report takes the full path; True: reports before the decision
-        # point only need buffering; None: never (the objective reports its own
-        # training_iteration)
-        self._plain: bool | None = False
+        # fast: reports before the decision point only need buffering (decided by the
+        # first report, which takes the full path); never when the objective reports
+        # its own training_iteration
+        self.fast = False
+        self._never_fast = False
         self.iteration: int = spec.get("iteration", 0)
         self.checkpoint_root: str | None = spec.get("checkpoint_root")
         restored = spec.get("checkpoint")
@@ -236,11 +243,11 @@ class Session:
         self._pid = os.getpid()
         now = time.time()
         self._start = now - spec.get("time_offset", 0.0)
-        self._last = now          # time of the latest report
+        self.last = now           # time of the latest report
         self._prev = now          # time of the report before the next batch
         self.last_flush = now
         # when the fast path must look up: the next flush is due, or a stop came in
-        self._due = now + FLUSH_INTERVAL_S
+        self.due = now + FLUSH_INTERVAL_S
         self._last_t = -math.inf
 
     @property
@@ -263,7 +270,7 @@ class Session:
     def _value(self, key: str, metrics: dict, now: float) -> Any:
         if key in metrics:
             return metrics[key]
-        return _rows.auto_value(key, self.iteration, now, self._last, self._start)
+        return _rows.auto_value(key, self.iteration, now, self.last, self._start)
 
     def report(self, metrics: Mapping, checkpoint: Checkpoint | None = None) -> None:
         """Record one report (the general path; :func:`report` takes the common case itself)."""
@@ -274,9 +281,13 @@ class Session:
             )
         metrics = dict(metrics)   # the caller may reuse its dict
         now = _now()
+        if self.fast:
+            # reports taken by the common case since the last one here counted as
+            # their own time: the latest of them is the one to compare with
+            self._last_t = self.iteration
         self.iteration = iteration = self.iteration + 1
         if "training_iteration" in metrics:
-            self._plain = None        # its own count: the decreasing check always matters
+            self._never_fast = True   # its own count: the decreasing check always matters
         if self._check_metric:
             self._check_metric = False
             if self.metric not in metrics and self.metric not in _rows.AUTO_KEYS:
@@ -285,8 +296,8 @@ class Session:
                     f"{self.metric!r}) needs {self.metric!r} in every result; add it to the dict "
                     "passed to tune.report() or change the metric"
                 )
-        if self._plain is not None:
-            self._plain = not self.every_report and not self.stop_items and self._counts_reports
+        self.fast = not self._never_fast and not self.every_report and \
+            not self.stop_items and self._counts_reports
         decide = self.every_report
         time_attr = self.time_attr
         if self._counts_reports and "training_iteration" not in metrics:
@@ -321,16 +332,22 @@ class Session:
             # mere "sync" (without its checkpoint and its decision) while we work
             with self.link.lock:
                 self.buffer.append((now, metrics))
-                self._last = now
+                self.last = now
                 saved = None if checkpoint is None else self._save_checkpoint(checkpoint)
                 self.flush("decide", stop_hit=stop_hit, checkpoint=saved)
         else:
             self.buffer.append((now, metrics))
-            self._last = now
+            self.last = now
             if now - self.last_flush >= FLUSH_INTERVAL_S:
                 self.flush("sync")
         if self.stop_requested:
             raise TrialStopped()
+
+    def on_due(self) -> None:
+        """Called by :func:`report` once ``due`` has passed: raise on a STOP, else flush."""
+        if self.stop_requested:
+            raise TrialStopped()
+        self.flush("sync")
 
     def drain(self) -> tuple[str | bytes, int, dict | None]:
         """Take every buffered report: ``(encoded batch, count, last result)``."""
@@ -372,11 +389,11 @@ class Session:
                 # the driver is gone (interrupted or killed): unwind the objective
                 stop, decision_point = True, math.inf
             self.last_flush = time.time()
-            self._due = self.last_flush + FLUSH_INTERVAL_S
+            self.due = self.last_flush + FLUSH_INTERVAL_S
         self.decision_point = decision_point
         if stop:
             self.stop_requested = True
-            self._due = -math.inf
+            self.due = -math.inf
             if not from_thread:
                 raise TrialStopped()
 
@@ -406,54 +423,6 @@ class Session:
 
 def set_session(session: Session | None) -> None:
     _local.session = session
-
-
-def report(metrics: Mapping, *, checkpoint: Checkpoint | None = None) -> None:
-    """Report a result of the current trial (Ray Tune's ``tune.report``).
-
-    Parameters
-    ----------
-    metrics : dict
-        Metric names to values. fastasha adds ``training_iteration`` (the
-        1-based count of reports), ``time_this_iter_s``, ``time_total_s``,
-        ``timestamp``, ``date``, ``trial_id``, ``hostname``, ``pid`` and
-        ``done``; keys you report yourself take precedence.
-    checkpoint : Checkpoint, optional
-        A directory to keep with this result; the trial resumes from its
-        latest checkpoint after a failure or a restore.
-
-    Raises
-    ------
-    RuntimeError
-        When called outside a trial.
-    TrialStopped
-        When the scheduler, a stopper or the sweep's budget ends the trial;
-        let it propagate (it is not an ``Exception``).
-    """
-    try:
-        session = _local.session
-    except AttributeError:
-        session = None
-    if session is None:
-        raise RuntimeError(
-            "tune.report() was called outside a trial; call it from inside the objective "
-            "function you pass to tune.Tuner"
-        )
-    if session._plain and checkpoint is None and type(metrics) is dict and \
-            "training_iteration" not in metrics:
-        # The common case, kept short (100,000s of calls in a sweep): before the
-        # decision point a report is only buffered, nothing is decided or checked.
-        iteration = session.iteration + 1
-        if iteration < session.decision_point:
-            session.iteration = iteration
-            session._last = now = _now()
-            session.buffer.append((now, metrics.copy()))   # the caller may reuse its dict
-            if now >= session._due:
-                if session.stop_requested:
-                    raise TrialStopped()
-                session.flush("sync")
-            return
-    session.report(metrics, checkpoint)
 
 
 def get_context() -> TrialContext:

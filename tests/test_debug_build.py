@@ -1,4 +1,4 @@
-"""The rung core built with bounds checking (FASTASHA_CYTHON_DEBUG=1) passes the replay.
+"""The compiled modules built with bounds checking (FASTASHA_CYTHON_DEBUG=1) pass the replay.
 
 The release build turns bounds and wrap-around checks off. This test builds
 the extension once more with them on, in a temporary copy of the package,
@@ -54,6 +54,12 @@ REPLAY = textwrap.dedent('''
         got = s.on_results(ids, times, values)
         want = [ref.report(int(i), t, v) for i, t, v in zip(ids, times, values)]
         assert got.tolist() == want
+    from fastasha._fastpath import pack_columns
+    from fastasha._rows import pack_columns_py
+    for n in (1, 2, 50):
+        for row in ({"a": 1.5}, {"a": 1.5, "b": -(2 ** 63)}, {"a": 2 ** 63}, {"a": True}, {}):
+            entries = [(1e9 + i, dict(row)) for i in range(n)]
+            assert pack_columns(entries) == pack_columns_py(entries), (n, row)
     print("ok")
 ''')
 
@@ -68,7 +74,9 @@ def test_debug_build_replays_every_stream(tmp_path):
     build = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=work,
                            env=env, capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
-    assert list((work / "fastasha").glob("_rungs*.so")) or list((work / "fastasha").glob("_rungs*.pyd"))
+    for name in ("_rungs", "_fastpath"):
+        assert list((work / "fastasha").glob(f"{name}*.so")) or \
+            list((work / "fastasha").glob(f"{name}*.pyd"))
     run = subprocess.run(
         [sys.executable, "-c", REPLAY, str(work), str(ROOT / "tests" / "data" / "ray_asha_cases.json")],
         cwd=work, env=dict(os.environ, PYTHONPATH=str(work)), capture_output=True, text=True,

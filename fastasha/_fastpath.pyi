@@ -1,0 +1,21 @@
+"""Type stub of the compiled per-report path (src/_fastpath.pyx)."""
+
+import threading
+from collections import deque
+from typing import Any
+
+local: threading.local
+
+class Recorder:
+    iteration: int
+    decision_point: float
+    due: float
+    last: float
+    fast: bool
+    stop_requested: bool
+    buffer: deque[tuple[float, dict]]
+
+def report(metrics: dict[str, Any], *, checkpoint: Any = None) -> None: ...
+def pack_columns(
+    entries: list[tuple[float, dict[str, Any]]],
+) -> tuple[tuple[str, ...], str, list[bytes]] | None: ...

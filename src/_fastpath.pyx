@@ -1,0 +1,201 @@
+# cython: language_level=3
+"""The two per-report hot spots of a trial process, compiled.
+
+A trial that does little work between reports spends most of its time in
+``tune.report()`` and in packing its buffered reports for the driver. Both
+are written in Python in :mod:`fastasha._session` and :mod:`fastasha._rows`
+as well: those versions are the reference this module is tested against
+(``tests/test_fastpath.py``), and the only place the rules live in prose.
+
+* :class:`Recorder` holds the state ``report()`` reads and writes on every
+  call; :class:`fastasha._session.Session` derives from it and adds
+  everything else.
+* :func:`report` is ``tune.report``. Its common case (a plain dict, before
+  the trial's next decision point, no checkpoint) appends ``(time, copy of
+  the dict)`` to the session's buffer and returns; every other case goes to
+  ``Session.report``.
+* :func:`pack_columns` turns a batch of buffered reports into the 8-byte
+  arrays of the packed batch format, or says it cannot.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_CheckExact, PyDict_Contains, PyDict_Copy, PyDict_Next, PyDict_Size
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
+from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.unicode cimport PyUnicode_CheckExact
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy
+from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
+
+import threading
+
+# the session of the trial running in each thread (set by fastasha._session)
+local = threading.local()
+
+cdef str _TRAINING_ITERATION = "training_iteration"
+
+
+cdef inline double _wall_time():
+    """Seconds since the epoch, as ``time.time()``."""
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+
+cdef class Recorder:
+    """What ``report()`` needs on every call (see ``fastasha._session.Session``).
+
+    Attributes
+    ----------
+    iteration : int
+        Reports so far (the next one is ``iteration + 1``).
+    decision_point : float
+        Reports before this iteration only need buffering.
+    due : float
+        From this time on the next report must look up: a flush is due, or
+        a STOP has come in (then it is ``-inf``).
+    last : float
+        Time of the latest report.
+    fast : bool
+        Whether the next report may take the common case at all.
+    stop_requested : bool
+        The driver said STOP; the next report raises.
+    buffer : collections.deque
+        ``(time, metrics)`` of the reports not sent yet.
+    """
+
+    cdef public long long iteration
+    cdef public double decision_point
+    cdef public double due
+    cdef public double last
+    cdef public bint fast
+    cdef public bint stop_requested
+    cdef public object buffer
+
+
+def report(metrics, *, checkpoint=None):
+    """Report a result of the current trial (Ray Tune's ``tune.report``).
+
+    Parameters
+    ----------
+    metrics : dict
+        Metric names to values. fastasha adds ``training_iteration`` (the
+        1-based count of reports), ``time_this_iter_s``, ``time_total_s``,
+        ``timestamp``, ``date``, ``trial_id``, ``hostname``, ``pid`` and
+        ``done``; keys you report yourself take precedence.
+    checkpoint : Checkpoint, optional
+        A directory to keep with this result; the trial resumes from its
+        latest checkpoint after a failure or a restore.
+
+    Raises
+    ------
+    RuntimeError
+        When called outside a trial.
+    TrialStopped
+        When the scheduler, a stopper or the sweep's budget ends the trial;
+        let it propagate (it is not an ``Exception``).
+    """
+    cdef Recorder rec
+    cdef long long iteration
+    cdef double now
+    session = getattr(local, "session", None)
+    if session is None:
+        raise RuntimeError(
+            "tune.report() was called outside a trial; call it from inside the objective "
+            "function you pass to tune.Tuner"
+        )
+    rec = <Recorder?>session
+    if rec.fast and checkpoint is None and PyDict_CheckExact(metrics) and \
+            not PyDict_Contains(metrics, _TRAINING_ITERATION):
+        iteration = rec.iteration + 1
+        if iteration < rec.decision_point:
+            # the common case: buffer it, nothing to decide or check
+            rec.iteration = iteration
+            now = _wall_time()
+            rec.last = now
+            rec.buffer.append((now, PyDict_Copy(metrics)))   # the caller may reuse its dict
+            if now >= rec.due:
+                session.on_due()      # flush, or raise TrialStopped
+            return
+    session.report(metrics, checkpoint)
+
+
+def pack_columns(list entries):
+    """The arrays of a packed batch of reports ``[(time, metrics), ...]``, or None.
+
+    Returns ``(keys, types, arrays)``: the metric keys of the first report
+    in order, one type code per key (``"d"`` float64, ``"q"`` int64), and
+    native-order bytes, first the report times, then one array per key.
+    None when the batch is not plain: a report whose keys differ from the
+    first one's (in order), a value that is not exactly a ``float`` or an
+    ``int`` (``bool`` is neither), a column mixing the two, an int outside
+    int64, a key that is not a ``str``, or a time that is not a float.
+    """
+    cdef Py_ssize_t n = len(entries), k, i, j, pos
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef int overflow
+    cdef long long as_int
+    cdef double as_float
+    cdef double *times
+    cdef char *column
+    if n == 0:
+        return None
+    first = entries[0]
+    if not PyTuple_CheckExact(first) or PyTuple_GET_SIZE(first) != 2:
+        return None
+    first_metrics = <object>PyTuple_GET_ITEM(first, 1)
+    if not PyDict_CheckExact(first_metrics):
+        return None
+    keys = tuple(first_metrics)
+    k = len(keys)
+    for j in range(k):
+        if type(keys[j]) is not str:
+            return None
+    kinds = bytearray(k)          # b"d" or b"q" per column, from the first report
+    j = 0
+    pos = 0
+    while PyDict_Next(first_metrics, &pos, &key, &value):
+        if PyFloat_CheckExact(<object>value):
+            kinds[j] = 100     # "d"
+        elif PyLong_CheckExact(<object>value):
+            kinds[j] = 113     # "q"
+        else:
+            return None
+        j += 1
+    out_times = PyBytes_FromStringAndSize(NULL, 8 * n)
+    times = <double *>PyBytes_AS_STRING(out_times)
+    columns = [PyBytes_FromStringAndSize(NULL, 8 * n) for j in range(k)]
+    for i in range(n):
+        entry = entries[i]
+        if not PyTuple_CheckExact(entry) or PyTuple_GET_SIZE(entry) != 2:
+            return None
+        stamp = <object>PyTuple_GET_ITEM(entry, 0)
+        metrics = <object>PyTuple_GET_ITEM(entry, 1)
+        if not PyFloat_CheckExact(stamp) or not PyDict_CheckExact(metrics) or \
+                PyDict_Size(metrics) != k:
+            return None
+        times[i] = PyFloat_AS_DOUBLE(stamp)
+        j = 0
+        pos = 0
+        while PyDict_Next(metrics, &pos, &key, &value):
+            if <object>key is not keys[j] and not (
+                    PyUnicode_CheckExact(<object>key) and <object>key == keys[j]):
+                return None           # another key, or the same keys in another order
+            column = PyBytes_AS_STRING(columns[j])
+            if kinds[j] == 100:
+                if not PyFloat_CheckExact(<object>value):
+                    return None
+                as_float = PyFloat_AS_DOUBLE(<object>value)
+                memcpy(column + 8 * i, &as_float, 8)
+            else:
+                if not PyLong_CheckExact(<object>value):
+                    return None
+                as_int = PyLong_AsLongLongAndOverflow(<object>value, &overflow)
+                if overflow:
+                    return None
+                memcpy(column + 8 * i, &as_int, 8)
+            j += 1
+    return keys, kinds.decode("ascii"), [out_times] + columns

@@ -1,0 +1,179 @@
+"""The compiled per-report path (fastasha._fastpath) against its Python reference.
+
+``pack_columns`` must agree with ``fastasha._rows.pack_columns_py`` on every
+batch, plain or not; ``tune.report``'s compiled common case must leave a
+session exactly as ``Session.report`` (the general path, in Python) leaves
+it, and send the driver the same messages.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastasha import _fastpath, _rows, _session, tune
+
+# ------------------------------------------------------------------ packing
+
+_values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(1 << 70), max_value=1 << 70),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+)
+_plain_values = st.one_of(st.floats(allow_nan=True), st.integers(-(1 << 63), (1 << 63) - 1))
+
+
+@st.composite
+def _entries(draw):
+    """Buffered reports: mostly plain, with the ways a batch can fail to be."""
+    n = draw(st.integers(min_value=1, max_value=10))
+    keys = draw(st.lists(st.one_of(st.text(min_size=1, max_size=3), st.integers(0, 3)),
+                         max_size=4, unique=True))
+    if draw(st.booleans()):
+        keys = [str(k) for k in keys]
+    values = _plain_values if draw(st.booleans()) else _values
+    entries = []
+    for i in range(n):
+        row_keys = list(keys)
+        change = draw(st.integers(0, 19))
+        if change == 0 and row_keys:
+            row_keys.pop()                               # a key missing
+        elif change == 1:
+            row_keys.reverse()                           # same keys, another order
+        elif change == 2:
+            row_keys.append("extra")                     # one more key
+        metrics = {k: draw(values) for k in row_keys}
+        stamp = draw(st.sampled_from([1e9 + i * 0.5, 7, float("nan")])) \
+            if change == 3 else 1e9 + i * 0.5
+        entries.append((stamp, metrics))
+    return entries
+
+
+@settings(max_examples=500, deadline=None)
+@given(_entries())
+def test_compiled_packing_agrees_with_the_python_reference(entries):
+    assert _fastpath.pack_columns(entries) == _rows.pack_columns_py(entries)
+
+
+def test_packing_refuses_what_cannot_be_packed_exactly():
+    t = 1e9
+    assert _fastpath.pack_columns([(t, {"a": 1.0}), (t, {"a": 2})]) is None      # float, then int
+    assert _fastpath.pack_columns([(t, {"a": True})]) is None                   # a bool
+    assert _fastpath.pack_columns([(t, {"a": 1 << 63})]) is None                # beyond int64
+    assert _fastpath.pack_columns([(t, {"a": 1.0, "b": 2.0}),
+                                   (t, {"b": 1.0, "a": 2.0})]) is None          # key order
+    assert _fastpath.pack_columns([(t, {1: 1.0})]) is None                      # not a str key
+    keys, types, arrays = _fastpath.pack_columns([(t, {"a": 1.5, "b": -3}), (t + 1, {"a": 2.5, "b": 4})])
+    assert (keys, types, len(arrays)) == (("a", "b"), "dq", 3)
+
+
+# ------------------------------------------------------------------ report()
+
+class _Conn:
+    """Stands in for the driver: answers every report with CONTINUE (or STOP)."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.sent: list[tuple] = []
+        self.stop_after = stop_after
+
+    def send(self, message):
+        self.sent.append(message)
+
+    def recv(self):
+        reports = sum(1 for m in self.sent if m[0] == "report")
+        stop = self.stop_after is not None and reports >= self.stop_after
+        return ("verdict", stop, 7.0)
+
+    def poll(self, *args):
+        return False
+
+
+def _session_on(conn, **spec):
+    link = _session.Link(conn)
+    base = {"trial_id": "t", "config": {}, "metric": "loss",
+            "time_attr": "training_iteration", "decision_point": 4.0, "stop": {}}
+    session = _session.Session(link, {**base, **spec})
+    link.session = session
+    return link, session
+
+
+def _run(reports, via_compiled: bool, stop_after=None):
+    conn = _Conn(stop_after)
+    link, session = _session_on(conn)
+    _session.set_session(session)
+    stopped_at = None
+    try:
+        for i, metrics in enumerate(reports):
+            try:
+                if via_compiled:
+                    tune.report(metrics)
+                else:
+                    session.report(metrics)
+            except _session.TrialStopped:
+                stopped_at = i
+                break
+        _, n_rows, last = session.drain()
+    finally:
+        _session.set_session(None)
+        link.close()
+    messages = [(m[0], m[1], m[3], m[5]) for m in conn.sent]    # kind, trial, rows, why
+    buffered = [m[4] and {k: v for k, v in m[4].items()
+                          if k not in ("time_this_iter_s", "time_total_s", "timestamp", "date")}
+                for m in conn.sent if m[0] == "report"]
+    return (stopped_at, session.iteration, session.fast, n_rows, messages, buffered,
+            None if last is None else last["training_iteration"])
+
+
+_report = st.one_of(
+    st.dictionaries(st.sampled_from(["loss", "acc", "step"]), st.floats(-5, 5), min_size=1),
+    st.just({"loss": 1.0, "training_iteration": 2}),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_report, min_size=1, max_size=15), st.one_of(st.none(), st.integers(1, 3)))
+def test_compiled_report_leaves_the_session_as_the_python_path_does(reports, stop_after):
+    reports = [dict(m, loss=m.get("loss", 0.0)) for m in reports]
+    assert _run(reports, True, stop_after) == _run(reports, False, stop_after)
+
+
+def test_report_keeps_a_copy_of_the_callers_dict():
+    link, session = _session_on(_Conn(), decision_point=math.inf)
+    _session.set_session(session)
+    try:
+        metrics = {"loss": 1.0}
+        tune.report(metrics)             # the full path: the first report
+        tune.report(metrics)             # the compiled common case
+        metrics["loss"] = 99.0
+        assert session.fast
+        assert [m for _, m in session.buffer] == [{"loss": 1.0}, {"loss": 1.0}]
+    finally:
+        _session.set_session(None)
+        link.close()
+
+
+def test_report_outside_a_trial_is_a_runtime_error():
+    _session.set_session(None)
+    with pytest.raises(RuntimeError, match="outside a trial"):
+        tune.report({"loss": 1.0})
+
+
+def test_a_stop_heard_meanwhile_ends_the_next_compiled_report():
+    link, session = _session_on(_Conn(), decision_point=math.inf)
+    _session.set_session(session)
+    try:
+        tune.report({"loss": 1.0})
+        tune.report({"loss": 2.0})
+        assert session.fast
+        session.stop_requested, session.due = True, -math.inf   # as a background flush does
+        with pytest.raises(_session.TrialStopped):
+            tune.report({"loss": 3.0})
+        assert session.iteration == 3
+    finally:
+        _session.set_session(None)
+        link.close()
