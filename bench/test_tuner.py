@@ -121,7 +121,7 @@ def test_example_acceptance(benchmark, summary, tmp_path):
 # ------------------------------------------------------------------ overhead
 
 N_TRIALS = 1000
-ROUNDS = 9
+ROUNDS = int(os.environ.get("FASTASHA_BENCH_ROUNDS", "9"))   # overhead cases
 CASES = {                       # name: (scheduler, reports per trial)
     "fifo": ("fifo", 100),
     "fifo-1": ("fifo", 1),
