@@ -87,10 +87,10 @@ class MemorySampler:
             self.samples.append((self.finished, status_kb("VmRSS"),
                                  time.perf_counter() - self.t0))
 
-    def on_trial_complete(self, trial_id: str, result: dict) -> None:
+    def on_trial_complete(self, iteration: int, trials: object, trial: object, **info) -> None:
         self._finished()
 
-    def on_trial_error(self, trial_id: str, error: str) -> None:
+    def on_trial_error(self, iteration: int, trials: object, trial: object, **info) -> None:
         self._finished()
 
 

@@ -32,17 +32,22 @@ def loop(config: dict) -> list[dict]:
 
 
 class Clock:
-    """A Tuner callback: when the first trial started and the last one completed."""
+    """A Tuner callback: when the first trial started and the last one completed.
+
+    Duck-typed (not a ``tune.Callback`` subclass), so that this module imports
+    nothing from fastasha: the joblib baseline's workers import it too.
+    """
 
     def __init__(self) -> None:
         self.first_start: float | None = None
         self.last_complete: float | None = None
 
-    def on_trial_start(self, trial_id: str, config: dict) -> None:
+    def on_trial_start(self, iteration: int, trials: object, trial: object, **info) -> None:
         if self.first_start is None:
             self.first_start = time.perf_counter()
 
-    def on_trial_complete(self, trial_id: str, result: dict) -> None:
+    def on_trial_complete(self, iteration: int, trials: object, trial: object,
+                          **info) -> None:
         self.last_complete = time.perf_counter()
 
 

@@ -16,9 +16,11 @@ import math
 import traceback
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ._resources import Allocation, Request, ResourcePool
+from .callback import HOOKS, bound_hooks
+from .checkpoint import Checkpoint
 from .config import CheckpointConfig
 
 PENDING, RUNNING, TERMINATED, ERROR = "PENDING", "RUNNING", "TERMINATED", "ERROR"
@@ -54,10 +56,36 @@ class Trial:
     stop_reason: str | None = None
     started_at: float | None = None
 
+    def __str__(self) -> str:      # as Ray's Trial: its name
+        return self.trial_id
+
     @property
     def checkpoint(self) -> tuple | None:
         """Latest checkpoint ``(path, iteration, score, time_total_s)``."""
         return max(self.checkpoints, key=lambda c: c[1]) if self.checkpoints else None
+
+
+class TrialList(Sequence):
+    """Every trial so far, in creation order: what callbacks get as ``trials``.
+
+    A view of the controller's own records, not a copy: cheap to pass on
+    every event of a long sweep.
+    """
+
+    def __init__(self, controller: Controller) -> None:
+        self._controller = controller
+
+    def __len__(self) -> int:
+        return len(self._controller.order)
+
+    def __getitem__(self, i: Any) -> Any:
+        trials, order = self._controller.trials, self._controller.order
+        if isinstance(i, slice):
+            return [trials[t] for t in order[i]]
+        return trials[order[i]]
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} trials>"
 
 
 class Controller:
@@ -118,6 +146,10 @@ class Controller:
         self.fail_fast = fail_fast
         self.checkpoint_config = checkpoint_config or CheckpointConfig()
         self.callbacks = list(callbacks or [])
+        # the hooks that do something, per name; an event without any costs nothing
+        self._hooks = {name: bound_hooks(self.callbacks, name) for name in HOOKS}
+        self.trial_list = TrialList(self)
+        self.events = 0         # the ``iteration`` callbacks are given
         self.prefix = trial_id_prefix
         self.searcher = searcher
         self._config_json = config_json or (lambda c: "{}")
@@ -128,9 +160,9 @@ class Controller:
         self.time_attr = (getattr(scheduler, "time_attr", None) or "training_iteration") \
             if self._dp is not None else None
         # stoppers, and callbacks or a search_alg with on_trial_result, see every result
-        listeners = [*self.callbacks, *([searcher] if searcher is not None else [])]
-        self.every_report = self._dp is None or stopper is not None or any(
-            callable(getattr(x, "on_trial_result", None)) for x in listeners)
+        self.every_report = self._dp is None or stopper is not None or \
+            bool(self._hooks["on_trial_result"]) or \
+            callable(getattr(searcher, "on_trial_result", None))
 
         self.trials: dict[str, Trial] = {}
         self.order: list[str] = []
@@ -171,11 +203,26 @@ class Controller:
             **extra,
         )
 
-    def _callback(self, name: str, *args: Any) -> None:
-        for cb in self.callbacks:
-            fn = getattr(cb, name, None)
-            if fn is not None:
-                fn(*args)
+    def has_hook(self, name: str) -> bool:
+        return bool(self._hooks[name])
+
+    def callback(self, name: str, trial: Trial | None = None, **info: Any) -> None:
+        """Call hook ``name`` of every callback that has it, with Ray's keyword arguments.
+
+        Per-trial hooks get ``iteration``, ``trials`` and ``trial``;
+        ``on_step_*`` get ``iteration`` and ``trials``; ``setup`` and
+        ``on_experiment_end`` only what is passed here.
+        """
+        hooks = self._hooks[name]
+        if not hooks:
+            return
+        self.events += 1
+        if trial is not None:
+            info = {"iteration": self.events, "trials": self.trial_list, "trial": trial, **info}
+        elif name.startswith("on_step_"):
+            info = {"iteration": self.events, "trials": self.trial_list, **info}
+        for fn in hooks:
+            fn(**info)
 
     def scheduler_call(self, kind: str, trial_id: str, payload: Any = None,
                        log: bool = True) -> Any:
@@ -334,7 +381,7 @@ class Controller:
         trial.pending_error = None
         self._set_status(trial, RUNNING)
         self._persist(trial)
-        self._callback("on_trial_start", trial.trial_id, trial.config)
+        self.callback("on_trial_start", trial)
 
     # ------------------------------------------------------ handing out ahead
 
@@ -472,7 +519,6 @@ class Controller:
             self._add_checkpoint(trial, checkpoint, last)
         if last is not None and trial.pending_error is None:
             try:
-                self._callback("on_trial_result", trial_id, last)
                 self._tell_searcher("on_trial_result", trial_id, last)
                 if stop_hit or (self.stopper is not None and self.stopper(trial_id, last)):
                     stop = True
@@ -489,6 +535,9 @@ class Controller:
             except Exception as err:   # noqa: BLE001 - a bad result fails its trial, not the sweep
                 trial.pending_error = (f"{type(err).__name__}: {err}", traceback.format_exc())
                 stop = True
+            else:
+                # after the searcher and the scheduler, as in Ray; its errors end the sweep
+                self.callback("on_trial_result", trial, result=last)
         self.tick(now)
         if self.stopping or trial.pending_error is not None:
             stop = True
@@ -527,6 +576,8 @@ class Controller:
         latest = trial.checkpoint
         self.recorder.update_trial(trial.trial_id, checkpoints=[list(c) for c in trial.checkpoints],
                                    checkpoint=latest[0] if latest else None)
+        self.callback("on_trial_save", trial)
+        self.callback("on_checkpoint", trial, checkpoint=Checkpoint(path))
 
     # ------------------------------------------------------------------- endings
 
@@ -558,9 +609,9 @@ class Controller:
         self.release(trial)
         self._set_status(trial, TERMINATED)
         self._persist(trial)
-        self._callback("on_trial_complete", trial.trial_id, trial.last_result)
         self._tell_searcher("on_trial_complete", trial.trial_id, result=trial.last_result,
                             error=False)
+        self.callback("on_trial_complete", trial)     # after the searcher, as in Ray
 
     def on_lost(self, trial_id: str, reason: str, count: bool, now: float,
                 outcome: str = "RETRY") -> None:
@@ -609,6 +660,7 @@ class Controller:
         trial.error, trial.traceback = error, trace
         if retry:
             self._requeue(trial)
+            self.callback("on_trial_recover", trial)
             return
         self._finish_error(trial, error, trace)
 
@@ -622,10 +674,10 @@ class Controller:
         if not trial.scheduler_done:
             trial.scheduler_done = True
             self.scheduler_call("remove", trial.trial_id)
-        self._callback("on_trial_error", trial.trial_id, error)
         self._tell_searcher("on_trial_complete", trial.trial_id, result=None, error=True)
         if self.fail_fast:
             self.stop_all(f"trial {trial.trial_id} failed and fail_fast=True: {error}")
+        self.callback("on_trial_error", trial)
 
     # ---------------------------------------------------------------- the sweep
 

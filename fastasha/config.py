@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ._validation import check_choice, check_int, check_mode
+from .callback import check_callbacks
 
 
 @dataclass
@@ -81,11 +82,9 @@ class RunConfig:
         Replace an existing experiment of the same name instead of refusing
         to start (a fastasha extension; without it, resume the old one with
         ``Tuner.restore``).
-    callbacks : list, optional
-        Objects with any of the methods ``on_trial_start(trial_id, config)``,
-        ``on_trial_result(trial_id, result)``, ``on_trial_complete(trial_id,
-        result)`` and ``on_trial_error(trial_id, error)``, called in the
-        driver.
+    callbacks : list of Callback, optional
+        :class:`~fastasha.callback.Callback` objects (Ray Tune's hooks and
+        arguments), called in the driver.
     """
 
     name: str | None = None
@@ -113,8 +112,7 @@ class RunConfig:
             self.failure_config = FailureConfig()
         if self.checkpoint_config is None:
             self.checkpoint_config = CheckpointConfig()
-        if self.callbacks is None:
-            self.callbacks = []
+        self.callbacks = check_callbacks(self.callbacks)
 
 
 @dataclass

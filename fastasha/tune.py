@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 # what ``tune.report`` needs (numpy, joblib and SQLite stay out of it).
 from ._session import TrialContext, TrialStopped, get_checkpoint, get_context, report
 from ._trainable import with_parameters, with_resources
+from .callback import Callback
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from .stopper import FunctionStopper, MaximumIterationStopper, Stopper
@@ -69,6 +70,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Callback",
     "Checkpoint",
     "CheckpointConfig",
     "ExperimentAnalysis",

@@ -466,7 +466,7 @@ class _Run:
         )
 
     def execute(self) -> ResultGrid:
-        rc = self.tuner.run_config
+        rc, tc = self.tuner.run_config, self.tuner.tune_config
         if not self.restore and _storage.ExperimentStore.exists(self.directory) and not rc.overwrite:
             _storage.ExperimentStore.create(self.directory, {}, overwrite=False)   # raises
         # Worker processes take a moment to start: launch them first, set up meanwhile.
@@ -512,6 +512,8 @@ class _Run:
         interrupted = served = False
         grid: Any = None
         try:
+            controller.callback("setup", stop=rc.stop, num_samples=tc.num_samples,
+                                total_num_samples=self.total)
             if reporter is not None:
                 reporter.start()
             driver.serve(controller, store, experiment_name=self.directory.name,
@@ -519,6 +521,7 @@ class _Run:
                          progress=reporter, snapshot=snapshot,
                          on_trial_finished=finished)
             served = True
+            controller.callback("on_experiment_end", trials=controller.trial_list)
         except KeyboardInterrupt:
             interrupted = True
             raise

@@ -160,6 +160,16 @@ def checkpointing(config):
                     checkpoint=tune.Checkpoint.from_directory(config["dir"]))
 
 
+def fails_once(config):
+    """Raises on its first attempt (it claims the file ``config["marker"]``), then reports once."""
+    try:
+        os.close(os.open(config["marker"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        tune.report({"loss": 1.0})
+        return
+    raise RuntimeError("the first attempt fails")
+
+
 def short_trial(config):
     """A trial of a few milliseconds; the one with ``config["die"]`` kills its own process."""
     if config.get("die"):

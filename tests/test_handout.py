@@ -34,7 +34,7 @@ import objectives  # noqa: E402
 SLOTS = 2
 
 
-class Events:
+class Events(tune.Callback):
     """A callback that records starts and completions, and the most running at once."""
 
     def __init__(self) -> None:
@@ -46,7 +46,8 @@ class Events:
         self.most_running = 0
         self.restarted: list[str] = []     # started again without having ended
 
-    def on_trial_start(self, trial_id, config):
+    def on_trial_start(self, iteration, trials, trial, **info):
+        trial_id = trial.trial_id
         with self.lock:
             if trial_id in self.running:
                 self.restarted.append(trial_id)
@@ -54,12 +55,14 @@ class Events:
             self.running.add(trial_id)
             self.most_running = max(self.most_running, len(self.running))
 
-    def on_trial_complete(self, trial_id, result):
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        trial_id = trial.trial_id
         with self.lock:
             self.running.remove(trial_id)
             self.completed.append(trial_id)
 
-    def on_trial_error(self, trial_id, error):
+    def on_trial_error(self, iteration, trials, trial, **info):
+        trial_id = trial.trial_id
         with self.lock:
             self.running.discard(trial_id)
             self.errored.append(trial_id)

@@ -41,7 +41,7 @@ def test_ray_tune_names_are_where_ray_users_look():
                  "with_parameters", "uniform", "quniform", "loguniform", "qloguniform", "randn",
                  "qrandn", "randint", "qrandint", "lograndint", "qlograndint", "choice",
                  "grid_search", "sample_from", "Stopper", "ResultGrid", "Result",
-                 "ExperimentAnalysis", "schedulers"):
+                 "ExperimentAnalysis", "schedulers", "Callback"):
         assert getattr(tune, name) is not None, name
     assert set(tune.__all__) <= set(dir(tune))
     assert tune.schedulers.AsyncHyperBandScheduler is AsyncHyperBandScheduler

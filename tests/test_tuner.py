@@ -713,21 +713,38 @@ def test_verbose_prints_a_final_table_and_at_2_a_line_per_trial(tmp_path, capsys
         assert "boom at x=1" in out
 
 
-class RecordingCallback:
+class RecordingCallback(tune.Callback):
+    """Ray Tune's hooks, with Ray's keyword arguments."""
+
     def __init__(self):
         self.events = []
+        self.iterations = []
 
-    def on_trial_start(self, trial_id, config):
-        self.events.append(("start", trial_id, config["x"]))
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
+        self.events.append(("setup", num_samples, total_num_samples))
 
-    def on_trial_result(self, trial_id, result):
-        self.events.append(("result", trial_id, result["training_iteration"]))
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.iterations.append(iteration)
+        assert trial in list(trials) and str(trial) == trial.trial_id
+        self.events.append(("start", trial.trial_id, trial.config["x"]))
 
-    def on_trial_complete(self, trial_id, result):
-        self.events.append(("complete", trial_id, result["training_iteration"]))
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.iterations.append(iteration)
+        assert trial.status == "RUNNING" and trial.last_result is result
+        self.events.append(("result", trial.trial_id, result["training_iteration"]))
 
-    def on_trial_error(self, trial_id, error):
-        self.events.append(("error", trial_id, str(error)))
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.iterations.append(iteration)
+        assert trial.status == "TERMINATED" and trial.last_result["done"] is True
+        self.events.append(("complete", trial.trial_id, trial.last_result["training_iteration"]))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.iterations.append(iteration)
+        assert trial.status == "ERROR"
+        self.events.append(("error", trial.trial_id, trial.error))
+
+    def on_experiment_end(self, trials, **info):
+        self.events.append(("end", sorted(t.status for t in trials)))
 
 
 def test_callbacks_see_starts_every_result_and_endings(tmp_path, backend):
@@ -735,6 +752,8 @@ def test_callbacks_see_starts_every_result_and_endings(tmp_path, backend):
     grid = fit(objectives.fails_for, tmp_path,
                param_space={"x": tune.grid_search([0, 1, 2]), "bad": 1},
                tune_config=tune.TuneConfig(metric="loss", mode="min"), callbacks=[callback])
+    assert callback.events[0] == ("setup", 1, 3)
+    assert callback.events[-1] == ("end", ["ERROR", "TERMINATED", "TERMINATED"])
     for r in grid:
         mine = [e for e in callback.events if e[1] == r.trial_id]
         n = n_reports(r)
@@ -743,6 +762,87 @@ def test_callbacks_see_starts_every_result_and_endings(tmp_path, backend):
         assert mine == ([("start", r.trial_id, r.config["x"])]
                         + [("result", r.trial_id, i) for i in range(1, n + 1)]
                         + [ending])
+    assert callback.iterations == sorted(set(callback.iterations))   # a growing count
+
+
+class RayDocsCallback(tune.Callback):
+    """The example of Ray Tune's ``tune.Callback`` page, as written there."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.seen.append(result["metric"])
+
+
+def reports_metric(config):
+    for i in range(3):
+        tune.report({"metric": i})
+
+
+def test_a_ray_tune_callback_runs_unchanged(tmp_path):
+    callback = RayDocsCallback()
+    fit(reports_metric, tmp_path, callbacks=[callback])
+    assert callback.seen == [0, 1, 2]
+
+
+class RetriesAndCheckpoints(tune.Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.events.append(("recover", trial.n_failures, trial.status))
+
+    def on_trial_save(self, iteration, trials, trial, **info):
+        self.events.append(("save",))
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self.events.append(("checkpoint", os.path.basename(checkpoint.path)))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.events.append(("complete", trial.n_failures))
+
+
+def test_callbacks_hear_of_retries_and_checkpoints(tmp_path):
+    callback = RetriesAndCheckpoints()
+    grid = fit(objectives.fails_once, tmp_path, param_space={"marker": str(tmp_path / "m")},
+               failure_config=tune.FailureConfig(max_failures=1), callbacks=[callback])
+    assert grid[0].status == "TERMINATED"
+    assert callback.events == [("recover", 1, "PENDING"), ("complete", 1)]
+    callback = RetriesAndCheckpoints()
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "weights.txt").write_text("w")
+    fit(objectives.checkpointing, tmp_path, name="ckpt",
+        param_space={"n": 2, "dir": str(tmp_path / "state")}, callbacks=[callback])
+    assert callback.events == [("save",), ("checkpoint", "checkpoint_000001"),
+                               ("save",), ("checkpoint", "checkpoint_000002"), ("complete", 0)]
+
+
+def test_only_the_hooks_a_callback_overrides_are_called():
+    from fastasha.callback import bound_hooks
+
+    class CompleteOnly(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            pass
+
+    class Duck:
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            pass
+
+    callbacks = [CompleteOnly(), Duck()]
+    assert len(bound_hooks(callbacks, "on_trial_complete")) == 1
+    # an inherited no-op on_trial_result must not make every report wait for the driver
+    assert [f.__self__ for f in bound_hooks(callbacks, "on_trial_result")] == [callbacks[1]]
+
+
+@pytest.mark.parametrize("callbacks, match", [
+    (RecordingCallback, r"callbacks=\.\.\.\) takes a list"),
+    ([RecordingCallback], r"got the class RecordingCallback; pass an instance"),
+    (["print"], r"has none of the callback hooks"),
+])
+def test_bad_callbacks_are_a_clear_error(callbacks, match):
+    with pytest.raises(TypeError, match=match):
+        tune.RunConfig(callbacks=callbacks)
 
 
 # ------------------------------------------------ review regressions
@@ -776,8 +876,8 @@ def test_asha_without_a_metric_fails_before_anything_runs(tmp_path):
     assert not (tmp_path / "no_metric").exists()
 
 
-class ExplodingCallback:
-    def on_trial_complete(self, trial_id, result):
+class ExplodingCallback(tune.Callback):
+    def on_trial_complete(self, iteration, trials, trial, **info):
         raise KeyError("my callback is broken")
 
 

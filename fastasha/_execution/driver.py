@@ -267,6 +267,7 @@ class Driver:
             if self._interrupted:
                 self._interrupt(now)
                 return
+            self.controller.callback("on_step_begin")
             self._accept_new()
             self._pump(now)
             if self.controller.is_finished() and self._all_slots_idle():
@@ -290,6 +291,7 @@ class Driver:
                     server.drain_wakeup()
                 elif key.data.conn in self.peers:
                     self._read(key.data)
+            self.controller.callback("on_step_end")
 
     def _all_slots_idle(self) -> bool:
         """No trial is assigned anywhere (workers may still be winding down)."""
