@@ -126,6 +126,9 @@ class Slot:
     lost: Trial | None = None          # its worker vanished; waiting for the exit status
     lost_pid: int = 0
     lost_unsure: bool = False          # the lost trial may not be the one that died
+    # ... and then the trials its worker was handed ahead, one of which it may have died
+    # in: they stay out of the queue until the exit status says which
+    lost_ahead: list = field(default_factory=list)
     kill_sent: bool = False
 
 
@@ -370,6 +373,12 @@ class Driver:
             if slot.worker is peer:
                 slot.worker = None
             unsure = self._unsure_which_trial(peer)
+            if peer.trial is not None and peer.mode == "fork" and slot.supervisor is not None \
+                    and unsure:
+                # not back in the queue yet: the exit status may charge one of them, and
+                # by then it must not have been handed to another worker
+                slot.lost_ahead = list(peer.ahead)
+                peer.ahead.clear()
             self._put_back_ahead(peer)
             if peer.trial is not None:
                 if peer.mode == "fork" and slot.supervisor is not None:
@@ -394,6 +403,7 @@ class Driver:
             self._forget(worker)
             if trial is not None:
                 self._lose(trial, "its slot's joblib task ended", count=False, now=now)
+        self._put_back_lost_ahead(slot)
         if slot.lost is not None:
             self._lose(slot.lost, "its slot's joblib task ended", count=False, now=now)
         if slot.reserved is not None:
@@ -464,6 +474,7 @@ class Driver:
         trial, unsure = None, False
         if slot.lost is not None and slot.lost_pid == pid:
             trial, slot.lost, unsure = slot.lost, None, slot.lost_unsure
+            self._put_back_lost_ahead(slot)      # the charge below takes its culprit out
         elif slot.worker is not None and slot.worker.pid == pid and slot.worker.host == peer.host:
             worker = slot.worker
             unsure = self._unsure_which_trial(worker)
@@ -633,6 +644,11 @@ class Driver:
         still among ``worker.ahead``.
         """
         return worker.hold_given and bool(worker.ahead)
+
+    def _put_back_lost_ahead(self, slot: Slot) -> None:
+        if slot.lost_ahead:
+            self.controller.put_back(slot.lost_ahead)
+            slot.lost_ahead = []
 
     def _put_back_ahead(self, peer: Peer) -> None:
         if peer.ahead:
@@ -806,6 +822,7 @@ class Driver:
                 self._send(slot.supervisor, ("kill",))
             if slot.reserved is not None:
                 self._unreserve(slot.reserved, now)
+            self._put_back_lost_ahead(slot)
             for trial in (slot.lost, slot.worker.trial if slot.worker else None):
                 if trial is not None:
                     self._lose(trial, "interrupted", count=False, now=now)   # back to PENDING
