@@ -285,48 +285,56 @@ class Session(Recorder):
             # reports taken by the common case since the last one here counted as
             # their own time: the latest of them is the one to compare with
             self._last_t = self.iteration
-        self.iteration = iteration = self.iteration + 1
-        if "training_iteration" in metrics:
-            self._never_fast = True   # its own count: the decreasing check always matters
-        if self._check_metric:
-            self._check_metric = False
-            if self.metric not in metrics and self.metric not in _rows.AUTO_KEYS:
-                raise ValueError(
-                    f"trial {self.trial_id} reported {sorted(metrics)!r} but TuneConfig(metric="
-                    f"{self.metric!r}) needs {self.metric!r} in every result; add it to the dict "
-                    "passed to tune.report() or change the metric"
-                )
-        self.fast = not self._never_fast and not self.every_report and \
-            not self.stop_items and self._counts_reports
-        decide = self.every_report
-        time_attr = self.time_attr
-        if self._counts_reports and "training_iteration" not in metrics:
-            # the common case, kept short: decisions fall on report counts
-            if iteration >= self.decision_point or iteration < self._last_t:
-                decide = True
-            self._last_t = iteration
-        elif time_attr is not None:
-            t = self._value(time_attr, metrics, now)
-            if t is not None:
-                try:
-                    if t >= self.decision_point or t < self._last_t:
-                        decide = True
-                except TypeError as err:
-                    raise TypeError(
-                        f"result key {time_attr!r} must be a number, got {t!r}"
-                    ) from err
-                self._last_t = t
-        stop_hit = False
-        for key, bound in self.stop_items:     # usually empty
-            value = self._value(key, metrics, now)
-            if value is None:
-                raise ValueError(
-                    f"stop criterion {key!r} is not in the result of trial {self.trial_id}; "
-                    f"it reported {sorted(metrics)!r} plus the automatic "
-                    f"{list(_rows.AUTO_KEYS)!r}"
-                )
-            if value >= bound:
-                stop_hit = True
+        iteration = self.iteration + 1
+        previous_t = self._last_t
+        self.iteration = iteration
+        try:
+            if "training_iteration" in metrics:
+                self._never_fast = True   # its own count: the decreasing check always matters
+            if self._check_metric:
+                self._check_metric = False
+                if self.metric not in metrics and self.metric not in _rows.AUTO_KEYS:
+                    raise ValueError(
+                        f"trial {self.trial_id} reported {sorted(metrics)!r} but "
+                        f"TuneConfig(metric={self.metric!r}) needs {self.metric!r} in every "
+                        "result; add it to the dict passed to tune.report() or change the metric"
+                    )
+            self.fast = not self._never_fast and not self.every_report and \
+                not self.stop_items and self._counts_reports
+            decide = self.every_report
+            time_attr = self.time_attr
+            if self._counts_reports and "training_iteration" not in metrics:
+                # the common case, kept short: decisions fall on report counts
+                if iteration >= self.decision_point or iteration < self._last_t:
+                    decide = True
+                self._last_t = iteration
+            elif time_attr is not None:
+                t = self._value(time_attr, metrics, now)
+                if t is not None:
+                    try:
+                        if t >= self.decision_point or t < self._last_t:
+                            decide = True
+                    except TypeError as err:
+                        raise TypeError(
+                            f"result key {time_attr!r} must be a number, got {t!r}"
+                        ) from err
+                    self._last_t = t
+            stop_hit = False
+            for key, bound in self.stop_items:     # usually empty
+                value = self._value(key, metrics, now)
+                if value is None:
+                    raise ValueError(
+                        f"stop criterion {key!r} is not in the result of trial {self.trial_id}; "
+                        f"it reported {sorted(metrics)!r} plus the automatic "
+                        f"{list(_rows.AUTO_KEYS)!r}"
+                    )
+                if value >= bound:
+                    stop_hit = True
+        except BaseException:
+            # a report that is refused is not recorded, so it does not count: the
+            # iterations of the buffered reports stay consecutive
+            self.iteration, self._last_t = iteration - 1, previous_t
+            raise
         if decide or stop_hit or checkpoint is not None:
             # hold the lock so that the background flush cannot ship this result as a
             # mere "sync" (without its checkpoint and its decision) while we work

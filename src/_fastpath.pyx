@@ -151,6 +151,8 @@ def pack_columns(list entries):
         return None
     keys = tuple(first_metrics)
     k = len(keys)
+    if PyDict_Size(first_metrics) != k:    # (cannot differ; the loops below rely on it)
+        return None
     for j in range(k):
         if type(keys[j]) is not str:
             return None
@@ -158,6 +160,8 @@ def pack_columns(list entries):
     j = 0
     pos = 0
     while PyDict_Next(first_metrics, &pos, &key, &value):
+        if j >= k:
+            return None
         if PyFloat_CheckExact(<object>value):
             kinds[j] = 100     # "d"
         elif PyLong_CheckExact(<object>value):
@@ -181,6 +185,8 @@ def pack_columns(list entries):
         j = 0
         pos = 0
         while PyDict_Next(metrics, &pos, &key, &value):
+            if j >= k:
+                return None
             if <object>key is not keys[j] and not (
                     PyUnicode_CheckExact(<object>key) and <object>key == keys[j]):
                 return None           # another key, or the same keys in another order

@@ -177,3 +177,21 @@ def test_a_stop_heard_meanwhile_ends_the_next_compiled_report():
     finally:
         _session.set_session(None)
         link.close()
+
+
+def test_a_refused_report_does_not_count():
+    """An objective that catches report()'s error goes on with consecutive iterations."""
+    conn = _Conn()
+    link, session = _session_on(conn, decision_point=math.inf)
+    _session.set_session(session)
+    try:
+        with pytest.raises(ValueError, match="needs 'loss' in every result"):
+            tune.report({"acc": 1.0})
+        assert session.iteration == 0
+        tune.report({"loss": 1.0})
+        tune.report({"loss": 2.0})
+        _, n_rows, last = session.drain()
+        assert (n_rows, last["training_iteration"], session.iteration) == (2, 2, 2)
+    finally:
+        _session.set_session(None)
+        link.close()

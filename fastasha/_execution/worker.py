@@ -220,6 +220,8 @@ def _supervise(task: SlotTask) -> int:
             code, told_to_exit = _wait_child(pid, sup)
             running = _read_board(page)
             page.close()
+            if told_to_exit:
+                driver_gone = False    # it is winding down, not gone: no orphan check
             if code is None:
                 return n_forked    # the driver went away; the child was killed
             try:
@@ -227,7 +229,6 @@ def _supervise(task: SlotTask) -> int:
             except OSError:
                 return n_forked
             if told_to_exit:       # the sweep is over: no answer to wait for
-                driver_gone = False
                 return n_forked
     finally:
         sup.close()
@@ -302,12 +303,15 @@ def _thread_pools() -> Any:
     libraries are loaded (a loky worker serves many sweeps).
     """
     global _pools
+    try:
+        # imported first: it loads libraries of its own (ctypes, libffi) the first time
+        from threadpoolctl import ThreadpoolController
+    except Exception:   # noqa: BLE001 - best effort; the env vars still apply
+        return None
     libraries = _loaded_libraries()
     if _pools is not None and libraries is not None and _pools[0] == libraries:
         return _pools[1]
     try:
-        from threadpoolctl import ThreadpoolController
-
         controller = ThreadpoolController()
     except Exception:   # noqa: BLE001 - best effort; the env vars still apply
         controller = None
