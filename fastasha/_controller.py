@@ -350,8 +350,15 @@ class Controller:
             return False
         return bool(self.queue) or not self.exhausted
 
-    def assign(self, now: float, prefer_gpus: tuple[str, ...] = ()) -> Trial | None:
-        """The next trial to start, with resources reserved; None if none can start now."""
+    def assign(self, now: float, prefer_gpus: tuple[str, ...] = (),
+               announce: bool = True) -> Trial | None:
+        """The next trial to start, with resources reserved; None if none can start now.
+
+        With ``announce=False`` callbacks hear of the start only from
+        :meth:`announce_start`, once a worker really gets the trial: one
+        assigned to a slot whose process is still starting may go back
+        unstarted.
+        """
         self.tick(now)
         if not self.can_start_more():
             return None
@@ -371,17 +378,23 @@ class Controller:
             return None
         if from_retry:
             self.queue.popleft()
-        self._start(trial, allocation, now)
+        self._start(trial, allocation, now, announce)
         return trial
 
-    def _start(self, trial: Trial, allocation: Allocation, now: float) -> None:
+    def announce_start(self, trial: Trial) -> None:
+        """Tell callbacks that a trial assigned with ``announce=False`` has gone to a worker."""
+        self.callback("on_trial_start", trial)
+
+    def _start(self, trial: Trial, allocation: Allocation, now: float,
+               announce: bool = True) -> None:
         trial.allocation = allocation
         trial.started_at = now
         trial.stop_reason = None
         trial.pending_error = None
         self._set_status(trial, RUNNING)
         self._persist(trial)
-        self.callback("on_trial_start", trial)
+        if announce:
+            self.callback("on_trial_start", trial)
 
     # ------------------------------------------------------ handing out ahead
 
@@ -536,8 +549,14 @@ class Controller:
                 trial.pending_error = (f"{type(err).__name__}: {err}", traceback.format_exc())
                 stop = True
             else:
-                # after the searcher and the scheduler, as in Ray; its errors end the sweep
-                self.callback("on_trial_result", trial, result=last)
+                # after the searcher and the scheduler, as in Ray (a copy, as Ray's: a
+                # hook that edits it changes nothing recorded); its errors end the sweep
+                if self._hooks["on_trial_result"]:
+                    self.callback("on_trial_result", trial, result=dict(last))
+                if checkpoint is not None:
+                    self.callback("on_trial_save", trial)
+                    if self._hooks["on_checkpoint"]:
+                        self.callback("on_checkpoint", trial, checkpoint=Checkpoint(checkpoint[0]))
         self.tick(now)
         if self.stopping or trial.pending_error is not None:
             stop = True
@@ -576,8 +595,6 @@ class Controller:
         latest = trial.checkpoint
         self.recorder.update_trial(trial.trial_id, checkpoints=[list(c) for c in trial.checkpoints],
                                    checkpoint=latest[0] if latest else None)
-        self.callback("on_trial_save", trial)
-        self.callback("on_checkpoint", trial, checkpoint=Checkpoint(path))
 
     # ------------------------------------------------------------------- endings
 
@@ -619,8 +636,10 @@ class Controller:
 
         ``outcome`` says what becomes of the trial: ``"RETRY"`` (a failure
         if ``count``, retried under ``max_failures``; otherwise back to the
-        queue), ``"PENDING"`` (interrupted: back to the queue, to resume
-        later) or ``"TERMINATED"`` (killed while the sweep was stopping). A
+        queue), ``"PENDING"`` (interrupted, or never started: back to the
+        queue, to resume later), ``"AGAIN"`` (it ran, but its end was lost
+        with its worker: back to the queue, no failure) or ``"TERMINATED"``
+        (killed while the sweep was stopping). A
         trial the scheduler had already stopped ends TERMINATED whatever
         happened to its worker: it must not run again.
         """
@@ -632,6 +651,9 @@ class Controller:
             self._finish_terminated(trial)
         elif outcome == "PENDING":
             self._requeue(trial)
+        elif outcome == "AGAIN":          # it ran, but how it ended is lost: run it again
+            self._requeue(trial)
+            self.callback("on_trial_recover", trial)
         elif count:
             self._fail(trial, reason, None, count=True)
         else:
@@ -642,6 +664,7 @@ class Controller:
                            "while running it", None, count=True)
             else:
                 self._requeue(trial)
+                self.callback("on_trial_recover", trial)
         self.tick(now)
 
     def _requeue(self, trial: Trial) -> None:

@@ -286,7 +286,7 @@ class Session(Recorder):
             # their own time: the latest of them is the one to compare with
             self._last_t = self.iteration
         iteration = self.iteration + 1
-        previous_t = self._last_t
+        previous = (self._last_t, self._check_metric, self.fast)
         self.iteration = iteration
         try:
             if "training_iteration" in metrics:
@@ -333,7 +333,8 @@ class Session(Recorder):
         except BaseException:
             # a report that is refused is not recorded, so it does not count: the
             # iterations of the buffered reports stay consecutive
-            self.iteration, self._last_t = iteration - 1, previous_t
+            self.iteration = iteration - 1
+            self._last_t, self._check_metric, self.fast = previous
             raise
         if decide or stop_hit or checkpoint is not None:
             # hold the lock so that the background flush cannot ship this result as a

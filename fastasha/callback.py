@@ -30,7 +30,12 @@ What the hooks receive:
     ``trial.n_failures``; ``str(trial)`` is its id. Treat it as read-only.
     Once a trial has finished, the driver drops its ``config`` and
     ``last_result`` to keep its memory flat over long sweeps (the
-    experiment file keeps them): read them inside the hook.
+    experiment file keeps them): read them inside the hook. A callback
+    that overrides ``on_experiment_end`` keeps them all.
+
+``result`` is a copy: editing it changes nothing recorded. A trial that
+started once may start again: after a failure it is retried for, or when
+its worker was lost; ``on_trial_recover`` comes first.
 
 Not supported: ``get_state``/``set_state`` are not saved with the
 experiment, so a restored sweep starts its callbacks afresh, and
@@ -39,6 +44,7 @@ experiment, so a restored sweep starts its callbacks afresh, and
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Sequence
 
 HOOKS = (
@@ -46,6 +52,18 @@ HOOKS = (
     "on_trial_save", "on_checkpoint", "on_trial_complete", "on_trial_error",
     "on_trial_recover", "on_experiment_end",
 )
+# Ray's hooks this driver never calls (accepted, so that a Ray callback still loads)
+NOT_CALLED = ("on_trial_restore",)
+
+# the keyword arguments each hook is called with (beyond what ``**info`` may take)
+_ARGUMENTS = {
+    "setup": ("stop", "num_samples", "total_num_samples"),
+    "on_step_begin": ("iteration", "trials"),
+    "on_step_end": ("iteration", "trials"),
+    "on_trial_result": ("iteration", "trials", "trial", "result"),
+    "on_checkpoint": ("iteration", "trials", "trial", "checkpoint"),
+    "on_experiment_end": ("trials",),
+}
 
 
 class Callback:
@@ -81,7 +99,11 @@ class Callback:
 
     def on_trial_save(self, iteration: int, trials: Sequence, trial: Any,
                       **info: Any) -> None:
-        """Called when a trial has saved a checkpoint (before :meth:`on_checkpoint`)."""
+        """Called when a trial has saved a checkpoint.
+
+        After :meth:`on_trial_result` for the result it came with, and
+        before :meth:`on_checkpoint`.
+        """
 
     def on_checkpoint(self, iteration: int, trials: Sequence, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
@@ -97,10 +119,20 @@ class Callback:
 
     def on_trial_recover(self, iteration: int, trials: Sequence, trial: Any,
                          **info: Any) -> None:
-        """Called when a trial failed and will be retried (``FailureConfig.max_failures``)."""
+        """Called when a trial that ran goes back to wait, to run again.
+
+        After a failure it is retried for (``FailureConfig.max_failures``),
+        and when its worker slot was lost or its end was lost with its
+        worker process (no failure counted then): it will be started, and
+        report, again.
+        """
 
     def on_experiment_end(self, trials: Sequence, **info: Any) -> None:
-        """Called once, after the last trial has ended (not after Ctrl-C)."""
+        """Called once, after the last trial has ended (not after Ctrl-C or an error).
+
+        Overriding it keeps every finished trial's ``config`` and
+        ``last_result`` in memory for this call (they are dropped otherwise).
+        """
 
     def get_state(self) -> dict | None:
         """Ray's hook for saving a callback's state; fastasha does not save it."""
@@ -122,10 +154,29 @@ def bound_hooks(callbacks: list, name: str) -> list:
         fn = getattr(cb, name, None)
         if not callable(fn):
             continue
-        if isinstance(cb, Callback) and getattr(type(cb), name, None) is getattr(Callback, name):
+        if isinstance(cb, Callback) and name not in getattr(cb, "__dict__", {}) and \
+                getattr(type(cb), name, None) is getattr(Callback, name):
             continue
         out.append(fn)
     return out
+
+
+def _check_signature(cb: Any, name: str) -> None:
+    """A clear error for a hook that cannot take the arguments it will be called with."""
+    fn = getattr(cb, name)
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):       # a builtin or C function: cannot tell
+        return
+    arguments = _ARGUMENTS.get(name, ("iteration", "trials", "trial"))
+    try:
+        signature.bind(**{a: None for a in arguments})
+    except TypeError:
+        raise TypeError(
+            f"{type(cb).__name__}.{name}{signature} cannot be called the way Ray Tune (and "
+            f"fastasha) call it: {name}({', '.join(arguments)}, **info), with keyword "
+            "arguments; give it those parameters (a trial's id is trial.trial_id)"
+        ) from None
 
 
 def check_callbacks(callbacks: Any) -> list:
@@ -133,8 +184,11 @@ def check_callbacks(callbacks: Any) -> list:
     if callbacks is None:
         return []
     if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, (list, tuple)):
+        single = not isinstance(callbacks, type) and \
+            any(callable(getattr(callbacks, n, None)) for n in HOOKS)
+        hint = "; put it in a list: callbacks=[...]" if single else ""
         raise TypeError(
-            f"RunConfig(callbacks=...) takes a list of Callback objects, got {callbacks!r}"
+            f"RunConfig(callbacks=...) takes a list of Callback objects, got {callbacks!r}{hint}"
         )
     for cb in callbacks:
         if isinstance(cb, type):
@@ -142,9 +196,12 @@ def check_callbacks(callbacks: Any) -> list:
                 f"RunConfig(callbacks=...) got the class {cb.__name__}; pass an instance: "
                 f"callbacks=[{cb.__name__}()]"
             )
-        if not any(callable(getattr(cb, name, None)) for name in HOOKS):
+        if not any(callable(getattr(cb, name, None)) for name in HOOKS + NOT_CALLED):
             raise TypeError(
                 f"{cb!r} in RunConfig(callbacks=...) has none of the callback hooks "
                 f"({', '.join(HOOKS)}); subclass tune.Callback"
             )
+        for name in HOOKS:
+            if bound_hooks([cb], name):
+                _check_signature(cb, name)
     return list(callbacks)

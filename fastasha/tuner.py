@@ -15,6 +15,7 @@ from ._controller import Controller, Trial
 from ._execution.driver import Driver
 from ._resources import Request, ResourcePool, parse_available
 from ._trainable import request_of
+from .callback import bound_hooks
 from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from .results import ResultGrid
 from .schedulers import AsyncHyperBandScheduler, FIFOScheduler
@@ -469,6 +470,9 @@ class _Run:
         rc, tc = self.tuner.run_config, self.tuner.tune_config
         if not self.restore and _storage.ExperimentStore.exists(self.directory) and not rc.overwrite:
             _storage.ExperimentStore.create(self.directory, {}, overwrite=False)   # raises
+        # before anything is created: a setup that raises leaves nothing behind
+        for setup in bound_hooks(rc.callbacks, "setup"):
+            setup(stop=rc.stop, num_samples=tc.num_samples, total_num_samples=self.total)
         # Worker processes take a moment to start: launch them first, set up meanwhile.
         driver = Driver(self.tuner.trainable, self.n_slots,
                         host=os.environ.get(DRIVER_HOST_ENV) or "127.0.0.1")
@@ -502,18 +506,20 @@ class _Run:
             reporter = None
         snapshot = _Snapshots(controller, self.metric, self.mode, time.monotonic())
 
+        # a callback's on_experiment_end gets every trial whole; otherwise a finished
+        # trial's config and last result are dropped (both are in the store by now)
+        keep_finished = controller.has_hook("on_experiment_end")
+
         def finished(trial: Trial) -> None:
             if rc.verbose >= 2:
                 reporter.trial_finished(snapshot.row(trial), trial.error)   # type: ignore[union-attr]
-            if trial is not controller.best:      # both are in the store now
+            if trial is not controller.best and not keep_finished:
                 trial.config = None
                 trial.last_result = None
 
         interrupted = served = False
         grid: Any = None
         try:
-            controller.callback("setup", stop=rc.stop, num_samples=tc.num_samples,
-                                total_num_samples=self.total)
             if reporter is not None:
                 reporter.start()
             driver.serve(controller, store, experiment_name=self.directory.name,

@@ -730,7 +730,7 @@ class RecordingCallback(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.iterations.append(iteration)
-        assert trial.status == "RUNNING" and trial.last_result is result
+        assert trial.status == "RUNNING" and trial.last_result == result
         self.events.append(("result", trial.trial_id, result["training_iteration"]))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -818,6 +818,126 @@ def test_callbacks_hear_of_retries_and_checkpoints(tmp_path):
                                ("save",), ("checkpoint", "checkpoint_000002"), ("complete", 0)]
 
 
+class Lifecycle(tune.Callback):
+    """Every trial event and every loop step, in order."""
+
+    def __init__(self):
+        self.events, self.steps = [], []
+
+    def on_step_begin(self, iteration, trials, **info):
+        self.steps.append("begin")
+
+    def on_step_end(self, iteration, trials, **info):
+        self.steps.append("end")
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.events.append(("start", trial.trial_id))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.events.append(("result", trial.trial_id))
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.events.append(("recover", trial.trial_id))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.events.append(("complete", trial.trial_id))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.events.append(("error", trial.trial_id))
+
+    def broken_lifecycles(self):
+        """Trials whose events are not start, results, (recover, start, results)*, end."""
+        per_trial = {}
+        for kind, trial_id in self.events:
+            per_trial.setdefault(trial_id, []).append(kind)
+        broken = {}
+        for trial_id, kinds in per_trial.items():
+            state = "waiting"
+            for kind in kinds:
+                allowed = {"start": state == "waiting", "result": state == "running",
+                           "recover": state == "running",
+                           "complete": state == "running", "error": state == "running"}[kind]
+                if not allowed:
+                    broken[trial_id] = kinds
+                    break
+                state = {"start": "running", "recover": "waiting"}.get(
+                    kind, "done" if kind in ("complete", "error") else state)
+            else:
+                if state != "done":
+                    broken[trial_id] = kinds
+        return broken
+
+
+def test_a_trial_lost_with_its_worker_is_recovered_before_it_starts_again(tmp_path):
+    """Among short trials (whose ends a worker may send late) one kills its process.
+
+    The trials whose ends died with that process run again: callbacks hear
+    on_trial_recover before their second start, never two starts in a row.
+    """
+    callback = Lifecycle()
+    space = {"x": tune.grid_search(list(range(300))),
+             "die": tune.sample_from(lambda spec: spec.config.x == 150)}
+    grid = fit(objectives.short_trial, tmp_path, param_space=space, callbacks=[callback])
+    assert callback.broken_lifecycles() == {}
+    assert {r.status for r in grid} == {"TERMINATED", "ERROR"} and grid.num_errors == 1
+    assert callback.steps.count("begin") == callback.steps.count("end")
+
+
+class RaisesAtThirdResult(tune.Callback):
+    def __init__(self):
+        self.results = 0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.results += 1
+        if self.results == 3:
+            raise LookupError("my callback is broken")
+
+
+def test_a_hook_that_raises_ends_the_sweep_at_once_and_it_resumes(tmp_path, backend):
+    started = time.monotonic()
+    with pytest.raises(LookupError, match="my callback is broken"):
+        fit(objectives.sleepy_steps, tmp_path,
+            param_space={"x": tune.grid_search([0.0, 1.0, 2.0]), "n": 3, "sleep": 0.05},
+            callbacks=[RaisesAtThirdResult()])
+    # the running trials are put back, as on Ctrl-C; waiting for them (the 5 s the
+    # wind-down allows) would delay the error
+    assert time.monotonic() - started < 4
+    grid = tune.Tuner.restore(str(tmp_path / "exp"), objectives.sleepy_steps).fit()
+    assert [r.status for r in grid] == ["TERMINATED"] * 3
+    assert all(n_reports(r) >= 3 for r in grid)
+
+
+class EditsResults(tune.Callback):
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        result["loss"] = -1000.0
+
+    def on_experiment_end(self, trials, **info):
+        self.seen = [(t.config["x"], t.last_result["loss"]) for t in trials]
+
+
+def test_a_hook_gets_a_copy_of_the_result_and_the_end_sees_every_trial(tmp_path):
+    callback = EditsResults()
+    grid = fit(objectives.steps, tmp_path,
+               param_space={"x": tune.grid_search([1.0, 2.0, 3.0]), "n": 2},
+               tune_config=tune.TuneConfig(metric="loss", mode="min"), callbacks=[callback])
+    assert sorted(r.metrics["loss"] for r in grid) == [2.0, 4.0, 6.0]
+    assert grid.get_best_result().config["x"] == 1.0
+    # on_experiment_end gets every trial whole (they are not dropped for it)
+    assert sorted(callback.seen) == [(1.0, 2.0), (2.0, 4.0), (3.0, 6.0)]
+
+
+class FailsInSetup(tune.Callback):
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
+        raise RuntimeError("no setup today")
+
+
+def test_a_setup_that_raises_leaves_nothing_behind(tmp_path):
+    with pytest.raises(RuntimeError, match="no setup today"):
+        fit(objectives.steps, tmp_path, param_space={"x": 1.0, "n": 1},
+            callbacks=[FailsInSetup()])
+    assert not (tmp_path / "exp").exists()
+
+
 def test_only_the_hooks_a_callback_overrides_are_called():
     from fastasha.callback import bound_hooks
 
@@ -833,12 +953,26 @@ def test_only_the_hooks_a_callback_overrides_are_called():
     assert len(bound_hooks(callbacks, "on_trial_complete")) == 1
     # an inherited no-op on_trial_result must not make every report wait for the driver
     assert [f.__self__ for f in bound_hooks(callbacks, "on_trial_result")] == [callbacks[1]]
+    # a hook set on the instance counts too
+    plain = tune.Callback()
+    plain.on_trial_error = lambda **info: None
+    assert bound_hooks([plain], "on_trial_error") == [plain.on_trial_error]
+
+
+class OldStyle:
+    """Hooks with fastasha's old arguments: caught when the RunConfig is made."""
+
+    def on_trial_start(self, trial_id, config):
+        pass
 
 
 @pytest.mark.parametrize("callbacks, match", [
     (RecordingCallback, r"callbacks=\.\.\.\) takes a list"),
+    (RecordingCallback(), r"put it in a list"),
     ([RecordingCallback], r"got the class RecordingCallback; pass an instance"),
     (["print"], r"has none of the callback hooks"),
+    ([OldStyle()], r"OldStyle.on_trial_start\(trial_id, config\) cannot be called the way "
+                   r"Ray Tune \(and fastasha\) call it: on_trial_start\(iteration, trials, trial"),
 ])
 def test_bad_callbacks_are_a_clear_error(callbacks, match):
     with pytest.raises(TypeError, match=match):

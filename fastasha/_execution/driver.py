@@ -247,6 +247,14 @@ class Driver:
             previous = signal.signal(signal.SIGINT, self._on_sigint)
         try:
             self._loop()
+        except BaseException:
+            # user code raised in the driver (a callback, a stopper...): stop at once, as
+            # on Ctrl-C, with the running trials put back as PENDING to resume later;
+            # waiting for them to end could take as long as they do
+            if not self._interrupted:
+                self._interrupted = True
+                self._interrupt(time.monotonic())
+            raise
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -274,10 +282,12 @@ class Driver:
             self._accept_new()
             self._pump(now)
             if self.controller.is_finished() and self._all_slots_idle():
+                self.controller.callback("on_step_end")
                 return
             if self._launcher_done.is_set():
                 self._on_launcher_done(now)
                 if self.controller.is_finished():
+                    self.controller.callback("on_step_end")
                     return
             if now >= next_flush:
                 self.store.flush_soon()     # committed by a background thread
@@ -515,7 +525,7 @@ class Driver:
         if culprit is None or culprit.status != "PENDING":
             return False
         self._lose(believed, "its end was lost with its worker process", count=False, now=now,
-                   outcome="PENDING")
+                   outcome="AGAIN")
         self.controller.fail_unstarted(culprit, reason, now)
         self._after_trial(culprit)
         return True
@@ -687,7 +697,7 @@ class Driver:
         trial = self._reserved(slot, now)
         if trial is None:
             prefer = tuple(g for g in (worker.env or {}).get("CUDA_VISIBLE_DEVICES", "").split(",") if g)
-            trial = self.controller.assign(now, prefer)
+            trial = self.controller.assign(now, prefer, announce=False)
         if trial is None:
             if not self.controller.more_may_come():
                 self._send(worker, ("exit",))
@@ -699,6 +709,7 @@ class Driver:
             return
         worker.trial = trial
         worker.drop_sent = False
+        self.controller.announce_start(trial)
         self._top_up(worker, first=trial)
 
     def _ahead_depth(self) -> int:
@@ -766,7 +777,7 @@ class Driver:
     def _feed_supervisor(self, slot: Slot, sup: Peer, now: float) -> None:
         trial = self._reserved(slot, now)
         if trial is None:
-            trial = self.controller.assign(now)
+            trial = self.controller.assign(now, announce=False)
             slot.reserved = trial
         if trial is None:
             if not self.controller.more_may_come():

@@ -221,7 +221,7 @@ def _supervise(task: SlotTask) -> int:
             running = _read_board(page)
             page.close()
             if told_to_exit:
-                driver_gone = False    # it is winding down, not gone: no orphan check
+                driver_gone = False    # it is winding down: the orphan check waits no more
             if code is None:
                 return n_forked    # the driver went away; the child was killed
             try:
@@ -234,8 +234,10 @@ def _supervise(task: SlotTask) -> int:
         sup.close()
         if previous_sigint is not None:     # a reused loky worker is Ctrl-C-able again
             signal.signal(signal.SIGINT, previous_sigint)
-        if driver_gone and child_of_driver:
+        if child_of_driver and driver_gone:
             _exit_if_orphaned(task.driver_pid)
+        elif child_of_driver:
+            _exit_if_orphaned(task.driver_pid, wait_s=0.0)   # killed right after its "exit"?
 
 
 def _exit_if_orphaned(driver_pid: int, wait_s: float = 1.0) -> None:
