@@ -210,8 +210,9 @@ class Controller:
         """Call hook ``name`` of every callback that has it, with Ray's keyword arguments.
 
         Per-trial hooks get ``iteration``, ``trials`` and ``trial``;
-        ``on_step_*`` get ``iteration`` and ``trials``; ``setup`` and
-        ``on_experiment_end`` only what is passed here.
+        ``on_step_*`` get ``iteration`` and ``trials``; ``on_experiment_end``
+        only what is passed here. (``setup`` is called by the Tuner, before
+        the experiment exists.)
         """
         hooks = self._hooks[name]
         if not hooks:

@@ -87,6 +87,14 @@ def _cloudpickle():
     return cloudpickle
 
 
+def _send_quietly(conn: Connection, message: tuple) -> None:
+    """Send at the end of a sweep, when a peer that has gone away no longer matters."""
+    try:
+        conn.send(message)
+    except (OSError, ValueError):
+        pass
+
+
 def describe_exit(code: int) -> str:
     """Human words for a process exit code (negative = killed by a signal)."""
     if code < 0:
@@ -383,21 +391,21 @@ class Driver:
             if slot.worker is peer:
                 slot.worker = None
             unsure = self._unsure_which_trial(peer)
-            if peer.trial is not None and peer.mode == "fork" and slot.supervisor is not None \
-                    and unsure:
+            # a forked process's supervisor will report how it ended: wait for that
+            awaits_exit = peer.trial is not None and peer.mode == "fork" and \
+                slot.supervisor is not None
+            if awaits_exit and unsure:
                 # not back in the queue yet: the exit status may charge one of them, and
                 # by then it must not have been handed to another worker
                 slot.lost_ahead = list(peer.ahead)
                 peer.ahead.clear()
             self._put_back_ahead(peer)
-            if peer.trial is not None:
-                if peer.mode == "fork" and slot.supervisor is not None:
-                    slot.lost, slot.lost_pid = peer.trial, peer.pid   # wait for the exit status
-                    slot.lost_unsure = unsure
-                else:
-                    self._lose(peer.trial, f"the worker of slot {peer.slot} (pid {peer.pid}) "
-                               "disconnected", count=peer.mode == "inline", now=now)
-                peer.trial = None
+            if awaits_exit:
+                slot.lost, slot.lost_pid, slot.lost_unsure = peer.trial, peer.pid, unsure
+            elif peer.trial is not None:
+                self._lose(peer.trial, f"the worker of slot {peer.slot} (pid {peer.pid}) "
+                           "disconnected", count=peer.mode == "inline", now=now)
+            peer.trial = None
             return
         # a supervisor vanished: its slot task is gone
         if slot.supervisor is not peer:
@@ -850,10 +858,7 @@ class Driver:
             for peer in list(self.peers.values()):
                 if peer.waiting or peer.role == "supervisor":
                     peer.waiting = False
-                    try:
-                        peer.conn.send(("exit",))
-                    except (OSError, ValueError):
-                        pass
+                    _send_quietly(peer.conn, ("exit",))
         finally:
             if flush:
                 self.store.flush()
@@ -875,16 +880,11 @@ class Driver:
                     self.peers.pop(conn, None)
                     conn.close()
                     continue
-                if isinstance(message, tuple) and message and message[0] in ("child_exit", "end", "worker", "supervisor"):
-                    try:
-                        conn.send(("exit",))
-                    except (OSError, ValueError):
-                        pass
-                elif isinstance(message, tuple) and message and message[0] == "report":
-                    try:
-                        conn.send(("verdict", True, float("inf")))
-                    except (OSError, ValueError):
-                        pass
+                kind = message[0] if isinstance(message, tuple) and message else None
+                if kind in ("child_exit", "end", "worker", "supervisor"):
+                    _send_quietly(conn, ("exit",))
+                elif kind == "report":
+                    _send_quietly(conn, ("verdict", True, float("inf")))
         for peer in list(self.peers.values()):
             try:
                 peer.conn.close()

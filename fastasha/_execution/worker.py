@@ -234,10 +234,9 @@ def _supervise(task: SlotTask) -> int:
         sup.close()
         if previous_sigint is not None:     # a reused loky worker is Ctrl-C-able again
             signal.signal(signal.SIGINT, previous_sigint)
-        if child_of_driver and driver_gone:
-            _exit_if_orphaned(task.driver_pid)
-        elif child_of_driver:
-            _exit_if_orphaned(task.driver_pid, wait_s=0.0)   # killed right after its "exit"?
+        if child_of_driver:
+            # after a normal end only a driver killed right after its "exit" is gone
+            _exit_if_orphaned(task.driver_pid, wait_s=1.0 if driver_gone else 0.0)
 
 
 def _exit_if_orphaned(driver_pid: int, wait_s: float = 1.0) -> None:
