@@ -241,3 +241,74 @@ def test_a_config_the_worker_cannot_unpickle_fails_its_trial_only(tmp_path):
     assert "could not be unpickled in the worker" in str(by_x[1.0].error)
     assert "this config cannot be rebuilt here" in str(by_x[1.0].error)
     assert by_x[0.0].status == by_x[2.0].status == "TERMINATED"
+
+
+class _NoStore:
+    """A recorder that keeps nothing (the store is not what this test is about)."""
+
+    def add_trial(self, *args, **kwargs):
+        pass
+
+    def update_trial(self, *args, **kwargs):
+        pass
+
+    def add_results(self, *args, **kwargs):
+        pass
+
+    def add_event(self, *args, **kwargs):
+        pass
+
+    def remove_checkpoint(self, *args, **kwargs):
+        pass
+
+
+def test_a_dead_workers_trials_ahead_wait_for_its_exit_status():
+    """The worker's connection closes before its supervisor reports the exit.
+
+    The worker held back ends, so it may have died in a trial handed to it
+    ahead. Those trials must not go back to the queue (where another worker
+    could be handed the culprit) until the exit status names it; then the
+    culprit is charged and every trial is queued exactly once.
+    """
+    import selectors
+    from multiprocessing import Pipe
+
+    from fastasha._execution.driver import Driver, Peer
+    from fastasha._resources import Request, ResourcePool
+
+    configs = iter([{"i": i} for i in range(6)])
+    controller = Controller(
+        suggest=lambda trial_id: next(configs), total=6, scheduler=FIFOScheduler(),
+        request_for=lambda config: Request(1.0, 0.0), pool=ResourcePool(2.0, []),
+        recorder=_NoStore(), metric=None, mode=None, max_failures=2)
+    driver = Driver(objectives.steps, 2)
+    driver.controller = controller
+    driver._selector = selectors.DefaultSelector()
+    ends = []
+
+    def peer(role, pid, **fields):
+        conn, other = Pipe()
+        ends.append(other)
+        p = Peer(conn, role=role, slot=0, pid=pid, host="h", **fields)
+        driver.peers[conn] = p
+        driver._selector.register(conn, selectors.EVENT_READ, p)
+        return p
+
+    slot = driver.slots[0]
+    slot.supervisor = peer("supervisor", 100)
+    believed = controller.assign(0.0)
+    worker = slot.worker = peer("worker", 101, mode="fork", trial=believed, hold_given=True)
+    culprit, other = (controller.take_ahead(believed.request) for _ in range(2))
+    worker.ahead.extend([culprit, other])
+
+    driver._drop(worker)                     # the connection closed first
+    assert culprit not in controller.queue and other not in controller.queue
+    assert controller.n_ahead == 2           # still out: not for another worker yet
+
+    driver._on_child_exit(slot.supervisor, ("child_exit", 101, -9, culprit.trial_id), 1.0)
+    queued = [t.trial_id for t in controller.queue]
+    assert sorted(queued) == sorted({t.trial_id for t in (believed, culprit, other)})
+    assert (culprit.n_failures, believed.n_failures, other.n_failures) == (1, 0, 0)
+    assert controller.n_ahead == 0
+    for end in ends:
+        end.close()
