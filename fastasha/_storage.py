@@ -34,6 +34,7 @@ import os
 import shutil
 import sqlite3
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -91,6 +92,15 @@ class StoreError(ValueError):
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, default=json_default)
+
+
+def _read_only_uri(db: Path) -> str:
+    """An SQLite URI that opens ``db`` read-only, whatever characters its path holds.
+
+    The path is percent-encoded: a ``?`` or ``#`` in a folder name would
+    otherwise end the path part of the URI (SQLite would open another file).
+    """
+    return f"file:{urllib.parse.quote(str(db))}?mode=ro"
 
 
 def _open_private(path: Path) -> None:
@@ -192,7 +202,7 @@ class ExperimentStore:
             raise StoreError(f"no fastasha experiment in {directory} (missing {FILE_NAME})")
         try:
             # check read-only first: opening a foreign file read-write (for WAL) rewrites it
-            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
+            conn = sqlite3.connect(_read_only_uri(db), uri=True, check_same_thread=False)
             conn.execute("PRAGMA query_only = ON")
             rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as err:

@@ -355,3 +355,17 @@ class StopAllAfterReports(tune.Stopper):
 
     def stop_all(self):
         return self.seen >= self.n
+
+
+@pytest.mark.parametrize("name", ["lr?sweep", "run#1", "50%done"])
+def test_any_folder_name_can_be_read_back_and_restored(tmp_path, name):
+    # '?', '#' and '%' mean something in the SQLite URI that opens a file read-only
+    tuner = tune.Tuner(graded, param_space={"x": tune.grid_search([0.0, 1.0])},
+                       run_config=_run_config(tmp_path, name))
+    grid = tuner.fit()
+    assert len(grid[0].metrics_dataframe) == 16
+    again = tune.ResultGrid.from_path(tmp_path / name)
+    assert sorted(r.metrics["loss"] for r in again) == pytest.approx([1.0 / 16, 1.0 + 1.0 / 16])
+    assert tune.Tuner.can_restore(tmp_path / name)
+    assert len(tune.Tuner.restore(str(tmp_path / name), graded).fit()) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]    # no stray files beside it
