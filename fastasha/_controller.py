@@ -700,7 +700,8 @@ class Controller:
             self.scheduler_call("remove", trial.trial_id)
         self._tell_searcher("on_trial_complete", trial.trial_id, result=None, error=True)
         if self.fail_fast:
-            self.stop_all(f"trial {trial.trial_id} failed and fail_fast=True: {error}")
+            self.stop_all(f"trial {trial.trial_id} failed and fail_fast={self.fail_fast!r}: "
+                          f"{error}")
         self.callback("on_trial_error", trial)
 
     # ---------------------------------------------------------------- the sweep

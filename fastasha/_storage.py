@@ -199,6 +199,11 @@ class ExperimentStore:
         directory = Path(directory)
         db = cls.path_of(directory)
         if not db.is_file():
+            if directory.name == FILE_NAME and directory.is_file():
+                raise StoreError(
+                    f"{directory} is the experiment file itself; pass the folder that holds "
+                    f"it: {directory.parent}"
+                )
             raise StoreError(f"no fastasha experiment in {directory} (missing {FILE_NAME})")
         try:
             # check read-only first: opening a foreign file read-write (for WAL) rewrites it

@@ -35,6 +35,18 @@ def check_int(name: str, value: Any, minimum: int | None = None, hint: str = "")
     return int(value)
 
 
+def check_bool(name: str, value: Any, hint: str = "") -> bool:
+    """``True`` or ``False`` (numpy booleans too); no strings or numbers.
+
+    A flag read from a command line or the environment arrives as a string,
+    and ``"false"`` is truthy: refusing it beats doing the opposite.
+    """
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r} of type "
+                    f"{type(value).__name__}{hint}")
+
+
 def check_choice(name: str, value: Any, options: tuple, hint: str = "") -> Any:
     """One of ``options``."""
     if value not in options:

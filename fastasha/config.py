@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ._validation import check_choice, check_int, check_mode
+from ._validation import check_bool, check_choice, check_int, check_mode
 from .callback import check_callbacks
 
 
@@ -19,17 +20,22 @@ class FailureConfig:
     max_failures : int, default=0
         Retries per trial after an error or a dead worker (from the
         trial's latest checkpoint when it has one). ``-1`` retries forever.
-    fail_fast : bool, default=False
-        Stop the whole sweep at the first trial error.
+    fail_fast : bool or "raise", default=False
+        Stop the whole sweep at the first trial error. With ``"raise"``,
+        :meth:`Tuner.fit` then raises that trial's error (a
+        :class:`~fastasha.results.TrialError` carrying its traceback) once
+        everything is saved, instead of returning the results.
     """
 
     max_failures: int = 0
-    fail_fast: bool = False
+    fail_fast: bool | str = False
 
     def __post_init__(self) -> None:
         check_int("max_failures", self.max_failures, minimum=-1)
-        if not isinstance(self.fail_fast, bool):
-            raise TypeError(f"fail_fast must be True or False, got {self.fail_fast!r}")
+        if isinstance(self.fail_fast, str) and self.fail_fast.lower() == "raise":
+            self.fail_fast = "raise"
+        else:
+            check_bool("fail_fast", self.fail_fast, hint=' or "raise"')
 
 
 @dataclass
@@ -56,6 +62,12 @@ class CheckpointConfig:
         if self.num_to_keep is not None:
             check_int("num_to_keep", self.num_to_keep, minimum=1,
                       hint="; use None to keep every checkpoint")
+        if self.checkpoint_score_attribute is not None and \
+                not isinstance(self.checkpoint_score_attribute, str):
+            raise TypeError(
+                "checkpoint_score_attribute must be the name of a result key (a string) or "
+                f"None, got {self.checkpoint_score_attribute!r}"
+            )
         check_choice("checkpoint_score_order", self.checkpoint_score_order, ("max", "min"))
 
 
@@ -68,7 +80,7 @@ class RunConfig:
     name : str or None, default=None
         Experiment name: its directory is ``<storage_path>/<name>``. A name
         is generated from the objective and the time when left out.
-    storage_path : str or None, default=None
+    storage_path : str, path-like or None, default=None
         Root folder of experiments, ``~/fastasha_results`` by default.
     stop : dict, callable or Stopper, optional
         When to end a trial: a dict ``{key: bound}`` stops it when
@@ -105,13 +117,33 @@ class RunConfig:
                     f"name must be a plain folder name, got {self.name!r}; put the parent "
                     "folder in storage_path"
                 )
+        if self.storage_path is not None:
+            if not isinstance(self.storage_path, (str, os.PathLike)):
+                raise TypeError(
+                    f"storage_path must be a folder path (a string), got {self.storage_path!r} "
+                    f"of type {type(self.storage_path).__name__}"
+                )
+            self.storage_path = os.fspath(self.storage_path)
+            if not isinstance(self.storage_path, str):
+                raise TypeError(f"storage_path must be a text path, got {self.storage_path!r}")
+        check_bool("overwrite", self.overwrite)
         if isinstance(self.verbose, bool) or not isinstance(self.verbose, int) \
                 or self.verbose not in (0, 1, 2, 3):
             raise ValueError(f"verbose must be 0, 1, 2 or 3, got {self.verbose!r}")
         if self.failure_config is None:
             self.failure_config = FailureConfig()
+        elif not isinstance(self.failure_config, FailureConfig):
+            raise TypeError(
+                f"failure_config must be a tune.FailureConfig, got {self.failure_config!r}; "
+                "for example tune.FailureConfig(max_failures=2)"
+            )
         if self.checkpoint_config is None:
             self.checkpoint_config = CheckpointConfig()
+        elif not isinstance(self.checkpoint_config, CheckpointConfig):
+            raise TypeError(
+                f"checkpoint_config must be a tune.CheckpointConfig, got "
+                f"{self.checkpoint_config!r}; for example tune.CheckpointConfig(num_to_keep=2)"
+            )
         self.callbacks = check_callbacks(self.callbacks)
 
 

@@ -15,9 +15,10 @@ from ._controller import Controller, Trial
 from ._execution.driver import Driver
 from ._resources import Request, ResourcePool, parse_available
 from ._trainable import request_of
+from ._validation import check_bool
 from .callback import bound_hooks
 from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
-from .results import ResultGrid
+from .results import ResultGrid, TrialError
 from .schedulers import AsyncHyperBandScheduler, FIFOScheduler
 from .search import VariantGenerator, config_to_json, space_from_json, space_to_json
 from .stopper import normalize_stop
@@ -162,7 +163,19 @@ class Tuner:
         tc = self.tune_config
         if tc.search_alg is None:
             VariantGenerator(self.param_space, tc.num_samples, 0)   # raises on a bad space
+        if isinstance(tc.search_alg, type) or (
+                tc.search_alg is not None and not callable(getattr(tc.search_alg, "suggest", None))):
+            raise TypeError(
+                f"search_alg must be a searcher object with a suggest(trial_id) method, got "
+                f"{tc.search_alg!r}" + ("; pass an instance, not the class"
+                                        if isinstance(tc.search_alg, type) else "")
+            )
         scheduler = self._scheduler()
+        if isinstance(scheduler, type):
+            raise TypeError(
+                f"scheduler must be a scheduler object, got the class {scheduler.__name__}; "
+                f"pass an instance, for example {scheduler.__name__}()"
+            )
         for name in ("on_trial_add", "on_trial_result", "on_trial_complete"):
             if not callable(getattr(scheduler, name, None)):
                 raise TypeError(
@@ -275,6 +288,9 @@ class Tuner:
         resources : dict, optional
             As in :class:`Tuner`.
         """
+        check_bool("resume_unfinished", resume_unfinished)
+        check_bool("resume_errored", resume_errored)
+        check_bool("restart_errored", restart_errored)
         directory = Path(path).expanduser().absolute()
         store = _storage.ExperimentStore.open(directory, readonly=True)
         try:
@@ -362,7 +378,8 @@ class _Run:
         self.stop_dict, self.stopper = normalize_stop(rc.stop)
         fc = rc.failure_config
         if fc.fail_fast and fc.max_failures != 0:
-            raise ValueError("fail_fast=True stops at the first error; leave max_failures at 0")
+            raise ValueError(f"fail_fast={fc.fail_fast!r} stops at the first error; leave "
+                             "max_failures at 0")
 
         self.seed = restore["settings"]["seed"] if restore else (
             tc.seed if tc.seed is not None else secrets.randbits(31))
@@ -549,6 +566,11 @@ class _Run:
                         f"\nExperiment interrupted; everything reported so far is saved in "
                         f"{self.directory}.\nResume it with:\n    Tuner.restore("
                         f"{str(self.directory)!r}, trainable)\n", flush=True)
+        if rc.failure_config.fail_fast == "raise" and grid.errors:
+            error = grid.errors[0]
+            raise TrialError(error.trial_id, f"trial {error.trial_id} failed and "
+                             f"fail_fast='raise': {error}\n\nIts traceback:\n{error.traceback}",
+                             error.traceback)
         return grid
 
 

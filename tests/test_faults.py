@@ -362,6 +362,20 @@ def test_fail_fast_starts_no_trial_after_the_first_error(tmp_path):
             assert result.metrics.get("training_iteration", 0) < 40, "trial 1 was not stopped"
 
 
+def test_fail_fast_raise_raises_the_first_error_once_everything_is_saved(tmp_path):
+    tuner = tune.Tuner(fail_fast_objective,
+                       param_space={"i": tune.grid_search(list(range(3))), "dir": str(tmp_path)},
+                       run_config=run_config(tmp_path, "raise", failure_config=tune.FailureConfig(
+                           fail_fast="RAISE")),          # any case, as in Ray
+                       resources={"cpu": 2})
+    with pytest.raises(tune.TrialError, match="fail_fast='raise'.*the first trial fails") as info:
+        tuner.fit()
+    assert "Traceback" in str(info.value) and "RuntimeError" in info.value.traceback
+    saved = tune.ResultGrid.from_path(tmp_path / "raise")
+    assert sorted(r.status for r in saved)[0] == "ERROR" and len(saved) == 3
+    assert all(r.status != "RUNNING" for r in saved)
+
+
 # ------------------------------------------------------------ 2. dying workers
 
 DEATHS = [("exit", "exit code 3"), ("exit0", "exit code 0"), ("sigkill", "killed by SIGKILL"),

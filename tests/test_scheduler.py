@@ -126,11 +126,23 @@ def test_grace_period_equal_to_max_t_is_allowed():
     ({"mode": "MIN"}, ValueError, "mode"),
     ({"metric": 3}, TypeError, "metric"),
     ({"time_attr": None}, TypeError, "time_attr"),
+    ({"max_t": math.inf}, ValueError, "max_t"),
+    ({"stop_last_trials": "no"}, TypeError, "stop_last_trials"),
+    ({"stop_last_trials": 0}, TypeError, "stop_last_trials"),
 ])
 def test_bad_constructor_arguments(kwargs, error, name):
     with pytest.raises(error, match=name) as info:
         AsyncHyperBandScheduler(**kwargs)
     assert repr(kwargs[name]) in str(info.value), "the message shows the value received"
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    ({"mode": "x"}, ValueError, "mode"),
+    ({"metric": 5}, TypeError, "metric"),
+])
+def test_fifo_checks_its_metric_and_mode(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        FIFOScheduler(**kwargs)
 
 
 def test_bad_mode_message_lists_the_options():

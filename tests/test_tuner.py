@@ -321,6 +321,42 @@ def test_tune_config_refuses_bad_values(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("make, match", [
+    # a flag from the command line or the environment is a string, and "false" is truthy
+    (lambda: tune.RunConfig(overwrite="false"), "overwrite must be True or False"),
+    (lambda: tune.FailureConfig(fail_fast="yes"), "fail_fast must be True or False"),
+    (lambda: tune.RunConfig(failure_config={"max_failures": 2}), "tune.FailureConfig"),
+    (lambda: tune.RunConfig(checkpoint_config=3), "tune.CheckpointConfig"),
+    (lambda: tune.RunConfig(storage_path=5), "storage_path must be a folder path"),
+    (lambda: tune.CheckpointConfig(checkpoint_score_attribute=5), "checkpoint_score_attribute"),
+    (lambda: tune.Tuner(objectives.steps, tune_config=tune.TuneConfig(search_alg=5)),
+     "suggest"),
+    (lambda: tune.Tuner(objectives.steps,
+                        tune_config=tune.TuneConfig(scheduler=AsyncHyperBandScheduler)),
+     r"the class AsyncHyperBandScheduler; pass an instance"),
+])
+def test_config_objects_of_the_wrong_kind_are_refused_at_once(make, match):
+    with pytest.raises(TypeError, match=match):
+        make()
+
+
+def test_storage_path_may_be_a_path_object(tmp_path):
+    assert tune.RunConfig(storage_path=tmp_path).storage_path == str(tmp_path)
+
+
+@pytest.mark.parametrize("flag", ["resume_unfinished", "resume_errored", "restart_errored"])
+def test_restore_flags_must_be_booleans(tmp_path, flag):
+    grid = fit(objectives.steps, tmp_path, param_space={"x": 1.0, "n": 1})
+    with pytest.raises(TypeError, match=f"{flag} must be True or False"):
+        tune.Tuner.restore(grid.experiment_path, objectives.steps, **{flag: "no"})
+
+
+def test_restoring_the_file_instead_of_its_folder_says_so(tmp_path):
+    grid = fit(objectives.steps, tmp_path, param_space={"x": 1.0, "n": 1})
+    with pytest.raises(ValueError, match="pass the folder that holds it"):
+        tune.Tuner.restore(os.path.join(grid.experiment_path, "experiment.db"), objectives.steps)
+
+
 def test_metric_and_mode_given_twice_is_refused(tmp_path):
     scheduler = AsyncHyperBandScheduler(metric="acc", mode="max")
     tuner = tune.Tuner(objectives.steps, param_space={"x": 1.0, "n": 1},

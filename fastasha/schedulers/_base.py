@@ -8,6 +8,8 @@ from typing import Any, Hashable
 
 import numpy as np
 
+from .._validation import check_mode
+
 
 class Decision(str, Enum):
     """What a scheduler tells a trial after a result.
@@ -56,6 +58,9 @@ class TrialScheduler:
     stateless = False
 
     def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
+        if metric is not None and not isinstance(metric, str):
+            raise TypeError(f"metric must be a string or None, got {metric!r}")
+        check_mode(mode)
         self._metric = metric
         self._mode = mode
 

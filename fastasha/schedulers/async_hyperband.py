@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import _rungs
 from .._validation import (
+    check_bool,
     check_int,
     check_mode,
     check_positive,
@@ -149,6 +150,11 @@ class AsyncHyperBandScheduler(TrialScheduler):
             raise TypeError(f"metric must be a string or None, got {metric!r}")
         check_mode(mode)
         check_positive("max_t", max_t, "; it is the largest time_attr a trial may reach")
+        if math.isinf(max_t):
+            raise ValueError(
+                f"max_t must be finite, got {max_t!r}: it is the largest time_attr a trial "
+                "may reach and sets the rungs; pass the length of your longest trial"
+            )
         check_positive("grace_period", grace_period,
                        "; it is the smallest time_attr at which a trial can be stopped")
         if grace_period > max_t:
@@ -162,6 +168,7 @@ class AsyncHyperBandScheduler(TrialScheduler):
                 "3 or 4 are the usual choices"
             )
         check_int("brackets", brackets, minimum=1, hint="; 1 is the usual choice")
+        check_bool("stop_last_trials", stop_last_trials)
         super().__init__(metric, mode)
         self._time_attr = time_attr
         self._max_t = max_t
