@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ._resources import Allocation, Request, ResourcePool
+from ._rows import MISSING, flatten, lookup
 from .callback import HOOKS, bound_hooks
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig
@@ -498,7 +499,9 @@ class Controller:
         result = trial.last_result
         if self.metric is None or self.mode is None or not result:
             return
-        value = result.get(self.metric)
+        value = lookup(result, self.metric)     # "outer/inner" names a nested value
+        if value is MISSING or isinstance(value, (str, bytes)):
+            return
         try:
             value = float(value)
         except (TypeError, ValueError):
@@ -532,18 +535,21 @@ class Controller:
         if checkpoint is not None and last is not None:
             self._add_checkpoint(trial, checkpoint, last)
         if last is not None and trial.pending_error is None:
+            # as in Ray Tune: the searcher and the scheduler see nested metrics
+            # flattened ("val/loss"), the stopper and callbacks the result as reported
+            flat = flatten(last)
             try:
-                self._tell_searcher("on_trial_result", trial_id, last)
+                self._tell_searcher("on_trial_result", trial_id, flat)
                 if stop_hit or (self.stopper is not None and self.stopper(trial_id, last)):
                     stop = True
                     trial.stop_reason = "stop criterion"
-                    self._complete_in_scheduler(trial, last)
+                    self._complete_in_scheduler(trial, flat)
                 elif kind == "decide":
-                    decision = self.scheduler_call("result", trial_id, last)
+                    decision = self.scheduler_call("result", trial_id, flat)
                     if decision == "STOP":
                         stop = True
                         trial.stop_reason = "scheduler"
-                        self._complete_in_scheduler(trial, last)
+                        self._complete_in_scheduler(trial, flat)
                 if self.stopper is not None and self.stopper.stop_all():
                     self.stop_all("the stopper asked to stop all trials")
             except Exception as err:   # noqa: BLE001 - a bad result fails its trial, not the sweep
@@ -620,14 +626,15 @@ class Controller:
         if trial.last_result is not None:
             trial.last_result = dict(trial.last_result, done=True)
             try:
-                self._complete_in_scheduler(trial, trial.last_result)
+                self._complete_in_scheduler(trial, flatten(trial.last_result))
             except Exception as err:   # noqa: BLE001 - the scheduler rejected the final result
                 self._finish_error(trial, f"{type(err).__name__}: {err}", traceback.format_exc())
                 return
         self.release(trial)
         self._set_status(trial, TERMINATED)
         self._persist(trial)
-        self._tell_searcher("on_trial_complete", trial.trial_id, result=trial.last_result,
+        self._tell_searcher("on_trial_complete", trial.trial_id,
+                            result=None if trial.last_result is None else flatten(trial.last_result),
                             error=False)
         self.callback("on_trial_complete", trial)     # after the searcher, as in Ray
 

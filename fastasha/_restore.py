@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from ._controller import ERROR, PENDING, RUNNING, TERMINATED, Controller, Trial
+from ._rows import flatten
 
 
 class RestoreError(ValueError):
@@ -127,8 +128,10 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                 # is the one the scheduler was given.
                 if isinstance(payload, dict) and payload.get("training_iteration", 0) >= \
                         (trial.last_result or {}).get("training_iteration", 0):
-                    if trial.last_result != dict(payload, done=True):
-                        trial.last_result = dict(payload, done=True)
+                    # (the scheduler got nested metrics flattened)
+                    final = dict(payload, done=True)
+                    if trial.last_result is None or flatten(trial.last_result) != final:
+                        trial.last_result = final
                         trial.iteration = payload.get("training_iteration", trial.iteration)
                         recovered.add(trial_id)
     else:

@@ -90,6 +90,40 @@ def expand(trial_id: str, iteration: int, now: float, prev: float, start: float,
     }
 
 
+def flatten(result: dict, prefix: str = "") -> dict:
+    """``result`` with nested dicts spread into ``"outer/inner"`` keys, as Ray Tune does.
+
+    Empty dicts stay as they are. Returns ``result`` itself when nothing is
+    nested (the common case costs one pass and no copy).
+    """
+    if not prefix and not any(type(v) is dict or isinstance(v, dict) for v in result.values()):
+        return result
+    out: dict = {}
+    for key, value in result.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "/"))
+        else:
+            out[name] = value
+    return out
+
+
+MISSING = object()
+
+
+def lookup(metrics: dict, key: str) -> Any:
+    """``metrics[key]``, where ``key`` may name a nested value as ``"outer/inner"``.
+
+    A top-level key that holds the ``/`` itself wins. :data:`MISSING` if
+    there is no such value.
+    """
+    if key in metrics:
+        return metrics[key]
+    if "/" in key:
+        return flatten(metrics).get(key, MISSING)
+    return MISSING
+
+
 def auto_value(key: str, iteration: int, now: float, prev: float, start: float) -> Any:
     """The automatic field ``key`` of a report, for the few a worker must judge on."""
     if key == "training_iteration":

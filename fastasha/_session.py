@@ -20,6 +20,7 @@ import select
 import shutil
 import socket
 import threading
+import warnings
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -268,8 +269,9 @@ class Session(Recorder):
     # ---------------------------------------------------------------- report
 
     def _value(self, key: str, metrics: dict, now: float) -> Any:
-        if key in metrics:
-            return metrics[key]
+        value = _rows.lookup(metrics, key)      # "outer/inner" names a nested value
+        if value is not _rows.MISSING:
+            return value
         return _rows.auto_value(key, self.iteration, now, self.last, self._start)
 
     def report(self, metrics: Mapping, checkpoint: Checkpoint | None = None) -> None:
@@ -293,7 +295,8 @@ class Session(Recorder):
                 self._never_fast = True   # its own count: the decreasing check always matters
             if self._check_metric:
                 self._check_metric = False
-                if self.metric not in metrics and self.metric not in _rows.AUTO_KEYS:
+                if self.metric not in _rows.AUTO_KEYS and \
+                        _rows.lookup(metrics, self.metric) is _rows.MISSING:
                     raise ValueError(
                         f"trial {self.trial_id} reported {sorted(metrics)!r} but "
                         f"TuneConfig(metric={self.metric!r}) needs {self.metric!r} in every "
@@ -323,11 +326,10 @@ class Session(Recorder):
             for key, bound in self.stop_items:     # usually empty
                 value = self._value(key, metrics, now)
                 if value is None:
-                    raise ValueError(
-                        f"stop criterion {key!r} is not in the result of trial {self.trial_id}; "
-                        f"it reported {sorted(metrics)!r} plus the automatic "
-                        f"{list(_rows.AUTO_KEYS)!r}"
-                    )
+                    # as in Ray Tune: a result without the key does not meet the
+                    # criterion (validation metrics are often reported every few steps)
+                    _warn_missing_stop_key(key, self.trial_id, metrics)
+                    continue
                 if value >= bound:
                     stop_hit = True
         except BaseException:
@@ -426,6 +428,22 @@ class Session(Recorder):
             shutil.rmtree(target, ignore_errors=True)
             os.replace(tmp, target)
         return (target, self.iteration)
+
+
+_warned_stop_keys: set = set()
+
+
+def _warn_missing_stop_key(key: str, trial_id: str, metrics: dict) -> None:
+    """Warn once per process that a result lacks a stop criterion's key."""
+    if key in _warned_stop_keys:
+        return
+    _warned_stop_keys.add(key)
+    warnings.warn(
+        f"stop criterion {key!r} is not in a result of trial {trial_id}, which reported "
+        f"{sorted(metrics)!r} plus the automatic {list(_rows.AUTO_KEYS)!r}; results without "
+        f"it do not meet the criterion, and if {key!r} is never reported the trials run to "
+        "their end. (Shown once per worker process.)",
+        RuntimeWarning, stacklevel=4)
 
 
 # ------------------------------------------------------------- public helpers

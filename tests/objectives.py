@@ -87,6 +87,15 @@ def score_steps(config):
         tune.report({"score": float(step)})
 
 
+def nested_steps(config):
+    """Reports ``{"val": {"loss": x / step}, "train": {...}}``, and ``val_acc`` every 3rd step."""
+    for step in range(1, config["n"] + 1):
+        result = {"val": {"loss": config["x"] / step}, "train": {"loss": 1.0 / step, "step": step}}
+        if step % 3 == 0:
+            result["val_acc"] = step / config["n"]
+        tune.report(result)
+
+
 def fails_for(config):
     """Reports twice, then raises for ``x == config["bad"]``."""
     for step in range(1, 4):

@@ -246,13 +246,42 @@ def test_stopper_stop_all_ends_the_sweep(tmp_path):
     assert len(grid) <= 2
 
 
-def test_stop_key_never_reported_fails_the_trial_clearly(tmp_path):
-    grid = fit(objectives.score_steps, tmp_path, param_space={"n": 10},
-               stop={"no_such_key": 1})
+def test_stop_key_never_reported_lets_the_trial_run_with_a_warning(tmp_path):
+    # as in Ray Tune, which warns once and runs on
+    with joblib.parallel_config(backend="threading"), \
+            pytest.warns(RuntimeWarning, match=r"stop criterion 'never_reported'.*'score'"):
+        grid = fit(objectives.score_steps, tmp_path, param_space={"n": 10},
+                   stop={"never_reported": 1})
+    assert grid[0].status == "TERMINATED" and n_reports(grid[0]) == 10
+
+
+def test_a_stop_key_reported_every_few_steps_stops_the_trial_when_met(tmp_path):
+    grid = fit(objectives.nested_steps, tmp_path, param_space={"n": 12, "x": 1.0},
+               stop={"val_acc": 0.5})
+    assert grid[0].status == "TERMINATED"
+    assert n_reports(grid[0]) == 6            # val_acc = 3/12 at step 3, 6/12 at step 6
+
+
+def test_nested_metrics_are_tuned_on_by_their_flattened_name(tmp_path):
+    # Ray flattens results for the scheduler: metric="val/loss" names result["val"]["loss"]
+    scheduler = AsyncHyperBandScheduler(grace_period=2, max_t=16, reduction_factor=2)
+    grid = fit(objectives.nested_steps, tmp_path,
+               param_space={"n": 16, "x": tune.grid_search([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])},
+               tune_config=tune.TuneConfig(metric="val/loss", mode="min", scheduler=scheduler,
+                                           max_concurrent_trials=1),
+               stop={"train/step": 12})          # a nested stop key too
+    assert grid.num_errors == 0, [str(e) for e in grid.errors]
+    steps = {r.config["x"]: n_reports(r) for r in grid}
+    assert steps[1.0] == 12                      # best at every rung; the stop key ends it
+    assert min(steps.values()) < 12              # ASHA stopped worse ones early
+    assert grid[0].metrics["val"]["loss"] == pytest.approx(1.0 / 12)   # kept nested
+
+
+def test_a_nested_metric_that_is_missing_is_still_a_clear_error(tmp_path):
+    grid = fit(objectives.nested_steps, tmp_path, param_space={"n": 3, "x": 1.0},
+               tune_config=tune.TuneConfig(metric="val/acc", mode="max"))
     assert grid[0].status == "ERROR"
-    message = str(grid[0].error)
-    assert "stop criterion 'no_such_key'" in message
-    assert "'score'" in message            # what the trial did report
+    assert "'val/acc'" in str(grid[0].error) and "'val'" in str(grid[0].error)
 
 
 # --------------------------------------------------------------- 5. errors
