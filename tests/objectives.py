@@ -96,6 +96,24 @@ def nested_steps(config):
         tune.report(result)
 
 
+def _rebuild_only_in(pid):
+    if os.getpid() != pid:
+        raise AttributeError("cannot be rebuilt in this process (as a class from the "
+                             "driver's __main__ would)")
+    return OnlyInDriver()
+
+
+class OnlyInDriver:
+    """A config value that cannot be unpickled in any process but the one that made it."""
+
+    def __reduce__(self):
+        return (_rebuild_only_in, (os.getpid(),))
+
+
+def reports_its_name(config):
+    tune.report({"loss": 0.0, "name": str(config["v"])})
+
+
 def fails_for(config):
     """Reports twice, then raises for ``x == config["bad"]``."""
     for step in range(1, 4):

@@ -8,6 +8,7 @@ writes to ``tmp_path`` with ``verbose=0`` unless a test is about the output.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -1064,6 +1065,65 @@ def test_configs_holding_lambdas_reach_worker_processes(tmp_path):
     assert [r.status for r in grid] == ["TERMINATED", "TERMINATED"]
     assert sorted(r.metrics["loss"] for r in grid) == [4.0, 6.0]
     assert all(r.metrics["pid"] != os.getpid() for r in grid)
+
+
+MAIN_SCRIPT = """
+import json, sys
+import numpy as np
+from fastasha import tune
+
+
+class Net:                     # defined in __main__: a worker cannot import it
+    def __init__(self, width):
+        self.width = width
+
+
+def relu(x):
+    return max(x, 0.0)
+
+
+def objective(config):
+    net = config["model"](config["width"])
+    tune.report({"score": net.width * config["act"](1.0)})
+
+
+if __name__ == "__main__":
+    grid = tune.Tuner(
+        objective,
+        param_space={"model": Net, "act": tune.grid_search([relu, np.tanh]), "width": 2},
+        run_config=tune.RunConfig(name="main", storage_path=sys.argv[1], verbose=0),
+        resources={"cpu": 1},
+    ).fit()
+    print(json.dumps(sorted([r.status, r.metrics.get("score"), str(r.error)] for r in grid)))
+"""
+
+
+def test_classes_and_functions_of_the_users_script_reach_the_workers(tmp_path):
+    # standard pickle sends them by reference to __main__, which is another module in a
+    # worker process; Ray (and joblib, for the objective itself) send them by value
+    script = tmp_path / "script.py"
+    script.write_text(MAIN_SCRIPT)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")],
+                         capture_output=True, text=True, timeout=120, check=True)
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    assert rows == [["TERMINATED", pytest.approx(np.tanh(1.0) * 2), "None"],
+                    ["TERMINATED", 2.0, "None"]]
+
+
+def test_a_config_the_worker_cannot_rebuild_fails_only_its_own_trial(tmp_path):
+    # the worker reads the next trials while one runs: a config that cannot be
+    # unpickled there must not take the worker process (and its running trial) down
+    grid = fit(objectives.reports_its_name, tmp_path,
+               param_space={"v": tune.grid_search(["a", "b", objectives.OnlyInDriver(), "c",
+                                                   "d"])},
+               resources={"cpu": 1})
+    by_status = {r.status for r in grid}
+    assert by_status == {"TERMINATED", "ERROR"} and grid.num_errors == 1
+    assert "could not be unpickled in the worker" in str(grid.errors[0])
+    assert "cannot be rebuilt in this process" in str(grid.errors[0])
+    assert sorted(r.metrics["name"] for r in grid if r.status == "TERMINATED") == \
+        ["a", "b", "c", "d"]
+    assert len({r.metrics["pid"] for r in grid if r.status == "TERMINATED"}) == 1
 
 
 def test_asha_without_a_metric_fails_before_anything_runs(tmp_path):

@@ -87,6 +87,39 @@ def _cloudpickle():
     return cloudpickle
 
 
+_PLAIN_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _plain(obj: Any, depth: int = 0) -> bool:
+    """Whether ``obj`` is built of dicts, lists and scalars only (rebuilt the same anywhere)."""
+    tp = type(obj)
+    if tp in _PLAIN_SCALARS:
+        return True
+    if depth > 20:
+        return False
+    if tp is dict:
+        return all(type(k) is str and (type(v) in _PLAIN_SCALARS or _plain(v, depth + 1))
+                   for k, v in obj.items())
+    if tp is list:
+        return all(type(v) in _PLAIN_SCALARS or _plain(v, depth + 1) for v in obj)
+    return False
+
+
+class _Unpicklable:
+    """Stands for a config that could not be pickled: unpickling it raises why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __reduce__(self):
+        return (_raise_unpicklable, (self.reason,))
+
+
+def _raise_unpicklable(reason: str) -> None:
+    raise TypeError(f"the trial's config could not be pickled for the worker ({reason}); "
+                    "use values that pickle, or the threading backend")
+
+
 def _send_quietly(conn: Connection, message: tuple) -> None:
     """Send at the end of a sweep, when a peer that has gone away no longer matters."""
     try:
@@ -773,14 +806,25 @@ class Driver:
 
     @staticmethod
     def _pickle_specs(specs: list[dict], trials: list[Trial]) -> bytes:
-        try:
-            return _ForkingPickler.dumps(("trials", specs))
-        except (pickle.PicklingError, AttributeError, TypeError):
-            # a config holds lambdas or local functions: cloudpickle them, as joblib does
-            pickler = _cloudpickle()
-            specs = [dict(spec, config=None, config_pickle=pickler.dumps(t.config))
-                     for spec, t in zip(specs, trials)]
-            return _ForkingPickler.dumps(("trials", specs))
+        """The message that hands ``trials`` to a worker.
+
+        A config of plain data goes as it is. Any other config goes as
+        cloudpickle bytes (as joblib sends functions), which the worker
+        unpickles only when the trial starts: classes and functions defined
+        in the user's script (``__main__``) then travel by value, and a config
+        that cannot be rebuilt in the worker fails its own trial, not the
+        worker process and the trial it is running.
+        """
+        pickler = None
+        for i, (spec, trial) in enumerate(zip(specs, trials)):
+            if not _plain(trial.config):
+                pickler = pickler or _cloudpickle()
+                try:
+                    data = pickler.dumps(trial.config)
+                except Exception as err:   # noqa: BLE001 - fails this trial in the worker
+                    data = pickle.dumps(_Unpicklable(f"{type(err).__name__}: {err}"))
+                specs[i] = dict(spec, config=None, config_pickle=data)
+        return _ForkingPickler.dumps(("trials", specs))
 
     def _feed_supervisor(self, slot: Slot, sup: Peer, now: float) -> None:
         trial = self._reserved(slot, now)
