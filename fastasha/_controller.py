@@ -633,9 +633,8 @@ class Controller:
         self.release(trial)
         self._set_status(trial, TERMINATED)
         self._persist(trial)
-        self._tell_searcher("on_trial_complete", trial.trial_id,
-                            result=None if trial.last_result is None else flatten(trial.last_result),
-                            error=False)
+        final = None if trial.last_result is None else flatten(trial.last_result)
+        self._tell_searcher("on_trial_complete", trial.trial_id, result=final, error=False)
         self.callback("on_trial_complete", trial)     # after the searcher, as in Ray
 
     def on_lost(self, trial_id: str, reason: str, count: bool, now: float,

@@ -8,7 +8,10 @@ Layout of an experiment directory ``<storage_path>/<name>/``::
 Contract
 --------
 * Only the driver writes, from one thread. Readers may open the file at
-  any time (WAL lets them read while the driver writes).
+  any time (WAL lets them read while the driver writes). A writer holds an
+  exclusive ``flock`` on ``.experiment.lock`` in the directory while the
+  store is open, so a second process can neither restore nor overwrite a
+  running experiment; the lock goes with the process, however it ends.
 * The write methods (:meth:`ExperimentStore.add_trial`, ``update_trial``,
   ``add_results``, ``add_event``, ``remove_checkpoint``) only queue in memory.
   :meth:`ExperimentStore.flush` writes everything queued in one
@@ -42,6 +45,10 @@ from ._rows import decode, json_default
 
 FILE_NAME = "experiment.db"
 _PARTIAL = ".experiment.db.creating-"
+# Held (flock) by the one process that writes the experiment, so that a second
+# run cannot restore or overwrite it meanwhile; the kernel drops the lock when
+# that process ends, however it ends.
+LOCK_NAME = ".experiment.lock"
 TRIALS_DIR = "trials"
 FORMAT = "fastasha-experiment"
 VERSION = 1
@@ -103,6 +110,41 @@ def _read_only_uri(db: Path) -> str:
     return f"file:{urllib.parse.quote(str(db))}?mode=ro"
 
 
+def _take_lock(directory: Path) -> int | None:
+    """Hold the experiment's lock; :class:`StoreError` if another process holds it.
+
+    Returns the lock file's descriptor (closing it releases the lock), or
+    None where ``flock`` does not exist.
+    """
+    try:
+        import fcntl
+    except ImportError:     # not on this platform: no protection, as before
+        return None
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        finally:
+            os.close(fd)
+        raise StoreError(
+            f"{directory} is in use by another fastasha run (pid {holder}); wait for it to "
+            "end (or stop it) before restoring or overwriting it, or choose another "
+            "RunConfig(name=...)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def _release_lock(fd: int) -> None:
+    try:
+        os.close(fd)          # releases the flock
+    except OSError:
+        pass
+
+
 def _open_private(path: Path) -> None:
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     os.close(fd)
@@ -111,8 +153,10 @@ def _open_private(path: Path) -> None:
 class ExperimentStore:
     """Read and write one experiment file; see the module docstring for the contract."""
 
-    def __init__(self, directory: Path, conn: sqlite3.Connection, readonly: bool) -> None:
+    def __init__(self, directory: Path, conn: sqlite3.Connection, readonly: bool,
+                 lock: int | None = None) -> None:
         self.directory = directory
+        self._lock = lock
         self._conn = conn
         self.readonly = readonly
         self._new_trials: list[tuple] = []
@@ -146,52 +190,62 @@ class ExperimentStore:
         """Create the experiment directory and file; refuse to clobber an experiment."""
         directory = Path(directory)
         db = cls.path_of(directory)
-        if db.exists():
-            if not overwrite:
-                raise FileExistsError(
-                    f"{directory} already holds an experiment; resume it with "
-                    f"Tuner.restore({str(directory)!r}, trainable), choose another "
-                    "RunConfig(name=...), or delete the folder"
-                )
-            # only ever overwrite one of ours; read-only, so that checking a
-            # foreign SQLite file does not switch it to WAL (rewriting its header)
-            cls.open(directory, readonly=True).close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(db) + suffix).unlink(missing_ok=True)
-            shutil.rmtree(directory / TRIALS_DIR, ignore_errors=True)
-        elif directory.exists():
-            leftovers = [p for p in directory.iterdir()
-                         if not (p.name.startswith(_PARTIAL) or
-                                 (p.name == TRIALS_DIR and p.is_dir() and not any(p.iterdir())))]
-            if leftovers:
-                raise FileExistsError(
-                    f"{directory} exists and is not empty but holds no fastasha experiment; "
-                    "choose another RunConfig(name=...) or storage_path"
-                )
-            for p in directory.glob(_PARTIAL + "*"):     # an earlier creation that crashed
-                p.unlink(missing_ok=True)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(directory, 0o700)
-        (directory / TRIALS_DIR).mkdir(exist_ok=True, mode=0o700)
-        # Build the file under a temporary name and rename it into place, so that
-        # a crash during creation never leaves a half-made experiment.db behind.
-        partial = directory / f"{_PARTIAL}{os.getpid()}"
-        partial.unlink(missing_ok=True)
-        _open_private(partial)
-        conn = cls._connect(partial)
-        conn.execute("BEGIN")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
-            ("format", FORMAT),
-            ("version", str(VERSION)),
-            ("settings", _dumps(settings)),
-        ])
-        conn.execute("COMMIT")
-        conn.close()                  # checkpoints and removes the -wal file
-        os.replace(partial, db)
-        return cls(directory, cls._connect(db), readonly=False)
+        lock = None
+        try:
+            if db.exists():
+                if not overwrite:
+                    raise FileExistsError(
+                        f"{directory} already holds an experiment; resume it with "
+                        f"Tuner.restore({str(directory)!r}, trainable), choose another "
+                        "RunConfig(name=...), or delete the folder"
+                    )
+                # only ever overwrite one of ours; read-only, so that checking a
+                # foreign SQLite file does not switch it to WAL (rewriting its header)
+                cls.open(directory, readonly=True).close()
+                lock = _take_lock(directory)       # and never one that is running
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(db) + suffix).unlink(missing_ok=True)
+                shutil.rmtree(directory / TRIALS_DIR, ignore_errors=True)
+            elif directory.exists():
+                leftovers = [p for p in directory.iterdir()
+                             if not (p.name.startswith(_PARTIAL) or p.name == LOCK_NAME or
+                                     (p.name == TRIALS_DIR and p.is_dir()
+                                      and not any(p.iterdir())))]
+                if leftovers:
+                    raise FileExistsError(
+                        f"{directory} exists and is not empty but holds no fastasha experiment; "
+                        "choose another RunConfig(name=...) or storage_path"
+                    )
+                for p in directory.glob(_PARTIAL + "*"):     # an earlier creation that crashed
+                    p.unlink(missing_ok=True)
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(directory, 0o700)
+            (directory / TRIALS_DIR).mkdir(exist_ok=True, mode=0o700)
+            if lock is None:
+                lock = _take_lock(directory)
+            # Build the file under a temporary name and rename it into place, so that
+            # a crash during creation never leaves a half-made experiment.db behind.
+            partial = directory / f"{_PARTIAL}{os.getpid()}"
+            partial.unlink(missing_ok=True)
+            _open_private(partial)
+            conn = cls._connect(partial)
+            conn.execute("BEGIN")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+                ("format", FORMAT),
+                ("version", str(VERSION)),
+                ("settings", _dumps(settings)),
+            ])
+            conn.execute("COMMIT")
+            conn.close()                  # checkpoints and removes the -wal file
+            os.replace(partial, db)
+            return cls(directory, cls._connect(db), readonly=False, lock=lock)
+        except BaseException:
+            if lock is not None:
+                _release_lock(lock)
+            raise
 
     @classmethod
     def open(cls, directory: str | os.PathLike, readonly: bool = False) -> ExperimentStore:
@@ -224,10 +278,16 @@ class ExperimentStore:
                 f"{db} was written by an incompatible fastasha (format version "
                 f"{rows.get('version')!r}, this one reads {VERSION})"
             )
+        lock = None
         if not readonly:
             conn.close()
-            conn = cls._connect(db)
-        return cls(directory, conn, readonly=readonly)
+            lock = _take_lock(directory)
+            try:
+                conn = cls._connect(db)
+            except BaseException:
+                _release_lock(lock)
+                raise
+        return cls(directory, conn, readonly=readonly, lock=lock)
 
     @staticmethod
     def _connect(db: Path) -> sqlite3.Connection:
@@ -405,6 +465,9 @@ class ExperimentStore:
             self._conn.close()
         except sqlite3.Error:
             pass
+        if self._lock is not None:
+            _release_lock(self._lock)
+            self._lock = None
 
     # ------------------------------------------------------------------ reads
 

@@ -537,6 +537,27 @@ def _check_nothing_lost(path: Path, before: dict, before_events: list) -> None:
     assert _events(path / DB_NAME)[:len(before_events)] == before_events
 
 
+def test_a_running_experiment_can_be_neither_restored_nor_overwritten(tmp_path, reaper):
+    path = tmp_path / "in_use"
+    db = path / DB_NAME
+    proc = start_driver(reaper, tmp_path, "in_use")
+    wait_for_progress(proc, db, n_finished=1)
+    before = _histories(path)
+    with pytest.raises(ValueError, match=rf"in use by another fastasha run \(pid {proc.pid}\)"):
+        tune.Tuner.restore(str(path), fault_driver.objective).fit()
+    with pytest.raises(ValueError, match="in use by another fastasha run"):
+        tune.Tuner(fault_driver.objective, param_space={"x": 0.5},
+                   run_config=tune.RunConfig(name="in_use", storage_path=str(tmp_path),
+                                             overwrite=True, verbose=0)).fit()
+    assert db.is_file()
+    assert tune.ResultGrid.from_path(path)     # readers are welcome meanwhile
+    # the kernel drops the lock with the process that held it: restore works then
+    _kill_mid_sweep(reaper, proc, db, n_finished=2)
+    _check_nothing_lost(path, before, [])
+    grid = tune.Tuner.restore(str(path), fault_driver.objective).fit()
+    assert [r.status for r in grid] == ["TERMINATED"] * fault_driver.NUM_SAMPLES
+
+
 @pytest.mark.parametrize("n_kills", [1, 2], ids=["killed_once", "killed_again_in_restore"])
 def test_driver_killed_mid_sweep_then_restored(tmp_path, reaper, n_kills):
     path = tmp_path / "killed_driver"
