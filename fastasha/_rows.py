@@ -93,8 +93,10 @@ def expand(trial_id: str, iteration: int, now: float, prev: float, start: float,
 def flatten(result: dict, prefix: str = "") -> dict:
     """``result`` with nested dicts spread into ``"outer/inner"`` keys, as Ray Tune does.
 
-    Empty dicts stay as they are. Returns ``result`` itself when nothing is
-    nested (the common case costs one pass and no copy).
+    Empty dicts stay as they are, and a key that holds the ``/`` itself wins
+    over a nested value of the same name. Returns ``result`` itself when
+    nothing is nested (the common case costs one pass and no copy): copy
+    it before changing it.
     """
     if not prefix and not any(type(v) is dict or isinstance(v, dict) for v in result.values()):
         return result
@@ -102,7 +104,8 @@ def flatten(result: dict, prefix: str = "") -> dict:
     for key, value in result.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            out.update(flatten(value, name + "/"))
+            for inner, x in flatten(value, name + "/").items():
+                out.setdefault(inner, x)
         else:
             out[name] = value
     return out

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from ._rows import MISSING, flatten, lookup
 from ._storage import TRIALS_DIR, ExperimentStore
 from ._validation import check_choice, check_mode
 from .checkpoint import Checkpoint
@@ -31,15 +33,26 @@ class TrialError(RuntimeError):
         self.traceback = traceback
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, name + "/"))
-        else:
-            out[name] = value
-    return out
+def _lookup(result: dict, metric: str) -> Any:
+    """``result[metric]``, where ``metric`` may name a nested value as ``"outer/inner"``.
+
+    Names are those of :func:`~fastasha._rows.flatten` (Ray Tune's flattened
+    result); a top-level key that holds the ``/`` itself wins. ``None`` if
+    there is no such value.
+    """
+    value = lookup(result, metric)
+    return None if value is MISSING else value
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (Python or numpy), else ``None``.
+
+    ``bool``, strings, bytes and ``None`` are not numbers here: a trial that
+    reported ``{"loss": "0.001"}`` has not reported a loss.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
 
 
 def _require_pandas():
@@ -61,7 +74,9 @@ class Result:
     config : dict
         The trial's hyperparameters (as stored: JSON values).
     metrics : dict
-        The trial's last result (empty if it reported nothing).
+        The trial's last result, nested as reported (empty if it reported
+        nothing). If the driver stopped before the trial's end was recorded,
+        the last result stored in its history.
     error : TrialError or None
         Why the trial failed, with its traceback text.
     path : str
@@ -76,7 +91,7 @@ class Result:
         # config and metrics may arrive as JSON text: decoded on first use, so that a
         # grid of 100,000 trials costs little until it is looked at
         self._config = row["config"]
-        self._metrics = row["last_result"] or {}
+        self._metrics = row["last_result"]          # None: the trial's end was not recorded
         self.status: str = row["status"]
         self.bracket: int | None = row["bracket"]
         self.n_failures: int = row["n_failures"]
@@ -104,14 +119,81 @@ class Result:
     def metrics(self) -> dict:
         if isinstance(self._metrics, str):
             self._metrics = json.loads(self._metrics)
+        elif self._metrics is None:
+            # the driver stopped while the trial ran: its last stored result stands
+            # for the one never recorded (as Tuner.restore recovers it)
+            history = self.history()
+            self._metrics = history[-1] if history else {}
         return self._metrics
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict]]:
-        """Kept checkpoints with their iteration: ``[(Checkpoint, {"training_iteration": i})]``."""
+        """The kept checkpoints, oldest first, each with the result it was saved with.
+
+        Returns
+        -------
+        list of (Checkpoint, dict)
+            The dict is the full result the trial reported at the
+            checkpoint's ``training_iteration`` (read from the experiment
+            file on first use), as in Ray Tune. If that result is not
+            stored, the dict holds only ``training_iteration``.
+        """
         if isinstance(self._checkpoints, str):
             self._checkpoints = json.loads(self._checkpoints)
-        return [(Checkpoint(c[0]), {"training_iteration": c[1]}) for c in self._checkpoints]
+        if not self._checkpoints:
+            return []
+        # a trial that restarted from scratch reports an iteration again: the later wins
+        by_iteration = {r.get("training_iteration"): r for r in self.history()}
+        return [(Checkpoint(path), dict(by_iteration.get(iteration,
+                                                         {"training_iteration": iteration})))
+                for path, iteration, *_ in self._checkpoints]
+
+    def get_best_checkpoint(self, metric: str, mode: str) -> Checkpoint:
+        """The kept checkpoint whose result has the best value of ``metric``.
+
+        Parameters
+        ----------
+        metric : str
+            A key of the checkpoints' results; a nested value is named
+            ``"outer/inner"``.
+        mode : {"min", "max"}
+            Whether the smallest or the largest value is the best.
+
+        Returns
+        -------
+        Checkpoint
+            The first of the best if several tie. Checkpoints whose result
+            has no numeric value of ``metric`` (missing, NaN, a string) are
+            left out.
+
+        Raises
+        ------
+        ValueError
+            If ``mode`` is neither ``"min"`` nor ``"max"``.
+        RuntimeError
+            If the trial kept no checkpoint, or none has a numeric value of
+            ``metric``. (Ray Tune raises ``RuntimeError`` in both cases too,
+            although its docstring mentions ``None``.)
+        """
+        check_mode(mode, allow_none=False)
+        checkpoints = self.best_checkpoints
+        if not checkpoints:
+            raise RuntimeError(
+                f"trial {self.trial_id} kept no checkpoint; pass checkpoint=... to "
+                "tune.report() to save one"
+            )
+        scored = []
+        for checkpoint, result in checkpoints:
+            x = _number(_lookup(result, metric))
+            if x is not None and not math.isnan(x):
+                scored.append((x, checkpoint))
+        if not scored:
+            raise RuntimeError(
+                f"no checkpoint of trial {self.trial_id} has a numeric value of {metric!r}; "
+                f"its checkpoints' results have {sorted(flatten(checkpoints[-1][1]))!r}"
+            )
+        pick = min if mode == "min" else max
+        return pick(scored, key=lambda s: s[0])[1]
 
     def history(self) -> list[dict]:
         """Every result of the trial, in order (read from the experiment file once)."""
@@ -132,7 +214,7 @@ class Result:
     def metrics_dataframe(self):
         """Every result of the trial as a pandas DataFrame (nested keys as ``a/b``)."""
         pd = _require_pandas()
-        return pd.DataFrame([_flatten(r) for r in self.history()])
+        return pd.DataFrame([flatten(r) for r in self.history()])
 
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.metrics.items() if k in ("training_iteration",)}
@@ -193,6 +275,23 @@ class ResultGrid:
         for trial_id, result in missing.items():
             result._set_history(collected[trial_id])
 
+    def _load_unrecorded_ends(self) -> None:
+        """Read the histories of the trials whose last result was never recorded.
+
+        Their ``metrics`` fall back to the last stored result; this reads them
+        in one opening of the experiment file, not one per trial. A sweep
+        that ended normally has none (except trials that never started).
+        """
+        missing = [r for r in self._results if r._metrics is None and r._history is None]
+        if not missing:
+            return
+        store = ExperimentStore.open(self.experiment_path, readonly=True)
+        try:
+            for result in missing:
+                result._set_history(store.results(result.trial_id))
+        finally:
+            store.close()
+
     def __len__(self) -> int:
         return len(self._results)
 
@@ -218,20 +317,17 @@ class ResultGrid:
     def _score(self, result: Result, metric: str, mode: str, scope: str,
                finite_only: bool = True) -> float | None:
         if scope == "last":
-            values = [result.metrics.get(metric)]
+            values = [_lookup(result.metrics, metric)]
         else:
-            values = [r.get(metric) for r in result.history()]
+            values = [_lookup(r, metric) for r in result.history()]
             if scope == "last-5-avg":
                 values = values[-5:]
             elif scope == "last-10-avg":
                 values = values[-10:]
         numbers = []
         for v in values:
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(x) if finite_only else not math.isnan(x):
+            x = _number(v)
+            if x is not None and (math.isfinite(x) if finite_only else not math.isnan(x)):
                 numbers.append(x)
         if not numbers:
             return None
@@ -247,6 +343,13 @@ class ResultGrid:
 
         Parameters
         ----------
+        metric : str or None, default=None
+            A key of the trials' results; a nested value is named
+            ``"outer/inner"``, as in :meth:`get_dataframe`'s columns. Only
+            real numbers count: a trial whose value is a string, a bool or
+            ``None`` has not reported the metric.
+        mode : {"min", "max"} or None, default=None
+            Whether the smallest or the largest value is the best.
         scope : {"last", "avg", "last-5-avg", "last-10-avg", "all"}
             Which results count: the last one, the average of all (or of the
             last 5 / 10), or the best of all.
@@ -265,6 +368,8 @@ class ResultGrid:
         check_choice("scope", scope, SCOPES)
         if scope != "last":
             self._load_histories()
+        else:
+            self._load_unrecorded_ends()
         best, best_score = None, None
         for result in self._results:
             score = self._score(result, metric, mode, scope, filter_nan_and_inf)
@@ -274,7 +379,8 @@ class ResultGrid:
                 best, best_score = result, score
         if best is None:
             raise RuntimeError(
-                f"no trial reported a finite value of {metric!r}; "
+                f"no trial reported a {'finite ' if filter_nan_and_inf else ''}numeric "
+                f"value of {metric!r}; "
                 f"{self.num_errors} of {len(self)} trial(s) failed"
             )
         return best
@@ -284,24 +390,30 @@ class ResultGrid:
         """One row per trial: its last result, ``config/...`` columns and ``trial_id``.
 
         With ``filter_metric`` and ``filter_mode`` each row is instead the
-        trial's best result by that metric.
+        trial's best result by that metric (a nested value is named
+        ``"outer/inner"``; only real numbers count, NaN does not). A trial
+        without such a result keeps its last one.
         """
         pd = _require_pandas()
         if filter_metric is not None:
             check_mode(filter_mode, allow_none=False)
             self._load_histories()
+        else:
+            self._load_unrecorded_ends()
         rows = []
         for result in self._results:
             metrics = result.metrics
             if filter_metric is not None:
-                candidates = [r for r in result.history()
-                              if isinstance(r.get(filter_metric), (int, float))
-                              and not math.isnan(r[filter_metric])]
+                candidates = []
+                for r in result.history():
+                    x = _number(_lookup(r, filter_metric))
+                    if x is not None and not math.isnan(x):
+                        candidates.append((x, r))
                 if candidates:
                     pick = min if filter_mode == "min" else max
-                    metrics = pick(candidates, key=lambda r: r[filter_metric])
-            row: dict[str, Any] = _flatten(metrics)
-            row.update(_flatten(result.config, "config/"))
+                    metrics = pick(candidates, key=lambda c: c[0])[1]
+            row: dict[str, Any] = dict(flatten(metrics))   # (may be metrics itself)
+            row.update(flatten(result.config, "config/"))
             row["trial_id"] = result.trial_id
             row["status"] = result.status
             row["logdir"] = result.path
