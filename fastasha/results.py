@@ -72,7 +72,10 @@ class Result:
     ----------
     trial_id : str
     config : dict
-        The trial's hyperparameters (as stored: JSON values).
+        The trial's hyperparameters. In the grid :meth:`Tuner.fit` returns,
+        values JSON cannot hold (classes, functions, tuples, numpy values) are
+        the objects themselves; a grid read back from the experiment folder
+        has their JSON form (``{"__repr__": ...}`` for objects).
     metrics : dict
         The trial's last result, nested as reported (empty if it reported
         nothing). If the driver stopped before the trial's end was recorded,
@@ -247,10 +250,19 @@ class ResultGrid:
             store.close()
 
     @classmethod
-    def from_store(cls, path: Path, store: ExperimentStore) -> ResultGrid:
-        """The grid of an open experiment file (what it holds now)."""
+    def from_store(cls, path: Path, store: ExperimentStore,
+                   configs: dict[str, dict] | None = None) -> ResultGrid:
+        """The grid of an open experiment file (what it holds now).
+
+        ``configs`` maps trial ids to configs to show instead of the stored
+        JSON text: the objects themselves, where JSON could not hold them.
+        """
         settings = store.settings()
         results = [Result(path, row) for row in store.trial_rows(decode=False)]
+        if configs:
+            for result in results:
+                if result.trial_id in configs:
+                    result._config = configs[result.trial_id]
         return cls(path, results, settings.get("metric"), settings.get("mode"))
 
     def _load_histories(self) -> None:

@@ -21,6 +21,7 @@ from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from .results import ResultGrid, TrialError
 from .schedulers import AsyncHyperBandScheduler, FIFOScheduler
 from .search import VariantGenerator, config_to_json, space_from_json, space_to_json
+from .search.serialize import is_plain
 from .stopper import normalize_stop
 
 STORAGE_ENV = "FASTASHA_STORAGE_PATH"
@@ -527,9 +528,15 @@ class _Run:
         # trial's config and last result are dropped (both are in the store by now)
         keep_finished = controller.has_hook("on_experiment_end")
 
+        # configs the store keeps only as JSON text (objects, functions, tuples):
+        # the grid fit() returns gives them back as they were, as Ray's does
+        objects: dict[str, Any] = {}
+
         def finished(trial: Trial) -> None:
             if rc.verbose >= 2:
                 reporter.trial_finished(snapshot.row(trial), trial.error)   # type: ignore[union-attr]
+            if trial.config is not None and not is_plain(trial.config):
+                objects[trial.trial_id] = trial.config
             if trial is not controller.best and not keep_finished:
                 trial.config = None
                 trial.last_result = None
@@ -554,7 +561,11 @@ class _Run:
                 try:
                     store.flush()
                     if served:       # else an error is on its way out
-                        grid = ResultGrid.from_store(self.directory, store)
+                        if objects:        # and trials that never finished
+                            objects.update((t.trial_id, t.config) for t in
+                                           controller.trials.values()
+                                           if t.config is not None and not is_plain(t.config))
+                        grid = ResultGrid.from_store(self.directory, store, configs=objects)
                 finally:
                     store.close()
             finally:

@@ -1094,7 +1094,8 @@ if __name__ == "__main__":
         run_config=tune.RunConfig(name="main", storage_path=sys.argv[1], verbose=0),
         resources={"cpu": 1},
     ).fit()
-    print(json.dumps(sorted([r.status, r.metrics.get("score"), str(r.error)] for r in grid)))
+    print(json.dumps(sorted([r.status, r.metrics.get("score"), str(r.error),
+                             r.config["model"] is Net, r.config["act"].__name__] for r in grid)))
 """
 
 
@@ -1106,8 +1107,22 @@ def test_classes_and_functions_of_the_users_script_reach_the_workers(tmp_path):
     out = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")],
                          capture_output=True, text=True, timeout=120, check=True)
     rows = json.loads(out.stdout.strip().splitlines()[-1])
-    assert rows == [["TERMINATED", pytest.approx(np.tanh(1.0) * 2), "None"],
-                    ["TERMINATED", 2.0, "None"]]
+    # and the grid fit() returns holds the objects themselves, as Ray's does
+    assert rows == [["TERMINATED", pytest.approx(np.tanh(1.0) * 2), "None", True, "tanh"],
+                    ["TERMINATED", 2.0, "None", True, "relu"]]
+
+
+def test_the_grid_of_fit_gives_back_configs_json_cannot_hold(tmp_path):
+    space = {"f": tune.grid_search([abs, objectives.reports_its_name]), "shape": (3, 4),
+             "lr": np.float32(0.5), "v": "plain"}
+    grid = fit(objectives.reports_its_name, tmp_path, param_space=space,
+               tune_config=tune.TuneConfig(metric="loss", mode="min"))
+    assert sorted(r.config["f"].__name__ for r in grid) == ["abs", "reports_its_name"]
+    assert all(r.config["shape"] == (3, 4) and type(r.config["lr"]) is np.float32
+               for r in grid)
+    # read back from the folder: the JSON form (the store holds no pickles)
+    again = tune.ResultGrid.from_path(grid.experiment_path)
+    assert all(r.config["shape"] == [3, 4] and "__repr__" in r.config["f"] for r in again)
 
 
 def test_a_config_the_worker_cannot_rebuild_fails_only_its_own_trial(tmp_path):

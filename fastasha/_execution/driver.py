@@ -41,6 +41,7 @@ from multiprocessing.reduction import ForkingPickler as _ForkingPickler
 from typing import Any, Callable
 
 from .._controller import Controller, Trial
+from ..search.serialize import is_plain
 from .channel import Server, new_key
 from .worker import SlotTask, kill_quietly, slot_main
 
@@ -85,24 +86,6 @@ def _cloudpickle():
     except ImportError:   # older joblib vendors it
         from joblib.externals import cloudpickle
     return cloudpickle
-
-
-_PLAIN_SCALARS = frozenset((str, int, float, bool, type(None)))
-
-
-def _plain(obj: Any, depth: int = 0) -> bool:
-    """Whether ``obj`` is built of dicts, lists and scalars only (rebuilt the same anywhere)."""
-    tp = type(obj)
-    if tp in _PLAIN_SCALARS:
-        return True
-    if depth > 20:
-        return False
-    if tp is dict:
-        return all(type(k) is str and (type(v) in _PLAIN_SCALARS or _plain(v, depth + 1))
-                   for k, v in obj.items())
-    if tp is list:
-        return all(type(v) in _PLAIN_SCALARS or _plain(v, depth + 1) for v in obj)
-    return False
 
 
 class _Unpicklable:
@@ -817,7 +800,7 @@ class Driver:
         """
         pickler = None
         for i, (spec, trial) in enumerate(zip(specs, trials)):
-            if not _plain(trial.config):
+            if not is_plain(trial.config):
                 pickler = pickler or _cloudpickle()
                 try:
                     data = pickler.dumps(trial.config)

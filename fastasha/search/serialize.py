@@ -298,6 +298,27 @@ def _plain(obj: Any, active: set) -> Any:
 
 
 _SCALARS = (str, int, float, bool, type(None))
+_PLAIN_SCALARS = frozenset(_SCALARS)
+
+
+def is_plain(obj: Any, depth: int = 0) -> bool:
+    """Whether ``obj`` is built of dicts with string keys, lists and JSON scalars only.
+
+    Such a config is rebuilt exactly from its JSON text (:func:`config_to_json`)
+    and in any process; anything else (a tuple, a numpy value, a class, a
+    function) is not.
+    """
+    tp = type(obj)
+    if tp in _PLAIN_SCALARS:
+        return True
+    if depth > 20:
+        return False
+    if tp is dict:
+        return all(type(k) is str and (type(v) in _PLAIN_SCALARS or is_plain(v, depth + 1))
+                   for k, v in obj.items())
+    if tp is list:
+        return all(type(v) in _PLAIN_SCALARS or is_plain(v, depth + 1) for v in obj)
+    return False
 
 
 def config_to_json(config: Any) -> str:
