@@ -126,6 +126,15 @@ class RunConfig:
             self.storage_path = os.fspath(self.storage_path)
             if not isinstance(self.storage_path, str):
                 raise TypeError(f"storage_path must be a text path, got {self.storage_path!r}")
+            scheme = self.storage_path.split("://", 1)[0] if "://" in self.storage_path else ""
+            if scheme and scheme != "file":
+                raise ValueError(
+                    f"storage_path={self.storage_path!r} is a {scheme}:// URI; fastasha writes "
+                    "its experiment file to a local or mounted folder: pass a folder path "
+                    "(mount the bucket, or copy the folder there after the sweep)"
+                )
+            if scheme == "file":
+                self.storage_path = self.storage_path[len("file://"):]
         check_bool("overwrite", self.overwrite)
         if isinstance(self.verbose, bool) or not isinstance(self.verbose, int) \
                 or self.verbose not in (0, 1, 2, 3):

@@ -374,6 +374,13 @@ def test_storage_path_may_be_a_path_object(tmp_path):
     assert tune.RunConfig(storage_path=tmp_path).storage_path == str(tmp_path)
 
 
+def test_a_cloud_storage_uri_is_refused_rather_than_written_locally():
+    # it used to make a local folder named "s3:" and report success
+    with pytest.raises(ValueError, match="s3:// URI.*local or mounted folder"):
+        tune.RunConfig(storage_path="s3://bucket/tune")
+    assert tune.RunConfig(storage_path="file:///tmp/x").storage_path == "/tmp/x"
+
+
 @pytest.mark.parametrize("flag", ["resume_unfinished", "resume_errored", "restart_errored"])
 def test_restore_flags_must_be_booleans(tmp_path, flag):
     grid = fit(objectives.steps, tmp_path, param_space={"x": 1.0, "n": 1})
