@@ -97,8 +97,8 @@ class StoreError(ValueError):
     """The experiment file is missing, corrupt, or not a fastasha experiment."""
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=json_default)
+# one encoder for every write: json.dumps(obj, default=...) builds a new one per call
+_dumps = json.JSONEncoder(default=json_default).encode
 
 
 def _read_only_uri(db: Path) -> str:

@@ -297,8 +297,9 @@ def _plain(obj: Any, active: set) -> Any:
     return _repr(obj)
 
 
-_SCALARS = (str, int, float, bool, type(None))
 _PLAIN_SCALARS = frozenset(_SCALARS)
+# one encoder for every config (json.dumps with separators= builds one per call)
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def is_plain(obj: Any, depth: int = 0) -> bool:
@@ -349,9 +350,9 @@ def config_to_json(config: Any) -> str:
     '{"lr":0.5,"sizes":[1,2],"f":NaN}'
     """
     if type(config) is dict and all(
-            type(k) is str and type(v) in _SCALARS for k, v in config.items()):
-        return json.dumps(config, separators=(",", ":"))   # flat and plain: the common case
+            type(k) is str and type(v) in _PLAIN_SCALARS for k, v in config.items()):
+        return _compact(config)   # flat and plain: the common case
     try:
-        return json.dumps(_plain(config, set()), separators=(",", ":"))
+        return _compact(_plain(config, set()))
     except (RecursionError, ValueError, TypeError):  # absurdly deep nesting, exotic keys
         return json.dumps(_repr(config))
