@@ -4,9 +4,20 @@ A Ray Tune script moves over by changing its imports::
 
     from fastasha import tune
     from fastasha.schedulers import AsyncHyperBandScheduler
+
+The module paths under ``ray.tune`` work under ``fastasha.tune`` as well:
+``fastasha.tune.schedulers``, ``fastasha.tune.search`` and
+``fastasha.tune.stopper`` (and their submodules) are the modules
+``fastasha.schedulers``, ``fastasha.search`` and ``fastasha.stopper``
+themselves, so ``from fastasha.tune.stopper import TrialPlateauStopper`` and
+``tune.schedulers.ASHAScheduler`` give the same objects as the short paths.
 """
 
+from __future__ import annotations
+
+import sys
 from importlib import import_module
+from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any
 
 # Light names are imported at once; the rest load on first use, so that a
@@ -20,7 +31,7 @@ from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from .stopper import FunctionStopper, MaximumIterationStopper, Stopper
 
 if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
-    from . import schedulers
+    from . import schedulers, search, stopper
     from .results import Result, ResultGrid, TrialError
     from .search import (
         choice,
@@ -52,9 +63,66 @@ _LAZY = {
 }
 
 
+# The submodules a Ray user imports from ``ray.tune``; each is the fastasha
+# module of the same name, found by _AliasFinder on first use.
+_SUBMODULES = ("schedulers", "search", "stopper")
+
+# A __path__ makes the import system treat this module as a package, so that
+# ``import fastasha.tune.search`` looks for a submodule instead of failing with
+# "'fastasha.tune' is not a package". The list is empty: no file is found
+# under it, and only _AliasFinder answers for these names.
+__path__: list[str] = []
+
+
+class _AliasFinder:
+    """Import ``fastasha.tune.<name>[.<sub>]`` as the module ``fastasha.<name>[.<sub>]``.
+
+    The alias is the very same module object, not a second copy, so a class
+    imported by either path is one class (``isinstance`` and pickling work).
+    The finder sits first on ``sys.meta_path``: otherwise the path finder
+    would load a submodule such as ``fastasha.tune.schedulers.fifo`` again,
+    from the real package's ``__path__``, as a copy. It answers for no other
+    names.
+    """
+
+    _fastasha_tune_alias = True       # marks an installed finder (see below)
+    prefix = __name__ + "."
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        if not fullname.startswith(self.prefix):
+            return None
+        name = fullname[len(self.prefix):]
+        if name.partition(".")[0] not in _SUBMODULES:
+            return None
+        real = f"{__package__}.{name}"
+        from importlib.util import find_spec  # only when an alias is imported
+
+        try:
+            if find_spec(real) is None:
+                return None
+        except ModuleNotFoundError:
+            return None
+        return ModuleSpec(fullname, self, loader_state=real)
+
+    def create_module(self, spec: ModuleSpec) -> Any:
+        module = import_module(spec.loader_state)
+        spec.loader_state = module.__spec__
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        # the import system has just set the alias's spec on the module: give
+        # the module its own back (importlib.reload and tools read it)
+        module.__spec__ = module.__spec__.loader_state
+
+
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "_fastasha_tune_alias", False)]
+sys.meta_path.insert(0, _AliasFinder())
+
+
 def __getattr__(name: str) -> Any:
-    if name == "schedulers":
-        return import_module("fastasha.schedulers")
+    if name in _SUBMODULES:
+        # the import sets the attribute on this module: later lookups do not come here
+        return import_module(f"{__name__}.{name}")
     if name == "ExperimentAnalysis":
         return import_module("fastasha.results").ResultGrid.from_path
     module = _LAZY.get(name)
@@ -102,6 +170,8 @@ __all__ = [
     "report",
     "sample_from",
     "schedulers",
+    "search",
+    "stopper",
     "uniform",
     "with_parameters",
     "with_resources",
