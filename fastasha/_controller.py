@@ -23,6 +23,7 @@ from ._rows import MISSING, flatten, lookup
 from .callback import HOOKS, bound_hooks
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig
+from .stopper import Stopper
 
 PENDING, RUNNING, TERMINATED, ERROR = "PENDING", "RUNNING", "TERMINATED", "ERROR"
 STATUSES = (PENDING, RUNNING, TERMINATED, ERROR)
@@ -141,6 +142,10 @@ class Controller:
         self.mode = mode
         self.stop = dict(stop or {})
         self.stopper = stopper
+        # when poll_stopper next asks stop_all(); None: the stopper has no stop_all of its own
+        own = getattr(type(stopper), "stop_all", None) if stopper is not None else None
+        self._stop_all_due: float | None = -math.inf if own is not None and \
+            own is not Stopper.stop_all else None
         self.max_concurrent = max_concurrent
         self.time_budget_s = time_budget_s
         self.max_failures = max_failures
@@ -723,6 +728,18 @@ class Controller:
         if self.time_budget_s is not None and self.started_at is not None and \
                 now - self.started_at >= self.time_budget_s:
             self.stop_all(f"the time budget of {self.time_budget_s:g} s is spent")
+
+    def poll_stopper(self, now: float) -> None:
+        """Ask the stopper's ``stop_all`` between results too (at most every 50 ms).
+
+        Ray asks it on every step of its loop, so a ``TimeoutStopper`` ends
+        the sweep on time even while no trial reports.
+        """
+        if self._stop_all_due is None or now < self._stop_all_due or self.stopping:
+            return
+        self._stop_all_due = now + 0.05
+        if self.stopper.stop_all():
+            self.stop_all("the stopper asked to stop all trials")
 
     def is_finished(self) -> bool:
         """No trial runs and none can start any more."""

@@ -312,8 +312,8 @@ class ExperimentPlateauStopper(Stopper):
 class TimeoutStopper(Stopper):
     """Stop the sweep after ``timeout`` (as Ray Tune's ``TimeoutStopper``).
 
-    The clock starts at the first call to :meth:`stop_all` (the driver calls
-    it after the first result, so set-up time does not count), and
+    The clock starts at the first call to :meth:`stop_all` (the driver's
+    first look, as the sweep starts), and
     ``stop_all()`` answers True once the time since then reaches ``timeout``.
     It never stops a single trial. Time spent while the stopper is pickled
     does not count: an unpickled copy keeps the budget left and restarts its
@@ -334,9 +334,10 @@ class TimeoutStopper(Stopper):
 
     Notes
     -----
-    The driver asks ``stop_all()`` after each result, so the sweep ends at
-    the first result after the budget is spent. ``RunConfig(time_budget_s=...)``
-    is the driver's own clock, which also counts the time between results.
+    The driver asks ``stop_all()`` after each result and every 50 ms, so the
+    sweep ends on time even while no trial reports (as Ray's loop asks it on
+    every step). ``TuneConfig(time_budget_s=...)`` is the driver's own clock,
+    started with the sweep.
 
     Examples
     --------

@@ -452,3 +452,20 @@ def test_the_older_stoppers_check_their_arguments_too():
         MaximumIterationStopper("5")
     with pytest.raises(TypeError, match="needs a function"):
         FunctionStopper(5)
+
+
+def sleeps_between_reports(config):
+    tune.report({"loss": 1.0})
+    time.sleep(config["sleep"])         # no report for a long while
+    tune.report({"loss": 0.5})
+
+
+def test_a_timeout_stopper_ends_the_sweep_on_time_even_without_reports(tmp_path):
+    # Ray's loop asks stop_all() on every step, not only after a result
+    started = time.monotonic()
+    grid = tune.Tuner(sleeps_between_reports, param_space={"sleep": 30.0},
+                      run_config=tune.RunConfig(stop=TimeoutStopper(1.0), verbose=0,
+                                                storage_path=str(tmp_path)),
+                      resources={"cpu": 1}).fit()
+    assert time.monotonic() - started < 15
+    assert grid[0].status == "TERMINATED" and grid[0].metrics["training_iteration"] == 1

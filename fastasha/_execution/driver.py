@@ -320,6 +320,7 @@ class Driver:
                 self.progress.update(self.snapshot())
                 next_progress = now + self.progress_interval
             self.controller.tick(now)      # the time budget runs out even without reports
+            self.controller.poll_stopper(now)   # so may a stopper's (a TimeoutStopper)
             self._enforce_stop(now)
             self.controller.prepare(len(self.slots))   # idle time: create the next trials
             timeout = max(0.0, min(next_flush, next_progress if self.progress else next_flush) - now)
