@@ -23,8 +23,9 @@ class FailureConfig:
     fail_fast : bool or "raise", default=False
         Stop the whole sweep at the first trial error. With ``"raise"``,
         :meth:`Tuner.fit` then raises that trial's error (a
-        :class:`~fastasha.results.TrialError` carrying its traceback) once
-        everything is saved, instead of returning the results.
+        :class:`~fastasha.results.TrialError` carrying its traceback, and an
+        instance of the original exception's class where the driver has it)
+        once everything is saved, instead of returning the results.
     """
 
     max_failures: int = 0

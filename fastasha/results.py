@@ -25,12 +25,83 @@ SCOPES = ("last", "avg", "last-5-avg", "last-10-avg", "all")
 
 
 class TrialError(RuntimeError):
-    """The error a trial ended with; ``str(err)`` is the message, ``.traceback`` the text."""
+    """The error a trial ended with; ``str(err)`` is the message, ``.traceback`` the text.
+
+    Use :meth:`of` to make one: where the exception's class is known in this
+    process, the error is an instance of it too (as Ray's ``RayTaskError``
+    is), so ``isinstance(result.error, ValueError)`` works.
+    """
 
     def __init__(self, trial_id: str, message: str, traceback: str | None = None) -> None:
         super().__init__(message)
         self.trial_id = trial_id
         self.traceback = traceback
+
+    def __str__(self) -> str:        # the message, whatever the original class prints
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple:   # a plain TrialError: the subclass exists only here
+        return (TrialError, (self.trial_id, self.args[0] if self.args else "", self.traceback))
+
+    @classmethod
+    def of(cls, trial_id: str, message: str, traceback: str | None = None) -> TrialError:
+        """The error of a trial, also an instance of the exception class its traceback names.
+
+        The class is looked up among modules already imported (never
+        imported for this: reading results runs no code). Classes that do
+        not derive from ``Exception`` (``KeyboardInterrupt``, ...), or that
+        cannot be mixed with ``RuntimeError``, give a plain
+        :class:`TrialError`.
+        """
+        original = _exception_class(traceback)
+        if original is None:
+            return cls(trial_id, message, traceback)
+        mixed = _MIXED.get(original)
+        if mixed is None:
+            try:
+                mixed = type(f"TrialError[{original.__qualname__}]", (cls, original),
+                             {"__module__": __name__})
+            except Exception:   # noqa: BLE001 - a class that refuses to be mixed in
+                mixed = cls
+            _MIXED[original] = mixed
+        return mixed(trial_id, message, traceback)
+
+
+_MIXED: dict[type, type] = {}
+
+
+def _exception_class(traceback: str | None) -> type | None:
+    """The ``Exception`` subclass named by a traceback's last line, if this process has it."""
+    import builtins
+    import sys
+
+    if not traceback:
+        return None
+    lines = [line for line in traceback.rstrip().splitlines() if line and not line[0].isspace()]
+    if not lines:
+        return None
+    name = lines[-1].split(":", 1)[0].strip()
+    if not name or " " in name:
+        return None
+    parts = name.split(".")
+    candidates = []
+    if len(parts) == 1:      # builtins, or the user's script (__main__) in the driver too
+        candidates = [getattr(builtins, name, None),
+                      getattr(sys.modules.get("__main__"), name, None)]
+    else:
+        for i in range(len(parts) - 1, 0, -1):
+            module = sys.modules.get(".".join(parts[:i]))
+            if module is not None:
+                found: Any = module
+                for attr in parts[i:]:
+                    found = getattr(found, attr, None)
+                candidates = [found]
+                break
+    for found in candidates:
+        if isinstance(found, type) and issubclass(found, Exception) and \
+                not issubclass(found, TrialError):
+            return found
+    return None
 
 
 def _lookup(result: dict, metric: str) -> Any:
@@ -81,7 +152,9 @@ class Result:
         nothing). If the driver stopped before the trial's end was recorded,
         the last result stored in its history.
     error : TrialError or None
-        Why the trial failed, with its traceback text.
+        Why the trial failed, with its traceback text; also an instance of
+        the exception's own class when this process has it (see
+        :meth:`TrialError.of`).
     path : str
         The trial's folder in the experiment (holds its checkpoints).
     status : str
@@ -99,7 +172,7 @@ class Result:
         self.bracket: int | None = row["bracket"]
         self.n_failures: int = row["n_failures"]
         self.error: TrialError | None = (
-            TrialError(self.trial_id, row["error"], row["traceback"]) if row["error"] and
+            TrialError.of(self.trial_id, row["error"], row["traceback"]) if row["error"] and
             self.status == "ERROR" else None
         )
         latest = row["checkpoint"]

@@ -579,7 +579,7 @@ class _Run:
                         f"{str(self.directory)!r}, trainable)\n", flush=True)
         if rc.failure_config.fail_fast == "raise" and grid.errors:
             error = grid.errors[0]
-            raise TrialError(error.trial_id, f"trial {error.trial_id} failed and "
+            raise TrialError.of(error.trial_id, f"trial {error.trial_id} failed and "
                              f"fail_fast='raise': {error}\n\nIts traceback:\n{error.traceback}",
                              error.traceback)
         return grid

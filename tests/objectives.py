@@ -114,6 +114,31 @@ def reports_its_name(config):
     tune.report({"loss": 0.0, "name": str(config["v"])})
 
 
+class OutOfBudget(Exception):
+    """A user's own exception class, with an __init__ of its own."""
+
+    def __init__(self, needed, have):
+        super().__init__(f"needed {needed}, have {have}")
+
+
+def raises_kind(config):
+    tune.report({"loss": 1.0})
+    kind = config["kind"]
+    if kind == "value":
+        raise ValueError("bad value")
+    if kind == "key":
+        raise KeyError("missing")
+    if kind == "os":
+        raise FileNotFoundError(2, "no such file")
+    if kind == "own":
+        raise OutOfBudget(3, 1)
+    if kind == "chained":
+        try:
+            raise ValueError("inner")
+        except ValueError as err:
+            raise RuntimeError("outer") from err
+
+
 def fails_for(config):
     """Reports twice, then raises for ``x == config["bad"]``."""
     for step in range(1, 4):

@@ -11,11 +11,13 @@ to the ``ResultGrid`` methods.
 from __future__ import annotations
 
 import os
+import pickle
 import sqlite3
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import objectives
 import pytest
 
 from fastasha import tune
@@ -288,3 +290,34 @@ def test_a_key_with_a_slash_wins_over_a_nested_value(tmp_path):
 def test_objectives_run_in_worker_processes(nested_grid):
     # the objectives above are imported by name in loky's workers, not run in pytest's process
     assert {r.metrics["pid"] for r in nested_grid} != {os.getpid()}
+
+
+def test_a_trial_error_is_also_an_instance_of_the_exception_raised(tmp_path):
+    # Ray's RayTaskError(ValueError) is a ValueError: code sorting errors by type works
+    grid = tune.Tuner(objectives.raises_kind,
+                      param_space={"kind": tune.grid_search(["value", "key", "os", "own",
+                                                             "chained"])},
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    errors = {r.config["kind"]: r.error for r in grid}
+    assert all(isinstance(e, tune.TrialError) for e in errors.values())
+    assert isinstance(errors["value"], ValueError) and str(errors["value"]) == \
+        "ValueError: bad value"
+    assert isinstance(errors["key"], KeyError) and "missing" in str(errors["key"])
+    assert isinstance(errors["own"], objectives.OutOfBudget)
+    assert str(errors["own"]) == "OutOfBudget: needed 3, have 1"
+    assert isinstance(errors["chained"], RuntimeError) and \
+        not isinstance(errors["chained"], ValueError)       # the error raised last
+    assert isinstance(errors["os"], FileNotFoundError)
+    # read back from the folder alike; and they pickle (as plain TrialErrors)
+    again = {r.config["kind"]: r.error for r in tune.ResultGrid.from_path(grid.experiment_path)}
+    assert isinstance(again["value"], ValueError)
+    copy = pickle.loads(pickle.dumps(again["own"]))
+    assert type(copy) is tune.TrialError and str(copy) == "OutOfBudget: needed 3, have 1"
+
+
+def test_fail_fast_raise_can_be_caught_as_the_original_class(tmp_path):
+    with pytest.raises(ValueError, match="bad value"):
+        tune.Tuner(objectives.raises_kind, param_space={"kind": "value"},
+                   run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                             failure_config=tune.FailureConfig(
+                                                 fail_fast="raise"))).fit()
