@@ -924,6 +924,10 @@ class Driver:
         # Wait for the Parallel call to return even when every slot task has hung
         # up: a joblib call started while it still runs (the next fit(), say) can
         # make loky resize the shared executor under it, and its manager thread
-        # then dies on a work item it no longer knows.
-        if self._launcher is not None and not self._interrupted:
-            self._launcher.join(timeout=10.0)
+        # then dies on a work item it no longer knows (the next call then waits
+        # forever for workers that are gone). After Ctrl-C too: a notebook or a
+        # script that catches it may start the next sweep at once. The slot tasks
+        # end within milliseconds once their connections close; a second Ctrl-C
+        # interrupts the wait.
+        if self._launcher is not None:
+            self._launcher.join(timeout=3.0 if self._interrupted else 10.0)
