@@ -131,7 +131,9 @@ class Controller:
         trial_id_prefix: str = "trial",
         searcher: Any = None,
         config_json: Callable[[dict], str] | None = None,
+        trial_name_creator: Callable[[Trial], str] | None = None,
     ) -> None:
+        self._name_trial = trial_name_creator
         self._suggest = suggest
         self.total = total
         self.scheduler = scheduler
@@ -481,7 +483,8 @@ class Controller:
         alloc = allocation or trial.allocation
         return {
             "trial_id": trial.trial_id,
-            "trial_name": trial.trial_id,
+            "trial_name": trial.trial_id if self._name_trial is None else
+            str(self._name_trial(trial)),
             "experiment_name": experiment_name,
             "config": trial.config,
             "metric": self.metric,

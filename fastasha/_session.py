@@ -76,6 +76,24 @@ class TrialContext:
     def get_trial_resources(self) -> dict:
         return dict(self.resources)
 
+    # Ray's context answers these for distributed training too; a fastasha
+    # trial is one process, so it is rank 0 of 1 (scripts written for Ray
+    # that checkpoint "on rank 0 only" work unchanged)
+    def get_world_rank(self) -> int:
+        return 0
+
+    def get_local_rank(self) -> int:
+        return 0
+
+    def get_node_rank(self) -> int:
+        return 0
+
+    def get_world_size(self) -> int:
+        return 1
+
+    def get_local_world_size(self) -> int:
+        return 1
+
 
 class Link:
     """One worker's connection to the driver, shared by its successive trials.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -53,11 +54,16 @@ class CheckpointConfig:
         are kept.
     checkpoint_score_order : {"max", "min"}, default="max"
         Whether a larger or a smaller score is better.
+    checkpoint_frequency, checkpoint_at_end
+        Ray's settings for class trainables; a function objective saves its
+        checkpoints itself, so (as in Ray) only the defaults are accepted.
     """
 
     num_to_keep: int | None = None
     checkpoint_score_attribute: str | None = None
     checkpoint_score_order: str = "max"
+    checkpoint_frequency: int = 0
+    checkpoint_at_end: bool | None = None
 
     def __post_init__(self) -> None:
         if self.num_to_keep is not None:
@@ -70,6 +76,12 @@ class CheckpointConfig:
                 f"None, got {self.checkpoint_score_attribute!r}"
             )
         check_choice("checkpoint_score_order", self.checkpoint_score_order, ("max", "min"))
+        if self.checkpoint_frequency or self.checkpoint_at_end:
+            raise ValueError(
+                "checkpoint_frequency and checkpoint_at_end apply to class trainables; a "
+                "function objective saves its checkpoints itself: call "
+                "tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))"
+            )
 
 
 @dataclass
@@ -183,7 +195,18 @@ class TuneConfig:
     time_budget_s : float or None, default=None
         Wall-clock budget of the sweep in seconds.
     seed : int or None, default=None
-        Makes sampled configs and bracket draws reproducible.
+        Makes sampled configs and bracket draws reproducible (a fastasha
+        extension).
+    reuse_actors : bool, default=False
+        Accepted for Ray scripts; no effect: a slot's worker process always
+        runs trial after trial.
+    trial_name_creator : callable or None, default=None
+        ``trial -> str``: the name ``tune.get_context().get_trial_name()``
+        returns (the trial id by default). ``trial`` has ``trial_id``,
+        ``config`` and ``index``.
+    trial_dirname_creator : callable or None, default=None
+        Accepted for Ray scripts, with a warning: trial folders are named
+        by trial id here.
     """
 
     metric: str | None = None
@@ -194,6 +217,9 @@ class TuneConfig:
     max_concurrent_trials: int | None = None
     time_budget_s: float | None = None
     seed: int | None = None
+    reuse_actors: bool = False
+    trial_name_creator: Callable | None = None
+    trial_dirname_creator: Callable | None = None
 
     def __post_init__(self) -> None:
         if self.metric is not None and not isinstance(self.metric, str):
@@ -226,3 +252,11 @@ class TuneConfig:
             )
         if self.seed is not None:
             check_int("seed", self.seed, minimum=0)
+        check_bool("reuse_actors", self.reuse_actors)
+        for name in ("trial_name_creator", "trial_dirname_creator"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be a function trial -> str, got {value!r}")
+        if self.trial_dirname_creator is not None:
+            warnings.warn("TuneConfig(trial_dirname_creator=...) has no effect in fastasha: "
+                          "trial folders are named by trial id", UserWarning, stacklevel=3)

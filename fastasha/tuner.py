@@ -482,6 +482,7 @@ class _Run:
             max_failures=rc.failure_config.max_failures, fail_fast=rc.failure_config.fail_fast,
             checkpoint_config=rc.checkpoint_config, callbacks=rc.callbacks,
             trial_id_prefix=prefix, searcher=self.searcher, config_json=config_to_json,
+            trial_name_creator=tc.trial_name_creator,
         )
 
     def execute(self) -> ResultGrid:

@@ -168,6 +168,14 @@ def with_data(config, data, offset):
     tune.report({"total": float(data.sum()) + offset, "n": int(data.size), "x": config["x"]})
 
 
+def ranks_and_name(config):
+    """Reports the context's name and (Ray Train's) ranks."""
+    ctx = tune.get_context()
+    tune.report({"loss": 0.0, "name": ctx.get_trial_name(),
+                 "ranks": [ctx.get_world_rank(), ctx.get_local_rank(), ctx.get_node_rank(),
+                           ctx.get_world_size(), ctx.get_local_world_size()]})
+
+
 def context_reporter(config):
     """Reports what ``tune.get_context()`` says inside the trial."""
     ctx = tune.get_context()

@@ -370,6 +370,28 @@ def test_config_objects_of_the_wrong_kind_are_refused_at_once(make, match):
         make()
 
 
+def named_by_config(trial):
+    return f"x={trial.config['x']}"
+
+
+def test_ray_tune_config_knobs_are_accepted(tmp_path):
+    # names Ray scripts pass: reuse_actors (no effect here), trial_name_creator (used)
+    grid = fit(objectives.ranks_and_name, tmp_path, param_space={"x": tune.grid_search([1, 2])},
+               tune_config=tune.TuneConfig(reuse_actors=True,
+                                           trial_name_creator=named_by_config))
+    assert sorted(r.metrics["name"] for r in grid) == ["x=1", "x=2"]
+    assert all(r.metrics["ranks"] == [0, 0, 0, 1, 1] for r in grid)
+    with pytest.warns(UserWarning, match="trial_dirname_creator.*no effect"):
+        tune.TuneConfig(trial_dirname_creator=named_by_config)
+    with pytest.raises(TypeError, match="trial_name_creator must be a function"):
+        tune.TuneConfig(trial_name_creator="x")
+    with pytest.raises(TypeError, match="reuse_actors must be True or False"):
+        tune.TuneConfig(reuse_actors="yes")
+    assert tune.CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=None)
+    with pytest.raises(ValueError, match="class trainables.*tune.report"):
+        tune.CheckpointConfig(checkpoint_frequency=5)
+
+
 def test_storage_path_may_be_a_path_object(tmp_path):
     assert tune.RunConfig(storage_path=tmp_path).storage_path == str(tmp_path)
 
