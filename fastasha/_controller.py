@@ -152,6 +152,7 @@ class Controller:
         self.time_budget_s = time_budget_s
         self.max_failures = max_failures
         self.fail_fast = fail_fast
+        self.failed_fast: Trial | None = None     # the trial whose error stopped the sweep
         self.checkpoint_config = checkpoint_config or CheckpointConfig()
         self.callbacks = list(callbacks or [])
         # the hooks that do something, per name; an event without any costs nothing
@@ -245,10 +246,10 @@ class Controller:
         if kind == "add":
             out = scheduler.on_trial_add(trial_id)
             payload = {"bracket": out if isinstance(out, int) else None}
-        elif kind == "result":
-            out = scheduler.on_trial_result(trial_id, payload)
-        elif kind == "complete":
-            out = scheduler.on_trial_complete(trial_id, payload)
+        elif kind == "result":      # as in Ray: nested metrics flattened ("val/loss")
+            out = scheduler.on_trial_result(trial_id, flatten(payload))
+        elif kind == "complete":    # (the log keeps the result as reported)
+            out = scheduler.on_trial_complete(trial_id, flatten(payload))
         elif kind == "remove":
             on_error = getattr(scheduler, "on_trial_error", None) or \
                 getattr(scheduler, "on_trial_remove", None)
@@ -544,20 +545,20 @@ class Controller:
             self._add_checkpoint(trial, checkpoint, last)
         if last is not None and trial.pending_error is None:
             # as in Ray Tune: the searcher and the scheduler see nested metrics
-            # flattened ("val/loss"), the stopper and callbacks the result as reported
-            flat = flatten(last)
+            # flattened ("val/loss"; scheduler_call flattens), the stopper and
+            # callbacks the result as reported
             try:
-                self._tell_searcher("on_trial_result", trial_id, flat)
+                self._tell_searcher("on_trial_result", trial_id, flatten(last))
                 if stop_hit or (self.stopper is not None and self.stopper(trial_id, last)):
                     stop = True
                     trial.stop_reason = "stop criterion"
-                    self._complete_in_scheduler(trial, flat)
+                    self._complete_in_scheduler(trial, last)
                 elif kind == "decide":
-                    decision = self.scheduler_call("result", trial_id, flat)
+                    decision = self.scheduler_call("result", trial_id, last)
                     if decision == "STOP":
                         stop = True
                         trial.stop_reason = "scheduler"
-                        self._complete_in_scheduler(trial, flat)
+                        self._complete_in_scheduler(trial, last)
                 if self.stopper is not None and self.stopper.stop_all():
                     self.stop_all("the stopper asked to stop all trials")
             except Exception as err:   # noqa: BLE001 - a bad result fails its trial, not the sweep
@@ -585,9 +586,15 @@ class Controller:
     def _add_checkpoint(self, trial: Trial, checkpoint: tuple, result: dict) -> None:
         path, iteration = checkpoint
         cfg = self.checkpoint_config
-        score = result.get(cfg.checkpoint_score_attribute) if cfg.checkpoint_score_attribute else None
+        score = None
+        if cfg.checkpoint_score_attribute:       # "outer/inner" names a nested value
+            score = lookup(result, cfg.checkpoint_score_attribute)
+            score = None if score is MISSING else score
+        # (path, report count, score, time_total_s, the result's training_iteration: the
+        # objective may report its own, and results are matched with checkpoints by it)
         trial.checkpoints = [*trial.checkpoints,
-                             (path, iteration, score, result.get("time_total_s", 0.0))]
+                             (path, iteration, score, result.get("time_total_s", 0.0),
+                              result.get("training_iteration", iteration))]
         if cfg.num_to_keep is not None and len(trial.checkpoints) > cfg.num_to_keep:
             latest = trial.checkpoint
             others = [c for c in trial.checkpoints if c is not latest]
@@ -634,7 +641,7 @@ class Controller:
         if trial.last_result is not None:
             trial.last_result = dict(trial.last_result, done=True)
             try:
-                self._complete_in_scheduler(trial, flatten(trial.last_result))
+                self._complete_in_scheduler(trial, trial.last_result)
             except Exception as err:   # noqa: BLE001 - the scheduler rejected the final result
                 self._finish_error(trial, f"{type(err).__name__}: {err}", traceback.format_exc())
                 return
@@ -714,6 +721,8 @@ class Controller:
             self.scheduler_call("remove", trial.trial_id)
         self._tell_searcher("on_trial_complete", trial.trial_id, result=None, error=True)
         if self.fail_fast:
+            if self.failed_fast is None:       # the error that ended this run
+                self.failed_fast = trial
             self.stop_all(f"trial {trial.trial_id} failed and fail_fast={self.fail_fast!r}: "
                           f"{error}")
         self.callback("on_trial_error", trial)

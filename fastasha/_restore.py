@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 from ._controller import ERROR, PENDING, RUNNING, TERMINATED, Controller, Trial
-from ._rows import flatten
 
 
 class RestoreError(ValueError):
@@ -128,9 +127,8 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                 # is the one the scheduler was given.
                 if isinstance(payload, dict) and payload.get("training_iteration", 0) >= \
                         (trial.last_result or {}).get("training_iteration", 0):
-                    # (the scheduler got nested metrics flattened)
                     final = dict(payload, done=True)
-                    if trial.last_result is None or flatten(trial.last_result) != final:
+                    if trial.last_result != final:
                         trial.last_result = final
                         trial.iteration = payload.get("training_iteration", trial.iteration)
                         recovered.add(trial_id)

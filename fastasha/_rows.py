@@ -93,8 +93,10 @@ def expand(trial_id: str, iteration: int, now: float, prev: float, start: float,
 def flatten(result: dict, prefix: str = "") -> dict:
     """``result`` with nested dicts spread into ``"outer/inner"`` keys, as Ray Tune does.
 
-    Empty dicts stay as they are, and a key that holds the ``/`` itself wins
-    over a nested value of the same name. Returns ``result`` itself when
+    Two differences from Ray's ``flatten_dict``: empty dicts stay as they
+    are (Ray drops them), and a key that holds the ``/`` itself wins over a
+    nested value of the same name (in Ray the nested one overwrites it,
+    whatever the order). Returns ``result`` itself when
     nothing is nested (the common case costs one pass and no copy): copy
     it before changing it.
     """

@@ -38,6 +38,7 @@ import shutil
 import sqlite3
 import threading
 import urllib.parse
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -107,7 +108,9 @@ def _read_only_uri(db: Path) -> str:
     The path is percent-encoded: a ``?`` or ``#`` in a folder name would
     otherwise end the path part of the URI (SQLite would open another file).
     """
-    return f"file:{urllib.parse.quote(str(db))}?mode=ro"
+    # from the absolute path, as file:///...: a path starting with // must not
+    # read as an authority (file://host/...)
+    return f"file://{urllib.parse.quote(os.path.abspath(db))}?mode=ro"
 
 
 def _take_lock(directory: Path) -> int | None:
@@ -123,7 +126,7 @@ def _take_lock(directory: Path) -> int | None:
     fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         try:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         finally:
@@ -133,8 +136,15 @@ def _take_lock(directory: Path) -> int | None:
             "end (or stop it) before restoring or overwriting it, or choose another "
             "RunConfig(name=...)"
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    except OSError as err:      # a file system without locks (NFS without lockd, ...)
+        os.close(fd)
+        warnings.warn(f"cannot lock {directory} ({err}); nothing stops another process "
+                      "from restoring or overwriting this experiment while it runs",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    pid = str(os.getpid()).encode()
+    os.pwrite(fd, pid, 0)           # then cut: a reader sees a whole pid, old or new
+    os.ftruncate(fd, len(pid))
     return fd
 
 

@@ -167,7 +167,11 @@ class Result:
         # config and metrics may arrive as JSON text: decoded on first use, so that a
         # grid of 100,000 trials costs little until it is looked at
         self._config = row["config"]
-        self._metrics = row["last_result"]          # None: the trial's end was not recorded
+        # None: a trial that was running (or put back) when the driver stopped, whose
+        # last result was never recorded; other trials without one reported nothing
+        self._metrics = row["last_result"]
+        if self._metrics is None and row["status"] not in ("RUNNING", "PENDING"):
+            self._metrics = {}
         self.status: str = row["status"]
         self.bracket: int | None = row["bracket"]
         self.n_failures: int = row["n_failures"]
@@ -220,9 +224,14 @@ class Result:
             return []
         # a trial that restarted from scratch reports an iteration again: the later wins
         by_iteration = {r.get("training_iteration"): r for r in self.history()}
-        return [(Checkpoint(path), dict(by_iteration.get(iteration,
-                                                         {"training_iteration": iteration})))
-                for path, iteration, *_ in self._checkpoints]
+        pairs = []
+        for path, count, *rest in self._checkpoints:
+            # the training_iteration of the result it was saved with (older files and
+            # objectives that do not report their own: the report count)
+            iteration = rest[2] if len(rest) > 2 else count
+            pairs.append((Checkpoint(path), dict(by_iteration.get(
+                iteration, {"training_iteration": iteration}))))
+        return pairs
 
     def get_best_checkpoint(self, metric: str, mode: str) -> Checkpoint:
         """The kept checkpoint whose result has the best value of ``metric``.

@@ -96,8 +96,11 @@ def _check_metric_name(metric: Any) -> str:
 def _population_std(values: list[float]) -> float:
     """Standard deviation with divisor ``n`` (as ``numpy.std``); NaN if a value is NaN or ±inf."""
     n = len(values)
-    mean = math.fsum(values) / n
-    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / n)
+    try:
+        mean = math.fsum(values) / n
+        return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / n)
+    except (OverflowError, ValueError):   # huge values, or inf and -inf together
+        return math.inf
 
 
 class TrialPlateauStopper(Stopper):

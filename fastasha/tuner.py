@@ -578,11 +578,11 @@ class _Run:
                         f"\nExperiment interrupted; everything reported so far is saved in "
                         f"{self.directory}.\nResume it with:\n    Tuner.restore("
                         f"{str(self.directory)!r}, trainable)\n", flush=True)
-        if rc.failure_config.fail_fast == "raise" and grid.errors:
-            error = grid.errors[0]
-            raise TrialError.of(error.trial_id, f"trial {error.trial_id} failed and "
-                             f"fail_fast='raise': {error}\n\nIts traceback:\n{error.traceback}",
-                             error.traceback)
+        failed = controller.failed_fast       # in this run (not one before a restore)
+        if rc.failure_config.fail_fast == "raise" and failed is not None:
+            raise TrialError.of(failed.trial_id, f"trial {failed.trial_id} failed and "
+                                f"fail_fast='raise': {failed.error}\n\nIts traceback:\n"
+                                f"{failed.traceback}", failed.traceback)
         return grid
 
 

@@ -374,6 +374,9 @@ def test_fail_fast_raise_raises_the_first_error_once_everything_is_saved(tmp_pat
     saved = tune.ResultGrid.from_path(tmp_path / "raise")
     assert sorted(r.status for r in saved)[0] == "ERROR" and len(saved) == 3
     assert all(r.status != "RUNNING" for r in saved)
+    # a restore that runs the rest without an error returns: the stored error is old
+    grid = tune.Tuner.restore(str(tmp_path / "raise"), fail_fast_objective).fit()
+    assert sorted(r.status for r in grid) == ["ERROR", "TERMINATED", "TERMINATED"]
 
 
 # ------------------------------------------------------------ 2. dying workers

@@ -194,6 +194,32 @@ def test_a_trial_stopped_before_its_end_was_recorded_keeps_its_final_result(tmp_
     assert {t: len(r.metrics_dataframe) for t, r in by_id.items()} == before   # nothing re-ran
 
 
+def graded_nested(config):
+    """``graded`` with its loss nested under ``val``."""
+    for step in range(1, 17):
+        tune.report({"val": {"loss": config["x"] + 1.0 / step}})
+
+
+def test_a_recovered_final_result_keeps_its_nested_metrics(tmp_path):
+    # the scheduler gets them flattened; what is recovered for the trial must not be
+    scheduler = AsyncHyperBandScheduler(grace_period=1, max_t=16, reduction_factor=2)
+    grid = tune.Tuner(graded_nested, param_space={"x": tune.grid_search([0.0, 0.5, 1.0, 2.0])},
+                      tune_config=tune.TuneConfig(metric="val/loss", mode="min",
+                                                  scheduler=scheduler,
+                                                  max_concurrent_trials=1),
+                      run_config=_run_config(tmp_path, "nested")).fit()
+    victim = next(r for r in grid if r.metrics["training_iteration"] < 16)
+    db = Path(grid.experiment_path) / "experiment.db"
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE trials SET status = 'RUNNING', last_result = NULL WHERE trial_id = ?",
+                    (victim.trial_id,))
+    con.close()
+    again = {r.trial_id: r for r in tune.Tuner.restore(grid.experiment_path, graded_nested).fit()}
+    restored = again[victim.trial_id]
+    assert restored.status == "TERMINATED"
+    assert restored.metrics["val"] == victim.metrics["val"] and "val/loss" not in restored.metrics
+
+
 def _spec_value(spec):
     return spec.config.a * 2
 

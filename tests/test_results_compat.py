@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -158,6 +159,31 @@ def test_kept_checkpoints_keep_their_results(tmp_path):
         assert [step_of(c) for c, _ in pairs] == [3, 5]
         assert [r["loss"] for _, r in pairs] == [0.5, 4.0]
         assert step_of(result.get_best_checkpoint("loss", "max")) == 5
+
+
+def test_checkpoints_are_kept_by_a_nested_score_too(tmp_path):
+    # val/loss is -loss: keeping the best by val/loss "max" is keeping the best by loss
+    config = tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val/loss",
+                                   checkpoint_score_order="max")
+    grid = fit(saves_every_step, tmp_path, {"x": 1}, checkpoint_config=config)
+    assert [step_of(c) for c, _ in grid[0].best_checkpoints] == [3, 5]
+
+
+def saves_with_own_iteration(config):
+    """Reports its own training_iteration (10, 20, ...) with a checkpoint each."""
+    for step, loss in enumerate(CHECKPOINT_LOSSES, start=1):
+        with tempfile.TemporaryDirectory() as d:
+            Path(d, "step").write_text(str(step))
+            tune.report({"loss": loss, "training_iteration": 10 * step},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def test_checkpoints_meet_their_results_when_the_objective_counts_itself(tmp_path):
+    grid = fit(saves_with_own_iteration, tmp_path, {"x": 1})
+    pairs = grid[0].best_checkpoints
+    assert [r["training_iteration"] for _, r in pairs] == [10, 20, 30, 40, 50]
+    assert [r["loss"] for _, r in pairs] == CHECKPOINT_LOSSES
+    assert step_of(grid[0].get_best_checkpoint("loss", "min")) == 3
 
 
 # ------------------------------ 2. trials whose end was never recorded (a crash)
@@ -321,3 +347,20 @@ def test_fail_fast_raise_can_be_caught_as_the_original_class(tmp_path):
                    run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
                                              failure_config=tune.FailureConfig(
                                                  fail_fast="raise"))).fit()
+
+
+def raises_before_reporting(config):
+    if config["x"] > 1:
+        raise ValueError("nothing to report")
+    tune.report({"loss": config["x"]})
+
+
+def test_an_errored_trial_without_results_needs_no_file_to_show_its_metrics(tmp_path):
+    # only a trial whose end was never recorded reads its history for metrics
+    grid = tune.Tuner(raises_before_reporting, param_space={"x": tune.grid_search([1.0, 2.0])},
+                      run_config=tune.RunConfig(name="gone", storage_path=str(tmp_path),
+                                                verbose=0)).fit()
+    shutil.rmtree(tmp_path / "gone")          # e.g. a temporary folder, cleaned up
+    failed = next(r for r in grid if r.status == "ERROR")
+    assert failed.metrics == {} and "ERROR" in repr(failed)
+    assert grid.get_best_result("loss", "min").config == {"x": 1.0}

@@ -13,6 +13,7 @@ import importlib
 import pickle
 import subprocess
 import sys
+import math
 import time
 from datetime import timedelta
 
@@ -469,3 +470,15 @@ def test_a_timeout_stopper_ends_the_sweep_on_time_even_without_reports(tmp_path)
                       resources={"cpu": 1}).fit()
     assert time.monotonic() - started < 15
     assert grid[0].status == "TERMINATED" and grid[0].metrics["training_iteration"] == 1
+
+
+def test_a_diverging_metric_does_not_break_the_plateau_stoppers():
+    # (v - mean) ** 2 overflows for huge values; inf and -inf together make fsum raise
+    stopper = TrialPlateauStopper("loss", num_results=3, grace_period=0)
+    assert [stopper("t", {"loss": v}) for v in (1e60, 1e120, 1e200, 1e300)] == [False] * 4
+    stopper = TrialPlateauStopper("loss", num_results=2, grace_period=0)
+    assert [stopper("t", {"loss": v}) for v in (math.inf, -math.inf, 1.0)] == [False] * 3
+    experiment = ExperimentPlateauStopper("loss", top=3, mode="max")
+    for v in (1e200, 1e250, 1e300, -1e300):
+        experiment("t", {"loss": v})
+    assert experiment.stop_all() is False        # far from a plateau, and no error

@@ -348,3 +348,25 @@ def test_scopes_over_all_trials_read_the_file_once_and_see_the_same_histories(tm
     assert all(h[-1]["done"] is True and len(h) == 3 for h in histories.values())
     avg = {t: sum(r["loss"] for r in h) / 3 for t, h in expected.items()}
     assert best.trial_id == min(avg, key=avg.get)
+
+
+def test_a_file_system_without_locks_is_used_unlocked_with_a_warning(tmp_path, monkeypatch):
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(37, "No locks available")      # ENOLCK: NFS without a lock daemon
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(RuntimeWarning, match="cannot lock"):
+        store = ExperimentStore.create(tmp_path / "nfs", {"a": 1})
+    store.close()
+    with pytest.warns(RuntimeWarning, match="cannot lock"):
+        ExperimentStore.open(tmp_path / "nfs").close()
+
+
+def test_a_path_starting_with_two_slashes_opens(tmp_path):
+    ExperimentStore.create(tmp_path / "exp", {"a": 1}).close()
+    odd = "/" + str(tmp_path / "exp")           # //tmp/...: the same folder on POSIX
+    store = ExperimentStore.open(odd, readonly=True)
+    assert store.settings() == {"a": 1}
+    store.close()
