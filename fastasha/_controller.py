@@ -648,8 +648,9 @@ class Controller:
         self.release(trial)
         self._set_status(trial, TERMINATED)
         self._persist(trial)
-        final = None if trial.last_result is None else flatten(trial.last_result)
-        self._tell_searcher("on_trial_complete", trial.trial_id, result=final, error=False)
+        if self.searcher is not None:
+            final = None if trial.last_result is None else flatten(trial.last_result)
+            self._tell_searcher("on_trial_complete", trial.trial_id, result=final, error=False)
         self.callback("on_trial_complete", trial)     # after the searcher, as in Ray
 
     def on_lost(self, trial_id: str, reason: str, count: bool, now: float,

@@ -100,8 +100,12 @@ def flatten(result: dict, prefix: str = "") -> dict:
     nothing is nested (the common case costs one pass and no copy): copy
     it before changing it.
     """
-    if not prefix and not any(type(v) is dict or isinstance(v, dict) for v in result.values()):
-        return result
+    if not prefix:
+        for value in result.values():
+            if isinstance(value, dict):
+                break
+        else:
+            return result       # nothing nested (a loop: cheaper than any() per result)
     out: dict = {}
     for key, value in result.items():
         name = f"{prefix}{key}"
