@@ -24,7 +24,11 @@ from .checkpoint import Checkpoint
 SCOPES = ("last", "avg", "last-5-avg", "last-10-avg", "all")
 
 
-class TrialError(RuntimeError):
+class TuneError(Exception):
+    """Ray Tune's general error: ``tune.run`` raises it when trials failed."""
+
+
+class TrialError(TuneError, RuntimeError):
     """The error a trial ended with; ``str(err)`` is the message, ``.traceback`` the text.
 
     Use :meth:`of` to make one: where the exception's class is known in this
@@ -194,6 +198,11 @@ class Result:
         if isinstance(self._config, str):
             self._config = json.loads(self._config)
         return self._config
+
+    @property
+    def last_result(self) -> dict:
+        """:attr:`metrics`, under the name Ray's ``Trial`` gives it."""
+        return self.metrics
 
     @property
     def metrics(self) -> dict:

@@ -32,7 +32,8 @@ from .stopper import FunctionStopper, MaximumIterationStopper, Stopper
 
 if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
     from . import schedulers, search, stopper
-    from .results import Result, ResultGrid, TrialError
+    from .analysis import ExperimentAnalysis, run
+    from .results import Result, ResultGrid, TrialError, TuneError
     from .search import (
         choice,
         grid_search,
@@ -50,13 +51,14 @@ if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
     )
     from .tuner import Tuner
 
-    ExperimentAnalysis = ResultGrid.from_path
-
 _LAZY = {
     "Tuner": "fastasha.tuner",
     "Result": "fastasha.results",
     "ResultGrid": "fastasha.results",
     "TrialError": "fastasha.results",
+    "TuneError": "fastasha.results",
+    "ExperimentAnalysis": "fastasha.analysis",
+    "run": "fastasha.analysis",
     **{name: "fastasha.search" for name in (
         "choice", "grid_search", "lograndint", "loguniform", "qlograndint", "qloguniform",
         "qrandint", "qrandn", "quniform", "randint", "randn", "sample_from", "uniform")},
@@ -123,8 +125,6 @@ def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         # the import sets the attribute on this module: later lookups do not come here
         return import_module(f"{__name__}.{name}")
-    if name == "ExperimentAnalysis":
-        return import_module("fastasha.results").ResultGrid.from_path
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'fastasha.tune' has no attribute {name!r}")
@@ -153,6 +153,7 @@ __all__ = [
     "TrialError",
     "TrialStopped",
     "TuneConfig",
+    "TuneError",
     "Tuner",
     "choice",
     "get_checkpoint",
@@ -168,6 +169,7 @@ __all__ = [
     "randint",
     "randn",
     "report",
+    "run",
     "sample_from",
     "schedulers",
     "search",

@@ -1,0 +1,242 @@
+"""Ray Tune's older entry point: ``tune.run(...)`` and the ``ExperimentAnalysis`` it returns.
+
+Many Ray Tune ASHA scripts predate ``Tuner``: they call ``tune.run(objective,
+config=..., scheduler=..., metric=..., mode=..., num_samples=...)`` and read
+``analysis.best_config``. :func:`run` maps its arguments onto a
+:class:`~fastasha.tuner.Tuner`, and :class:`ExperimentAnalysis` answers
+Ray's questions from the experiment's :class:`~fastasha.results.ResultGrid`.
+
+Examples
+--------
+>>> from fastasha import tune
+>>> def objective(config):
+...     tune.report({"loss": (config["x"] - 2) ** 2})
+>>> import tempfile, joblib
+>>> with tempfile.TemporaryDirectory() as root, joblib.parallel_config(backend="threading"):
+...     analysis = tune.run(objective, config={"x": tune.grid_search([1, 2, 3])},
+...                         metric="loss", mode="min", storage_path=root, verbose=0)
+...     analysis.best_config
+{'x': 2}
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from ._validation import check_mode
+from .results import Result, ResultGrid, TuneError
+
+# tune.run arguments that only make sense on a Ray cluster, or for Ray's class
+# trainables and loggers: accepted when left at Ray's default, refused otherwise
+_RAY_ONLY_DEFAULTS = {
+    "storage_filesystem": None, "progress_reporter": None, "log_to_file": False,
+    "sync_config": None, "export_formats": None, "restore": None, "resume": None,
+    "resume_config": None, "checkpoint_freq": 0, "checkpoint_at_end": False,
+    "server_port": None, "_remote": None,
+}
+
+
+def run(
+    run_or_experiment: Callable,
+    *,
+    name: str | None = None,
+    metric: str | None = None,
+    mode: str | None = None,
+    stop: Any = None,
+    time_budget_s: float | None = None,
+    config: dict | None = None,
+    resources_per_trial: dict | None = None,
+    num_samples: int = 1,
+    storage_path: str | None = None,
+    search_alg: Any = None,
+    scheduler: Any = None,
+    checkpoint_config: Any = None,
+    verbose: int | None = None,
+    max_failures: int = 0,
+    fail_fast: bool | str = False,
+    reuse_actors: bool = False,
+    raise_on_failed_trial: bool = True,
+    callbacks: list | None = None,
+    max_concurrent_trials: int | None = None,
+    keep_checkpoints_num: int | None = None,
+    checkpoint_score_attr: str | None = None,
+    trial_name_creator: Callable | None = None,
+    trial_dirname_creator: Callable | None = None,
+    **ray_only: Any,
+) -> ExperimentAnalysis:
+    """Run a sweep the way Ray Tune's ``tune.run`` does; returns an :class:`ExperimentAnalysis`.
+
+    The arguments mean what they mean in Ray Tune 2.x and go to a
+    :class:`~fastasha.tuner.Tuner`: ``config`` is the param space,
+    ``resources_per_trial`` goes to :func:`~fastasha.tune.with_resources`,
+    ``local_dir`` is taken as ``storage_path``, ``keep_checkpoints_num`` and
+    ``checkpoint_score_attr`` (``"min-loss"`` for a smaller-is-better
+    score) build a :class:`~fastasha.config.CheckpointConfig`.
+
+    Raises
+    ------
+    TuneError
+        With ``raise_on_failed_trial=True`` (Ray's default), after the sweep
+        and with everything saved, if any trial ended in ERROR.
+    TypeError
+        For an argument ``tune.run`` does not have, or one of Ray's cluster,
+        logger and class-trainable settings given a value other than its
+        default (fastasha has no equivalent to honour it with).
+    """
+    from . import tune
+    from ._trainable import with_resources
+
+    if not callable(run_or_experiment):
+        raise TypeError(
+            f"tune.run needs the objective function, got {run_or_experiment!r}; fastasha "
+            "does not run registered trainables by name or Experiment objects"
+        )
+    local_dir = ray_only.pop("local_dir", None)
+    unknown = sorted(set(ray_only) - set(_RAY_ONLY_DEFAULTS))
+    if unknown:
+        raise TypeError(f"tune.run() got unexpected keyword argument(s) {unknown}")
+    changed = sorted(k for k, v in ray_only.items() if v != _RAY_ONLY_DEFAULTS[k])
+    if changed:
+        raise TypeError(
+            f"tune.run({', '.join(f'{k}=...' for k in changed)}) is a Ray cluster, logger or "
+            "class-trainable setting that fastasha has no equivalent for; leave it out"
+        )
+    if local_dir is not None and storage_path is None:
+        storage_path = os.fspath(local_dir)
+    trainable = run_or_experiment
+    if resources_per_trial is not None:
+        trainable = with_resources(trainable, resources_per_trial)
+    if checkpoint_config is None and (keep_checkpoints_num is not None or checkpoint_score_attr):
+        order = "max"
+        if checkpoint_score_attr and checkpoint_score_attr.startswith("min-"):
+            checkpoint_score_attr, order = checkpoint_score_attr[4:], "min"
+        checkpoint_config = tune.CheckpointConfig(num_to_keep=keep_checkpoints_num,
+                                                  checkpoint_score_attribute=checkpoint_score_attr,
+                                                  checkpoint_score_order=order)
+    tuner = tune.Tuner(
+        trainable,
+        param_space=config,
+        tune_config=tune.TuneConfig(
+            metric=metric, mode=mode, scheduler=scheduler, search_alg=search_alg,
+            num_samples=num_samples, max_concurrent_trials=max_concurrent_trials,
+            time_budget_s=time_budget_s, reuse_actors=reuse_actors,
+            trial_name_creator=trial_name_creator, trial_dirname_creator=trial_dirname_creator),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage_path, stop=stop,
+            verbose=1 if verbose is None else verbose, callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
+            checkpoint_config=checkpoint_config),
+    )
+    grid = tuner.fit()
+    analysis = ExperimentAnalysis(grid.experiment_path, default_metric=metric,
+                                  default_mode=mode, _grid=grid)
+    failed = [r for r in grid if r.status == "ERROR"]
+    if raise_on_failed_trial and failed:
+        raise TuneError(f"trials did not complete: {[r.trial_id for r in failed]}; "
+                        f"the first error: {failed[0].error}")
+    return analysis
+
+
+class ExperimentAnalysis:
+    """The results of an experiment, with Ray Tune's ``ExperimentAnalysis`` names.
+
+    Parameters
+    ----------
+    experiment_checkpoint_path : str or path-like
+        The experiment's folder (``<storage_path>/<name>``).
+    default_metric, default_mode : str, optional
+        Used when a method is called without ``metric`` / ``mode``; by
+        default those the sweep was tuned with.
+    """
+
+    def __init__(self, experiment_checkpoint_path: str | os.PathLike, *,
+                 default_metric: str | None = None, default_mode: str | None = None,
+                 trials: Any = None, _grid: ResultGrid | None = None) -> None:
+        if trials is not None:
+            raise TypeError("ExperimentAnalysis(trials=...) is not supported: it reads the "
+                            "trials from the experiment folder")
+        check_mode(default_mode)
+        self._grid = _grid if _grid is not None else \
+            ResultGrid.from_path(experiment_checkpoint_path)
+        self.default_metric = default_metric or self._grid._metric
+        self.default_mode = default_mode or self._grid._mode
+
+    @property
+    def experiment_path(self) -> str:
+        return self._grid.experiment_path
+
+    @property
+    def trials(self) -> list[Result]:
+        """Every trial (``trial_id``, ``config``, ``last_result``, ``status``, ``error``)."""
+        return list(self._grid)
+
+    @property
+    def results(self) -> dict[str, dict]:
+        """The last result of every trial, by trial id."""
+        return {r.trial_id: r.metrics for r in self._grid}
+
+    def _metric_mode(self, metric: str | None, mode: str | None) -> tuple[str, str]:
+        metric, mode = metric or self.default_metric, mode or self.default_mode
+        if metric is None or mode is None:
+            raise ValueError("pass metric and mode (e.g. metric='loss', mode='min'), or give "
+                             "default_metric and default_mode to ExperimentAnalysis")
+        return metric, mode
+
+    def get_best_trial(self, metric: str | None = None, mode: str | None = None,
+                       scope: str = "last", filter_nan_and_inf: bool = True) -> Result | None:
+        """The best trial by ``metric`` and ``mode``; None if no trial reported it."""
+        metric, mode = self._metric_mode(metric, mode)
+        try:
+            return self._grid.get_best_result(metric, mode, scope, filter_nan_and_inf)
+        except RuntimeError:
+            return None
+
+    def get_best_config(self, metric: str | None = None, mode: str | None = None,
+                        scope: str = "last") -> dict | None:
+        """The config of :meth:`get_best_trial`."""
+        best = self.get_best_trial(metric, mode, scope)
+        return None if best is None else best.config
+
+    @property
+    def best_trial(self) -> Result | None:
+        return self.get_best_trial()
+
+    @property
+    def best_config(self) -> dict | None:
+        return self.get_best_config()
+
+    @property
+    def best_result(self) -> dict | None:
+        best = self.best_trial
+        return None if best is None else best.metrics
+
+    @property
+    def best_checkpoint(self) -> Any:
+        """The best checkpoint of the best trial by the default metric and mode."""
+        best = self.best_trial
+        if best is None or not best.best_checkpoints:
+            return None
+        metric, mode = self._metric_mode(None, None)
+        try:
+            return best.get_best_checkpoint(metric, mode)
+        except RuntimeError:
+            return best.checkpoint
+
+    def get_all_configs(self) -> dict[str, dict]:
+        """Every trial's config, by trial id."""
+        return {r.trial_id: r.config for r in self._grid}
+
+    def dataframe(self, metric: str | None = None, mode: str | None = None):
+        """One row per trial: its last result, or its best by ``metric``/``mode`` if given."""
+        if (metric is None) != (mode is None):
+            raise ValueError("pass both metric and mode, or neither")
+        return self._grid.get_dataframe(filter_metric=metric, filter_mode=mode)
+
+    @property
+    def results_df(self):
+        """One row per trial with its last result (pandas)."""
+        return self._grid.get_dataframe()
+
+    def __repr__(self) -> str:
+        return f"ExperimentAnalysis({self.experiment_path!r}, trials={len(self._grid)})"

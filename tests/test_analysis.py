@@ -1,0 +1,108 @@
+"""``tune.run`` and ``ExperimentAnalysis``: Ray Tune's older entry point, through the public API."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fastasha import tune
+from fastasha.schedulers import AsyncHyperBandScheduler
+
+
+def easy_objective(config):
+    """The shape of Ray's classic ASHA example: a loss that falls with the steps."""
+    for step in range(config["steps"]):
+        time.sleep(0.001)
+        tune.report({"iterations": step,
+                     "mean_loss": (0.1 + config["width"] * step / 100) ** -1 +
+                     config["height"] * 0.1})
+
+
+def fails_for_big_height(config):
+    if config["height"] > 50:
+        raise ValueError("too high")
+    tune.report({"mean_loss": config["height"]})
+
+
+def test_a_tune_run_asha_script_runs_and_answers_rays_questions(tmp_path):
+    analysis = tune.run(
+        easy_objective,
+        name="asha_run",
+        local_dir=str(tmp_path),               # Ray's older name for storage_path
+        scheduler=AsyncHyperBandScheduler(grace_period=5, max_t=50),
+        metric="mean_loss", mode="min",
+        stop={"training_iteration": 50},
+        resources_per_trial={"cpu": 1, "gpu": 0},
+        num_samples=8,
+        config={"steps": 50, "width": tune.uniform(10, 100), "height": tune.uniform(0, 100)},
+        verbose=0,
+    )
+    assert analysis.experiment_path == str(tmp_path / "asha_run")
+    assert len(analysis.trials) == 8 and all(t.status == "TERMINATED" for t in analysis.trials)
+    lengths = [t.last_result["training_iteration"] for t in analysis.trials]
+    assert max(lengths) == 50 and min(lengths) < 50       # ASHA stopped some early
+    best = min(analysis.trials, key=lambda t: t.last_result["mean_loss"])
+    assert analysis.best_config == best.config
+    assert analysis.best_result["mean_loss"] == best.last_result["mean_loss"]
+    assert analysis.best_trial.trial_id == best.trial_id
+    assert analysis.get_best_config(metric="mean_loss", mode="max") != analysis.best_config
+    assert set(analysis.get_all_configs()) == {t.trial_id for t in analysis.trials}
+    assert len(analysis.results_df) == 8 and "config/width" in analysis.results_df
+    # read back from the folder, as Ray's ExperimentAnalysis(path, default_metric=...)
+    again = tune.ExperimentAnalysis(analysis.experiment_path, default_metric="mean_loss",
+                                    default_mode="min")
+    assert again.best_config == analysis.best_config
+    assert len(again.dataframe(metric="mean_loss", mode="min")) == 8
+
+
+def test_failed_trials_raise_a_tune_error_unless_told_not_to(tmp_path):
+    space = {"height": tune.grid_search([10, 90])}
+    with pytest.raises(tune.TuneError, match="trials did not complete.*too high"):
+        tune.run(fails_for_big_height, config=space, storage_path=str(tmp_path), name="a",
+                 verbose=0)
+    assert tune.ExperimentAnalysis(tmp_path / "a").get_best_config("mean_loss", "min") == \
+        {"height": 10}                            # everything was saved before the raise
+    analysis = tune.run(fails_for_big_height, config=space, storage_path=str(tmp_path),
+                        name="b", verbose=0, raise_on_failed_trial=False)
+    assert sorted(t.status for t in analysis.trials) == ["ERROR", "TERMINATED"]
+    assert isinstance(next(t.error for t in analysis.trials if t.error), ValueError)
+
+
+def test_tune_run_refuses_what_it_cannot_honour(tmp_path):
+    with pytest.raises(TypeError, match=r"log_to_file=\.\.\..*no equivalent"):
+        tune.run(fails_for_big_height, config={"height": 1}, log_to_file=True,
+                 storage_path=str(tmp_path))
+    with pytest.raises(TypeError, match="unexpected keyword.*'no_such_argument'"):
+        tune.run(fails_for_big_height, no_such_argument=1)
+    with pytest.raises(TypeError, match="needs the objective function"):
+        tune.run("PPO")
+    with pytest.raises(ValueError, match="pass metric and mode"):
+        tune.run(fails_for_big_height, config={"height": 1}, storage_path=str(tmp_path),
+                 verbose=0, log_to_file=False).get_best_config()
+    assert list(tmp_path.iterdir())[0].name.startswith("fails_for_big_height")
+
+
+LOSSES = [3.0, 1.0, 0.5, 2.0, 4.0]
+
+
+def checkpoints_each_step(config):
+    import tempfile
+    from pathlib import Path
+
+    for step, loss in enumerate(LOSSES, start=1):
+        with tempfile.TemporaryDirectory() as d:
+            Path(d, "step").write_text(str(step))
+            tune.report({"loss": loss}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def test_keep_checkpoints_num_and_a_min_score_attr_keep_the_best(tmp_path):
+    from pathlib import Path
+
+    analysis = tune.run(checkpoints_each_step, storage_path=str(tmp_path), verbose=0,
+                        metric="loss", mode="min", keep_checkpoints_num=2,
+                        checkpoint_score_attr="min-loss")
+    (trial,) = analysis.trials
+    kept = [int(Path(c.path, "step").read_text()) for c, _ in trial.best_checkpoints]
+    assert kept == [3, 5]                      # the best by loss, and the latest
+    assert int(Path(analysis.best_checkpoint.path, "step").read_text()) == 3
