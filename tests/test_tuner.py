@@ -1223,3 +1223,29 @@ def test_a_relative_storage_path_keeps_absolute_checkpoints(tmp_path, monkeypatc
     assert os.path.isabs(result.checkpoint.path) and os.path.isabs(grid.experiment_path)
     kept = sorted(p for p in os.listdir(result.path) if p.startswith("checkpoint_"))
     assert kept == ["checkpoint_000004"]          # num_to_keep pruned the others
+
+
+RELEASE_BLOCKED = threading.Event()
+
+
+def blocks_after_one_report(config):
+    tune.report({"loss": 1.0})
+    RELEASE_BLOCKED.wait(120)          # no report: a thread stops only at one
+    tune.report({"loss": 0.5})
+
+
+def test_a_blocked_thread_does_not_keep_fit_waiting_past_the_budget(tmp_path, monkeypatch):
+    from fastasha._execution import driver
+
+    monkeypatch.setattr(driver, "STOP_GRACE_S", 0.5)    # (5 s in earnest)
+    RELEASE_BLOCKED.clear()
+    started = time.monotonic()
+    try:
+        with joblib.parallel_config(backend="threading"):
+            grid = fit(blocks_after_one_report, tmp_path, param_space={"x": 1},
+                       tune_config=tune.TuneConfig(time_budget_s=1.0))
+        took = time.monotonic() - started
+    finally:
+        RELEASE_BLOCKED.set()            # let the left-behind thread end
+    assert took < 10, took
+    assert grid[0].status == "TERMINATED" and grid[0].metrics["training_iteration"] == 1

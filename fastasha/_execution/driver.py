@@ -193,6 +193,7 @@ class Driver:
         self._wound_down = False      # ... and the slots are gone, the channel closed
         self._stop_started: float | None = None
         self._finished_since_launch = 0
+        self._abandoned = False       # a trial's thread was left running (see _enforce_stop)
         self._trial_s: float | None = None    # running mean of a trial's wall time
         self._hold_ends = True        # workers may send the ends of short trials together
         self._spec_bytes = 0          # the largest pickled trial message so far
@@ -840,7 +841,24 @@ class Driver:
             busy = slot.lost is not None or (slot.worker is not None and slot.worker.trial is not None)
             if busy and slot.supervisor is not None and not slot.kill_sent:
                 slot.kill_sent = self._send(slot.supervisor, ("kill",))
-        # (a trial running inline, on the threading backend, stops at its next report)
+        if now - self._stop_started < 2 * STOP_GRACE_S:
+            return
+        # A trial running inline (threading backend) stops only at its next report,
+        # and a thread cannot be killed: one still running after a second grace
+        # period is left behind, so that fit() returns. Its connection closes, so
+        # its next report (if any) ends it.
+        for slot in self.slots.values():
+            worker = slot.worker
+            if worker is None or worker.mode != "inline" or worker.trial is None:
+                continue
+            trial, worker.trial = worker.trial, None
+            self._put_back_ahead(worker)
+            slot.worker = None
+            self._forget(worker)
+            self._abandoned = True
+            self._lose(trial, f"its thread did not stop within {2 * STOP_GRACE_S:g} s after "
+                       "the sweep stopped (a thread cannot be killed; it may still be "
+                       "running)", count=False, now=now)
 
     def _on_launcher_done(self, now: float) -> None:
         """Every slot task has returned, or joblib aborted them: relaunch if work remains."""
@@ -930,4 +948,6 @@ class Driver:
         # end within milliseconds once their connections close; a second Ctrl-C
         # interrupts the wait.
         if self._launcher is not None:
-            self._launcher.join(timeout=3.0 if self._interrupted else 10.0)
+            # (not long for a thread left running: joblib's call returns when it does)
+            self._launcher.join(timeout=1.0 if self._abandoned else
+                                3.0 if self._interrupted else 10.0)
