@@ -13,6 +13,7 @@ made here.
 from __future__ import annotations
 
 import math
+import os
 import traceback
 from collections import deque
 from dataclasses import dataclass
@@ -57,14 +58,41 @@ class Trial:
     pending_error: tuple | None = None  # set when a result could not be judged
     stop_reason: str | None = None
     started_at: float | None = None
+    root: str | None = None            # the experiment's trials folder (one shared string)
 
     def __str__(self) -> str:      # as Ray's Trial: its name
         return self.trial_id
 
     @property
-    def checkpoint(self) -> tuple | None:
-        """Latest checkpoint ``(path, iteration, score, time_total_s)``."""
+    def latest(self) -> tuple | None:
+        """Latest checkpoint ``(path, iteration, score, time_total_s[, result iteration])``."""
         return max(self.checkpoints, key=lambda c: c[1]) if self.checkpoints else None
+
+    # what Ray's Trial offers callbacks under these names
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """The latest checkpoint the trial saved, as a :class:`~fastasha.checkpoint.Checkpoint`."""
+        latest = self.latest
+        return Checkpoint(latest[0]) if latest else None
+
+    @property
+    def path(self) -> str | None:
+        """The trial's folder (its checkpoints go there)."""
+        return None if self.root is None else os.path.join(self.root, self.trial_id)
+
+    local_path = path
+
+    @property
+    def experiment_tag(self) -> str:
+        """``"<index>_<key>=<value>,..."`` from the config's values, like Ray's tag."""
+        parts = []
+        for key, value in flatten(self.config or {}).items():
+            if isinstance(value, float):
+                value = f"{value:.4g}"
+            elif not isinstance(value, (int, str, bool)) or value is None:
+                continue
+            parts.append(f"{key}={value}")
+        return f"{self.index}_" + ",".join(parts) if parts else str(self.index)
 
 
 class TrialList(Sequence):
@@ -132,8 +160,10 @@ class Controller:
         searcher: Any = None,
         config_json: Callable[[dict], str] | None = None,
         trial_name_creator: Callable[[Trial], str] | None = None,
+        trials_dir: str | None = None,
     ) -> None:
         self._name_trial = trial_name_creator
+        self.trials_dir = trials_dir
         self._suggest = suggest
         self.total = total
         self.scheduler = scheduler
@@ -304,7 +334,8 @@ class Controller:
         if config is None:
             return None
         request, unfit = self.request_or_error(config)
-        trial = Trial(trial_id=trial_id, index=index, config=config, request=request)
+        trial = Trial(trial_id=trial_id, index=index, config=config, request=request,
+                      root=self.trials_dir)
         self.trials[trial_id] = trial
         self.order.append(trial_id)
         self.counts[PENDING] += 1
@@ -320,6 +351,7 @@ class Controller:
 
     def add_existing(self, trial: Trial) -> None:
         """Register a trial rebuilt by a restore (already recorded in the store)."""
+        trial.root = self.trials_dir
         self.trials[trial.trial_id] = trial
         self.order.append(trial.trial_id)
         self.counts[trial.status] += 1
@@ -480,7 +512,7 @@ class Controller:
     def trial_spec(self, trial: Trial, experiment_name: str, checkpoint_root: str | None,
                    allocation: Allocation | None = None) -> dict:
         """The message that starts ``trial`` in a worker (on ``allocation`` if given)."""
-        latest = trial.checkpoint
+        latest = trial.latest
         alloc = allocation or trial.allocation
         return {
             "trial_id": trial.trial_id,
@@ -596,7 +628,7 @@ class Controller:
                              (path, iteration, score, result.get("time_total_s", 0.0),
                               result.get("training_iteration", iteration))]
         if cfg.num_to_keep is not None and len(trial.checkpoints) > cfg.num_to_keep:
-            latest = trial.checkpoint
+            latest = trial.latest
             others = [c for c in trial.checkpoints if c is not latest]
             if cfg.checkpoint_score_attribute:
                 sign = 1 if cfg.checkpoint_score_order == "max" else -1
@@ -614,7 +646,7 @@ class Controller:
                 if c not in keep:
                     self.recorder.remove_checkpoint(trial.trial_id, c[0])
             trial.checkpoints = sorted(keep, key=lambda c: c[1])
-        latest = trial.checkpoint
+        latest = trial.latest
         self.recorder.update_trial(trial.trial_id, checkpoints=[list(c) for c in trial.checkpoints],
                                    checkpoint=latest[0] if latest else None)
 

@@ -146,7 +146,7 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
             store.update_trial(trial.trial_id, status=trial.status, n_failures=trial.n_failures,
                                error=trial.error, traceback=trial.traceback,
                                checkpoints=[list(c) for c in trial.checkpoints],
-                               checkpoint=trial.checkpoint[0] if trial.checkpoint else None)
+                               checkpoint=trial.latest[0] if trial.latest else None)
         if trial.trial_id in recovered:
             store.update_trial(trial.trial_id, last_result=trial.last_result)
     if controller.total is not None and len(trials) >= controller.total:

@@ -483,6 +483,7 @@ class _Run:
             checkpoint_config=rc.checkpoint_config, callbacks=rc.callbacks,
             trial_id_prefix=prefix, searcher=self.searcher, config_json=config_to_json,
             trial_name_creator=tc.trial_name_creator,
+            trials_dir=str(self.directory / _storage.TRIALS_DIR),
         )
 
     def execute(self) -> ResultGrid:

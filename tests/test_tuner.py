@@ -1249,3 +1249,29 @@ def test_a_blocked_thread_does_not_keep_fit_waiting_past_the_budget(tmp_path, mo
         RELEASE_BLOCKED.set()            # let the left-behind thread end
     assert took < 10, took
     assert grid[0].status == "TERMINATED" and grid[0].metrics["training_iteration"] == 1
+
+
+class SeesRaysTrialAttributes(tune.Callback):
+    def __init__(self):
+        self.seen = {}
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        checkpoint = trial.checkpoint
+        self.seen[trial.trial_id] = (trial.path, trial.local_path, trial.experiment_tag,
+                                     None if checkpoint is None else checkpoint.path)
+
+
+def test_callbacks_see_rays_trial_attributes(tmp_path):
+    callback = SeesRaysTrialAttributes()
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "weights").write_text("w")
+    grid = fit(objectives.checkpointing, tmp_path / "runs",
+               param_space={"x": tune.grid_search([0.5, 2.0]), "dir": str(source), "n": 2},
+               callbacks=[callback])
+    assert len(callback.seen) == 2
+    for result in grid:
+        path, local_path, tag, checkpoint = callback.seen[result.trial_id]
+        assert path == local_path == result.path
+        assert tag.startswith(f"{grid._results.index(result)}_") and "x=" in tag
+        assert checkpoint == result.checkpoint.path and checkpoint.startswith(path)
