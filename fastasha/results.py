@@ -9,10 +9,12 @@ use, not kept in memory.
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import numbers
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -76,9 +78,6 @@ _MIXED: dict[type, type] = {}
 
 def _exception_class(traceback: str | None) -> type | None:
     """The ``Exception`` subclass named by a traceback's last line, if this process has it."""
-    import builtins
-    import sys
-
     if not traceback:
         return None
     lines = [line for line in traceback.rstrip().splitlines() if line and not line[0].isspace()]
