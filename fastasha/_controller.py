@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import traceback
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -59,6 +60,7 @@ class Trial:
     stop_reason: str | None = None
     started_at: float | None = None
     root: str | None = None            # the experiment's trials folder (one shared string)
+    trainable_name: str | None = None  # the objective's name (one shared string), as in Ray
 
     def __str__(self) -> str:      # as Ray's Trial: its name
         return self.trial_id
@@ -161,9 +163,11 @@ class Controller:
         config_json: Callable[[dict], str] | None = None,
         trial_name_creator: Callable[[Trial], str] | None = None,
         trials_dir: str | None = None,
+        trainable_name: str | None = None,
     ) -> None:
         self._name_trial = trial_name_creator
         self.trials_dir = trials_dir
+        self.trainable_name = trainable_name
         self._suggest = suggest
         self.total = total
         self.scheduler = scheduler
@@ -335,7 +339,7 @@ class Controller:
             return None
         request, unfit = self.request_or_error(config)
         trial = Trial(trial_id=trial_id, index=index, config=config, request=request,
-                      root=self.trials_dir)
+                      root=self.trials_dir, trainable_name=self.trainable_name)
         self.trials[trial_id] = trial
         self.order.append(trial_id)
         self.counts[PENDING] += 1
@@ -351,7 +355,7 @@ class Controller:
 
     def add_existing(self, trial: Trial) -> None:
         """Register a trial rebuilt by a restore (already recorded in the store)."""
-        trial.root = self.trials_dir
+        trial.root, trial.trainable_name = self.trials_dir, self.trainable_name
         self.trials[trial.trial_id] = trial
         self.order.append(trial.trial_id)
         self.counts[trial.status] += 1
@@ -509,6 +513,17 @@ class Controller:
             return -math.inf
         return float(self._dp(trial.trial_id))
 
+    def _trial_name(self, trial: Trial) -> str:
+        """``trial_name_creator(trial)``; its error ends the sweep, with what a trial offers."""
+        try:
+            return str(self._name_trial(trial))
+        except Exception as err:   # noqa: BLE001 - said clearly, then raised
+            raise ValueError(
+                f"TuneConfig(trial_name_creator=...) raised {type(err).__name__}: {err}; a "
+                "trial there has trial_id, trainable_name, config, index, status, "
+                "experiment_tag and path"
+            ) from err
+
     def trial_spec(self, trial: Trial, experiment_name: str, checkpoint_root: str | None,
                    allocation: Allocation | None = None) -> dict:
         """The message that starts ``trial`` in a worker (on ``allocation`` if given)."""
@@ -516,8 +531,7 @@ class Controller:
         alloc = allocation or trial.allocation
         return {
             "trial_id": trial.trial_id,
-            "trial_name": trial.trial_id if self._name_trial is None else
-            str(self._name_trial(trial)),
+            "trial_name": trial.trial_id if self._name_trial is None else self._trial_name(trial),
             "experiment_name": experiment_name,
             "config": trial.config,
             "metric": self.metric,
@@ -783,7 +797,16 @@ class Controller:
         if self._stop_all_due is None or now < self._stop_all_due or self.stopping:
             return
         self._stop_all_due = now + 0.05
-        if self.stopper.stop_all():
+        try:
+            stop = self.stopper.stop_all()
+        except Exception as err:   # noqa: BLE001 - as after a result: not the sweep's end
+            # (after a result its error fails that trial; here there is none to fail)
+            self._stop_all_due = None
+            warnings.warn(f"the stopper's stop_all() raised {type(err).__name__}: {err}; it is "
+                          "asked again only after results from now on", RuntimeWarning,
+                          stacklevel=2)
+            return
+        if stop:
             self.stop_all("the stopper asked to stop all trials")
 
     def is_finished(self) -> bool:

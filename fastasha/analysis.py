@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+from ._rows import flatten
 from ._validation import check_mode
 from .results import Result, ResultGrid, TuneError
 
@@ -107,6 +108,10 @@ def run(
     trainable = run_or_experiment
     if resources_per_trial is not None:
         trainable = with_resources(trainable, resources_per_trial)
+    if checkpoint_config is not None and (keep_checkpoints_num is not None or
+                                          checkpoint_score_attr):
+        raise ValueError("pass checkpoint_config, or keep_checkpoints_num and "
+                         "checkpoint_score_attr, not both")
     if checkpoint_config is None and (keep_checkpoints_num is not None or checkpoint_score_attr):
         order = "max"
         if checkpoint_score_attr and checkpoint_score_attr.startswith("min-"):
@@ -222,6 +227,43 @@ class ExperimentAnalysis:
             return best.get_best_checkpoint(metric, mode)
         except RuntimeError:
             return best.checkpoint
+
+    def get_best_checkpoint(self, trial: Result, metric: str | None = None,
+                            mode: str | None = None) -> Any:
+        """The checkpoint of ``trial`` whose result is best by ``metric``; None if it has none."""
+        metric, mode = self._metric_mode(metric, mode)
+        try:
+            return trial.get_best_checkpoint(metric, mode)
+        except RuntimeError:
+            return None
+
+    def get_last_checkpoint(self, trial: Result | None = None,
+                            metric: str = "training_iteration", mode: str = "max") -> Any:
+        """The latest checkpoint of ``trial`` (by default of the best trial); None if none."""
+        if trial is None:
+            trial = self.get_best_trial(metric, mode)
+        return None if trial is None else trial.checkpoint
+
+    @property
+    def trial_dataframes(self) -> dict:
+        """Every trial's results, one data frame per trial id."""
+        return {r.trial_id: r.metrics_dataframe for r in self._grid}
+
+    @property
+    def best_dataframe(self):
+        """The results of the best trial, as a data frame."""
+        best = self.best_trial
+        return None if best is None else best.metrics_dataframe
+
+    @property
+    def best_result_df(self):
+        """The best trial's last result as a one-row data frame (nested keys flattened)."""
+        from .results import _require_pandas
+
+        best = self.best_result
+        if best is None:
+            return None
+        return _require_pandas().DataFrame([flatten(best)])
 
     def get_all_configs(self) -> dict[str, dict]:
         """Every trial's config, by trial id."""

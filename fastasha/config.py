@@ -76,6 +76,7 @@ class CheckpointConfig:
                 f"None, got {self.checkpoint_score_attribute!r}"
             )
         check_choice("checkpoint_score_order", self.checkpoint_score_order, ("max", "min"))
+        check_int("checkpoint_frequency", self.checkpoint_frequency, minimum=0)
         if self.checkpoint_frequency or self.checkpoint_at_end:
             raise ValueError(
                 "checkpoint_frequency and checkpoint_at_end apply to class trainables; a "
@@ -192,8 +193,8 @@ class TuneConfig:
         until ``time_budget_s``.
     max_concurrent_trials : int or None, default=None
         Cap on the trials running at once.
-    time_budget_s : float or None, default=None
-        Wall-clock budget of the sweep in seconds.
+    time_budget_s : float, datetime.timedelta or None, default=None
+        Wall-clock budget of the sweep in seconds (or as a ``timedelta``).
     seed : int or None, default=None
         Makes sampled configs and bracket draws reproducible (a fastasha
         extension).
@@ -238,6 +239,8 @@ class TuneConfig:
             )
         if self.max_concurrent_trials is not None:
             check_int("max_concurrent_trials", self.max_concurrent_trials, minimum=1)
+        if self.time_budget_s is not None and hasattr(self.time_budget_s, "total_seconds"):
+            self.time_budget_s = self.time_budget_s.total_seconds()     # a timedelta, as Ray
         if self.time_budget_s is not None:
             if isinstance(self.time_budget_s, bool) or not isinstance(self.time_budget_s, numbers.Real) \
                     or not self.time_budget_s > 0:

@@ -35,7 +35,10 @@ class TrialError(TuneError, RuntimeError):
 
     Use :meth:`of` to make one: where the exception's class is known in this
     process, the error is an instance of it too (as Ray's ``RayTaskError``
-    is), so ``isinstance(result.error, ValueError)`` works.
+    is), so ``isinstance(result.error, ValueError)`` works. Only the class
+    comes back: attributes the original exception had (``errno``,
+    ``returncode``, a custom ``__init__``'s) are not kept, since the worker
+    sends its text, not the object.
     """
 
     def __init__(self, trial_id: str, message: str, traceback: str | None = None) -> None:
@@ -50,16 +53,19 @@ class TrialError(TuneError, RuntimeError):
         return (TrialError, (self.trial_id, self.args[0] if self.args else "", self.traceback))
 
     @classmethod
-    def of(cls, trial_id: str, message: str, traceback: str | None = None) -> TrialError:
-        """The error of a trial, also an instance of the exception class its traceback names.
+    def of(cls, trial_id: str, message: str, traceback: str | None = None,
+           error: str | None = None) -> TrialError:
+        """The error of a trial, also an instance of the exception class it raised.
 
-        The class is looked up among modules already imported (never
+        ``error`` is the worker's ``"<class name>: <text>"`` when ``message``
+        says more than that (by default ``message`` is it). The class is
+        looked up among modules already imported (never
         imported for this: reading results runs no code). Classes that do
         not derive from ``Exception`` (``KeyboardInterrupt``, ...), or that
         cannot be mixed with ``RuntimeError``, give a plain
         :class:`TrialError`.
         """
-        original = _exception_class(traceback)
+        original = _exception_class(message if error is None else error, traceback)
         if original is None:
             return cls(trial_id, message, traceback)
         mixed = _MIXED.get(original)
@@ -76,21 +82,31 @@ class TrialError(TuneError, RuntimeError):
 _MIXED: dict[type, type] = {}
 
 
-def _exception_class(traceback: str | None) -> type | None:
-    """The ``Exception`` subclass named by a traceback's last line, if this process has it."""
-    if not traceback:
+def _exception_class(message: str | None, traceback: str | None) -> type | None:
+    """The ``Exception`` subclass a trial raised, if this process has it.
+
+    The worker writes the error as ``"<class name>: <text>"``; the traceback's
+    own line for that exception (the last unindented line that starts with
+    the name, possibly qualified by its module) says where the class lives.
+    The text itself may hold colons, newlines or other errors' output, and
+    notes may follow it: neither is read for the class.
+    """
+    head = (message or "").split(":", 1)[0].strip()
+    if not head.isidentifier():
         return None
-    lines = [line for line in traceback.rstrip().splitlines() if line and not line[0].isspace()]
-    if not lines:
-        return None
-    name = lines[-1].split(":", 1)[0].strip()
-    if not name or " " in name:
-        return None
+    name = head
+    for line in reversed((traceback or "").splitlines()):
+        if line and not line[0].isspace():
+            first = line.split(":", 1)[0].strip()
+            if first == head or first.endswith("." + head):
+                name = first
+                break
     parts = name.split(".")
-    candidates = []
-    if len(parts) == 1:      # builtins, or the user's script (__main__) in the driver too
-        candidates = [getattr(builtins, name, None),
-                      getattr(sys.modules.get("__main__"), name, None)]
+    candidates: list = []
+    if len(parts) == 1:
+        # the user's script (__main__) first: a class of its own may shadow a builtin
+        candidates = [getattr(sys.modules.get("__main__"), name, None),
+                      getattr(builtins, name, None)]
     else:
         for i in range(len(parts) - 1, 0, -1):
             module = sys.modules.get(".".join(parts[:i]))
@@ -191,6 +207,10 @@ class Result:
     def path(self) -> str:
         """The trial's folder in the experiment (holds its checkpoints)."""
         return os.path.join(self._experiment_path, TRIALS_DIR, self.trial_id)
+
+    # the names Ray's Trial has for it (ExperimentAnalysis hands out Results as trials)
+    local_path = path
+    logdir = path
 
     @property
     def config(self) -> dict:

@@ -484,6 +484,7 @@ class _Run:
             trial_id_prefix=prefix, searcher=self.searcher, config_json=config_to_json,
             trial_name_creator=tc.trial_name_creator,
             trials_dir=str(self.directory / _storage.TRIALS_DIR),
+            trainable_name=_trainable_name(self.tuner.trainable),
         )
 
     def execute(self) -> ResultGrid:
@@ -583,7 +584,7 @@ class _Run:
         if rc.failure_config.fail_fast == "raise" and failed is not None:
             raise TrialError.of(failed.trial_id, f"trial {failed.trial_id} failed and "
                                 f"fail_fast='raise': {failed.error}\n\nIts traceback:\n"
-                                f"{failed.traceback}", failed.traceback)
+                                f"{failed.traceback}", failed.traceback, error=failed.error)
         return grid
 
 

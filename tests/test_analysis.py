@@ -106,3 +106,20 @@ def test_keep_checkpoints_num_and_a_min_score_attr_keep_the_best(tmp_path):
     kept = [int(Path(c.path, "step").read_text()) for c, _ in trial.best_checkpoints]
     assert kept == [3, 5]                      # the best by loss, and the latest
     assert int(Path(analysis.best_checkpoint.path, "step").read_text()) == 3
+
+
+def test_the_rest_of_rays_analysis_names(tmp_path):
+    analysis = tune.run(checkpoints_each_step, config={"x": tune.grid_search([1, 2])},
+                        storage_path=str(tmp_path), verbose=0, metric="loss", mode="min")
+    from pathlib import Path
+
+    best = analysis.best_trial
+    step = lambda c: int(Path(c.path, "step").read_text())     # noqa: E731
+    assert step(analysis.get_best_checkpoint(best)) == 3
+    assert step(analysis.get_best_checkpoint(best, "loss", "max")) == 5
+    assert step(analysis.get_last_checkpoint(best)) == 5
+    assert step(analysis.get_last_checkpoint()) == 5
+    assert set(analysis.trial_dataframes) == {t.trial_id for t in analysis.trials}
+    assert list(analysis.best_dataframe["loss"]) == LOSSES
+    assert analysis.best_result_df["loss"].tolist() == [4.0]
+    assert best.local_path == best.logdir == best.path

@@ -364,3 +364,34 @@ def test_an_errored_trial_without_results_needs_no_file_to_show_its_metrics(tmp_
     failed = next(r for r in grid if r.status == "ERROR")
     assert failed.metrics == {} and "ERROR" in repr(failed)
     assert grid.get_best_result("loss", "min").config == {"x": 1.0}
+
+
+class TimeoutError(Exception):          # noqa: A001 - shadows the builtin on purpose
+    """A module's own class named like a builtin."""
+
+
+@pytest.mark.parametrize("message, traceback, expected", [
+    # a message over several lines, or with a note after it: the class line is not last
+    ("ValueError: bad config:\nx must be > 0",
+     "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: bad config:\n"
+     "x must be > 0\n", ValueError),
+    ("ValueError: bad", "Traceback (most recent call last):\n  File \"x.py\"\nValueError: bad\n"
+     "see the docs\n", ValueError),
+    # another error's output inside the text does not decide the class
+    ("RuntimeError: child failed:\nModuleNotFoundError: No module named 'x'",
+     "Traceback (most recent call last):\nRuntimeError: child failed:\n"
+     "ModuleNotFoundError: No module named 'x'\n", RuntimeError),
+    # a module's class named like a builtin: the traceback names its module
+    ("TimeoutError: too slow", "Traceback (most recent call last):\n"
+     f"{__name__}.TimeoutError: too slow\n", TimeoutError),
+    ("the worker process (pid 7) died: exit code 1", None, None),
+])
+def test_the_class_of_a_trial_error_is_the_one_raised(message, traceback, expected):
+    error = tune.TrialError.of("t", message, traceback)
+    assert str(error) == message
+    if expected is None:
+        assert type(error) is tune.TrialError
+    else:
+        assert isinstance(error, expected)
+        assert not isinstance(error, ModuleNotFoundError)
+        assert expected is not TimeoutError or not isinstance(error, OSError)

@@ -482,3 +482,24 @@ def test_a_diverging_metric_does_not_break_the_plateau_stoppers():
     for v in (1e200, 1e250, 1e300, -1e300):
         experiment("t", {"loss": v})
     assert experiment.stop_all() is False        # far from a plateau, and no error
+
+
+class RaisesBeforeAnyResult(Stopper):
+    def __init__(self):
+        self.scores = []
+
+    def __call__(self, trial_id, result):
+        self.scores.append(result["loss"])
+        return False
+
+    def stop_all(self):
+        return min(self.scores) < 0      # ValueError on an empty list
+
+
+def test_a_stop_all_that_raises_between_results_does_not_end_the_sweep(tmp_path):
+    with pytest.warns(RuntimeWarning, match=r"stop_all\(\) raised ValueError"):
+        grid = tune.Tuner(sleeps_between_reports, param_space={"sleep": 0.1},
+                          run_config=tune.RunConfig(stop=RaisesBeforeAnyResult(), verbose=0,
+                                                    storage_path=str(tmp_path)),
+                          resources={"cpu": 1}).fit()
+    assert grid[0].status == "TERMINATED" and grid[0].metrics["training_iteration"] == 2

@@ -374,6 +374,14 @@ def named_by_config(trial):
     return f"x={trial.config['x']}"
 
 
+def named_as_in_rays_docs(trial):
+    return "{}_{}".format(trial.trainable_name, trial.trial_id)
+
+
+def misnamed(trial):
+    return trial.no_such_attribute
+
+
 def test_ray_tune_config_knobs_are_accepted(tmp_path):
     # names Ray scripts pass: reuse_actors (no effect here), trial_name_creator (used)
     grid = fit(objectives.ranks_and_name, tmp_path, param_space={"x": tune.grid_search([1, 2])},
@@ -381,6 +389,13 @@ def test_ray_tune_config_knobs_are_accepted(tmp_path):
                                            trial_name_creator=named_by_config))
     assert sorted(r.metrics["name"] for r in grid) == ["x=1", "x=2"]
     assert all(r.metrics["ranks"] == [0, 0, 0, 1, 1] for r in grid)
+    grid = fit(objectives.ranks_and_name, tmp_path, name="ray_names", param_space={"x": 1},
+               tune_config=tune.TuneConfig(trial_name_creator=named_as_in_rays_docs))
+    assert grid[0].metrics["name"] == f"ranks_and_name_{grid[0].trial_id}"
+    with pytest.raises(ValueError, match="trial_name_creator=.... raised AttributeError.*"
+                                         "no_such_attribute.*a trial there has trial_id"):
+        fit(objectives.ranks_and_name, tmp_path, name="bad_names", param_space={"x": 1},
+            tune_config=tune.TuneConfig(trial_name_creator=misnamed))
     with pytest.warns(UserWarning, match="trial_dirname_creator.*no effect"):
         tune.TuneConfig(trial_dirname_creator=named_by_config)
     with pytest.raises(TypeError, match="trial_name_creator must be a function"):
@@ -390,6 +405,11 @@ def test_ray_tune_config_knobs_are_accepted(tmp_path):
     assert tune.CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=None)
     with pytest.raises(ValueError, match="class trainables.*tune.report"):
         tune.CheckpointConfig(checkpoint_frequency=5)
+    with pytest.raises(ValueError, match="checkpoint_frequency must be at least 0"):
+        tune.CheckpointConfig(checkpoint_frequency=-1)
+    from datetime import timedelta
+
+    assert tune.TuneConfig(time_budget_s=timedelta(minutes=2)).time_budget_s == 120.0
 
 
 def test_storage_path_may_be_a_path_object(tmp_path):

@@ -40,6 +40,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler as _ForkingPickler
 from typing import Any, Callable
 
+from .. import _session
 from .._controller import Controller, Trial
 from ..search.serialize import is_plain
 from .channel import Server, new_key
@@ -843,13 +844,15 @@ class Driver:
                 slot.kill_sent = self._send(slot.supervisor, ("kill",))
         if now - self._stop_started < 2 * STOP_GRACE_S:
             return
-        # A trial running inline (threading backend) stops only at its next report,
-        # and a thread cannot be killed: one still running after a second grace
-        # period is left behind, so that fit() returns. Its connection closes, so
-        # its next report (if any) ends it.
+        # A trial running inline in this process (threading backend) stops only at its
+        # next report, and a thread cannot be killed: one still running after a second
+        # grace period is left behind, so that fit() returns. Its connection closes,
+        # so its next report (if any) ends it. (Inline in a process of its own, where
+        # fork is missing, it is waited for: a next fit() would wait for it anyway.)
         for slot in self.slots.values():
             worker = slot.worker
-            if worker is None or worker.mode != "inline" or worker.trial is None:
+            if worker is None or worker.mode != "inline" or worker.trial is None or \
+                    worker.pid != os.getpid() or worker.host != _session._HOSTNAME:
                 continue
             trial, worker.trial = worker.trial, None
             self._put_back_ahead(worker)
