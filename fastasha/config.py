@@ -54,9 +54,13 @@ class CheckpointConfig:
         are kept.
     checkpoint_score_order : {"max", "min"}, default="max"
         Whether a larger or a smaller score is better.
-    checkpoint_frequency, checkpoint_at_end
-        Ray's settings for class trainables; a function objective saves its
-        checkpoints itself, so (as in Ray) only the defaults are accepted.
+    checkpoint_frequency : int, default=0
+        For a :class:`~fastasha.trainable.Trainable` class: save a checkpoint
+        every this many steps. A function objective saves its checkpoints
+        itself, so (as in Ray) the Tuner refuses it there.
+    checkpoint_at_end : bool or None, default=None
+        For a :class:`~fastasha.trainable.Trainable` class: save one with
+        the last result. Refused with a function objective, as in Ray.
     """
 
     num_to_keep: int | None = None
@@ -77,12 +81,8 @@ class CheckpointConfig:
             )
         check_choice("checkpoint_score_order", self.checkpoint_score_order, ("max", "min"))
         check_int("checkpoint_frequency", self.checkpoint_frequency, minimum=0)
-        if self.checkpoint_frequency or self.checkpoint_at_end:
-            raise ValueError(
-                "checkpoint_frequency and checkpoint_at_end apply to class trainables; a "
-                "function objective saves its checkpoints itself: call "
-                "tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))"
-            )
+        if self.checkpoint_at_end is not None:
+            check_bool("checkpoint_at_end", self.checkpoint_at_end)
 
 
 @dataclass

@@ -49,6 +49,7 @@ if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
         sample_from,
         uniform,
     )
+    from .trainable import Trainable
     from .tuner import Tuner
 
 _LAZY = {
@@ -57,6 +58,7 @@ _LAZY = {
     "ResultGrid": "fastasha.results",
     "TrialError": "fastasha.results",
     "TuneError": "fastasha.results",
+    "Trainable": "fastasha.trainable",
     "ExperimentAnalysis": "fastasha.analysis",
     "run": "fastasha.analysis",
     **{name: "fastasha.search" for name in (
@@ -151,6 +153,7 @@ __all__ = [
     "Stopper",
     "TrialContext",
     "TrialError",
+    "Trainable",
     "TrialStopped",
     "TuneConfig",
     "TuneError",

@@ -23,6 +23,7 @@ from .schedulers import AsyncHyperBandScheduler, FIFOScheduler
 from .search import VariantGenerator, config_to_json, space_from_json, space_to_json
 from .search.serialize import is_plain
 from .stopper import normalize_stop
+from .trainable import as_function, is_class_trainable
 
 STORAGE_ENV = "FASTASHA_STORAGE_PATH"
 # Address the driver listens on; loopback unless workers run on other machines.
@@ -144,10 +145,19 @@ class Tuner:
             raise TypeError(f"tune_config must be a tune.TuneConfig, got {tune_config!r}")
         if run_config is not None and not isinstance(run_config, RunConfig):
             raise TypeError(f"run_config must be a tune.RunConfig, got {run_config!r}")
-        self.trainable = trainable
         self.param_space = dict(param_space or {})
         self.tune_config = tune_config or TuneConfig()
         self.run_config = run_config or RunConfig()
+        cc = self.run_config.checkpoint_config
+        if (cc.checkpoint_frequency or cc.checkpoint_at_end) and not is_class_trainable(trainable):
+            raise ValueError(
+                "CheckpointConfig(checkpoint_frequency=..., checkpoint_at_end=...) applies to "
+                "tune.Trainable classes; a function objective saves its checkpoints itself: "
+                "call tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))"
+            )
+        # a tune.Trainable class runs as a function objective (fastasha/trainable.py)
+        self.trainable = as_function(trainable, cc.checkpoint_frequency,
+                                     bool(cc.checkpoint_at_end))
         self.resources = resources
         self._restore = _restore
         self._results: ResultGrid | None = None
@@ -465,6 +475,8 @@ class _Run:
                 "num_to_keep": rc.checkpoint_config.num_to_keep,
                 "checkpoint_score_attribute": rc.checkpoint_config.checkpoint_score_attribute,
                 "checkpoint_score_order": rc.checkpoint_config.checkpoint_score_order,
+                "checkpoint_frequency": rc.checkpoint_config.checkpoint_frequency,
+                "checkpoint_at_end": rc.checkpoint_config.checkpoint_at_end,
             },
             "trial_id_prefix": prefix,
             "resources": {"cpu": self.pool.cpu, "gpu_ids": self.pool.gpu_ids},

@@ -403,8 +403,9 @@ def test_ray_tune_config_knobs_are_accepted(tmp_path):
     with pytest.raises(TypeError, match="reuse_actors must be True or False"):
         tune.TuneConfig(reuse_actors="yes")
     assert tune.CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=None)
-    with pytest.raises(ValueError, match="class trainables.*tune.report"):
-        tune.CheckpointConfig(checkpoint_frequency=5)
+    with pytest.raises(ValueError, match="applies to tune.Trainable classes.*tune.report"):
+        tune.Tuner(objectives.steps, run_config=tune.RunConfig(
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=5)))
     with pytest.raises(ValueError, match="checkpoint_frequency must be at least 0"):
         tune.CheckpointConfig(checkpoint_frequency=-1)
     from datetime import timedelta

@@ -1,0 +1,233 @@
+"""Class-based objectives: Ray Tune's ``tune.Trainable``.
+
+A Ray script may define its objective as a class::
+
+    class MyTrainable(tune.Trainable):
+        def setup(self, config):
+            self.x = 0
+        def step(self):
+            self.x += 1
+            return {"loss": 1 / self.x}
+        def save_checkpoint(self, checkpoint_dir):
+            return {"x": self.x}
+        def load_checkpoint(self, checkpoint):
+            self.x = checkpoint["x"]
+
+and pass the class to :class:`~fastasha.tuner.Tuner`. fastasha runs it as a
+function objective (:class:`ClassTrainable`): ``setup`` once, then ``step``
+after ``step``, each result reported, until a stop criterion, the scheduler
+or ``result["done"]`` ends the trial; ``cleanup`` always runs at the end.
+``CheckpointConfig(checkpoint_frequency=N, checkpoint_at_end=True)`` saves
+checkpoints every N steps and at the end (when ``step`` says ``done`` or a
+``RunConfig(stop={...})`` bound is met; an early stop by the scheduler cannot
+be foreseen, so it saves none), and a trial that resumes (after a failure,
+or in a restored sweep) starts from its latest checkpoint, as in Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from typing import Any
+
+from . import _session
+from .checkpoint import Checkpoint
+
+_DICT_FILE = "_fastasha_checkpoint.pkl"   # a checkpoint saved as a dict, pickled here
+_ITERATION_FILE = "_fastasha_iteration"    # the steps done when it was saved
+
+
+class Trainable:
+    """Base class of class-based objectives (Ray Tune's ``tune.Trainable``).
+
+    Override :meth:`setup`, :meth:`step` and, to checkpoint,
+    :meth:`save_checkpoint` and :meth:`load_checkpoint`; :meth:`cleanup`
+    is optional.
+
+    Attributes
+    ----------
+    config : dict
+        The trial's config.
+    iteration, training_iteration : int
+        Steps done so far (counting those before the checkpoint it resumed
+        from).
+    trial_id, trial_name : str or None
+        The running trial's id and name.
+    logdir : str or None
+        The trial's own folder.
+    """
+
+    def __init__(self, config: dict | None = None, **parameters: Any) -> None:
+        self.config = dict(config or {})
+        self._iteration = 0
+        context = _session.get_context()
+        self.trial_id = context.get_trial_id()
+        self.trial_name = context.get_trial_name()
+        self._logdir = context.trial_dir
+        self.setup(dict(self.config), **parameters)
+
+    @property
+    def iteration(self) -> int:
+        return self._iteration
+
+    training_iteration = iteration
+
+    @property
+    def logdir(self) -> str | None:
+        return self._logdir
+
+    def setup(self, config: dict, **parameters: Any) -> None:
+        """Prepare the trial (called once, with the config and any ``with_parameters``)."""
+
+    def step(self) -> dict:
+        """Run one step of training and return its result (a dict of metrics)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must override step() and return a dict of metrics"
+        )
+
+    def save_checkpoint(self, checkpoint_dir: str) -> dict | None:
+        """Save the state into ``checkpoint_dir``, or return it as a (picklable) dict."""
+        return None
+
+    def load_checkpoint(self, checkpoint: dict | str) -> None:
+        """Restore the state: the dict :meth:`save_checkpoint` returned, or its folder."""
+
+    def cleanup(self) -> None:
+        """Release what :meth:`setup` took; called once the trial ends, however it ends."""
+
+    def reset_config(self, new_config: dict) -> bool:
+        """Ray reuses an actor for a new config through this; fastasha never does."""
+        return False
+
+
+class ClassTrainable:
+    """A :class:`Trainable` subclass run as a function objective (picklable).
+
+    Parameters
+    ----------
+    cls : type
+        The Trainable subclass.
+    checkpoint_frequency : int, default=0
+        Save a checkpoint every this many steps (0: never on a schedule).
+    checkpoint_at_end : bool, default=False
+        Save one with the last result: ``done``, or a stop bound met.
+    """
+
+    def __init__(self, cls: type, checkpoint_frequency: int = 0,
+                 checkpoint_at_end: bool = False) -> None:
+        self.cls = cls
+        self.checkpoint_frequency = checkpoint_frequency
+        self.checkpoint_at_end = checkpoint_at_end
+        self.__name__ = cls.__name__
+        self.__qualname__ = getattr(cls, "__qualname__", cls.__name__)
+        self.__doc__ = cls.__doc__
+
+    def __repr__(self) -> str:
+        return f"ClassTrainable({self.cls.__name__})"
+
+    def __call__(self, config: dict, **parameters: Any) -> None:
+        trainable = self.cls(config, **parameters)
+        try:
+            restored = _session.get_checkpoint()
+            if restored is not None:
+                _load(trainable, restored.path)
+            while True:
+                result = trainable.step()
+                if not isinstance(result, dict):
+                    raise TypeError(
+                        f"{self.cls.__name__}.step() must return a dict of metrics, got "
+                        f"{result!r}"
+                    )
+                trainable._iteration += 1
+                done = bool(result.get("done", False))
+                frequency = self.checkpoint_frequency
+                save = (frequency and trainable._iteration % frequency == 0) or \
+                    (self.checkpoint_at_end and (done or _meets_a_stop_criterion(result)))
+                if save:
+                    self._report_with_checkpoint(trainable, result)
+                else:
+                    _session.report(result)
+                if done:
+                    return
+        finally:
+            trainable.cleanup()
+
+    @staticmethod
+    def _report_with_checkpoint(trainable: Trainable, result: dict) -> None:
+        with tempfile.TemporaryDirectory() as folder:   # report() copies it
+            _save(trainable, folder)
+            _session.report(result, checkpoint=Checkpoint.from_directory(folder))
+
+
+def _meets_a_stop_criterion(result: dict) -> bool:
+    """Whether this result (about to be reported) meets a ``RunConfig(stop={...})`` bound."""
+    session = getattr(_session._local, "session", None)
+    if session is None:
+        return False
+    for key, bound in session.stop_items:
+        if key == "training_iteration" and key not in result:
+            value: Any = session.iteration + 1
+        else:
+            value = session._value(key, result, session.last)
+        try:
+            if value is not None and value >= bound:
+                return True
+        except TypeError:
+            return False
+    return False
+
+
+def _save(trainable: Trainable, folder: str) -> None:
+    state = trainable.save_checkpoint(folder)
+    if state is not None:
+        if not isinstance(state, dict):
+            raise TypeError(
+                f"{type(trainable).__name__}.save_checkpoint() must return a dict or None "
+                f"(having written into the folder), got {type(state).__name__}"
+            )
+        with open(os.path.join(folder, _DICT_FILE), "wb") as f:
+            pickle.dump(state, f)
+    with open(os.path.join(folder, _ITERATION_FILE), "w", encoding="utf-8") as f:
+        f.write(str(trainable._iteration))
+
+
+def _load(trainable: Trainable, folder: str) -> None:
+    dict_file = os.path.join(folder, _DICT_FILE)
+    if os.path.exists(dict_file):
+        # written by this trial's own save_checkpoint, in this experiment's folder
+        with open(dict_file, "rb") as f:
+            trainable.load_checkpoint(pickle.load(f))
+    else:
+        trainable.load_checkpoint(folder)
+    iteration_file = os.path.join(folder, _ITERATION_FILE)
+    if os.path.exists(iteration_file):
+        with open(iteration_file, encoding="utf-8") as f:
+            trainable._iteration = int(f.read().strip() or 0)
+
+
+def as_function(trainable: Any, checkpoint_frequency: int = 0,
+                checkpoint_at_end: bool = False) -> Any:
+    """``trainable`` with a :class:`Trainable` subclass inside it run as a function objective.
+
+    ``with_resources`` / ``with_parameters`` wrappers around the class are
+    copied (the caller's stay as they are); anything else comes back as it is.
+    """
+    from ._trainable import _Wrapped
+
+    if isinstance(trainable, type) and issubclass(trainable, Trainable):
+        return ClassTrainable(trainable, checkpoint_frequency, checkpoint_at_end)
+    if isinstance(trainable, _Wrapped):
+        inner = as_function(trainable.trainable, checkpoint_frequency, checkpoint_at_end)
+        if inner is not trainable.trainable:
+            import copy
+
+            trainable = copy.copy(trainable)
+            trainable.trainable = inner
+    return trainable
+
+
+def is_class_trainable(trainable: Any) -> bool:
+    """Whether ``trainable`` is (or wraps) a :class:`Trainable` subclass."""
+    inner = getattr(trainable, "inner", trainable)
+    return isinstance(inner, type) and issubclass(inner, Trainable)

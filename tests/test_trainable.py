@@ -1,0 +1,143 @@
+"""Class-based objectives (``tune.Trainable``), run by the Tuner as Ray runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fastasha import tune
+from fastasha.schedulers import AsyncHyperBandScheduler
+
+
+class Countdown(tune.Trainable):
+    """Loss falls with the steps, faster for a larger ``rate``; state is a counter."""
+
+    def setup(self, config, marker_dir=None):
+        self.x = 0
+        self.marker_dir = marker_dir or config.get("marker_dir")
+
+    def step(self):
+        self.x += 1
+        if self.config.get("fail_at") == self.x and not self._failed_before():
+            raise RuntimeError("a crash, once")
+        return {"loss": 1.0 / (self.config["rate"] * self.x), "x": self.x,
+                "done": self.x >= self.config.get("steps", 10 ** 9)}
+
+    def _failed_before(self):
+        flag = Path(self.marker_dir, f"failed_{self.trial_id}")
+        if flag.exists():
+            return True
+        flag.write_text("1")
+        return False
+
+    def save_checkpoint(self, checkpoint_dir):
+        return {"x": self.x}
+
+    def load_checkpoint(self, checkpoint):
+        self.x = checkpoint["x"]
+
+    def cleanup(self):
+        if self.marker_dir:
+            Path(self.marker_dir, f"cleanup_{self.trial_id}").write_text(str(self.x))
+
+
+class SavesFiles(tune.Trainable):
+    def setup(self, config):
+        self.x = 0
+
+    def step(self):
+        self.x += 1
+        return {"loss": float(self.x)}
+
+    def save_checkpoint(self, checkpoint_dir):
+        Path(checkpoint_dir, "x").write_text(str(self.x))       # returns None: the folder
+
+    def load_checkpoint(self, checkpoint):
+        self.x = int(Path(checkpoint, "x").read_text())
+
+
+class ReturnsAList(tune.Trainable):
+    def step(self):
+        return [1.0]
+
+
+def _run_config(tmp_path, name, **kwargs):
+    return tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0, **kwargs)
+
+
+def test_a_trainable_class_runs_under_asha_and_always_cleans_up(tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    grid = tune.Tuner(
+        Countdown,
+        param_space={"rate": tune.grid_search([8.0, 4.0, 2.0, 1.0]), "marker_dir": str(markers)},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", max_concurrent_trials=1,
+                                    scheduler=AsyncHyperBandScheduler(grace_period=1, max_t=8,
+                                                                      reduction_factor=2)),
+        run_config=_run_config(tmp_path, "asha", stop={"training_iteration": 8}),
+    ).fit()
+    assert [r.status for r in grid] == ["TERMINATED"] * 4
+    steps = {r.config["rate"]: r.metrics["training_iteration"] for r in grid}
+    assert steps[8.0] == 8 and min(steps.values()) < 8         # ASHA stopped some early
+    assert all(r.metrics["x"] == r.metrics["training_iteration"] for r in grid)
+    cleaned = {p.name.split("_", 1)[1]: int(p.read_text()) for p in markers.glob("cleanup_*")}
+    assert cleaned == {r.trial_id: r.metrics["x"] for r in grid}   # even the stopped ones
+
+
+def test_done_ends_a_trial_and_checkpoints_resume_a_failed_one(tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    grid = tune.Tuner(
+        Countdown,
+        param_space={"rate": 1.0, "steps": 7, "fail_at": 5, "marker_dir": str(markers)},
+        run_config=_run_config(tmp_path, "resume",
+                               failure_config=tune.FailureConfig(max_failures=1),
+                               checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2)),
+    ).fit()
+    (result,) = grid
+    assert result.status == "TERMINATED" and result.metrics["done"] is True
+    # failed in step 5, resumed from the checkpoint of step 4: steps 5, 6, 7 again
+    assert result.metrics["x"] == 7 and result.metrics["training_iteration"] == 7
+    history = result.metrics_dataframe
+    assert list(history["x"]) == [1, 2, 3, 4, 5, 6, 7]
+    assert [c for _, c in result.best_checkpoints][-1]["x"] == 6
+
+
+def test_checkpoints_saved_as_files_and_at_the_end(tmp_path):
+    grid = tune.Tuner(
+        tune.with_resources(SavesFiles, {"cpu": 1}),
+        run_config=_run_config(tmp_path, "files", stop={"training_iteration": 5},
+                               checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True)),
+    ).fit()
+    (result,) = grid
+    assert result.metrics["training_iteration"] == 5
+    assert Path(result.checkpoint.path, "x").read_text() == "5"
+    # a restore of the folder resumes from it (here: nothing left to run)
+    assert tune.Tuner.restore(grid.experiment_path, SavesFiles).fit()[0].metrics["loss"] == 5.0
+
+
+def test_with_parameters_reach_setup(tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    grid = tune.Tuner(
+        tune.with_parameters(Countdown, marker_dir=str(markers)),
+        param_space={"rate": 1.0, "steps": 2},
+        run_config=_run_config(tmp_path, "params"),
+    ).fit()
+    assert grid[0].status == "TERMINATED"
+    assert [p.name for p in markers.iterdir()] == [f"cleanup_{grid[0].trial_id}"]
+
+
+def test_a_step_that_returns_no_dict_fails_its_trial_clearly(tmp_path):
+    grid = tune.Tuner(ReturnsAList, run_config=_run_config(tmp_path, "bad")).fit()
+    assert grid[0].status == "ERROR"
+    assert "ReturnsAList.step() must return a dict of metrics" in str(grid[0].error)
+    assert isinstance(grid[0].error, TypeError)
+
+
+def test_a_trainable_class_is_named_and_refused_where_ray_refuses(tmp_path):
+    assert tune.Tuner(Countdown, run_config=_run_config(tmp_path, "n")).trainable.__name__ \
+        == "Countdown"
+    with pytest.raises(NotImplementedError, match="must override step"):
+        tune.Trainable({}).step()
