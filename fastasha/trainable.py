@@ -22,6 +22,11 @@ checkpoints every N steps and at the end (when ``step`` says ``done`` or a
 ``RunConfig(stop={...})`` bound is met; an early stop by the scheduler cannot
 be foreseen, so it saves none), and a trial that resumes (after a failure,
 or in a restored sweep) starts from its latest checkpoint, as in Ray.
+
+A ``save_checkpoint`` that returns a dict has it pickled into the
+checkpoint folder, and ``load_checkpoint`` gets it back unpickled, as Ray
+does: only a trial of the experiment reads it, never the experiment file's
+readers (which stay pickle-free).
 """
 
 from __future__ import annotations
