@@ -587,6 +587,13 @@ class Controller:
             return True, math.inf
         self._absorb(trial, rows_json, n_rows, last)
         stop = False
+        if checkpoint is not None and last is None and trial.last_result is not None:
+            # a checkpoint saved once the trial was told to stop (Session.save_after_stop):
+            # it belongs to the last result, already here
+            self._add_checkpoint(trial, checkpoint, trial.last_result)
+            self.callback("on_trial_save", trial)
+            if self._hooks["on_checkpoint"]:
+                self.callback("on_checkpoint", trial, checkpoint=Checkpoint(checkpoint[0]))
         if checkpoint is not None and last is not None:
             self._add_checkpoint(trial, checkpoint, last)
         if last is not None and trial.pending_error is None:

@@ -428,6 +428,24 @@ class Session(Recorder):
 
     # ------------------------------------------------------------ checkpoint
 
+    def save_after_stop(self, checkpoint: Checkpoint) -> None:
+        """Keep ``checkpoint`` with the last result, once the trial was told to stop.
+
+        A STOP ends the trial inside ``report()``; a class objective with
+        ``checkpoint_at_end`` saves its state after that, as Ray does for any
+        stop. Nothing happens if the driver is gone.
+        """
+        with self.link.lock:
+            if self.link.session is not self or self.iteration == 0:
+                return
+            saved = self._save_checkpoint(checkpoint)
+            blob, n_rows, last = self.drain()     # (normally empty: the STOP flushed it)
+            try:
+                self.link.request(("report", self.trial_id, blob, n_rows, last, "sync", False,
+                                   saved))
+            except (EOFError, OSError):
+                pass
+
     def _save_checkpoint(self, checkpoint: Checkpoint) -> tuple[str, int]:
         if not isinstance(checkpoint, Checkpoint):
             raise TypeError(

@@ -28,13 +28,12 @@ from ._rows import flatten
 from ._validation import check_mode
 from .results import Result, ResultGrid, TuneError
 
-# tune.run arguments that only make sense on a Ray cluster, or for Ray's class
-# trainables and loggers: accepted when left at Ray's default, refused otherwise
+# tune.run arguments that only make sense on a Ray cluster or for Ray's loggers:
+# accepted when left at Ray's default, refused otherwise
 _RAY_ONLY_DEFAULTS = {
     "storage_filesystem": None, "progress_reporter": None, "log_to_file": False,
     "sync_config": None, "export_formats": None, "restore": None, "resume": None,
-    "resume_config": None, "checkpoint_freq": 0, "checkpoint_at_end": False,
-    "server_port": None, "_remote": None,
+    "resume_config": None, "server_port": None, "_remote": None,
 }
 
 
@@ -62,6 +61,8 @@ def run(
     max_concurrent_trials: int | None = None,
     keep_checkpoints_num: int | None = None,
     checkpoint_score_attr: str | None = None,
+    checkpoint_freq: int = 0,
+    checkpoint_at_end: bool = False,
     trial_name_creator: Callable | None = None,
     trial_dirname_creator: Callable | None = None,
     **ray_only: Any,
@@ -73,7 +74,9 @@ def run(
     ``resources_per_trial`` goes to :func:`~fastasha.tune.with_resources`,
     ``local_dir`` is taken as ``storage_path``, ``keep_checkpoints_num`` and
     ``checkpoint_score_attr`` (``"min-loss"`` for a smaller-is-better
-    score) build a :class:`~fastasha.config.CheckpointConfig`.
+    score), ``checkpoint_freq`` and ``checkpoint_at_end`` (for a
+    :class:`~fastasha.trainable.Trainable` class) build a
+    :class:`~fastasha.config.CheckpointConfig`.
 
     Raises
     ------
@@ -81,9 +84,9 @@ def run(
         With ``raise_on_failed_trial=True`` (Ray's default), after the sweep
         and with everything saved, if any trial ended in ERROR.
     TypeError
-        For an argument ``tune.run`` does not have, or one of Ray's cluster,
-        logger and class-trainable settings given a value other than its
-        default (fastasha has no equivalent to honour it with).
+        For an argument ``tune.run`` does not have, or one of Ray's cluster
+        and logger settings given a value other than its default (fastasha
+        has no equivalent to honour it with).
     """
     from . import tune
     from ._trainable import with_resources
@@ -100,25 +103,28 @@ def run(
     changed = sorted(k for k, v in ray_only.items() if v != _RAY_ONLY_DEFAULTS[k])
     if changed:
         raise TypeError(
-            f"tune.run({', '.join(f'{k}=...' for k in changed)}) is a Ray cluster, logger or "
-            "class-trainable setting that fastasha has no equivalent for; leave it out"
+            f"tune.run({', '.join(f'{k}=...' for k in changed)}) is a Ray cluster or logger "
+            "setting that fastasha has no equivalent for; leave it out"
         )
     if local_dir is not None and storage_path is None:
         storage_path = os.fspath(local_dir)
     trainable = run_or_experiment
     if resources_per_trial is not None:
         trainable = with_resources(trainable, resources_per_trial)
-    if checkpoint_config is not None and (keep_checkpoints_num is not None or
-                                          checkpoint_score_attr):
-        raise ValueError("pass checkpoint_config, or keep_checkpoints_num and "
-                         "checkpoint_score_attr, not both")
-    if checkpoint_config is None and (keep_checkpoints_num is not None or checkpoint_score_attr):
+    separate = keep_checkpoints_num is not None or checkpoint_score_attr or checkpoint_freq or \
+        checkpoint_at_end
+    if checkpoint_config is not None and separate:
+        raise ValueError("pass checkpoint_config, or keep_checkpoints_num, checkpoint_score_attr, "
+                         "checkpoint_freq and checkpoint_at_end, not both")
+    if checkpoint_config is None and separate:
         order = "max"
         if checkpoint_score_attr and checkpoint_score_attr.startswith("min-"):
             checkpoint_score_attr, order = checkpoint_score_attr[4:], "min"
         checkpoint_config = tune.CheckpointConfig(num_to_keep=keep_checkpoints_num,
                                                   checkpoint_score_attribute=checkpoint_score_attr,
-                                                  checkpoint_score_order=order)
+                                                  checkpoint_score_order=order,
+                                                  checkpoint_frequency=checkpoint_freq,
+                                                  checkpoint_at_end=checkpoint_at_end)
     tuner = tune.Tuner(
         trainable,
         param_space=config,

@@ -18,10 +18,10 @@ function objective (:class:`ClassTrainable`): ``setup`` once, then ``step``
 after ``step``, each result reported, until a stop criterion, the scheduler
 or ``result["done"]`` ends the trial; ``cleanup`` always runs at the end.
 ``CheckpointConfig(checkpoint_frequency=N, checkpoint_at_end=True)`` saves
-checkpoints every N steps and at the end (when ``step`` says ``done`` or a
-``RunConfig(stop={...})`` bound is met; an early stop by the scheduler cannot
-be foreseen, so it saves none), and a trial that resumes (after a failure,
-or in a restored sweep) starts from its latest checkpoint, as in Ray.
+checkpoints every N steps (and whenever a result holds ``should_checkpoint``)
+and at the end, however the trial ends (``done``, a stop criterion, the
+scheduler, the sweep's budget); a trial that resumes (after a failure, or in
+a restored sweep) starts from its latest checkpoint, as in Ray.
 
 A ``save_checkpoint`` that returns a dict has it pickled into the
 checkpoint folder, and ``load_checkpoint`` gets it back unpickled, as Ray
@@ -31,6 +31,7 @@ readers (which stay pickle-free).
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import tempfile
@@ -63,14 +64,18 @@ class Trainable:
         The trial's own folder.
     """
 
-    def __init__(self, config: dict | None = None, **parameters: Any) -> None:
+    def __init__(self, config: dict | None = None, logger_creator: Any = None,
+                 storage: Any = None, **parameters: Any) -> None:
+        # (logger_creator and storage: Ray's, accepted and unused; other keywords are
+        # with_parameters' objects, passed to setup)
         self.config = dict(config or {})
         self._iteration = 0
         context = _session.get_context()
         self.trial_id = context.get_trial_id()
         self.trial_name = context.get_trial_name()
+        self.trial_resources = context.get_trial_resources()
         self._logdir = context.trial_dir
-        self.setup(dict(self.config), **parameters)
+        self.setup(copy.deepcopy(self.config), **parameters)
 
     @property
     def iteration(self) -> int:
@@ -105,6 +110,32 @@ class Trainable:
         """Ray reuses an actor for a new config through this; fastasha never does."""
         return False
 
+    # Ray's driving methods, for trying a class out by hand (the Tuner does not use them)
+    def get_config(self) -> dict:
+        return self.config
+
+    def train(self) -> dict:
+        """One :meth:`step`, with ``training_iteration`` added (as Ray's ``train``)."""
+        result = self.step()
+        self._iteration += 1
+        return {**result, "training_iteration": result.get("training_iteration",
+                                                             self._iteration)}
+
+    def save(self, checkpoint_dir: str | None = None) -> str:
+        """Save a checkpoint into ``checkpoint_dir`` (a new temporary folder by default)."""
+        folder = checkpoint_dir or tempfile.mkdtemp(prefix="checkpoint_")
+        os.makedirs(folder, exist_ok=True)
+        _save(self, folder)
+        return folder
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Load a checkpoint :meth:`save` wrote."""
+        _load(self, os.fspath(checkpoint_path))
+
+    def stop(self) -> None:
+        """Release the trial's resources: :meth:`cleanup`."""
+        self.cleanup()
+
 
 class ClassTrainable:
     """A :class:`Trainable` subclass run as a function objective (picklable).
@@ -116,7 +147,7 @@ class ClassTrainable:
     checkpoint_frequency : int, default=0
         Save a checkpoint every this many steps (0: never on a schedule).
     checkpoint_at_end : bool, default=False
-        Save one with the last result: ``done``, or a stop bound met.
+        Save one with the last result, however the trial ends.
     """
 
     def __init__(self, cls: type, checkpoint_frequency: int = 0,
@@ -133,6 +164,7 @@ class ClassTrainable:
 
     def __call__(self, config: dict, **parameters: Any) -> None:
         trainable = self.cls(config, **parameters)
+        saved_now = False            # whether the latest result went with a checkpoint
         try:
             restored = _session.get_checkpoint()
             if restored is not None:
@@ -147,16 +179,32 @@ class ClassTrainable:
                 trainable._iteration += 1
                 done = bool(result.get("done", False))
                 frequency = self.checkpoint_frequency
-                save = (frequency and trainable._iteration % frequency == 0) or \
-                    (self.checkpoint_at_end and (done or _meets_a_stop_criterion(result)))
-                if save:
+                saved_now = bool((frequency and trainable._iteration % frequency == 0) or
+                                 result.get("should_checkpoint") or
+                                 (done and self.checkpoint_at_end))
+                if saved_now:
                     self._report_with_checkpoint(trainable, result)
                 else:
                     _session.report(result)
                 if done:
                     return
+        except _session.TrialStopped:
+            # stopped by the scheduler, a stop criterion or the sweep's end: as Ray,
+            # checkpoint_at_end saves the state with the last result
+            if self.checkpoint_at_end and not saved_now:
+                self._save_after_stop(trainable)
+            raise
         finally:
             trainable.cleanup()
+
+    @staticmethod
+    def _save_after_stop(trainable: Trainable) -> None:
+        session = getattr(_session._local, "session", None)
+        if session is None:
+            return
+        with tempfile.TemporaryDirectory() as folder:   # copied into the trial's folder
+            _save(trainable, folder)
+            session.save_after_stop(Checkpoint.from_directory(folder))
 
     @staticmethod
     def _report_with_checkpoint(trainable: Trainable, result: dict) -> None:
@@ -165,26 +213,16 @@ class ClassTrainable:
             _session.report(result, checkpoint=Checkpoint.from_directory(folder))
 
 
-def _meets_a_stop_criterion(result: dict) -> bool:
-    """Whether this result (about to be reported) meets a ``RunConfig(stop={...})`` bound."""
-    session = getattr(_session._local, "session", None)
-    if session is None:
-        return False
-    for key, bound in session.stop_items:
-        if key == "training_iteration" and key not in result:
-            value: Any = session.iteration + 1
-        else:
-            value = session._value(key, result, session.last)
-        try:
-            if value is not None and value >= bound:
-                return True
-        except TypeError:
-            return False
-    return False
-
-
 def _save(trainable: Trainable, folder: str) -> None:
     state = trainable.save_checkpoint(folder)
+    if isinstance(state, (str, os.PathLike)):
+        if os.path.abspath(os.fspath(state)) != os.path.abspath(folder):
+            raise ValueError(
+                f"{type(trainable).__name__}.save_checkpoint() returned the folder {state!r}; "
+                f"it must save into the one it is given ({folder!r}) and return that, None, "
+                "or a dict"
+            )
+        state = None          # Ray's example returns the folder it wrote into
     if state is not None:
         if not isinstance(state, dict):
             raise TypeError(
@@ -198,6 +236,10 @@ def _save(trainable: Trainable, folder: str) -> None:
 
 
 def _load(trainable: Trainable, folder: str) -> None:
+    iteration_file = os.path.join(folder, _ITERATION_FILE)
+    if os.path.exists(iteration_file):      # first: load_checkpoint may read the iteration
+        with open(iteration_file, encoding="utf-8") as f:
+            trainable._iteration = int(f.read().strip() or 0)
     dict_file = os.path.join(folder, _DICT_FILE)
     if os.path.exists(dict_file):
         # written by this trial's own save_checkpoint, in this experiment's folder
@@ -205,10 +247,6 @@ def _load(trainable: Trainable, folder: str) -> None:
             trainable.load_checkpoint(pickle.load(f))
     else:
         trainable.load_checkpoint(folder)
-    iteration_file = os.path.join(folder, _ITERATION_FILE)
-    if os.path.exists(iteration_file):
-        with open(iteration_file, encoding="utf-8") as f:
-            trainable._iteration = int(f.read().strip() or 0)
 
 
 def as_function(trainable: Any, checkpoint_frequency: int = 0,

@@ -141,3 +141,81 @@ def test_a_trainable_class_is_named_and_refused_where_ray_refuses(tmp_path):
         == "Countdown"
     with pytest.raises(NotImplementedError, match="must override step"):
         tune.Trainable({}).step()
+
+
+class RaysDocExample(tune.Trainable):
+    """Shaped like the class-API example of Ray's docs: saves files, returns the folder."""
+
+    def setup(self, config):
+        self.x = 0
+        self.seen_iteration_at_load = None
+
+    def step(self):
+        self.x += 1
+        if self.config.get("crash_at") == self.x and not Path(self.config["flag"]).exists():
+            Path(self.config["flag"]).write_text("1")
+            raise RuntimeError("once")
+        return {"score": float(self.x * self.config["rate"]), "x": self.x,
+                "loaded_at": self.seen_iteration_at_load,
+                "should_checkpoint": self.x == self.config.get("checkpoint_at", -1)}
+
+    def save_checkpoint(self, checkpoint_dir):
+        Path(checkpoint_dir, "x").write_text(str(self.x))
+        return checkpoint_dir
+
+    def load_checkpoint(self, checkpoint_dir):
+        self.x = int(Path(checkpoint_dir, "x").read_text())
+        self.seen_iteration_at_load = self.iteration
+
+
+def test_checkpoint_at_end_saves_however_a_trial_stops(tmp_path):
+    # as Ray: a stop by the scheduler, a stop criterion or a stopper counts as the end
+    grid = tune.Tuner(
+        RaysDocExample,
+        param_space={"rate": tune.grid_search([4.0, 3.0, 2.0, 1.0])},
+        tune_config=tune.TuneConfig(metric="score", mode="max", max_concurrent_trials=1,
+                                    scheduler=AsyncHyperBandScheduler(grace_period=1, max_t=6,
+                                                                      reduction_factor=2)),
+        run_config=_run_config(tmp_path, "at_end", stop={"time_total_s": 60.0,
+                                                         "training_iteration": 6},
+                               checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True)),
+    ).fit()
+    steps = {r.config["rate"]: r.metrics["training_iteration"] for r in grid}
+    assert steps[4.0] == 6 and min(steps.values()) < 6          # some stopped by ASHA
+    for result in grid:
+        assert result.checkpoint is not None, result.config
+        assert Path(result.checkpoint.path, "x").read_text() == str(result.metrics["x"])
+        assert [m["x"] for _, m in result.best_checkpoints] == [result.metrics["x"]]
+
+
+def test_should_checkpoint_and_the_iteration_a_checkpoint_restores(tmp_path):
+    grid = tune.Tuner(
+        RaysDocExample,
+        param_space={"rate": 1.0, "checkpoint_at": 2, "crash_at": 4,
+                     "flag": str(tmp_path / "crashed")},
+        run_config=_run_config(tmp_path, "should", stop={"training_iteration": 5},
+                               failure_config=tune.FailureConfig(max_failures=1)),
+    ).fit()
+    (result,) = grid
+    assert result.status == "TERMINATED" and result.metrics["x"] == 5
+    assert result.metrics["loaded_at"] == 2      # load_checkpoint saw the iteration it saved at
+    assert [m["x"] for _, m in result.best_checkpoints] == [2]
+
+
+def test_tune_run_takes_the_class_checkpoint_settings(tmp_path):
+    analysis = tune.run(RaysDocExample, config={"rate": 1.0}, stop={"training_iteration": 3},
+                        checkpoint_freq=2, checkpoint_at_end=True, storage_path=str(tmp_path),
+                        verbose=0)
+    (trial,) = analysis.trials
+    assert [m["x"] for _, m in trial.best_checkpoints] == [2, 3]
+
+
+def test_a_trainable_can_be_driven_by_hand_as_in_ray(tmp_path):
+    trainable = RaysDocExample({"rate": 2.0})
+    assert trainable.train()["training_iteration"] == 1
+    assert trainable.train()["score"] == 4.0
+    folder = trainable.save(str(tmp_path / "ckpt"))
+    again = RaysDocExample({"rate": 2.0})
+    again.restore(folder)
+    assert again.iteration == 2 and again.train()["x"] == 3
+    again.stop()
