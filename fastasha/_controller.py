@@ -587,7 +587,8 @@ class Controller:
             return True, math.inf
         self._absorb(trial, rows_json, n_rows, last)
         stop = False
-        if checkpoint is not None and last is None and trial.last_result is not None:
+        if checkpoint is not None and last is None and trial.last_result is not None and \
+                trial.pending_error is None:
             # a checkpoint saved once the trial was told to stop (Session.save_after_stop):
             # it belongs to the last result, already here
             self._add_checkpoint(trial, checkpoint, trial.last_result)

@@ -258,6 +258,7 @@ class Session(Recorder):
         self.buffer: deque[tuple] = deque()
         self._first = self.iteration + 1
         self.stop_requested = False
+        self.driver_gone = False      # a stop that only means nobody listens any more
         self._check_metric = self.metric is not None
         self._pid = os.getpid()
         now = time.time()
@@ -414,9 +415,11 @@ class Session(Recorder):
                     _, stop, decision_point = answer
                 else:           # ("exit",): the driver is winding down
                     stop, decision_point = True, math.inf
+                    self.driver_gone = True
             except (EOFError, OSError):
                 # the driver is gone (interrupted or killed): unwind the objective
                 stop, decision_point = True, math.inf
+                self.driver_gone = True
             self.last_flush = time.time()
             self.due = self.last_flush + FLUSH_INTERVAL_S
         self.decision_point = decision_point
@@ -436,7 +439,7 @@ class Session(Recorder):
         stop. Nothing happens if the driver is gone.
         """
         with self.link.lock:
-            if self.link.session is not self or self.iteration == 0:
+            if self.link.session is not self or self.iteration == 0 or self.driver_gone:
                 return
             saved = self._save_checkpoint(checkpoint)
             blob, n_rows, last = self.drain()     # (normally empty: the STOP flushed it)

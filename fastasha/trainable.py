@@ -21,7 +21,10 @@ or ``result["done"]`` ends the trial; ``cleanup`` always runs at the end.
 checkpoints every N steps (and whenever a result holds ``should_checkpoint``)
 and at the end, however the trial ends (``done``, a stop criterion, the
 scheduler, the sweep's budget); a trial that resumes (after a failure, or in
-a restored sweep) starts from its latest checkpoint, as in Ray.
+a restored sweep) starts from its latest checkpoint, as in Ray. When the
+whole sweep stops (its budget, a stopper's ``stop_all``), a trial process
+still running 5 s later is killed, so a step and an end checkpoint that
+take longer than that lose the end checkpoint. Ctrl-C saves none.
 
 A ``save_checkpoint`` that returns a dict has it pickled into the
 checkpoint folder, and ``load_checkpoint`` gets it back unpickled, as Ray
@@ -129,8 +132,8 @@ class Trainable:
         return folder
 
     def restore(self, checkpoint_path: str) -> None:
-        """Load a checkpoint :meth:`save` wrote."""
-        _load(self, os.fspath(checkpoint_path))
+        """Load a checkpoint :meth:`save` wrote (a folder, or a ``Checkpoint``)."""
+        _load(self, os.fspath(getattr(checkpoint_path, "path", checkpoint_path)))
 
     def stop(self) -> None:
         """Release the trial's resources: :meth:`cleanup`."""
@@ -200,7 +203,7 @@ class ClassTrainable:
     @staticmethod
     def _save_after_stop(trainable: Trainable) -> None:
         session = getattr(_session._local, "session", None)
-        if session is None:
+        if session is None or session.driver_gone:   # (interrupted: nobody would keep it)
             return
         with tempfile.TemporaryDirectory() as folder:   # copied into the trial's folder
             _save(trainable, folder)

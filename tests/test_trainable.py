@@ -219,3 +219,36 @@ def test_a_trainable_can_be_driven_by_hand_as_in_ray(tmp_path):
     again.restore(folder)
     assert again.iteration == 2 and again.train()["x"] == 3
     again.stop()
+
+
+class InterruptsItsDriver(tune.Trainable):
+    """Runs in the driver's process (threading backend) and presses Ctrl-C at step 3."""
+
+    def setup(self, config):
+        self.x = 0
+
+    def step(self):
+        import os
+        import signal
+        import time
+
+        self.x += 1
+        if self.x == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        return {"x": self.x}
+
+    def save_checkpoint(self, checkpoint_dir):
+        return {"x": self.x}
+
+
+def test_an_interrupted_sweep_saves_no_end_checkpoint_nobody_would_keep(tmp_path):
+    import joblib
+
+    with joblib.parallel_config(backend="threading"), pytest.raises(KeyboardInterrupt):
+        tune.Tuner(InterruptsItsDriver,
+                   run_config=_run_config(tmp_path, "ctrl_c", stop={"training_iteration": 200},
+                                          checkpoint_config=tune.CheckpointConfig(
+                                              checkpoint_at_end=True))).fit()
+    # the trial's thread stopped at its next flush (the driver was gone): no orphan folder
+    assert not list((tmp_path / "ctrl_c" / "trials").glob("*/checkpoint_*"))
