@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ._resources import Allocation, Request, ResourcePool
-from ._rows import MISSING, flatten, lookup
+from ._rows import flatten, lookup
 from .callback import HOOKS, bound_hooks
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig
@@ -554,8 +554,8 @@ class Controller:
         result = trial.last_result
         if self.metric is None or self.mode is None or not result:
             return
-        value = lookup(result, self.metric)     # "outer/inner" names a nested value
-        if value is MISSING or isinstance(value, (str, bytes)):
+        value = lookup(result, self.metric, None)     # "outer/inner" names a nested value
+        if value is None or isinstance(value, (str, bytes)):
             return
         try:
             value = float(value)
@@ -592,9 +592,7 @@ class Controller:
             # a checkpoint saved once the trial was told to stop (Session.save_after_stop):
             # it belongs to the last result, already here
             self._add_checkpoint(trial, checkpoint, trial.last_result)
-            self.callback("on_trial_save", trial)
-            if self._hooks["on_checkpoint"]:
-                self.callback("on_checkpoint", trial, checkpoint=Checkpoint(checkpoint[0]))
+            self._announce_save(trial, checkpoint)
         if checkpoint is not None and last is not None:
             self._add_checkpoint(trial, checkpoint, last)
         if last is not None and trial.pending_error is None:
@@ -624,13 +622,17 @@ class Controller:
                 if self._hooks["on_trial_result"]:
                     self.callback("on_trial_result", trial, result=dict(last))
                 if checkpoint is not None:
-                    self.callback("on_trial_save", trial)
-                    if self._hooks["on_checkpoint"]:
-                        self.callback("on_checkpoint", trial, checkpoint=Checkpoint(checkpoint[0]))
+                    self._announce_save(trial, checkpoint)
         self.tick(now)
         if self.stopping or trial.pending_error is not None:
             stop = True
         return stop, (math.inf if stop else self.decision_point(trial))
+
+    def _announce_save(self, trial: Trial, checkpoint: tuple) -> None:
+        """Tell callbacks that ``trial`` saved ``checkpoint`` ``(path, iteration)``."""
+        self.callback("on_trial_save", trial)
+        if self._hooks["on_checkpoint"]:
+            self.callback("on_checkpoint", trial, checkpoint=Checkpoint(checkpoint[0]))
 
     def _complete_in_scheduler(self, trial: Trial, result: dict) -> None:
         if not trial.scheduler_done:
@@ -642,8 +644,7 @@ class Controller:
         cfg = self.checkpoint_config
         score = None
         if cfg.checkpoint_score_attribute:       # "outer/inner" names a nested value
-            score = lookup(result, cfg.checkpoint_score_attribute)
-            score = None if score is MISSING else score
+            score = lookup(result, cfg.checkpoint_score_attribute, None)
         # (path, report count, score, time_total_s, the result's training_iteration: the
         # objective may report its own, and results are matched with checkpoints by it)
         trial.checkpoints = [*trial.checkpoints,

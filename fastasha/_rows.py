@@ -120,17 +120,18 @@ def flatten(result: dict, prefix: str = "") -> dict:
 MISSING = object()
 
 
-def lookup(metrics: dict, key: str) -> Any:
+def lookup(metrics: dict, key: str, default: Any = MISSING) -> Any:
     """``metrics[key]``, where ``key`` may name a nested value as ``"outer/inner"``.
 
-    A top-level key that holds the ``/`` itself wins. :data:`MISSING` if
-    there is no such value.
+    A top-level key that holds the ``/`` itself wins. ``default`` (by
+    default :data:`MISSING`, which no reported value can be) if there is no
+    such value.
     """
     if key in metrics:
         return metrics[key]
     if "/" in key:
-        return flatten(metrics).get(key, MISSING)
-    return MISSING
+        return flatten(metrics).get(key, default)
+    return default
 
 
 def auto_value(key: str, iteration: int, now: float, prev: float, start: float) -> Any:

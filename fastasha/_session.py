@@ -406,7 +406,7 @@ class Session(Recorder):
             if self.link.session is not self:
                 return
             blob, n_rows, last = self.drain()
-            if not n_rows and kind == "sync":
+            if not n_rows and kind == "sync" and checkpoint is None:
                 return
             try:
                 answer = self.link.request(
@@ -441,13 +441,8 @@ class Session(Recorder):
         with self.link.lock:
             if self.link.session is not self or self.iteration == 0 or self.driver_gone:
                 return
-            saved = self._save_checkpoint(checkpoint)
-            blob, n_rows, last = self.drain()     # (normally empty: the STOP flushed it)
-            try:
-                self.link.request(("report", self.trial_id, blob, n_rows, last, "sync", False,
-                                   saved))
-            except (EOFError, OSError):
-                pass
+            # sent with whatever is still buffered (normally nothing: the STOP flushed it)
+            self.flush("sync", checkpoint=self._save_checkpoint(checkpoint), from_thread=True)
 
     def _save_checkpoint(self, checkpoint: Checkpoint) -> tuple[str, int]:
         if not isinstance(checkpoint, Checkpoint):

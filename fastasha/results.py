@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from ._rows import MISSING, flatten, lookup
+from ._rows import flatten, lookup
 from ._storage import TRIALS_DIR, ExperimentStore
 from ._validation import check_choice, check_mode
 from .checkpoint import Checkpoint
@@ -123,15 +123,21 @@ def _exception_class(message: str | None, traceback: str | None) -> type | None:
     return None
 
 
-def _lookup(result: dict, metric: str) -> Any:
-    """``result[metric]``, where ``metric`` may name a nested value as ``"outer/inner"``.
+def _best(pairs: Any, metric: str, mode: str) -> Any:
+    """Of ``(result, item)`` pairs, the item whose result has the best value of ``metric``.
 
-    Names are those of :func:`~fastasha._rows.flatten` (Ray Tune's flattened
-    result); a top-level key that holds the ``/`` itself wins. ``None`` if
-    there is no such value.
+    Only real numbers count (see :func:`_number`), NaN not; the first of
+    equals wins. None if no result has such a value.
     """
-    value = lookup(result, metric)
-    return None if value is MISSING else value
+    scored = []
+    for result, item in pairs:
+        x = _number(lookup(result, metric, None))
+        if x is not None and not math.isnan(x):
+            scored.append((x, item))
+    if not scored:
+        return None
+    pick = min if mode == "min" else max
+    return pick(scored, key=lambda s: s[0])[1]
 
 
 def _number(value: Any) -> float | None:
@@ -295,18 +301,13 @@ class Result:
                 f"trial {self.trial_id} kept no checkpoint; pass checkpoint=... to "
                 "tune.report() to save one"
             )
-        scored = []
-        for checkpoint, result in checkpoints:
-            x = _number(_lookup(result, metric))
-            if x is not None and not math.isnan(x):
-                scored.append((x, checkpoint))
-        if not scored:
+        best = _best(((result, checkpoint) for checkpoint, result in checkpoints), metric, mode)
+        if best is None:
             raise RuntimeError(
                 f"no checkpoint of trial {self.trial_id} has a numeric value of {metric!r}; "
                 f"its checkpoints' results have {sorted(flatten(checkpoints[-1][1]))!r}"
             )
-        pick = min if mode == "min" else max
-        return pick(scored, key=lambda s: s[0])[1]
+        return best
 
     def history(self) -> list[dict]:
         """Every result of the trial, in order (read from the experiment file once)."""
@@ -439,9 +440,9 @@ class ResultGrid:
     def _score(self, result: Result, metric: str, mode: str, scope: str,
                finite_only: bool = True) -> float | None:
         if scope == "last":
-            values = [_lookup(result.metrics, metric)]
+            values = [lookup(result.metrics, metric, None)]
         else:
-            values = [_lookup(r, metric) for r in result.history()]
+            values = [lookup(r, metric, None) for r in result.history()]
             if scope == "last-5-avg":
                 values = values[-5:]
             elif scope == "last-10-avg":
@@ -526,14 +527,9 @@ class ResultGrid:
         for result in self._results:
             metrics = result.metrics
             if filter_metric is not None:
-                candidates = []
-                for r in result.history():
-                    x = _number(_lookup(r, filter_metric))
-                    if x is not None and not math.isnan(x):
-                        candidates.append((x, r))
-                if candidates:
-                    pick = min if filter_mode == "min" else max
-                    metrics = pick(candidates, key=lambda c: c[0])[1]
+                best = _best(((r, r) for r in result.history()), filter_metric, filter_mode)
+                if best is not None:
+                    metrics = best
             row: dict[str, Any] = dict(flatten(metrics))   # (may be metrics itself)
             row.update(flatten(result.config, "config/"))
             row["trial_id"] = result.trial_id

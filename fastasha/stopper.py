@@ -191,11 +191,8 @@ class TrialPlateauStopper(Stopper):
                 f"metric_threshold={self._metric_threshold!r}, mode={self._mode!r})")
 
     def _value(self, trial_id: str, result: dict) -> float | None:
-        value = lookup(result, self._metric)
-        if value is MISSING:
-            return None
-        try:
-            return metric_value(self._metric, value, trial_id)
+        try:     # (missing: None, which metric_value refuses too)
+            return metric_value(self._metric, lookup(result, self._metric, None), trial_id)
         except (TypeError, ValueError):
             return None
 
