@@ -431,6 +431,27 @@ class Session(Recorder):
 
     # ------------------------------------------------------------ checkpoint
 
+    def may_save_after_stop(self) -> bool:
+        """Before a class objective saves its end checkpoint after a STOP: may it?
+
+        Asks the driver, which then gives the save up to its own grace if the
+        whole sweep is stopping (instead of killing the process after the usual
+        few seconds). False when the driver is gone or no longer follows this
+        trial: nobody would keep the checkpoint.
+        """
+        with self.link.lock:
+            if self.link.session is not self or self.iteration == 0 or self.driver_gone:
+                return False
+            try:
+                answer = self.link.request(("saving", self.trial_id))
+            except (EOFError, OSError):
+                self.driver_gone = True
+                return False
+            if answer[0] != "saving":         # ("exit",): the driver is winding down
+                self.driver_gone = True
+                return False
+            return bool(answer[1])
+
     def save_after_stop(self, checkpoint: Checkpoint) -> None:
         """Keep ``checkpoint`` with the last result, once the trial was told to stop.
 

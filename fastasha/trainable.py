@@ -22,9 +22,11 @@ checkpoints every N steps (and whenever a result holds ``should_checkpoint``)
 and at the end, however the trial ends (``done``, a stop criterion, the
 scheduler, the sweep's budget); a trial that resumes (after a failure, or in
 a restored sweep) starts from its latest checkpoint, as in Ray. When the
-whole sweep stops (its budget, a stopper's ``stop_all``), a trial process
-still running 5 s later is killed, so a step and an end checkpoint that
-take longer than that lose the end checkpoint. Ctrl-C saves none.
+whole sweep stops (its budget, a stopper's ``stop_all``), a trial learns it
+at its next result; one whose step is still running 5 s after the stop is
+killed without an end checkpoint. A trial that has begun to save its end
+checkpoint by then gets up to 60 s for the save (with a warning if even
+that runs out). Ctrl-C saves none.
 
 A ``save_checkpoint`` that returns a dict has it pickled into the
 checkpoint folder, and ``load_checkpoint`` gets it back unpickled, as Ray
@@ -203,7 +205,8 @@ class ClassTrainable:
     @staticmethod
     def _save_after_stop(trainable: Trainable) -> None:
         session = getattr(_session._local, "session", None)
-        if session is None or session.driver_gone:   # (interrupted: nobody would keep it)
+        # (interrupted: nobody would keep it; a stopping sweep waits for the save)
+        if session is None or not session.may_save_after_stop():
             return
         with tempfile.TemporaryDirectory() as folder:   # copied into the trial's folder
             _save(trainable, folder)

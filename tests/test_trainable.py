@@ -252,3 +252,62 @@ def test_an_interrupted_sweep_saves_no_end_checkpoint_nobody_would_keep(tmp_path
                                               checkpoint_at_end=True))).fit()
     # the trial's thread stopped at its next flush (the driver was gone): no orphan folder
     assert not list((tmp_path / "ctrl_c" / "trials").glob("*/checkpoint_*"))
+
+
+class SlowToSave(tune.Trainable):
+    """Quick steps; saving takes ``config["save_s"]`` seconds."""
+
+    def setup(self, config):
+        self.x = 0
+
+    def step(self):
+        import time
+
+        self.x += 1
+        time.sleep(0.02)
+        return {"x": self.x}
+
+    def save_checkpoint(self, checkpoint_dir):
+        import time
+
+        time.sleep(self.config["save_s"])
+        Path(checkpoint_dir, "x").write_text(str(self.x))
+        return checkpoint_dir
+
+
+def _stopped_by_the_budget(tmp_path, name, save_s):
+    return tune.Tuner(
+        SlowToSave, param_space={"save_s": save_s},
+        tune_config=tune.TuneConfig(time_budget_s=0.5),
+        run_config=_run_config(tmp_path, name,
+                               checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True)),
+    ).fit()
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_a_stopping_sweep_waits_for_an_end_checkpoint_being_saved(tmp_path, monkeypatch,
+                                                                   backend):
+    import joblib
+
+    from fastasha._execution import driver
+
+    monkeypatch.setattr(driver, "STOP_GRACE_S", 0.3)       # (5 s in earnest)
+    with joblib.parallel_config(backend=backend):
+        (result,) = _stopped_by_the_budget(tmp_path, "slow_save", save_s=1.5)
+    # the save outlasted the stop grace five times over and was kept all the same
+    assert result.status == "TERMINATED" and result.checkpoint is not None
+    assert Path(result.checkpoint.path, "x").read_text() == str(result.metrics["x"])
+
+
+def test_an_end_save_past_its_own_grace_is_ended_with_a_warning(tmp_path, monkeypatch):
+    import time
+
+    from fastasha._execution import driver
+
+    monkeypatch.setattr(driver, "STOP_GRACE_S", 0.3)
+    monkeypatch.setattr(driver, "END_SAVE_GRACE_S", 0.5)    # (60 s in earnest)
+    started = time.monotonic()
+    with pytest.warns(RuntimeWarning, match="still saving its end checkpoint"):
+        (result,) = _stopped_by_the_budget(tmp_path, "too_slow", save_s=30)
+    assert time.monotonic() - started < 10        # killed, not waited for
+    assert result.status == "TERMINATED" and result.checkpoint is None

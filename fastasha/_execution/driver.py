@@ -34,6 +34,7 @@ import selectors
 import signal
 import threading
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -49,6 +50,10 @@ from .worker import SlotTask, kill_quietly, slot_main
 # Running trials get this long to notice a stop (at their next report or
 # periodic flush) before their processes are killed.
 STOP_GRACE_S = 5.0
+# A trial that has begun to save its end checkpoint when the sweep stops
+# (a Trainable with checkpoint_at_end) gets this long for the save, counted
+# from when it says so, before it is killed all the same.
+END_SAVE_GRACE_S = 60.0
 # A sweep whose slots keep vanishing without a single trial finishing in
 # between gives up after this many relaunches.
 MAX_RELAUNCHES = 5
@@ -69,7 +74,7 @@ AHEAD_MAX_BYTES = 64 * 1024
 
 # Messages a peer may send: their length, and the method that handles them.
 _MESSAGE_SIZES = {"supervisor": 4, "worker": 5, "child_exit": 4, "report": 8, "end": 2,
-                  "start": 2, "dropped": 2}
+                  "start": 2, "dropped": 2, "saving": 2}
 _HANDLERS = {
     "supervisor": "_on_supervisor_hello",
     "worker": "_on_worker_hello",
@@ -78,6 +83,7 @@ _HANDLERS = {
     "end": "_on_end",
     "start": "_on_start",
     "dropped": "_on_dropped",
+    "saving": "_on_saving",
 }
 
 
@@ -139,6 +145,9 @@ class Peer:
     hold_given: bool = False  # was allowed to hold back the ends of short trials
     # resources kept for the first trial ahead while it is on its way to an idle worker
     spare: Any = None
+    # workers: (trial id, until when (monotonic)) a trial may save its end checkpoint
+    # after the sweep stopped, before the stop grace kills it
+    saving: tuple | None = None
 
 
 @dataclass
@@ -655,6 +664,19 @@ class Driver:
         self.controller.start_ahead(trial, allocation, now)
         peer.trial = trial
 
+    def _on_saving(self, peer: Peer, message: tuple, now: float) -> None:
+        """A trial told to stop is about to save its end checkpoint: may it?
+
+        Yes while its trial is still the one this worker runs: the stop grace
+        then waits up to ``END_SAVE_GRACE_S`` for it instead of killing the
+        process mid-save. The answer is ``("saving", allowed)``.
+        """
+        trial = peer.trial
+        allowed = peer.role == "worker" and trial is not None and trial.trial_id == message[1]
+        if allowed:
+            peer.saving = (trial.trial_id, now + END_SAVE_GRACE_S)
+        self._send(peer, ("saving", allowed))
+
     def _on_dropped(self, peer: Peer, message: tuple, now: float) -> None:
         """The worker gave back the trials handed to it ahead (it never started them)."""
         ids = set(message[1]) if isinstance(message[1], (list, tuple)) else set()
@@ -840,7 +862,8 @@ class Driver:
             return
         for slot in self.slots.values():
             busy = slot.lost is not None or (slot.worker is not None and slot.worker.trial is not None)
-            if busy and slot.supervisor is not None and not slot.kill_sent:
+            if busy and slot.supervisor is not None and not slot.kill_sent and \
+                    not self._saving(slot, now):
                 slot.kill_sent = self._send(slot.supervisor, ("kill",))
         if now - self._stop_started < 2 * STOP_GRACE_S:
             return
@@ -852,7 +875,8 @@ class Driver:
         for slot in self.slots.values():
             worker = slot.worker
             if worker is None or worker.mode != "inline" or worker.trial is None or \
-                    worker.pid != os.getpid() or worker.host != _session._HOSTNAME:
+                    worker.pid != os.getpid() or worker.host != _session._HOSTNAME or \
+                    self._saving(slot, now):
                 continue
             trial, worker.trial = worker.trial, None
             self._put_back_ahead(worker)
@@ -862,6 +886,27 @@ class Driver:
             self._lose(trial, f"its thread did not stop within {2 * STOP_GRACE_S:g} s after "
                        "the sweep stopped (a thread cannot be killed; it may still be "
                        "running)", count=False, now=now)
+
+    @staticmethod
+    def _saving(slot: Slot, now: float) -> bool:
+        """Whether the slot's trial is saving its end checkpoint, within its grace.
+
+        When that grace runs out, it is killed (or left behind) like any trial
+        that did not stop, with a warning: its end checkpoint is lost.
+        """
+        worker = slot.worker
+        if worker is None or worker.trial is None or worker.saving is None or \
+                worker.saving[0] != worker.trial.trial_id:
+            return False
+        if now < worker.saving[1]:
+            return True
+        worker.saving = None
+        warnings.warn(
+            f"trial {worker.trial.trial_id} was still saving its end checkpoint "
+            f"{END_SAVE_GRACE_S:g} s after it began, when the sweep had stopped; it was "
+            "ended without it (its earlier checkpoints are kept)",
+            RuntimeWarning, stacklevel=2)
+        return False
 
     def _on_launcher_done(self, now: float) -> None:
         """Every slot task has returned, or joblib aborted them: relaunch if work remains."""
@@ -934,6 +979,8 @@ class Driver:
                     _send_quietly(conn, ("exit",))
                 elif kind == "report":
                     _send_quietly(conn, ("verdict", True, float("inf")))
+                elif kind == "saving":
+                    _send_quietly(conn, ("saving", False))
         for peer in list(self.peers.values()):
             try:
                 peer.conn.close()
