@@ -841,8 +841,14 @@ def test_can_restore(tmp_path):
 # ------------------------------------------------ slots that keep vanishing, budgets
 
 def kills_its_slot(config):
-    """Trial 0 kills the joblib worker that supervises it; the others just report."""
+    """Trial 0 kills the joblib worker that supervises it; the others just report.
+
+    It first gives the others (on the other slot, milliseconds each) time to
+    finish: loky then ends every worker, and a trial still running on the
+    other slot would be lost with it, through no fault of its own, each time.
+    """
     if config["i"] == 0:
+        time.sleep(0.5)
         os.kill(os.getppid(), signal.SIGKILL)
         time.sleep(30)
     for step in range(3):
