@@ -1,4 +1,5 @@
-"""Search spaces: domains, grid search, variant generation and their JSON form.
+"""Search spaces and search algorithms: domains, grid search, variant generation,
+searchers, and the JSON form of spaces and configs.
 
 The functions have Ray Tune 2.x's names and meaning (``uniform``,
 ``loguniform``, ``randint``, ``choice``, ``grid_search``, ``sample_from``,
@@ -6,7 +7,10 @@ The functions have Ray Tune 2.x's names and meaning (``uniform``,
 Tune's ``BasicVariantGenerator`` does, with one seeded
 ``numpy.random.Generator`` as its only source of randomness.
 :func:`space_to_json`, :func:`space_from_json` and :func:`config_to_json`
-give the JSON that the experiment store keeps.
+give the JSON that the experiment store keeps. :class:`Searcher` and
+:class:`ConcurrencyLimiter` are Ray Tune's base class for custom search
+algorithms and its wrapper that caps their concurrent trials
+(``TuneConfig(search_alg=...)``).
 
 Examples
 --------
@@ -20,6 +24,7 @@ Examples
 [1, 2, 1, 2, 1, 2]
 """
 
+from .concurrency_limiter import ConcurrencyLimiter
 from .sample import (
     Categorical,
     Domain,
@@ -40,15 +45,18 @@ from .sample import (
     sample_from,
     uniform,
 )
+from .searcher import Searcher
 from .serialize import config_to_json, space_from_json, space_to_json
 from .variant_generator import VariantGenerator
 
 __all__ = [
     "Categorical",
+    "ConcurrencyLimiter",
     "Domain",
     "Float",
     "Function",
     "Integer",
+    "Searcher",
     "VariantGenerator",
     "choice",
     "config_to_json",

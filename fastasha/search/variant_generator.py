@@ -135,7 +135,7 @@ def compile_space(obj: Any, path: tuple = (), in_choice: bool = False) -> Any:
             options = []
             for category in obj.categories:
                 node = compile_space(category, path, in_choice=True)
-                options.append(node if _is_dynamic(node) else _Const(category))
+                options.append(node if is_dynamic(node) else _Const(category))
             return _Choice(obj, tuple(options))
         return _Sample(obj)
     values = grid_values(obj, path)
@@ -157,12 +157,13 @@ def compile_space(obj: Any, path: tuple = (), in_choice: bool = False) -> Any:
     return _Const(obj)
 
 
-def _is_dynamic(node: Any) -> bool:
+def is_dynamic(node: Any) -> bool:
+    """Whether a compiled (part of a) space holds a domain, grid search or function."""
     t = type(node)
     if t is _Const:
         return False
     if t is _Dict or t is _Seq:
-        return any(_is_dynamic(c) for c in node.children)
+        return any(is_dynamic(c) for c in node.children)
     return True
 
 

@@ -1,0 +1,199 @@
+"""ConcurrencyLimiter: cap the trials a searcher has running at once.
+
+It has the arguments and behaviour of Ray Tune 2.x's
+``ray.tune.search.ConcurrencyLimiter``: wrap a searcher in it and pass the
+limiter as ``TuneConfig(search_alg=...)``.
+
+Examples
+--------
+>>> from fastasha.search import ConcurrencyLimiter, Searcher
+>>> class Counting(Searcher):
+...     def __init__(self):
+...         super().__init__()
+...         self.n = 0
+...     def suggest(self, trial_id):
+...         self.n += 1
+...         return {"x": self.n}
+>>> limiter = ConcurrencyLimiter(Counting(), max_concurrent=2)
+>>> [limiter.suggest(t) for t in ("a", "b", "c")]
+[{'x': 1}, {'x': 2}, None]
+>>> limiter.on_trial_complete("a", {"loss": 1.0})
+>>> limiter.suggest("c")
+{'x': 3}
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .._validation import check_bool, check_int
+from ._adapter import call_set_search_properties
+from .searcher import Searcher
+
+__all__ = ["ConcurrencyLimiter"]
+
+
+class ConcurrencyLimiter(Searcher):
+    """Let a searcher have at most ``max_concurrent`` trials live at once (Ray's class).
+
+    A trial is live from the suggestion that created it until
+    ``on_trial_complete`` about it. While ``max_concurrent`` trials are
+    live, :meth:`suggest` answers ``None`` without asking the wrapped
+    searcher, and the sweep asks again once a trial ends. With
+    ``batch=True`` the limiter waits for all of them to end: it passes
+    their completions to the wrapped searcher together, once the last one
+    ended, and only then suggests again (a searcher that fits a model per
+    batch). A searcher whose ``set_max_concurrency(max_concurrent)`` returns
+    ``True`` limits itself: the limiter then only passes calls through.
+
+    ``metric``, ``mode`` and the param space reach the wrapped searcher
+    through :meth:`set_search_properties`; :attr:`metric` and :attr:`mode`
+    are the wrapped searcher's.
+
+    Parameters
+    ----------
+    searcher : Searcher
+        The search algorithm to limit (an instance of a
+        :class:`~fastasha.search.Searcher` subclass).
+    max_concurrent : int
+        The most trials live at once; at least 1.
+    batch : bool, default=False
+        Wait for all ``max_concurrent`` live trials to end before
+        suggesting more.
+
+    Raises
+    ------
+    TypeError
+        If ``searcher`` is not a ``Searcher`` instance (Ray raises a
+        ``RuntimeError`` here), or ``max_concurrent`` is not an integer.
+    ValueError
+        If ``max_concurrent`` is less than 1 (Ray: an ``AssertionError``).
+
+    Notes
+    -----
+    ``TuneConfig(max_concurrent_trials=n)`` caps the running trials of any
+    sweep; as in Ray, giving it together with a limiter whose
+    ``max_concurrent`` differs is an error.
+    """
+
+    def __init__(self, searcher: Searcher, max_concurrent: int, batch: bool = False) -> None:
+        if isinstance(searcher, type) and issubclass(searcher, Searcher):
+            raise TypeError(f"ConcurrencyLimiter needs a searcher instance, got the class "
+                            f"{searcher.__name__}; pass {searcher.__name__}(...)")
+        if not isinstance(searcher, Searcher):
+            raise TypeError(
+                f"ConcurrencyLimiter needs a fastasha.search.Searcher instance, got "
+                f"{searcher!r} of type {type(searcher).__name__}; subclass "
+                "fastasha.search.Searcher, or cap the sweep with "
+                "TuneConfig(max_concurrent_trials=...) instead"
+            )
+        self.searcher = searcher
+        self.max_concurrent = check_int("max_concurrent", max_concurrent, minimum=1,
+                                        hint="; it is the most trials running at once")
+        self.batch = check_bool("batch", batch)
+        self.live_trials: set[str] = set()
+        self._n_unfinished = 0             # live trials that have not ended yet
+        self._ended: dict[str, tuple] = {}  # batch mode: (result, error) held back
+        self._limit = not searcher.set_max_concurrency(self.max_concurrent)
+        super().__init__()
+
+    @property
+    def metric(self) -> str | list | None:
+        return self.searcher.metric
+
+    @property
+    def mode(self) -> str | list | None:
+        return self.searcher.mode
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Change the limit; ``True``: this limiter enforces it."""
+        self.max_concurrent = check_int("max_concurrent", max_concurrent, minimum=1)
+        return True
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                              **spec: Any) -> bool:
+        """Pass the sweep's metric, mode and param space on to the wrapped searcher."""
+        self._limit = not self.searcher.set_max_concurrency(self.max_concurrent)
+        return call_set_search_properties(self.searcher.set_search_properties, metric, mode,
+                                          config, **spec)
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        """The wrapped searcher's suggestion, or ``None`` while the limit is reached."""
+        if not self._limit:
+            return self.searcher.suggest(trial_id)
+        if trial_id in self.live_trials:
+            raise ValueError(f"trial id {trial_id!r} was already suggested a config; each "
+                             "trial needs an id of its own")
+        if len(self.live_trials) >= self.max_concurrent:
+            return None
+        suggestion = self.searcher.suggest(trial_id)
+        if suggestion is not None and not (isinstance(suggestion, str) and
+                                           suggestion == Searcher.FINISHED):
+            self.live_trials.add(trial_id)
+            self._n_unfinished += 1
+        return suggestion
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        """Free the trial's place (in batch mode, once the whole batch ended).
+
+        As in Ray, a trial the limiter did not suggest is not passed on.
+        """
+        if not self._limit:
+            self.searcher.on_trial_complete(trial_id, result=result, error=error)
+            return
+        if trial_id not in self.live_trials or trial_id in self._ended:
+            return
+        self._n_unfinished -= 1
+        if not self.batch:
+            self.live_trials.discard(trial_id)
+            self.searcher.on_trial_complete(trial_id, result=result, error=error)
+            return
+        self._ended[trial_id] = (result, error)
+        if self._n_unfinished > 0:
+            return
+        ended, self._ended = self._ended, {}
+        for ended_id, (ended_result, ended_error) in ended.items():
+            self.live_trials.discard(ended_id)
+            self.searcher.on_trial_complete(ended_id, result=ended_result, error=ended_error)
+
+    def add_evaluated_point(self, parameters: dict, value: float, error: bool = False,
+                            pruned: bool = False,
+                            intermediate_values: list[float] | None = None) -> None:
+        return self.searcher.add_evaluated_point(parameters, value, error, pruned,
+                                                 intermediate_values)
+
+    def get_state(self) -> dict:
+        """The limiter's own state (not the wrapped searcher's), as a copy."""
+        return copy.deepcopy({
+            "max_concurrent": self.max_concurrent, "batch": self.batch,
+            "live_trials": set(self.live_trials), "n_unfinished": self._n_unfinished,
+            "ended": self._ended, "limit": self._limit,
+        })
+
+    def set_state(self, state: dict) -> None:
+        """Take back a state from :meth:`get_state`."""
+        state = copy.deepcopy(state)
+        self.max_concurrent = state["max_concurrent"]
+        self.batch = state["batch"]
+        self.live_trials = set(state["live_trials"])
+        self._n_unfinished = state["n_unfinished"]
+        self._ended = state["ended"]
+        self._limit = state["limit"]
+
+    def save(self, checkpoint_path: str) -> None:
+        """Save the wrapped searcher's state (as Ray: the limiter's own is not saved)."""
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Restore the wrapped searcher's state."""
+        self.searcher.restore(checkpoint_path)
+
+    def _hears_results(self) -> bool:
+        if type(self).on_trial_result is not ConcurrencyLimiter.on_trial_result:
+            return True
+        return self.searcher._hears_results()
