@@ -25,6 +25,7 @@ from ._rows import flatten, lookup
 from .callback import HOOKS, bound_hooks
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig
+from .search._adapter import hears_results
 from .stopper import Stopper
 
 PENDING, RUNNING, TERMINATED, ERROR = "PENDING", "RUNNING", "TERMINATED", "ERROR"
@@ -33,6 +34,11 @@ _UNFIT = object()   # _create_trial: the trial was created and failed at once
 # A trial whose worker slot vanishes this often (not a crash of its own process)
 # counts as failed: it may be what takes the slot down.
 MAX_LOSSES = 3
+# After a searcher answered None ("not now"), it is asked again at once when a
+# trial ends, and otherwise after a delay that doubles from the first to the
+# second value (Ray asks about once a second).
+ASK_AGAIN_MIN_S = 0.05
+ASK_AGAIN_MAX_S = 1.0
 
 
 @dataclass(eq=False, slots=True)
@@ -137,6 +143,17 @@ class Controller:
     recorder : object
         The store's queueing write interface (``add_trial``,
         ``update_trial``, ``add_results``, ``add_event``, ``remove_checkpoint``).
+    searcher_wait_s : float, default=10.0
+        How long ``suggest`` may keep answering ``None`` while no trial runs
+        or waits before the sweep ends (with a ``RuntimeWarning``): then no
+        trial can change its answer. Ray waits forever.
+
+    Notes
+    -----
+    After ``suggest`` answered ``None``, it is not asked again before a
+    trial ends or a delay passes (``ASK_AGAIN_MIN_S``, doubling up to
+    ``ASK_AGAIN_MAX_S`` while the answer stays ``None``), however often the
+    driver looks for work.
     """
 
     def __init__(
@@ -164,6 +181,7 @@ class Controller:
         trial_name_creator: Callable[[Trial], str] | None = None,
         trials_dir: str | None = None,
         trainable_name: str | None = None,
+        searcher_wait_s: float = 10.0,
     ) -> None:
         self._name_trial = trial_name_creator
         self.trials_dir = trials_dir
@@ -205,7 +223,13 @@ class Controller:
         # stoppers, and callbacks or a search_alg with on_trial_result, see every result
         self.every_report = self._dp is None or stopper is not None or \
             bool(self._hooks["on_trial_result"]) or \
-            callable(getattr(searcher, "on_trial_result", None))
+            (searcher is not None and hears_results(searcher))
+        self.searcher_wait_s = searcher_wait_s
+        # after suggest answered None: when to ask again, the current delay, and since
+        # when it has answered None with no trial running or waiting
+        self._ask_at = -math.inf
+        self._ask_delay = 0.0
+        self._idle_since: float | None = None
 
         self.trials: dict[str, Trial] = {}
         self.order: list[str] = []
@@ -322,11 +346,18 @@ class Controller:
     def new_trial_id(self, index: int) -> str:
         return f"{self.prefix}_{index:05d}"
 
-    def _create_trial(self) -> Any:
+    def _create_trial(self, now: float | None = None) -> Any:
+        """Ask for the next config and create its trial: a Trial, ``_UNFIT`` or None.
+
+        ``now`` (the driver's clock) enables the waiting after a ``None``
+        answer (see the class Notes).
+        """
         if self.exhausted or self.stopping:
             return None
         if self.total is not None and len(self.order) >= self.total:
             self.exhausted = True
+            return None
+        if now is not None and now < self._ask_at:
             return None
         index = len(self.order)
         trial_id = self.new_trial_id(index)
@@ -336,7 +367,10 @@ class Controller:
             self.exhausted = True
             return None
         if config is None:
+            if now is not None:
+                self._not_now(now)
             return None
+        self._ask_delay, self._idle_since = 0.0, None
         request, unfit = self.request_or_error(config)
         trial = Trial(trial_id=trial_id, index=index, config=config, request=request,
                       root=self.trials_dir, trainable_name=self.trainable_name)
@@ -352,6 +386,30 @@ class Controller:
             self._finish_error(trial, *unfit)
             return _UNFIT
         return trial
+
+    def _not_now(self, now: float) -> None:
+        """``suggest`` answered None: when to ask again, or end a sweep nothing can move."""
+        self._ask_delay = min(max(2.0 * self._ask_delay, ASK_AGAIN_MIN_S), ASK_AGAIN_MAX_S)
+        self._ask_at = now + self._ask_delay
+        if self.n_running or self.queue or self.n_ahead:
+            self._idle_since = None       # a trial's end may change the answer
+            return
+        if self._idle_since is None:
+            self._idle_since = now
+        elif now - self._idle_since >= self.searcher_wait_s:
+            self.exhausted = True
+            name = type(self.searcher).__name__ if self.searcher is not None else "search"
+            warnings.warn(
+                f"the search_alg {name} answered None (not now) to suggest() for "
+                f"{now - self._idle_since:.1f} s while no trial was running or waiting, so no "
+                "trial could change its answer: the sweep ends here (Ray Tune would wait "
+                "forever). A searcher ends a sweep by returning Searcher.FINISHED; set the "
+                "environment variable FASTASHA_SEARCHER_WAIT_S to wait longer",
+                RuntimeWarning, stacklevel=2)
+
+    def _ask_again_now(self) -> None:
+        """A trial ended: a searcher that answered None may answer otherwise now."""
+        self._ask_at, self._ask_delay = -math.inf, 0.0
 
     def add_existing(self, trial: Trial) -> None:
         """Register a trial rebuilt by a restore (already recorded in the store)."""
@@ -412,9 +470,9 @@ class Controller:
         if from_retry:
             trial = self.queue[0]
         else:
-            trial = self._create_trial()
+            trial = self._create_trial(now)
             while trial is _UNFIT:          # a request that can never fit failed its trial
-                trial = self._create_trial()
+                trial = self._create_trial(now)
         if trial is None:
             return None
         allocation = self.pool.acquire(trial.request, prefer=prefer_gpus)
@@ -703,6 +761,7 @@ class Controller:
         self.release(trial)
         self._set_status(trial, TERMINATED)
         self._persist(trial)
+        self._ask_again_now()
         if self.searcher is not None:
             final = None if trial.last_result is None else flatten(trial.last_result)
             self._tell_searcher("on_trial_complete", trial.trial_id, result=final, error=False)
@@ -775,6 +834,7 @@ class Controller:
         if not trial.scheduler_done:
             trial.scheduler_done = True
             self.scheduler_call("remove", trial.trial_id)
+        self._ask_again_now()
         self._tell_searcher("on_trial_complete", trial.trial_id, result=None, error=True)
         if self.fail_fast:
             if self.failed_fast is None:       # the error that ended this run

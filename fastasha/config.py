@@ -183,11 +183,13 @@ class TuneConfig:
     scheduler : TrialScheduler or None, default=None
         Early stopping; :class:`~fastasha.schedulers.FIFOScheduler` (none)
         by default.
-    search_alg : object or None, default=None
-        A searcher with ``suggest(trial_id) -> dict | None`` (and optionally
-        ``set_search_properties``, ``on_trial_result``,
-        ``on_trial_complete``); by default configs are drawn from the
-        param space.
+    search_alg : Searcher, object or None, default=None
+        A :class:`~fastasha.search.Searcher` (possibly wrapped in a
+        :class:`~fastasha.search.ConcurrencyLimiter`), or any object with
+        ``suggest(trial_id)`` and, optionally, the Searcher's other
+        methods. Its suggestions are laid over the constants of the param
+        space; at most ``num_samples`` trials are created. By default
+        configs are drawn from the param space.
     num_samples : int, default=1
         Number of trials (times the size of any grid search); ``-1`` runs
         until ``time_budget_s``.

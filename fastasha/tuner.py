@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import time
@@ -20,7 +21,15 @@ from .callback import bound_hooks
 from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from .results import ResultGrid, TrialError
 from .schedulers import AsyncHyperBandScheduler, FIFOScheduler
-from .search import VariantGenerator, config_to_json, space_from_json, space_to_json
+from .search import (
+    ConcurrencyLimiter,
+    Searcher,
+    VariantGenerator,
+    config_to_json,
+    space_from_json,
+    space_to_json,
+)
+from .search._adapter import Suggestions, tell_search_properties
 from .search.serialize import is_plain
 from .stopper import normalize_stop
 from .trainable import as_function, is_class_trainable
@@ -29,11 +38,29 @@ STORAGE_ENV = "FASTASHA_STORAGE_PATH"
 # Address the driver listens on; loopback unless workers run on other machines.
 DRIVER_HOST_ENV = "FASTASHA_DRIVER_HOST"
 DEFAULT_STORAGE = "~/fastasha_results"
+# How long a search_alg may answer None while no trial runs before the sweep ends.
+SEARCHER_WAIT_ENV = "FASTASHA_SEARCHER_WAIT_S"
+DEFAULT_SEARCHER_WAIT_S = 10.0
 
 
 def default_storage_path() -> Path:
     """``$FASTASHA_STORAGE_PATH`` or ``~/fastasha_results``."""
     return Path(os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE).expanduser()
+
+
+def searcher_wait_s() -> float:
+    """``$FASTASHA_SEARCHER_WAIT_S`` (seconds, greater than 0), or 10."""
+    text = os.environ.get(SEARCHER_WAIT_ENV, "").strip()
+    if not text:
+        return DEFAULT_SEARCHER_WAIT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise ValueError(f"the environment variable {SEARCHER_WAIT_ENV} must be a number of "
+                         f"seconds greater than 0, got {text!r}")
+    return value
 
 
 def _trainable_name(trainable: Callable) -> str:
@@ -181,6 +208,21 @@ class Tuner:
                 f"{tc.search_alg!r}" + ("; pass an instance, not the class"
                                         if isinstance(tc.search_alg, type) else "")
             )
+        inner = tc.search_alg
+        while isinstance(inner, ConcurrencyLimiter):
+            inner = inner.searcher
+        if isinstance(inner, Searcher) and type(inner).suggest is Searcher.suggest:
+            raise TypeError(
+                f"search_alg {type(inner).__name__} does not define suggest(trial_id); a "
+                "Searcher subclass returns a config dict, None or Searcher.FINISHED from it"
+            )
+        if isinstance(tc.search_alg, ConcurrencyLimiter) and tc.max_concurrent_trials is not \
+                None and tc.max_concurrent_trials != tc.search_alg.max_concurrent:
+            raise ValueError(     # as in Ray
+                f"max_concurrent_trials={tc.max_concurrent_trials} was given with a "
+                f"ConcurrencyLimiter(max_concurrent={tc.search_alg.max_concurrent}); set the "
+                "limit in one place: leave max_concurrent_trials at None"
+            )
         scheduler = self._scheduler()
         if isinstance(scheduler, type):
             raise TypeError(
@@ -311,8 +353,12 @@ class Tuner:
         if resume_errored and restart_errored:
             raise ValueError("pass resume_errored or restart_errored, not both")
         space = param_space
-        if space is None and settings.get("search", {}).get("custom_searcher"):
-            raise ValueError("this experiment used a custom search_alg, which restore cannot rebuild")
+        if settings.get("search", {}).get("custom_searcher"):
+            raise ValueError(
+                "this experiment used a search_alg, which Tuner.restore cannot rebuild: fastasha "
+                "does not store a searcher's state (Ray restores it from the experiment). Read "
+                "its results with ResultGrid.from_path(path), or start a new experiment"
+            )
         if space is None:
             stored = settings.get("search", {}).get("param_space")
             if stored is None:
@@ -425,30 +471,29 @@ class _Run:
 
         # search
         if tc.search_alg is not None:
+            # as in Ray: the searcher hears metric, mode and the space, and suggests configs
+            # that are laid over the space's constants; at most num_samples trials
             self.searcher = tc.search_alg
-            if hasattr(self.searcher, "set_search_properties"):
-                self.searcher.set_search_properties(self.metric, self.mode, self.tuner.param_space)
+            tell_search_properties(self.searcher, self.metric, self.mode, tuner.param_space,
+                                   stop=rc.stop, time_budget_s=tc.time_budget_s,
+                                   num_samples=tc.num_samples)
             total = tc.num_samples if tc.num_samples > 0 else None
             self.variants = None
-            self.suggest = self._suggest_from_searcher
+            self.suggest = Suggestions(self.searcher, tuner.param_space)
+            self.searcher_wait_s = searcher_wait_s()
         else:
             self.searcher = None
             self.variants = VariantGenerator(tuner.param_space, tc.num_samples,
                                              int(seeds[0].generate_state(1)[0]))
             total = self.variants.total
             self.suggest = lambda trial_id: self.variants.next_config()
+            self.searcher_wait_s = DEFAULT_SEARCHER_WAIT_S     # (never answers None)
         self.total = total
         if tc.max_concurrent_trials is not None:
             n_slots = min(n_slots, tc.max_concurrent_trials)
         if total is not None:
             n_slots = min(n_slots, total)
         self.n_slots = max(1, n_slots)
-
-    def _suggest_from_searcher(self, trial_id: str) -> dict | None:
-        config = self.searcher.suggest(trial_id)
-        if config == "FINISHED":
-            raise StopIteration
-        return config
 
     def settings(self, prefix: str) -> dict:
         tc, rc = self.tuner.tune_config, self.tuner.run_config
@@ -497,6 +542,7 @@ class _Run:
             trial_name_creator=tc.trial_name_creator,
             trials_dir=str(self.directory / _storage.TRIALS_DIR),
             trainable_name=_trainable_name(self.tuner.trainable),
+            searcher_wait_s=self.searcher_wait_s,
         )
 
     def execute(self) -> ResultGrid:
