@@ -26,15 +26,8 @@ from typing import Any, Callable
 
 from ._rows import flatten
 from ._validation import check_mode
+from .config import RAY_ONLY_DEFAULTS, refuse_ray_only
 from .results import Result, ResultGrid, TuneError
-
-# tune.run arguments that only make sense on a Ray cluster or for Ray's loggers:
-# accepted when left at Ray's default, refused otherwise
-_RAY_ONLY_DEFAULTS = {
-    "storage_filesystem": None, "progress_reporter": None, "log_to_file": False,
-    "sync_config": None, "export_formats": None, "restore": None, "resume": None,
-    "resume_config": None, "server_port": None, "_remote": None,
-}
 
 
 def run(
@@ -97,15 +90,10 @@ def run(
             "does not run registered trainables by name or Experiment objects"
         )
     local_dir = ray_only.pop("local_dir", None)
-    unknown = sorted(set(ray_only) - set(_RAY_ONLY_DEFAULTS))
+    unknown = sorted(set(ray_only) - set(RAY_ONLY_DEFAULTS))
     if unknown:
         raise TypeError(f"tune.run() got unexpected keyword argument(s) {unknown}")
-    changed = sorted(k for k, v in ray_only.items() if v != _RAY_ONLY_DEFAULTS[k])
-    if changed:
-        raise TypeError(
-            f"tune.run({', '.join(f'{k}=...' for k in changed)}) is a Ray cluster or logger "
-            "setting that fastasha has no equivalent for; leave it out"
-        )
+    refuse_ray_only("tune.run", ray_only)
     if local_dir is not None and storage_path is None:
         storage_path = os.fspath(local_dir)
     trainable = run_or_experiment

@@ -5,11 +5,59 @@ from __future__ import annotations
 import numbers
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from ._validation import check_bool, check_choice, check_int, check_mode
 from .callback import check_callbacks
+
+#: Ray Tune settings for a Ray cluster or for Ray's loggers, with Ray's defaults. Left
+#: at its default, such a setting is accepted (a Ray script passes them explicitly);
+#: any other value is refused: fastasha has nothing to honour it with.
+RAY_ONLY_DEFAULTS: dict[str, Any] = {
+    "storage_filesystem": None, "sync_config": None, "log_to_file": False,
+    "progress_reporter": None, "export_formats": None, "restore": None, "resume": None, "resume_config": None,
+    "server_port": None, "_remote": None,
+}
+_RAY_ONLY_HINTS = {
+    "storage_filesystem": "pass a local or mounted folder as storage_path",
+    "sync_config": "the experiment is written to storage_path directly, there is "
+                   "nothing to sync",
+    "log_to_file": "a trial's output goes to the driver's console",
+    "restore": "resume an experiment with Tuner.restore(path, trainable)",
+    "resume": "resume an experiment with Tuner.restore(path, trainable)",
+    "resume_config": "resume an experiment with Tuner.restore(path, trainable)",
+}
+
+
+def refuse_ray_only(caller: str, settings: Mapping[str, Any]) -> None:
+    """Refuse Ray cluster and logger settings (:data:`RAY_ONLY_DEFAULTS`) not at their default.
+
+    Parameters
+    ----------
+    caller : str
+        Named in the message, e.g. ``"RunConfig"`` or ``"tune.run"``.
+    settings : mapping
+        Setting names (keys of :data:`RAY_ONLY_DEFAULTS`) and the values given.
+
+    Raises
+    ------
+    TypeError
+        Naming every setting given a value other than Ray's default.
+    """
+    # the defaults are None and False: compared by identity (a pyarrow filesystem or a
+    # numpy value could answer == oddly)
+    changed = sorted(name for name, value in settings.items()
+                     if value is not RAY_ONLY_DEFAULTS[name])
+    if changed:
+        hints = "; ".join(dict.fromkeys(_RAY_ONLY_HINTS[k] for k in changed
+                                         if k in _RAY_ONLY_HINTS))
+        raise TypeError(
+            f"{caller}({', '.join(f'{k}=...' for k in changed)}) is a Ray cluster or logger "
+            "setting that fastasha has no equivalent for; leave it out"
+            + (f" ({hints})" if hints else "")
+        )
 
 
 @dataclass
@@ -111,6 +159,12 @@ class RunConfig:
     callbacks : list of Callback, optional
         :class:`~fastasha.callback.Callback` objects (Ray Tune's hooks and
         arguments), called in the driver.
+    storage_filesystem, sync_config : None
+        Ray cluster settings, accepted at their default (None) for Ray
+        scripts; any other value raises ``TypeError``.
+    log_to_file : False
+        Accepted at Ray's default (False); any other value raises
+        ``TypeError``: a trial's output goes to the driver's console.
     """
 
     name: str | None = None
@@ -121,6 +175,9 @@ class RunConfig:
     checkpoint_config: CheckpointConfig | None = None
     callbacks: list | None = None
     overwrite: bool = False
+    storage_filesystem: Any = None
+    sync_config: Any = None
+    log_to_file: Any = False
 
     def __post_init__(self) -> None:
         if self.name is not None:
@@ -168,6 +225,9 @@ class RunConfig:
                 f"{self.checkpoint_config!r}; for example tune.CheckpointConfig(num_to_keep=2)"
             )
         self.callbacks = check_callbacks(self.callbacks)
+        refuse_ray_only("RunConfig", {"storage_filesystem": self.storage_filesystem,
+                                      "sync_config": self.sync_config,
+                                      "log_to_file": self.log_to_file})
 
 
 @dataclass
