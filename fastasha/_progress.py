@@ -24,6 +24,13 @@ output is not a terminal (a pipe, a log file, pytest's capture, CI), nothing is
 drawn while the run goes on: the final table is printed once, at
 :meth:`ProgressReporter.close`, and the per-trial lines of ``verbose=2`` are
 plain lines.
+
+A Ray-style progress reporter (``tune.CLIReporter``, see
+:mod:`fastasha.progress_reporter`) changes the table through a
+:class:`TableLayout`: its metric and parameter columns, running trials then
+finished ones (kept by :class:`FinishedRows`), an error table, and, when the
+output is not a terminal, a status block printed at every update, as Ray's
+reporter prints one every ``max_report_frequency`` seconds.
 """
 
 from __future__ import annotations
@@ -31,8 +38,9 @@ from __future__ import annotations
 import heapq
 import math
 import numbers
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from types import TracebackType
 from typing import Any
@@ -43,6 +51,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ._rows import MISSING, lookup
 from ._validation import check_int, check_mode
 
 #: The trial statuses, in the order the status line lists them.
@@ -82,6 +91,13 @@ class TrialRow:
         The resolved config, flat or nested. Its first few leaves are shown,
         nested keys joined as ``"a/b"``; any object is accepted and shown as a
         truncated ``repr``.
+    result : dict or None, default=None
+        The latest result, where a :class:`TableLayout`'s metric columns are
+        read (not copied: the display only reads it).
+    error : str or None, default=None
+        The error of a trial that ended in ERROR, for the error table.
+    n_failures : int, default=0
+        How many times the trial failed, for the error table.
     """
 
     trial_id: str
@@ -89,6 +105,9 @@ class TrialRow:
     iteration: int | None
     metric: float | None
     config: dict
+    result: Mapping | None = None
+    error: str | None = None
+    n_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,13 @@ class ProgressSnapshot:
     mode : {"min", "max"} or None
         Whether smaller or larger values of ``metric`` are better; None leaves
         the running trials in the order given.
+    finished : list of TrialRow, default=[]
+        Finished trials that a display with a :class:`TableLayout` lists
+        after the running ones, in the order to list them (see
+        :class:`FinishedRows`); the display may show only the first ones.
+    errors : list of TrialRow, default=[]
+        Errored trials for the error table of a :class:`TableLayout`, the
+        most recent first.
 
     Raises
     ------
@@ -131,9 +157,16 @@ class ProgressSnapshot:
     running: list[TrialRow]
     metric: str | None
     mode: str | None
+    finished: list[TrialRow] = field(default_factory=list)
+    errors: list[TrialRow] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
+
+
+def is_live(console: Console) -> bool:
+    """Whether ``console`` can redraw in place (a terminal that is not dumb, or Jupyter)."""
+    return bool(console.is_jupyter or (console.is_terminal and not console.is_dumb_terminal))
 
 
 def _check_verbose(verbose: Any) -> int:
@@ -159,20 +192,21 @@ def _clip(text: str, limit: int) -> str:
     return text[: max(limit - 3, 0)] + "..."
 
 
-def _format_metric(value: Any) -> str:
+def _format_metric(value: Any, limit: int = _MAX_CELL_CHARS) -> str:
     """A metric value with 4 significant digits (``0.1235``, ``1.235e+05``, ``nan``, ``-inf``).
 
-    None is shown as ``-``; a value that is not a number as its truncated ``repr``.
+    None is shown as ``-``; a value that is not a number as its ``repr``, cut
+    to ``limit`` characters.
     """
     if value is None:
         return "-"
     try:
         return f"{float(value):.4g}"
     except Exception:
-        return _format_leaf(value)
+        return _format_leaf(value, limit)
 
 
-def _format_leaf(value: Any) -> str:
+def _format_leaf(value: Any, limit: int = _MAX_CELL_CHARS) -> str:
     """A short, single-line text for one config value of any type."""
     try:
         if value is None or isinstance(value, (bool, str)):
@@ -187,7 +221,23 @@ def _format_leaf(value: Any) -> str:
             text = repr(value)
     except Exception:  # a broken __repr__, or an int too long for str()
         text = f"<{type(value).__name__}>"
-    return _clip(" ".join(text.split()), _MAX_CELL_CHARS)
+    return _clip(" ".join(text.split()), limit)
+
+
+def _value_at(container: Any, key: str) -> Any:
+    """``container[key]`` (``"a/b"`` for a nested value); :data:`MISSING` if there is none."""
+    if not isinstance(container, Mapping):
+        return MISSING
+    return lookup(container, key)
+
+
+def _format_cell(value: Any, limit: int, metric: bool = False) -> str:
+    """A table cell: empty for a missing value; numbers as :func:`_format_metric` does."""
+    if value is MISSING or value is None:
+        return ""
+    if metric and not isinstance(value, (numbers.Real, str, bytes)):
+        return _clip(_format_metric(value, limit), limit)  # a 0-d array, a framework scalar
+    return _format_leaf(value, limit)
 
 
 def _iter_leaves(config: Mapping, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, Any]]:
@@ -250,6 +300,182 @@ def _sort_key(mode: str) -> Any:
     return key
 
 
+#: Result keys every result carries (Ray Tune's and fastasha's automatic fields):
+#: never inferred as metric columns.
+AUTO_RESULT_KEYS = frozenset((
+    "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "date",
+    "trial_id", "hostname", "node_ip", "pid", "done", "episodes_total", "timesteps_total",
+    "time_since_restore", "timesteps_since_restore", "iterations_since_restore", "config",
+    "checkpoint_dir_name", "experiment_tag",
+))
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """What the trial table shows, as a progress reporter (``tune.CLIReporter``) asks.
+
+    Without a layout, :class:`ProgressReporter` shows its own table: the
+    running trials, a few config values, the iteration and the tuned metric.
+    With one, the table lists running and then finished trials, with the
+    columns below, and an error table follows it.
+
+    Parameters
+    ----------
+    metric_columns : tuple of (key, header) or None, default=None
+        Result keys to show (``"a/b"`` for nested values), with their headers;
+        those that no listed row has are left out. None infers them: the
+        ``default_columns`` that appear, then up to ``infer_limit`` other
+        numeric result keys, the snapshot's metric first.
+    default_columns : tuple of (key, header), default=()
+        See ``metric_columns``.
+    parameter_columns : tuple of (key, header), default=()
+        Config keys to show (``"a/b"`` for nested values); empty shows the
+        first config leaves that fit the console's width.
+    infer_limit : int, default=3
+    max_column_length : int, default=20
+        Headers and cells are cut to this many characters.
+    max_error_rows : int, default=20
+        Rows of the error table (0: only the number of errored trials).
+    sort_by_metric : bool, default=False
+        Running rows best first by the snapshot's metric (otherwise in the
+        order given).
+    intermediate_tables : bool, default=True
+        Whether the tables are drawn before the final display; without them
+        only the status lines are.
+    """
+
+    metric_columns: tuple[tuple[str, str], ...] | None = None
+    default_columns: tuple[tuple[str, str], ...] = ()
+    parameter_columns: tuple[tuple[str, str], ...] = ()
+    infer_limit: int = 3
+    max_column_length: int = 20
+    max_error_rows: int = 20
+    sort_by_metric: bool = False
+    intermediate_tables: bool = True
+
+    def __post_init__(self) -> None:
+        check_int("infer_limit", self.infer_limit, minimum=0)
+        check_int("max_column_length", self.max_column_length, minimum=4)
+        check_int("max_error_rows", self.max_error_rows, minimum=0)
+
+
+def _is_number(value: Any) -> bool:
+    """Whether a result value may be inferred as a metric column (``bool`` is not)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class FinishedRows:
+    """The finished trials a display with a :class:`TableLayout` lists, in bounded memory.
+
+    Keeps the ``n_rows`` most recently finished trials, or with ``metric``,
+    ``mode`` and ``sort_by_metric`` the ``n_rows`` best by ``metric``; the
+    ``n_errors`` most recent errored trials; and, with ``metric`` and
+    ``mode``, the best finished trial. :meth:`add` costs O(1) amortised
+    (O(log n_rows) when sorting); memory is O(n_rows + n_errors) rows,
+    whatever the number of trials.
+
+    Parameters
+    ----------
+    n_rows, n_errors : int
+    metric : str or None
+    mode : {"min", "max"} or None
+    sort_by_metric : bool, default=False
+    """
+
+    def __init__(self, n_rows: int, n_errors: int, metric: str | None, mode: str | None,
+                 sort_by_metric: bool = False) -> None:
+        self._n_rows = check_int("n_rows", n_rows, minimum=0)
+        check_mode(mode)
+        self._key = _sort_key(mode) if metric is not None and mode is not None else None
+        self._sorted = bool(sort_by_metric) and self._key is not None
+        self._rows: list[TrialRow] | deque[TrialRow] = [] if self._sorted \
+            else deque(maxlen=self._n_rows)
+        self._errors: deque[TrialRow] = deque(maxlen=check_int("n_errors", n_errors, minimum=0))
+        self.best: TrialRow | None = None
+
+    def add(self, row: TrialRow) -> None:
+        """Take a trial that has just finished."""
+        if row.status == "ERROR" and self._errors.maxlen:
+            self._errors.append(row)
+        key = self._key
+        if key is not None and key(row)[0] == 0 and (self.best is None or key(row) < key(self.best)):
+            self.best = row
+        if not self._n_rows:
+            return
+        if self._sorted:
+            rows = self._rows
+            rows.append(row)
+            if len(rows) >= 2 * self._n_rows:
+                self._rows = heapq.nsmallest(self._n_rows, rows, key=key)
+        else:
+            self._rows.append(row)
+
+    def rows(self) -> list[TrialRow]:
+        """The kept trials: best first, or the most recently finished first."""
+        if self._sorted:
+            return heapq.nsmallest(self._n_rows, self._rows, key=self._key)
+        return list(reversed(self._rows))
+
+    def errors(self) -> list[TrialRow]:
+        """The kept errored trials, the most recent first."""
+        return list(reversed(self._errors))
+
+
+def metric_of(result: Any, metric: str | None) -> float | None:
+    """The number ``metric`` names in ``result`` (``"a/b"`` for a nested one), else None."""
+    if metric is None or not isinstance(result, Mapping):
+        return None
+    value = lookup(result, metric, None)
+    if value is None or isinstance(value, (str, bytes)):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def best_of(rows: Sequence[TrialRow | None], mode: str | None) -> TrialRow | None:
+    """The row with the best ``metric`` for ``mode`` (the first of ties); None if none has one."""
+    if mode is None:
+        return None
+    key = _sort_key(mode)
+    best = None
+    for row in rows:
+        if row is not None and key(row)[0] == 0 and (best is None or key(row) < key(best)):
+            best = row
+    return best
+
+
+def snapshot_of_trials(trials: Sequence, *, total: int | None, metric: str | None,
+                       mode: str | None, elapsed_s: float, sort_by_metric: bool = False,
+                       max_rows: int = 20, max_error_rows: int = 20) -> ProgressSnapshot:
+    """A :class:`ProgressSnapshot` of trial objects, as a progress reporter receives them.
+
+    Reads ``trial_id``, ``status``, ``config``, ``last_result`` and, when
+    they are there, ``error`` and ``n_failures`` of each trial; O(len(trials)).
+    """
+    counts: dict[str, int] = {}
+    running: list[TrialRow] = []
+    finished = FinishedRows(max_rows, max_error_rows, metric, mode, sort_by_metric)
+    for trial in trials:
+        status = str(getattr(trial, "status", "PENDING"))
+        counts[status] = counts.get(status, 0) + 1
+        result = getattr(trial, "last_result", None) or None
+        iteration = result.get("training_iteration") if isinstance(result, Mapping) else None
+        row = TrialRow(str(getattr(trial, "trial_id", trial)), status, iteration,
+                       metric_of(result, metric), getattr(trial, "config", None) or {},
+                       result=result, error=getattr(trial, "error", None),
+                       n_failures=getattr(trial, "n_failures", 0) or 0)
+        if status == "RUNNING":
+            running.append(row)
+        elif status != "PENDING":
+            finished.add(row)
+    best = best_of([*running, finished.best], mode) if metric is not None else None
+    return ProgressSnapshot(elapsed_s=elapsed_s, counts=counts, total=total, best=best,
+                            running=running, metric=metric, mode=mode,
+                            finished=finished.rows(), errors=finished.errors())
+
+
 class ProgressReporter:
     """Live status table of a tuning run, drawn with :mod:`rich`.
 
@@ -279,12 +505,20 @@ class ProgressReporter:
     metric : str or None, default=None
         Name of the metric in :meth:`trial_finished` lines before the first
         snapshot; afterwards the snapshot's ``metric`` is used.
+    layout : TableLayout or None, default=None
+        The columns and tables a progress reporter asks for; None shows the
+        running trials with a few config values, the iteration and the
+        metric. With a layout, the table lists the running trials and then
+        the snapshot's ``finished`` ones (``max_rows`` in all), and when the
+        output is not a terminal, every :meth:`update` after :meth:`start`
+        prints the display once (``max_rows`` bounds it too).
 
     Raises
     ------
     TypeError
         If ``verbose`` is not an int (``bool`` is refused), if ``console`` is not
-        a ``rich.console.Console`` or ``experiment_name`` not a string.
+        a ``rich.console.Console``, ``experiment_name`` not a string or
+        ``layout`` not a :class:`TableLayout`.
     ValueError
         If ``verbose`` is not 0, 1, 2 or 3, ``max_rows`` is smaller than 1 or
         ``max_config_columns`` is negative.
@@ -322,8 +556,16 @@ class ProgressReporter:
         max_rows: int = 20,
         max_config_columns: int = 4,
         metric: str | None = None,
+        layout: TableLayout | None = None,
     ) -> None:
         self._verbose = _check_verbose(verbose)
+        if layout is not None and not isinstance(layout, TableLayout):
+            raise TypeError(
+                f"layout must be a TableLayout or None, got {layout!r} of type "
+                f"{type(layout).__name__}"
+            )
+        self._layout = layout
+        self._cell_chars = layout.max_column_length if layout is not None else _MAX_CELL_CHARS
         if not isinstance(experiment_name, str):
             raise TypeError(
                 f"experiment_name must be a str, got {experiment_name!r} of type "
@@ -374,7 +616,7 @@ class ProgressReporter:
         self._started = True
         console = self._console
         assert console is not None  # internal invariant: verbose > 0 always has a console
-        if not (console.is_jupyter or (console.is_terminal and not console.is_dumb_terminal)):
+        if not is_live(console):
             return  # not a live terminal: close() prints the final table once
         self._live = Live(
             console=console,
@@ -408,6 +650,24 @@ class ProgressReporter:
         self._last = snapshot
         if self._live is not None:
             self._live.update(self._render(snapshot), refresh=True)
+        elif self._layout is not None and self._started:
+            # not a terminal: a reporter's display is printed at each update, as Ray's is
+            assert self._console is not None  # internal invariant: started implies verbose > 0
+            self._console.print(Group(Text("== Status =="), self._render(snapshot)))
+
+    def render(self, snapshot: ProgressSnapshot, final: bool = False) -> RenderableType:
+        """The display of ``snapshot``, to print once; ``final`` always includes the tables.
+
+        Raises
+        ------
+        TypeError
+            If ``snapshot`` is not a :class:`ProgressSnapshot`.
+        """
+        if not isinstance(snapshot, ProgressSnapshot):
+            raise TypeError(
+                f"snapshot must be a ProgressSnapshot, got {type(snapshot).__name__}"
+            )
+        return self._render(snapshot, final=final)
 
     def trial_finished(self, row: TrialRow, error: str | None = None) -> None:
         """With ``verbose=2``, print one line for a finished trial.
@@ -482,7 +742,7 @@ class ProgressReporter:
         renderable: RenderableType | None = None
         try:
             if final is not None:
-                renderable = self._render(final)
+                renderable = self._render(final, final=True)
         finally:
             if live is not None:
                 if renderable is None:
@@ -539,6 +799,12 @@ class ProgressReporter:
         return line
 
     def _params(self, config: Any) -> str:
+        layout = self._layout
+        if layout is not None and layout.parameter_columns:
+            return ", ".join(
+                f"{_clip(header, self._cell_chars)}="
+                f"{_format_cell(_value_at(config, key), self._cell_chars)}"
+                for key, header in layout.parameter_columns)
         leaves = _leaves(config)
         shown = [f"{_clip(k, _MAX_CELL_CHARS)}={_format_leaf(v)}"
                  for k, v in islice(leaves.items(), self._max_columns)]
@@ -616,7 +882,169 @@ class ProgressReporter:
             table.add_row(*cells)
         return table
 
-    def _render(self, snapshot: ProgressSnapshot) -> RenderableType:
+    # -- the tables of a TableLayout -------------------------------------------------
+
+    def _select_rows(self, snapshot: ProgressSnapshot) -> list[TrialRow]:
+        """Running rows, then finished ones: ``max_rows`` in all, each kind at least half
+        of them when both have more."""
+        layout = self._layout
+        assert layout is not None  # internal invariant: called with a layout only
+        n = self._max_rows
+        running: Sequence[TrialRow] = snapshot.running
+        if layout.sort_by_metric and snapshot.mode is not None and snapshot.metric is not None:
+            running = heapq.nsmallest(n, running, key=_sort_key(snapshot.mode))
+        else:
+            running = list(islice(running, n))
+        finished = snapshot.finished
+        n_running = min(len(running), max(n - len(finished), (n + 1) // 2))
+        n_finished = min(len(finished), n - n_running)
+        return list(running[:n_running]) + list(finished[:n_finished])
+
+    def _metric_columns(self, snapshot: ProgressSnapshot,
+                        rows: list[TrialRow]) -> list[tuple[str, str]]:
+        """The layout's metric columns that a row has, or those inferred from the rows."""
+        layout = self._layout
+        assert layout is not None  # internal invariant: called with a layout only
+        results = [row.result for row in rows if isinstance(row.result, Mapping)]
+
+        def present(key: str) -> bool:
+            return any(lookup(result, key, None) is not None for result in results)
+
+        if layout.metric_columns is not None:
+            return [(key, header) for key, header in layout.metric_columns if present(key)]
+        columns = [(key, header) for key, header in layout.default_columns if present(key)]
+        taken = {key for key, _ in layout.default_columns}
+        inferred: list[tuple[str, str]] = []
+        metric = snapshot.metric
+        if metric is not None and metric not in taken and layout.infer_limit and present(metric):
+            inferred.append((metric, metric))
+            taken.add(metric)
+        for result in results:
+            if len(inferred) >= layout.infer_limit:
+                break
+            for key, value in islice(result.items(), _MAX_LEAVES):
+                if len(inferred) >= layout.infer_limit:
+                    break
+                if isinstance(key, str) and key not in taken and key not in AUTO_RESULT_KEYS \
+                        and _is_number(value):
+                    inferred.append((key, key))
+                    taken.add(key)
+        columns += inferred
+        # Ray's default header of mean_loss is "loss": a reported "loss" beside it would
+        # make two columns of that name, so both are then headed by their keys
+        headers = [header for _, header in columns]
+        return [(key, key if headers.count(header) > 1 else header) for key, header in columns]
+
+    def _layout_table(self, snapshot: ProgressSnapshot, rows: list[TrialRow]) -> Table:
+        layout = self._layout
+        assert layout is not None  # internal invariant: called with a layout only
+        chars = self._cell_chars
+        ids = [_clip(str(row.trial_id), _MAX_ID_CHARS) for row in rows]
+        statuses = [str(row.status) for row in rows]
+        metrics = [(_clip(header, chars),
+                    ["" if row.result is None else
+                     _format_cell(_value_at(row.result, key), chars, metric=True)
+                     for row in rows])
+                   for key, header in self._metric_columns(snapshot, rows)]
+        if layout.parameter_columns:
+            params = [(_clip(header, chars),
+                       [_format_cell(_value_at(row.config, key), chars) for row in rows])
+                      for key, header in layout.parameter_columns]
+        else:
+            params = self._fitting_config_columns(
+                rows, ids, statuses, [cells for _, cells in metrics],
+                [header for header, _ in metrics])
+        title = "Trials"
+        if layout.sort_by_metric and snapshot.mode is not None and snapshot.metric is not None:
+            title += f" (best {snapshot.metric} first)"
+        table = Table(title=Text(title), box=box.ROUNDED, title_justify="left")
+        table.add_column("Trial name", no_wrap=True, overflow="ellipsis")
+        table.add_column("status", no_wrap=True)
+        for header, _ in params:
+            table.add_column(Text(header), no_wrap=True, overflow="ellipsis")
+        for header, _ in metrics:
+            table.add_column(Text(header), justify="right", no_wrap=True, overflow="ellipsis")
+        for i in range(len(rows)):
+            cells = [Text(ids[i]), Text(statuses[i], style=_STATUS_STYLES.get(statuses[i], ""))]
+            cells += [Text(column[i]) for _, column in params]
+            cells += [Text(column[i]) for _, column in metrics]
+            table.add_row(*cells)
+        return table
+
+    def _fitting_config_columns(self, rows: list[TrialRow], ids: list[str], statuses: list[str],
+                                metric_cells: list[list[str]], metric_headers: list[str]
+                                ) -> list[tuple[str, list[str]]]:
+        """Up to ``max_config_columns`` config leaves, those that fit the console's width."""
+        def width(header: str, cells: list[str]) -> int:
+            return max([len(header), *map(len, cells)]) + 3
+
+        used = 1 + width("Trial name", ids) + width("status", statuses)
+        used += sum(width(h, c) for h, c in zip(metric_headers, metric_cells))
+        available = self._console.width if self._console is not None else 80
+        leaves = [_leaves(row.config) for row in rows]
+        columns: list[tuple[str, list[str]]] = []
+        seen: set[str] = set()
+        for row_leaves in leaves:
+            for key in row_leaves:
+                if len(columns) >= self._max_columns:
+                    return columns
+                if key in seen:
+                    continue
+                seen.add(key)
+                header = _clip(key, self._cell_chars)
+                cells = [_format_leaf(lv[key], self._cell_chars) if key in lv else ""
+                         for lv in leaves]
+                if used + width(header, cells) <= available:
+                    used += width(header, cells)
+                    columns.append((header, cells))
+        return columns
+
+    def _error_table(self, snapshot: ProgressSnapshot) -> list[RenderableType]:
+        """The number of errored trials and the latest of them (``max_error_rows``)."""
+        layout = self._layout
+        assert layout is not None  # internal invariant: called with a layout only
+        n_errors = max(snapshot.counts.get("ERROR", 0), len(snapshot.errors))
+        if not n_errors:
+            return []
+        parts: list[RenderableType] = [Text(f"Number of errored trials: {n_errors}")]
+        rows = snapshot.errors[:layout.max_error_rows]
+        if rows:
+            table = Table(box=box.ROUNDED)
+            table.add_column("Trial name", no_wrap=True, overflow="ellipsis")
+            table.add_column("# failures", justify="right", no_wrap=True)
+            table.add_column("error", overflow="ellipsis", no_wrap=True)
+            for row in rows:
+                table.add_row(Text(_clip(str(row.trial_id), _MAX_ID_CHARS)),
+                              Text(str(row.n_failures)),
+                              Text(_clip(_error_line(row.error or ""), _MAX_ERROR_CHARS),
+                                   style="red"))
+            parts.append(table)
+            if n_errors > len(rows):
+                parts.append(Text(f"... and {n_errors - len(rows)} more errored trials"))
+        return parts
+
+    def _layout_parts(self, snapshot: ProgressSnapshot) -> list[RenderableType]:
+        """The trial table, the "... and N more" line and the error table."""
+        rows = self._select_rows(snapshot)
+        parts: list[RenderableType] = []
+        if rows:
+            parts.append(self._layout_table(snapshot, rows))
+        shown: dict[str, int] = {}
+        for row in rows:
+            shown[row.status] = shown.get(row.status, 0) + 1
+        statuses = list(STATUSES) + sorted(
+            str(s) for s in snapshot.counts if s not in STATUSES)
+        hidden = [(status, snapshot.counts.get(status, 0) - shown.get(status, 0))
+                  for status in statuses]
+        hidden = [(status, n) for status, n in hidden if n > 0]
+        if hidden:
+            n_hidden = sum(n for _, n in hidden)
+            listed = ", ".join(f"{n} {status}" for status, n in hidden)
+            parts.append(Text(f"... and {n_hidden} more trials ({listed})"))
+        parts += self._error_table(snapshot)
+        return parts
+
+    def _render(self, snapshot: ProgressSnapshot, final: bool = False) -> RenderableType:
         """The status display of ``snapshot``; bounded by ``max_rows``, whatever the run size."""
         parts: list[RenderableType] = [self._status_line(snapshot)]
         header = f"Total running time: {_format_duration(snapshot.elapsed_s)}"
@@ -626,6 +1054,10 @@ class ProgressReporter:
         best = self._best_line(snapshot)
         if best is not None:
             parts.append(best)
+        if self._layout is not None:
+            if final or self._layout.intermediate_tables:
+                parts += self._layout_parts(snapshot)
+            return Group(*parts)
         rows = self._select_running(snapshot)
         if rows:
             parts.append(self._table(snapshot, rows))
