@@ -46,6 +46,7 @@ def run(
     scheduler: Any = None,
     checkpoint_config: Any = None,
     verbose: int | None = None,
+    progress_reporter: Any = None,
     max_failures: int = 0,
     fail_fast: bool | str = False,
     reuse_actors: bool = False,
@@ -69,7 +70,8 @@ def run(
     ``checkpoint_score_attr`` (``"min-loss"`` for a smaller-is-better
     score), ``checkpoint_freq`` and ``checkpoint_at_end`` (for a
     :class:`~fastasha.trainable.Trainable` class) build a
-    :class:`~fastasha.config.CheckpointConfig`.
+    :class:`~fastasha.config.CheckpointConfig`; ``progress_reporter`` (a
+    ``tune.CLIReporter``, ...) goes to :class:`~fastasha.config.RunConfig`.
 
     Raises
     ------
@@ -124,6 +126,7 @@ def run(
         run_config=tune.RunConfig(
             name=name, storage_path=storage_path, stop=stop,
             verbose=1 if verbose is None else verbose, callbacks=callbacks,
+            progress_reporter=progress_reporter,
             failure_config=tune.FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
             checkpoint_config=checkpoint_config),
     )

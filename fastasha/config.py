@@ -11,13 +11,14 @@ from typing import Any, Callable
 
 from ._validation import check_bool, check_choice, check_int, check_mode
 from .callback import check_callbacks
+from .progress_reporter import check_progress_reporter
 
 #: Ray Tune settings for a Ray cluster or for Ray's loggers, with Ray's defaults. Left
 #: at its default, such a setting is accepted (a Ray script passes them explicitly);
 #: any other value is refused: fastasha has nothing to honour it with.
 RAY_ONLY_DEFAULTS: dict[str, Any] = {
     "storage_filesystem": None, "sync_config": None, "log_to_file": False,
-    "progress_reporter": None, "export_formats": None, "restore": None, "resume": None, "resume_config": None,
+    "export_formats": None, "restore": None, "resume": None, "resume_config": None,
     "server_port": None, "_remote": None,
 }
 _RAY_ONLY_HINTS = {
@@ -159,6 +160,13 @@ class RunConfig:
     callbacks : list of Callback, optional
         :class:`~fastasha.callback.Callback` objects (Ray Tune's hooks and
         arguments), called in the driver.
+    progress_reporter : ProgressReporter or None, default=None
+        A :class:`~fastasha.progress_reporter.CLIReporter` or
+        :class:`~fastasha.progress_reporter.JupyterNotebookReporter`
+        configures the status display (columns, rows, refresh interval,
+        sorting); another :class:`~fastasha.progress_reporter.ProgressReporter`
+        subclass is called as Ray Tune calls it. Unused with ``verbose=0``.
+        See :mod:`fastasha.progress_reporter`.
     storage_filesystem, sync_config : None
         Ray cluster settings, accepted at their default (None) for Ray
         scripts; any other value raises ``TypeError``.
@@ -175,6 +183,7 @@ class RunConfig:
     checkpoint_config: CheckpointConfig | None = None
     callbacks: list | None = None
     overwrite: bool = False
+    progress_reporter: Any = None
     storage_filesystem: Any = None
     sync_config: Any = None
     log_to_file: Any = False
@@ -225,6 +234,7 @@ class RunConfig:
                 f"{self.checkpoint_config!r}; for example tune.CheckpointConfig(num_to_keep=2)"
             )
         self.callbacks = check_callbacks(self.callbacks)
+        self.progress_reporter = check_progress_reporter(self.progress_reporter)
         refuse_ray_only("RunConfig", {"storage_filesystem": self.storage_filesystem,
                                       "sync_config": self.sync_config,
                                       "log_to_file": self.log_to_file})

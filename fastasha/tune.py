@@ -6,10 +6,11 @@ A Ray Tune script moves over by changing its imports::
     from fastasha.schedulers import AsyncHyperBandScheduler
 
 The module paths under ``ray.tune`` work under ``fastasha.tune`` as well:
-``fastasha.tune.schedulers``, ``fastasha.tune.search`` and
-``fastasha.tune.stopper`` (and their submodules) are the modules
-``fastasha.schedulers``, ``fastasha.search`` and ``fastasha.stopper``
-themselves, so ``from fastasha.tune.stopper import TrialPlateauStopper`` and
+``fastasha.tune.schedulers``, ``fastasha.tune.search``,
+``fastasha.tune.stopper`` and ``fastasha.tune.progress_reporter`` (and their
+submodules) are the modules ``fastasha.schedulers``, ``fastasha.search``,
+``fastasha.stopper`` and ``fastasha.progress_reporter`` themselves, so
+``from fastasha.tune.stopper import TrialPlateauStopper`` and
 ``tune.schedulers.ASHAScheduler`` give the same objects as the short paths.
 """
 
@@ -28,10 +29,11 @@ from ._trainable import with_parameters, with_resources
 from .callback import Callback
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from .progress_reporter import CLIReporter, JupyterNotebookReporter, ProgressReporter
 from .stopper import FunctionStopper, MaximumIterationStopper, Stopper
 
 if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
-    from . import schedulers, search, stopper
+    from . import progress_reporter, schedulers, search, stopper
     from .analysis import ExperimentAnalysis, run
     from .results import Result, ResultGrid, TrialError, TuneError
     from .search import (
@@ -69,7 +71,7 @@ _LAZY = {
 
 # The submodules a Ray user imports from ``ray.tune``; each is the fastasha
 # module of the same name, found by _AliasFinder on first use.
-_SUBMODULES = ("schedulers", "search", "stopper")
+_SUBMODULES = ("schedulers", "search", "stopper", "progress_reporter")
 
 # A __path__ makes the import system treat this module as a package, so that
 # ``import fastasha.tune.search`` looks for a submodule instead of failing with
@@ -140,13 +142,16 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CLIReporter",
     "Callback",
     "Checkpoint",
     "CheckpointConfig",
     "ExperimentAnalysis",
     "FailureConfig",
     "FunctionStopper",
+    "JupyterNotebookReporter",
     "MaximumIterationStopper",
+    "ProgressReporter",
     "Result",
     "ResultGrid",
     "RunConfig",
@@ -164,6 +169,7 @@ __all__ = [
     "grid_search",
     "lograndint",
     "loguniform",
+    "progress_reporter",
     "qlograndint",
     "qloguniform",
     "qrandint",

@@ -6,6 +6,7 @@ import math
 import os
 import secrets
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +20,7 @@ from ._trainable import request_of
 from ._validation import check_bool
 from .callback import bound_hooks
 from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from .progress_reporter import MIN_REPORT_INTERVAL, ReporterCalls, is_stock_reporter
 from .results import ResultGrid, TrialError
 from .schedulers import AsyncHyperBandScheduler, FIFOScheduler
 from .search import (
@@ -41,6 +43,9 @@ DEFAULT_STORAGE = "~/fastasha_results"
 # How long a search_alg may answer None while no trial runs before the sweep ends.
 SEARCHER_WAIT_ENV = "FASTASHA_SEARCHER_WAIT_S"
 DEFAULT_SEARCHER_WAIT_S = 10.0
+# Seconds between two redraws of the default status display, and between two
+# should_report() calls to a progress reporter of the user's own.
+PROGRESS_INTERVAL = 0.25
 
 
 def default_storage_path() -> Path:
@@ -552,9 +557,23 @@ class _Run:
         # before anything is created: a setup that raises leaves nothing behind
         for setup in bound_hooks(rc.callbacks, "setup"):
             setup(stop=rc.stop, num_samples=tc.num_samples, total_num_samples=self.total)
+        # a progress reporter is used only with verbose > 0; a stock one (CLIReporter, ...)
+        # only configures the display, one of the user's own is called as Ray calls it
+        progress_reporter = rc.progress_reporter if rc.verbose else None
+        custom_reporter = progress_reporter is not None and \
+            not is_stock_reporter(progress_reporter)
+        interval = PROGRESS_INTERVAL
+        if custom_reporter:
+            reporter_setup = getattr(progress_reporter, "setup", None)
+            if callable(reporter_setup):
+                reporter_setup(start_time=time.time(), total_samples=self.total,
+                               metric=self.metric, mode=self.mode)
+        elif progress_reporter is not None:
+            interval = max(progress_reporter.max_report_frequency, MIN_REPORT_INTERVAL)
         # Worker processes take a moment to start: launch them first, set up meanwhile.
         driver = Driver(self.tuner.trainable, self.n_slots,
-                        host=os.environ.get(DRIVER_HOST_ENV) or "127.0.0.1")
+                        host=os.environ.get(DRIVER_HOST_ENV) or "127.0.0.1",
+                        progress_interval=interval)
         driver.start()
         try:
             if self.restore:
@@ -576,18 +595,12 @@ class _Run:
         except BaseException:
             driver.close()
             raise
-        if rc.verbose:
-            from ._progress import ProgressReporter   # imports rich
+        reporter, snapshot, rows = self._display(controller, progress_reporter)
 
-            reporter: Any = ProgressReporter(rc.verbose, experiment_name=self.directory.name,
-                                             metric=self.metric)
-        else:
-            reporter = None
-        snapshot = _Snapshots(controller, self.metric, self.mode, time.monotonic())
-
-        # a callback's on_experiment_end gets every trial whole; otherwise a finished
-        # trial's config and last result are dropped (both are in the store by now)
-        keep_finished = controller.has_hook("on_experiment_end")
+        # a callback's on_experiment_end, and a progress reporter of the user's own, get
+        # every trial whole; otherwise a finished trial's config and last result are
+        # dropped (both are in the store by now)
+        keep_finished = controller.has_hook("on_experiment_end") or custom_reporter
 
         # configs the store keeps only as JSON text (objects, functions, tuples):
         # the grid fit() returns gives them back as they were, as Ray's does
@@ -595,7 +608,9 @@ class _Run:
 
         def finished(trial: Trial) -> None:
             if rc.verbose >= 2:
-                reporter.trial_finished(snapshot.row(trial), trial.error)   # type: ignore[union-attr]
+                reporter.trial_finished(rows.row(trial), trial.error)   # type: ignore[union-attr]
+            if rows is not None and rows.finished is not None:
+                rows.finished.add(rows.row(trial))
             if trial.config is not None and not is_plain(trial.config):
                 objects[trial.trial_id] = trial.config
             if trial is not controller.best and not keep_finished:
@@ -631,13 +646,17 @@ class _Run:
                     store.close()
             finally:
                 driver.close()
-                if reporter is not None:
-                    reporter.close(snapshot())
-                if interrupted:
-                    print(
-                        f"\nExperiment interrupted; everything reported so far is saved in "
-                        f"{self.directory}.\nResume it with:\n    Tuner.restore("
-                        f"{str(self.directory)!r}, trainable)\n", flush=True)
+                try:
+                    # a reporter of the user's own reports last when the sweep ended or
+                    # was interrupted, not on the way out of an error (as in Ray)
+                    if reporter is not None and (served or interrupted or not custom_reporter):
+                        reporter.close(snapshot())
+                finally:
+                    if interrupted:
+                        print(
+                            f"\nExperiment interrupted; everything reported so far is saved "
+                            f"in {self.directory}.\nResume it with:\n    Tuner.restore("
+                            f"{str(self.directory)!r}, trainable)\n", flush=True)
         failed = controller.failed_fast       # in this run (not one before a restore)
         if rc.failure_config.fail_fast == "raise" and failed is not None:
             raise TrialError.of(failed.trial_id, f"trial {failed.trial_id} failed and "
@@ -645,37 +664,110 @@ class _Run:
                                 f"{failed.traceback}", failed.traceback, error=failed.error)
         return grid
 
+    def _display(self, controller: Controller, progress_reporter: Any
+                 ) -> tuple[Any, Callable[[], Any] | None, _Snapshots | None]:
+        """The status display, what the driver hands it, and the trial rows it is built from.
+
+        ``(None, None, None)`` with ``verbose=0``. A progress reporter of the
+        user's own is called with the trials; otherwise fastasha's display gets
+        snapshots, laid out as a stock reporter (``tune.CLIReporter``) says.
+        """
+        rc = self.tuner.run_config
+        if not rc.verbose:
+            return None, None, None
+        from rich.console import Console
+
+        from ._progress import FinishedRows, ProgressReporter, is_live  # imports rich
+
+        name = self.directory.name
+        started = time.monotonic()
+        if progress_reporter is None:
+            rows = _Snapshots(controller, self.metric, self.mode, started)
+            return ProgressReporter(rc.verbose, experiment_name=name, metric=self.metric), \
+                rows, rows
+        if not is_stock_reporter(progress_reporter):
+            rows = _Snapshots(controller, self.metric, self.mode, started)
+            lines = ProgressReporter(rc.verbose, experiment_name=name, metric=self.metric) \
+                if rc.verbose >= 2 else None     # only its per-trial lines are used
+            calls = ReporterCalls(progress_reporter, self._sys_info, lines)
+            return calls, (lambda: controller.trial_list), rows
+        # the reporter's own metric and mode pick the best trial of the display
+        metric = progress_reporter.metric or self.metric
+        mode = progress_reporter.mode or self.mode
+        console = Console()
+        n_rows = progress_reporter.max_progress_rows
+        finished = FinishedRows(n_rows, progress_reporter.max_error_rows, metric, mode,
+                                progress_reporter.sort_by_metric)
+        rows = _Snapshots(controller, metric, mode, started, finished=finished,
+                          n_running=max(256, n_rows))
+        display = ProgressReporter(
+            rc.verbose, experiment_name=name, console=console, metric=metric, max_rows=n_rows,
+            layout=progress_reporter._layout(rc.verbose, live=is_live(console)))
+        return display, rows, rows
+
+    def _sys_info(self) -> tuple[str, str]:
+        """What Ray passes a progress reporter as ``sys_info``: the scheduler, resource use."""
+        debug_string = getattr(self.scheduler, "debug_string", None)
+        scheduler = debug_string() if callable(debug_string) else \
+            f"Using {type(self.scheduler).__name__}."
+        pool = self.pool
+        gpus = pool.free_gpu()
+        used_gpu = len(gpus) - sum(gpus.values())
+        resources = (f"Logical resource usage: {pool.cpu - pool.free_cpu:g}/{pool.cpu:g} "
+                     f"CPUs, {used_gpu:g}/{len(gpus)} GPUs")
+        return str(scheduler), resources
+
 
 class _Snapshots:
-    """Builds the progress display's snapshots from the controller's state."""
+    """Builds the progress display's rows and snapshots from the controller's state.
+
+    ``metric`` and ``mode`` are the display's: the tuned ones, or a progress
+    reporter's own. The controller tracks the best trial by the tuned metric;
+    for another one, the best is taken among the running trials and
+    ``finished.best``. ``finished`` (a :class:`~fastasha._progress.FinishedRows`)
+    keeps the finished trials a reporter's table lists, when there is one.
+    """
 
     def __init__(self, controller: Controller, metric: str | None, mode: str | None,
-                 started: float) -> None:
+                 started: float, finished: Any = None, n_running: int = 256) -> None:
         self.controller = controller
         self.metric = metric
         self.mode = mode
         self.started = started
+        self.finished = finished
+        self.n_running = n_running
+        # controller.best is the display's best when both show the tuned metric and mode
+        self.tuned = metric == controller.metric and mode == controller.mode
 
     def row(self, trial: Trial):
-        from ._progress import TrialRow
+        from ._progress import TrialRow, metric_of
 
-        value = trial.metric_value
+        value = trial.metric_value if self.tuned else metric_of(trial.last_result, self.metric)
         return TrialRow(trial_id=trial.trial_id, status=trial.status,
                         iteration=trial.iteration or None,
                         metric=None if value is None else float(value),
-                        config=trial.config or {})
+                        config=trial.config or {}, result=trial.last_result,
+                        error=trial.error, n_failures=trial.n_failures)
 
     def __call__(self):
-        from ._progress import ProgressSnapshot
+        from ._progress import ProgressSnapshot, best_of
 
         c = self.controller
-        running = [self.row(t) for t in list(c.running.values())[:256]]
+        running = [self.row(t) for t in islice(c.running.values(), self.n_running)]
+        finished = self.finished
+        if self.tuned:
+            best = self.row(c.best) if c.best is not None else None
+        else:
+            best = best_of([*running, finished.best] if finished is not None else running,
+                           self.mode)
         return ProgressSnapshot(
             elapsed_s=time.monotonic() - self.started,
             counts=dict(c.counts),
             total=c.total,
-            best=self.row(c.best) if c.best is not None else None,
+            best=best,
             running=running,
             metric=self.metric,
             mode=self.mode,
+            finished=finished.rows() if finished is not None else [],
+            errors=finished.errors() if finished is not None else [],
         )
