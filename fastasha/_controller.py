@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ._resources import Allocation, Request, ResourcePool
-from ._rows import flatten, lookup
+from ._rows import experiment_tag, flatten, lookup
 from .callback import HOOKS, bound_hooks
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig
@@ -93,14 +93,7 @@ class Trial:
     @property
     def experiment_tag(self) -> str:
         """``"<index>_<key>=<value>,..."`` from the config's values, like Ray's tag."""
-        parts = []
-        for key, value in flatten(self.config or {}).items():
-            if isinstance(value, float):
-                value = f"{value:.4g}"
-            elif not isinstance(value, (int, str, bool)) or value is None:
-                continue
-            parts.append(f"{key}={value}")
-        return f"{self.index}_" + ",".join(parts) if parts else str(self.index)
+        return experiment_tag(self.index, self.config)
 
 
 class TrialList(Sequence):

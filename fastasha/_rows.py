@@ -28,12 +28,22 @@ bit for bit. It is data, not code: decoding it runs nothing it contains.
 which are exactly what :func:`expand` gives for one report. Metrics the
 user reports under an automatic key win over the automatic value, as in
 Ray Tune.
+
+Ray's ``time_since_restore`` and ``iterations_since_restore`` are not
+shipped: they follow from the batches themselves. Every run of a trial (its
+first, and each one after a retry or a ``Tuner.restore``) has its own
+``start`` and ``pid``, and its first batch's ``prev`` is when the run began.
+:func:`decode` fills them in when given a :class:`RunTracker` (one per trial,
+fed the trial's batches in order), and :func:`head` reads just enough of a
+batch to tell its run, so that the values of a trial's last result can be
+had without decoding its history.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 import sys
 import time
@@ -134,6 +144,26 @@ def lookup(metrics: dict, key: str, default: Any = MISSING) -> Any:
     return default
 
 
+def experiment_tag(index: int, config: dict | None) -> str:
+    """``"<index>_<key>=<value>,..."``: a trial's tag, from its index and config.
+
+    Like Ray's ``experiment_tag`` (``"0_lr=0.0100,momentum=0.9"``), but made
+    from every number, string and bool of the config in its own order, with
+    nested keys named ``outer/inner`` and floats to 4 significant digits
+    (Ray's names only the sampled values, by their last key, floats to 4
+    decimals). Values JSON could not hold (stored as ``{"__repr__": ...}``)
+    are left out, as the objects themselves are.
+    """
+    parts = []
+    for key, value in flatten(config or {}).items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        elif not isinstance(value, (int, str, bool)) or key.endswith("/__repr__"):
+            continue
+        parts.append(f"{key}={value}")
+    return f"{index}_" + ",".join(parts) if parts else str(index)
+
+
 def auto_value(key: str, iteration: int, now: float, prev: float, start: float) -> Any:
     """The automatic field ``key`` of a report, for the few a worker must judge on."""
     if key == "training_iteration":
@@ -221,7 +251,79 @@ def _little_endian(data: bytes) -> bytes:
     return a.tobytes()
 
 
-def _unpack(trial_id: str, blob: bytes) -> list[dict]:
+class RunTracker:
+    """Which run of one trial its batches belong to, fed them in order.
+
+    A run is a stretch of a trial in one worker: its first, and each one
+    after a retry or a ``Tuner.restore``. It is told by the batch's
+    ``(start, pid)``, which no two runs share (``start`` is when the run
+    began, less the ``time_total_s`` it resumed from). For the current run,
+    ``offset`` is that ``time_total_s`` as the batches give it (its first
+    batch's ``prev - start``: exactly 0.0 for a run from scratch) and
+    ``count`` its results so far.
+    """
+
+    __slots__ = ("count", "offset", "run")
+
+    def __init__(self) -> None:
+        self.run: tuple | None = None
+        self.offset = 0.0
+        self.count = 0
+
+    def enter(self, start: float, prev: float, pid: int) -> None:
+        """A batch with this head comes next."""
+        if self.run != (start, pid):
+            self.run = (start, pid)
+            self.offset = prev - start
+            self.count = 0
+
+
+def _since(runs: RunTracker, row: dict, total: float) -> None:
+    """Add Ray's since-restore fields to ``row`` (``total``: its automatic time_total_s)."""
+    runs.count += 1
+    if "time_since_restore" not in row:
+        row["time_since_restore"] = total - runs.offset
+    if "iterations_since_restore" not in row:
+        row["iterations_since_restore"] = runs.count
+
+
+_JSON_HEAD = re.compile(
+    r'\{"pid": (-?\d+), "host": "(?:[^"\\]|\\.)*", "start": ([^,]+), "prev": ([^,]+), ')
+
+
+def head(blob: str | bytes) -> tuple[float, float, int] | None:
+    """``(start, prev, pid)`` of a stored batch, read from the batch or its beginning.
+
+    Parameters
+    ----------
+    blob : str or bytes
+        A batch as :func:`encode` made it, or its first characters (bytes)
+        only: 48 bytes of a packed batch, a few hundred characters of a JSON
+        one are enough.
+
+    Returns
+    -------
+    tuple or None
+        None if ``blob`` is a part of a batch too short to tell: read the
+        whole batch then.
+    """
+    if isinstance(blob, bytes) and blob[:4] == _MAGIC:
+        if len(blob) < 4 + _HEAD.size:
+            return None
+        start, prev, pid = _HEAD.unpack_from(blob, 4)[:3]
+        return start, prev, pid
+    text = blob.decode() if isinstance(blob, bytes) else blob
+    found = _JSON_HEAD.match(text)
+    if found is not None:       # float() reads back what json wrote, bit for bit
+        return float(found[2]), float(found[3]), int(found[1])
+    try:
+        batch = json.loads(text)
+    except ValueError:
+        return None
+    return batch["start"], batch["prev"], batch["pid"]
+
+
+def _unpack(trial_id: str, blob: bytes, runs: RunTracker | None = None) -> list[dict]:
     if len(blob) < 4 + _HEAD.size:
         raise ValueError(f"a packed result batch of trial {trial_id} is truncated")
     start, prev, pid, it0, n, size = _HEAD.unpack_from(blob, 4)
@@ -240,9 +342,14 @@ def _unpack(trial_id: str, blob: bytes) -> list[dict]:
         arrays.append(a.tolist())
     times, columns = arrays[0], arrays[1:]
     out = []
+    if runs is not None:
+        runs.enter(start, prev, pid)
     for i, now in enumerate(times):
-        out.append(expand(trial_id, it0 + i, now, prev, start, pid, host,
-                          {k: c[i] for k, c in zip(keys, columns)}))
+        row = expand(trial_id, it0 + i, now, prev, start, pid, host,
+                     {k: c[i] for k, c in zip(keys, columns)})
+        if runs is not None:
+            _since(runs, row, now - start)
+        out.append(row)
         prev = now
     return out
 
@@ -273,17 +380,28 @@ def encode(first: int, entries: list, *, start: float, prev: float, pid: int, ho
                        "groups": groups}, default=json_default)
 
 
-def decode(trial_id: str, blob: str | bytes) -> list[dict]:
-    """Full result dicts of one stored batch (packed or JSON)."""
+def decode(trial_id: str, blob: str | bytes, runs: RunTracker | None = None) -> list[dict]:
+    """Full result dicts of one stored batch (packed or JSON).
+
+    With ``runs`` (the trial's tracker, given its batches in order) every
+    result also gets ``time_since_restore`` (its ``time_total_s`` less the
+    one its run resumed from) and ``iterations_since_restore`` (its count in
+    its run), unless it reported those keys itself.
+    """
     if isinstance(blob, bytes) and blob[:4] == _MAGIC:
-        return _unpack(trial_id, blob)
+        return _unpack(trial_id, blob, runs)
     batch = json.loads(blob)
     pid, host, start, prev = batch["pid"], batch["host"], batch["start"], batch["prev"]
+    if runs is not None:
+        runs.enter(start, prev, pid)
     out = []
     for keys, rows in batch["groups"]:
         for row in rows:
             iteration, now = row[0], row[1]
-            out.append(expand(trial_id, iteration, now, prev, start, pid, host,
-                              dict(zip(keys, row[2:]))))
+            result = expand(trial_id, iteration, now, prev, start, pid, host,
+                            dict(zip(keys, row[2:])))
+            if runs is not None:
+                _since(runs, result, now - start)
+            out.append(result)
             prev = now
     return out

@@ -40,9 +40,9 @@ import threading
 import urllib.parse
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
-from ._rows import decode, json_default
+from ._rows import RunTracker, decode, head, json_default
 
 FILE_NAME = "experiment.db"
 _PARTIAL = ".experiment.db.creating-"
@@ -517,17 +517,81 @@ class ExperimentStore:
         return out
 
     def results(self, trial_id: str) -> list[dict]:
-        """Every result of one trial, in arrival order."""
+        """Every result of one trial, in arrival order.
+
+        Each has Ray's ``time_since_restore`` and ``iterations_since_restore``
+        too (see :mod:`fastasha._rows`).
+        """
         rows: list[dict] = []
+        runs = RunTracker()
         for (blob,) in self._conn.execute(
                 "SELECT rows FROM results WHERE trial_id = ? ORDER BY seq", (trial_id,)):
-            rows.extend(decode(trial_id, blob))
+            rows.extend(decode(trial_id, blob, runs))
         return rows
 
     def iter_results(self) -> Iterator[tuple[str, list[dict]]]:
-        """``(trial_id, results)`` batches of the whole experiment, in arrival order."""
+        """``(trial_id, results)`` batches of the whole experiment, in arrival order.
+
+        The results are those of :meth:`results`.
+        """
+        trackers: dict[str, RunTracker] = {}
         for trial_id, blob in self._conn.execute("SELECT trial_id, rows FROM results ORDER BY seq"):
-            yield trial_id, decode(trial_id, blob)
+            runs = trackers.get(trial_id)
+            if runs is None:
+                runs = trackers[trial_id] = RunTracker()
+            yield trial_id, decode(trial_id, blob, runs)
+
+    def last_runs(self, trial_ids: Collection[str] | None = None) -> dict[str, RunTracker]:
+        """Each trial's last run: what its last stored result's since-restore fields count from.
+
+        Reads the heads of the stored batches (of the trials in ``trial_ids``,
+        or all), not the results: SQLite groups the batches by run, and only
+        the first batch of each group is read here. Trials without stored
+        results are left out.
+        """
+        # A run's batches share start and pid: the bytes at 4..12 and 20..28 of a packed
+        # one, the text before "prev" of a JSON one (a run may have both: the heads of
+        # the groups tell which are one run).
+        where = "WHERE trial_id = ?" if trial_ids is not None and len(trial_ids) == 1 else ""
+        query = f"""
+            SELECT g.trial_id, g.first, g.last, g.n,
+                   CASE WHEN typeof(r.rows) = 'blob' THEN substr(r.rows, 1, 48)
+                        ELSE substr(r.rows, 1, 400) END
+            FROM (SELECT trial_id, MIN(seq) AS first, MAX(seq) AS last, SUM(n) AS n
+                  FROM results {where}
+                  GROUP BY trial_id,
+                           CASE WHEN typeof(rows) = 'blob' THEN substr(rows, 5, 8)
+                                ELSE substr(rows, 1, instr(rows, ', "prev": ')) END,
+                           CASE WHEN typeof(rows) = 'blob' THEN substr(rows, 21, 8) END) AS g
+            JOIN results AS r ON r.seq = g.first"""
+        params = (next(iter(trial_ids)),) if where else ()
+        groups: dict[str, list[tuple]] = {}
+        for trial_id, first, last, n, part in self._conn.execute(query, params):
+            if trial_ids is not None and trial_id not in trial_ids:
+                continue
+            found = head(part)
+            if found is None:       # a head longer than the part read (a very long host name)
+                (whole,) = self._conn.execute("SELECT rows FROM results WHERE seq = ?",
+                                              (first,)).fetchone()
+                found = head(whole)
+                if found is None:
+                    raise StoreError(f"a result batch of trial {trial_id} in {self.directory} "
+                                     "is corrupt (its head cannot be read)")
+            groups.setdefault(trial_id, []).append((last, first, n, found))
+        trackers: dict[str, RunTracker] = {}
+        for trial_id, found in groups.items():
+            runs = trackers[trial_id] = RunTracker()
+            if len(found) == 1:                 # one run (nearly every trial)
+                _, _, n, start_prev_pid = found[0]
+                runs.enter(*start_prev_pid)
+                runs.count = n
+                continue
+            start, _, pid = max(found)[3]       # the run of the latest batch
+            for _, _, n, (s, prev, p) in sorted(found, key=lambda g: g[1]):
+                if (s, p) == (start, pid):
+                    runs.enter(s, prev, p)      # the earliest batch of the run sets its offset
+                    runs.count += n
+        return trackers
 
     def n_results(self) -> int:
         row = self._conn.execute("SELECT COALESCE(SUM(n), 0) FROM results").fetchone()
