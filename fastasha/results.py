@@ -5,6 +5,29 @@ A ``ResultGrid`` is read from the experiment directory alone
 objective, in another process, or after a crash. Per-trial histories
 (``Result.metrics_dataframe``) are loaded from the experiment file on first
 use, not kept in memory.
+
+Results carry the fields Ray Tune adds to every result, filled in here,
+when they are read, rather than shipped with each report: ``config``,
+``time_since_restore`` and ``iterations_since_restore`` (counted from the
+trial's latest start: its first, a retry under ``FailureConfig`` or a
+``Tuner.restore``), ``checkpoint_dir_name`` (``should_checkpoint`` too on a
+result saved with a checkpoint) and, in ``Result.metrics`` only,
+``experiment_tag``. What differs from Ray:
+
+* ``node_ip`` is not given: trials record ``hostname``, and fastasha has
+  no cluster address of its own to report.
+* ``checkpoint_dir_name`` names a checkpoint the trial still keeps (a
+  folder of :attr:`Result.path`); a result whose checkpoint was deleted
+  since (``CheckpointConfig(num_to_keep=...)``, ``restart_errored``) has
+  ``None``, as one saved without. Folders are named after the iteration
+  (``checkpoint_000006``), not numbered from 0 as Ray's.
+* ``experiment_tag`` is fastasha's (see :func:`fastasha._rows.experiment_tag`).
+* A trial that never reported has empty ``metrics`` (Ray's holds its
+  ``config`` and the worker's ``pid``, ``hostname``, ... there).
+* After a driver crash, a trial whose last result was never recorded as a
+  result counts only the results that were (``iterations_since_restore``),
+  and ``Result.metrics`` lacks the since-restore fields if that result came
+  from another run than the stored ones.
 """
 
 from __future__ import annotations
@@ -15,11 +38,12 @@ import math
 import numbers
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-from ._rows import flatten, lookup
-from ._storage import TRIALS_DIR, ExperimentStore
+from ._rows import MISSING, RunTracker, experiment_tag, flatten, lookup
+from ._storage import TRIALS_DIR, ExperimentStore, StoreError
 from ._validation import check_choice, check_mode
 from .checkpoint import Checkpoint
 
@@ -161,6 +185,76 @@ def _require_pandas():
     return pandas
 
 
+# what Result's repr leaves out of its metrics, as Ray's does: the fields every
+# result gets, whatever the objective reports
+_REPR_HIDDEN = frozenset((
+    "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "date", "trial_id",
+    "hostname", "pid", "node_ip", "done", "config", "time_since_restore",
+    "iterations_since_restore", "timesteps_since_restore", "timesteps_total", "episodes_total",
+    "checkpoint_dir_name", "should_checkpoint", "experiment_tag",
+))
+
+
+def _local_filesystem():
+    try:
+        import pyarrow.fs
+    except ImportError as err:
+        raise ImportError(
+            "filesystem is a pyarrow file system, as in Ray Tune: pip install pyarrow (the "
+            "results are local files: Result.path and ResultGrid.experiment_path name them)"
+        ) from err
+    return pyarrow.fs.LocalFileSystem()
+
+
+class _LastRuns:
+    """The last run of each trial of a grid, read from the experiment file when needed.
+
+    The first few trials asked about are read one by one (the heads of their
+    stored batches, see :meth:`ExperimentStore.last_runs`); after that, or
+    on :meth:`load_all`, one read of every head serves the whole grid. If
+    the file can no longer be read, a warning says so once and no trial has
+    since-restore fields.
+    """
+
+    ONE_BY_ONE = 16
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self._path = path
+        self._runs: dict[str, RunTracker | None] = {}
+        self._complete = False
+
+    def _read(self, trial_ids: set[str] | None) -> dict[str, RunTracker] | None:
+        try:
+            store = ExperimentStore.open(self._path, readonly=True)
+        except (StoreError, OSError) as err:
+            warnings.warn(f"cannot read {self._path} ({err}); metrics of its trials lack "
+                          "time_since_restore and iterations_since_restore",
+                          RuntimeWarning, stacklevel=5)
+            self._runs, self._complete = {}, True
+            return None
+        try:
+            return store.last_runs(trial_ids)
+        finally:
+            store.close()
+
+    def load_all(self) -> None:
+        """Read the last run of every trial (one pass over the experiment file)."""
+        if not self._complete:
+            runs = self._read(None)
+            if runs is not None:
+                self._runs, self._complete = dict(runs), True
+
+    def get(self, trial_id: str) -> RunTracker | None:
+        if not self._complete and trial_id not in self._runs:
+            if len(self._runs) >= self.ONE_BY_ONE:
+                self.load_all()
+            else:
+                runs = self._read({trial_id})
+                if runs is not None:
+                    self._runs[trial_id] = runs.get(trial_id)
+        return self._runs.get(trial_id)
+
+
 class Result:
     """The outcome of one trial.
 
@@ -173,9 +267,12 @@ class Result:
         the objects themselves; a grid read back from the experiment folder
         has their JSON form (``{"__repr__": ...}`` for objects).
     metrics : dict
-        The trial's last result, nested as reported (empty if it reported
-        nothing). If the driver stopped before the trial's end was recorded,
-        the last result stored in its history.
+        The trial's last result, nested as reported, with Ray's fields
+        (``config``, ``time_since_restore``, ``iterations_since_restore``,
+        ``checkpoint_dir_name``, ``experiment_tag``, ...; see the module
+        docstring). Empty if the trial reported nothing. If the driver
+        stopped before the trial's end was recorded, the last result stored
+        in its history.
     error : TrialError or None
         Why the trial failed, with its traceback text; also an instance of
         the exception's own class when this process has it (see
@@ -186,9 +283,13 @@ class Result:
         ``"TERMINATED"``, ``"ERROR"``, ``"RUNNING"`` (interrupted) or ``"PENDING"``.
     """
 
-    def __init__(self, experiment_path: Path, row: dict) -> None:
+    def __init__(self, experiment_path: Path, row: dict, runs: _LastRuns | None = None) -> None:
         self._experiment_path = experiment_path
         self.trial_id: str = row["trial_id"]
+        self._index: int = row["index"]
+        # where the since-restore fields of the last result come from (shared by a grid)
+        self._runs = runs if runs is not None else _LastRuns(experiment_path)
+        self._filled: dict | None = None
         # config and metrics may arrive as JSON text: decoded on first use, so that a
         # grid of 100,000 trials costs little until it is looked at
         self._config = row["config"]
@@ -208,6 +309,37 @@ class Result:
         self.checkpoint: Checkpoint | None = Checkpoint(latest) if latest else None
         self._checkpoints = row["checkpoints"]
         self._history: list[dict] | None = None
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike) -> Result:
+        """The result of the trial whose folder is ``path`` (``<experiment>/trials/<trial_id>``).
+
+        Raises
+        ------
+        ValueError
+            If ``path`` is not a trial folder of a fastasha experiment.
+        """
+        path = Path(path).expanduser()
+        experiment = path.parent.parent
+        if path.parent.name != TRIALS_DIR or not ExperimentStore.exists(experiment):
+            raise ValueError(
+                f"{str(path)!r} is not a trial folder of a fastasha experiment; pass "
+                f"<experiment>/{TRIALS_DIR}/<trial_id> (Result.path gives it), or read the "
+                "whole experiment with ResultGrid.from_path(<experiment>)"
+            )
+        store = ExperimentStore.open(experiment, readonly=True)
+        try:
+            rows = [r for r in store.trial_rows(decode=False) if r["trial_id"] == path.name]
+        finally:
+            store.close()
+        if not rows:
+            raise ValueError(f"the experiment {str(experiment)!r} has no trial {path.name!r}")
+        return cls(experiment, rows[0])
+
+    @property
+    def filesystem(self):
+        """``pyarrow.fs.LocalFileSystem()``, as Ray's (needs pyarrow): results are local files."""
+        return _local_filesystem()
 
     @property
     def path(self) -> str:
@@ -231,6 +363,17 @@ class Result:
 
     @property
     def metrics(self) -> dict:
+        if self._filled is None:
+            last = self._last()
+            self._filled = self._complete(last, self._is_history_row(last))
+        return self._filled
+
+    def _is_history_row(self, result: dict) -> bool:
+        """Whether ``result`` is the last row of the loaded history (not the stored last result)."""
+        return bool(self._history) and result is self._history[-1]
+
+    def _last(self) -> dict:
+        """The last result as stored, without the fields filled in when read."""
         if isinstance(self._metrics, str):
             self._metrics = json.loads(self._metrics)
         elif self._metrics is None:
@@ -239,6 +382,57 @@ class Result:
             history = self.history()
             self._metrics = history[-1] if history else {}
         return self._metrics
+
+    def _value(self, key: str) -> Any:
+        """``key`` of the last result (a nested one named ``"outer/inner"``), or None."""
+        value = lookup(self._last(), key)
+        if value is MISSING:        # a field filled in when read ("config/lr", ...)?
+            value = lookup(self.metrics, key, None)
+        return value
+
+    def _complete(self, last: dict, from_history: bool) -> dict:
+        """``last`` with the fields Ray's results carry (see the module docstring).
+
+        A row of the history (``from_history``) has all but ``experiment_tag``.
+        """
+        if not last:
+            return last
+        out = dict(last)
+        if not from_history:
+            out.setdefault("config", self.config)
+            for key, value in self._extras(last).items():
+                out.setdefault(key, value)
+        out.setdefault("experiment_tag", experiment_tag(self._index, self.config))
+        return out
+
+    def _extras(self, last: dict) -> dict:
+        """The fields besides ``config`` and ``experiment_tag`` a stored last result lacks."""
+        extras: dict[str, Any] = {"checkpoint_dir_name": None}
+        name = self._checkpoint_names().get(_report_key(last))
+        if name is not None:
+            extras["checkpoint_dir_name"] = name
+            extras["should_checkpoint"] = True
+        runs = self._runs.get(self.trial_id)
+        total = last.get("time_total_s")
+        if type(total) is not float:
+            total = _number(total)
+        # the run of the stored results, if the last result is from it
+        if runs is not None and total is not None and last.get("pid") == runs.run[1]:
+            extras["time_since_restore"] = total - runs.offset
+            extras["iterations_since_restore"] = runs.count
+        return extras
+
+    def _checkpoint_names(self) -> dict:
+        """Folder names of the kept checkpoints, by the report they were saved with."""
+        if isinstance(self._checkpoints, str):
+            self._checkpoints = json.loads(self._checkpoints)
+        names = {}
+        for path, count, *rest in self._checkpoints or ():
+            # (path, report count, score, time_total_s, the result's training_iteration:
+            # older files keep only the report count)
+            iteration = rest[2] if len(rest) > 2 else count
+            names[(iteration, rest[1] if len(rest) > 1 else None)] = os.path.basename(path)
+        return names
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict]]:
@@ -252,8 +446,7 @@ class Result:
             file on first use), as in Ray Tune. If that result is not
             stored, the dict holds only ``training_iteration``.
         """
-        if isinstance(self._checkpoints, str):
-            self._checkpoints = json.loads(self._checkpoints)
+        self._checkpoint_names()         # decodes the list
         if not self._checkpoints:
             return []
         # a trial that restarted from scratch reports an iteration again: the later wins
@@ -310,7 +503,13 @@ class Result:
         return best
 
     def history(self) -> list[dict]:
-        """Every result of the trial, in order (read from the experiment file once)."""
+        """Every result of the trial, in order (read from the experiment file once).
+
+        Each carries Ray's ``config``, ``time_since_restore``,
+        ``iterations_since_restore`` and ``checkpoint_dir_name`` (with
+        ``should_checkpoint`` where a checkpoint was saved), as in Ray's
+        ``metrics_dataframe``.
+        """
         if self._history is None:
             store = ExperimentStore.open(self._experiment_path, readonly=True)
             try:
@@ -322,25 +521,57 @@ class Result:
     def _set_history(self, history: list[dict]) -> None:
         if history and self.status == "TERMINATED":
             history[-1]["done"] = True
+        if history:
+            config = self.config
+            names = self._checkpoint_names()
+            for row in history:
+                row.setdefault("config", config)
+                name = names.get(_report_key(row)) if names else None
+                if name is None:
+                    row.setdefault("checkpoint_dir_name", None)
+                else:
+                    row.setdefault("checkpoint_dir_name", name)
+                    row.setdefault("should_checkpoint", True)
         self._history = history
 
     @property
     def metrics_dataframe(self):
-        """Every result of the trial as a pandas DataFrame (nested keys as ``a/b``)."""
+        """Every result of the trial as a pandas DataFrame (nested keys as ``a/b``).
+
+        The config is in ``config/...`` columns, as in Ray.
+        """
         pd = _require_pandas()
-        return pd.DataFrame([flatten(r) for r in self.history()])
+        return pd.DataFrame([_frame_row(r) for r in self.history()])
 
     def __repr__(self) -> str:
-        shown = {k: v for k, v in self.metrics.items() if k in ("training_iteration",)}
-        return (f"Result(trial_id={self.trial_id!r}, status={self.status!r}, "
-                f"metrics={shown}, error={self.error!r})")
+        # Ray's layout; its metrics are what the objective reported
+        shown = [] if self.error is None else [f"error={type(self.error).__name__!r}"]
+        metrics = {k: v for k, v in self._last().items() if k not in _REPR_HIDDEN}
+        shown += [f"metrics={metrics!r}", f"path={self.path!r}", "filesystem='local'",
+                  f"checkpoint={self.checkpoint!r}"]
+        return "Result(\n" + ",\n".join(f"  {line}" for line in shown) + "\n)"
+
+
+def _report_key(result: dict) -> tuple:
+    """Which report ``result`` is, as a trial's checkpoint list names it."""
+    return (result.get("training_iteration"), result.get("time_total_s"))
+
+
+def _frame_row(result: dict) -> dict:
+    """``result`` as a data frame row: nested keys spread (``a/b``), an empty config dropped."""
+    row = flatten(result)
+    if row.get("config") == {}:
+        row = dict(row)
+        del row["config"]
+    return row
 
 
 class ResultGrid:
     """All trials of an experiment (Ray Tune's ``ResultGrid``).
 
     Supports ``len``, indexing and iteration over :class:`Result` objects in
-    trial creation order.
+    trial creation order. Unlike Ray's, its repr is one line (the path and
+    counts), not every result: a grid may hold 100,000 trials.
     """
 
     def __init__(self, experiment_path: str | os.PathLike, results: list[Result],
@@ -369,7 +600,8 @@ class ResultGrid:
         JSON text: the objects themselves, where JSON could not hold them.
         """
         settings = store.settings()
-        results = [Result(path, row) for row in store.trial_rows(decode=False)]
+        runs = _LastRuns(path)
+        results = [Result(path, row, runs) for row in store.trial_rows(decode=False)]
         if configs:
             for result in results:
                 if result.trial_id in configs:
@@ -437,10 +669,15 @@ class ResultGrid:
     def num_terminated(self) -> int:
         return sum(1 for r in self._results if r.status == "TERMINATED")
 
+    @property
+    def filesystem(self):
+        """``pyarrow.fs.LocalFileSystem()``, as Ray's (needs pyarrow): results are local files."""
+        return _local_filesystem()
+
     def _score(self, result: Result, metric: str, mode: str, scope: str,
                finite_only: bool = True) -> float | None:
         if scope == "last":
-            values = [lookup(result.metrics, metric, None)]
+            values = [result._value(metric)]
         else:
             values = [lookup(r, metric, None) for r in result.history()]
             if scope == "last-5-avg":
@@ -523,14 +760,22 @@ class ResultGrid:
             self._load_histories()
         else:
             self._load_unrecorded_ends()
+        if self._results:
+            self._results[0]._runs.load_all()     # (shared by the grid's results)
         rows = []
         for result in self._results:
-            metrics = result.metrics
+            metrics = result._last()
+            stored = not result._is_history_row(metrics)    # else it has the extras
             if filter_metric is not None:
                 best = _best(((r, r) for r in result.history()), filter_metric, filter_mode)
                 if best is not None:
-                    metrics = best
+                    metrics, stored = best, False
             row: dict[str, Any] = dict(flatten(metrics))   # (may be metrics itself)
+            if metrics and stored:
+                for key, value in result._extras(metrics).items():
+                    row.setdefault(key, value)
+            # as Ray's: the config in config/... columns only, and no experiment_tag
+            row.pop("config", None)
             row.update(flatten(result.config, "config/"))
             row["trial_id"] = result.trial_id
             row["status"] = result.status

@@ -478,8 +478,10 @@ def _histories(path: Path) -> dict[str, list[dict]]:
     """Every stored result of every trial, through the public API (``done`` left out)."""
     out = {}
     for result in tune.ResultGrid.from_path(path):
-        frame = result.metrics_dataframe
-        out[result.trial_id] = frame.drop(columns=["done"], errors="ignore").to_dict("records")
+        # (and the checkpoint fields: they follow the checkpoints kept, which a restore adds to)
+        frame = result.metrics_dataframe.drop(
+            columns=["done", "checkpoint_dir_name", "should_checkpoint"], errors="ignore")
+        out[result.trial_id] = frame.to_dict("records")
     return out
 
 

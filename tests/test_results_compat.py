@@ -212,7 +212,7 @@ def test_a_running_trial_shows_its_last_stored_result(three_trials):
     grid = crash_leftover(three_trials, victim.trial_id)
     result = grid[0]
     assert result.status == "RUNNING"
-    assert result.metrics == result.history()[-1]
+    assert dict(result.history()[-1], experiment_tag=result.metrics["experiment_tag"]) == result.metrics
     assert result.metrics["loss"] == 4.0 and result.metrics["training_iteration"] == 4
     assert result.metrics["done"] is False             # its end was not recorded
 
@@ -362,7 +362,7 @@ def test_an_errored_trial_without_results_needs_no_file_to_show_its_metrics(tmp_
                                                 verbose=0)).fit()
     shutil.rmtree(tmp_path / "gone")          # e.g. a temporary folder, cleaned up
     failed = next(r for r in grid if r.status == "ERROR")
-    assert failed.metrics == {} and "ERROR" in repr(failed)
+    assert failed.metrics == {} and "error='TrialError[ValueError]'" in repr(failed)
     assert grid.get_best_result("loss", "min").config == {"x": 1.0}
 
 
