@@ -22,13 +22,34 @@ figures to the ``summary`` fixture instead. It puts them into
 
 from __future__ import annotations
 
+import compileall
+import os
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
 _THROUGHPUT: dict[str, list[dict]] = defaultdict(list)
 _PER_CALL: dict[str, list[dict]] = defaultdict(list)
 _SUMMARY: dict[str, list[dict]] = defaultdict(list)
+
+
+def pytest_configure(config):
+    """Write the bytecode of fastasha and of ``bench/`` before anything is timed.
+
+    The worker processes that a cold sweep starts import fastasha (and
+    ``bench/tuner_work.py``, as joblib's baseline does). An installed copy
+    has its bytecode (pip compiles it; otherwise the first import writes it),
+    but with ``PYTHONDONTWRITEBYTECODE`` set, as on some CI machines, every
+    new worker would compile the sources again, about 10 ms of each cold
+    start that no user pays. joblib's own modules come compiled from their
+    wheel. ``__pycache__`` folders are git-ignored.
+    """
+    import fastasha
+
+    for folder in (Path(fastasha.__file__).parent, Path(__file__).parent):
+        if os.access(folder, os.W_OK):
+            compileall.compile_dir(str(folder), quiet=1)
 
 
 @pytest.fixture
