@@ -41,11 +41,19 @@ class ConcurrencyLimiter(Searcher):
     ``on_trial_complete`` about it. While ``max_concurrent`` trials are
     live, :meth:`suggest` answers ``None`` without asking the wrapped
     searcher, and the sweep asks again once a trial ends. With
-    ``batch=True`` the limiter waits for all of them to end: it passes
-    their completions to the wrapped searcher together, once the last one
-    ended, and only then suggests again (a searcher that fits a model per
-    batch). A searcher whose ``set_max_concurrency(max_concurrent)`` returns
-    ``True`` limits itself: the limiter then only passes calls through.
+    ``batch=True`` a trial stays live until ``max_concurrent`` trials have
+    ended: their completions then reach the wrapped searcher together, and
+    only then does it suggest again (a searcher that fits a model per
+    batch). The batch has ``max_concurrent`` trials however many run at once
+    (on fewer slots, the trials of a batch run one after another), as in
+    Ray, whose sweep suggests ``max_concurrent`` trials ahead, pending,
+    where fastasha asks for a config only when a trial can start. A batch
+    that cannot fill is passed on once its trials have ended: after the
+    wrapped searcher answered ``None`` or ``FINISHED``, and the last one of
+    the sweep's ``num_samples`` (a sweep stopped early, by its time budget
+    or a stopper, may not pass on its last batch). A searcher whose
+    ``set_max_concurrency(max_concurrent)`` returns ``True`` limits itself:
+    the limiter then only passes calls through.
 
     ``metric``, ``mode`` and the param space reach the wrapped searcher
     through :meth:`set_search_properties`; :attr:`metric` and :attr:`mode`
@@ -59,8 +67,8 @@ class ConcurrencyLimiter(Searcher):
     max_concurrent : int
         The most trials live at once; at least 1.
     batch : bool, default=False
-        Wait for all ``max_concurrent`` live trials to end before
-        suggesting more.
+        Suggest in batches of ``max_concurrent`` trials, and pass on their
+        completions once all of them have ended.
 
     Raises
     ------
@@ -95,6 +103,11 @@ class ConcurrencyLimiter(Searcher):
         self.live_trials: set[str] = set()
         self._n_unfinished = 0             # live trials that have not ended yet
         self._ended: dict[str, tuple] = {}  # batch mode: (result, error) held back
+        # batch mode: the batch cannot fill (the wrapped searcher's latest answer was None
+        # or FINISHED, or the sweep's num_samples are all suggested)
+        self._unfilled = False
+        self._num_samples: int | None = None    # the sweep's, from set_search_properties
+        self._n_suggested = 0                   # configs suggested in this sweep
         self._limit = not searcher.set_max_concurrency(self.max_concurrent)
         super().__init__()
 
@@ -115,6 +128,10 @@ class ConcurrencyLimiter(Searcher):
                               **spec: Any) -> bool:
         """Pass the sweep's metric, mode and param space on to the wrapped searcher."""
         self._limit = not self.searcher.set_max_concurrency(self.max_concurrent)
+        num_samples = spec.get("num_samples")
+        self._num_samples = num_samples if isinstance(num_samples, int) and \
+            not isinstance(num_samples, bool) and num_samples > 0 else None
+        self._n_suggested = 0
         return call_set_search_properties(self.searcher.set_search_properties, metric, mode,
                                           config, **spec)
 
@@ -128,10 +145,20 @@ class ConcurrencyLimiter(Searcher):
         if len(self.live_trials) >= self.max_concurrent:
             return None
         suggestion = self.searcher.suggest(trial_id)
-        if suggestion is not None and not (isinstance(suggestion, str) and
-                                           suggestion == Searcher.FINISHED):
+        if self.batch and _declined(suggestion) and self._ended and not self._n_unfinished:
+            # the part of the batch that ended is all the searcher will get: pass it on,
+            # and ask again (it may have waited for just that)
+            self._pass_on_batch()
+            if suggestion is None:
+                suggestion = self.searcher.suggest(trial_id)
+        if _declined(suggestion):
+            self._unfilled = True
+        else:
             self.live_trials.add(trial_id)
             self._n_unfinished += 1
+            self._n_suggested += 1
+            self._unfilled = self._num_samples is not None and \
+                self._n_suggested >= self._num_samples
         return suggestion
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -154,9 +181,16 @@ class ConcurrencyLimiter(Searcher):
             self.searcher.on_trial_complete(trial_id, result=result, error=error)
             return
         self._ended[trial_id] = (result, error)
-        if self._n_unfinished > 0:
-            return
+        # a batch is max_concurrent trials (Ray suggests them all ahead), passed on once
+        # all have ended; one that cannot fill, once the trials it has ended
+        if self._n_unfinished == 0 and (len(self._ended) >= self.max_concurrent or
+                                        self._unfilled):
+            self._pass_on_batch()
+
+    def _pass_on_batch(self) -> None:
+        """Pass the ended trials of the batch on to the wrapped searcher; a new batch begins."""
         ended, self._ended = self._ended, {}
+        self._unfilled = False
         for ended_id, (ended_result, ended_error) in ended.items():
             self.live_trials.discard(ended_id)
             self.searcher.on_trial_complete(ended_id, result=ended_result, error=ended_error)
@@ -172,7 +206,8 @@ class ConcurrencyLimiter(Searcher):
         return copy.deepcopy({
             "max_concurrent": self.max_concurrent, "batch": self.batch,
             "live_trials": set(self.live_trials), "n_unfinished": self._n_unfinished,
-            "ended": self._ended, "limit": self._limit,
+            "ended": self._ended, "limit": self._limit, "unfilled": self._unfilled,
+            "num_samples": self._num_samples, "n_suggested": self._n_suggested,
         })
 
     def set_state(self, state: dict) -> None:
@@ -184,6 +219,9 @@ class ConcurrencyLimiter(Searcher):
         self._n_unfinished = state["n_unfinished"]
         self._ended = state["ended"]
         self._limit = state["limit"]
+        self._unfilled = state.get("unfilled", False)
+        self._num_samples = state.get("num_samples")
+        self._n_suggested = state.get("n_suggested", 0)
 
     def save(self, checkpoint_path: str) -> None:
         """Save the wrapped searcher's state (as Ray: the limiter's own is not saved)."""
@@ -197,3 +235,9 @@ class ConcurrencyLimiter(Searcher):
         if type(self).on_trial_result is not ConcurrencyLimiter.on_trial_result:
             return True
         return self.searcher._hears_results()
+
+
+def _declined(suggestion: Any) -> bool:
+    """Whether a suggestion is ``None`` or ``Searcher.FINISHED`` rather than a config."""
+    return suggestion is None or (isinstance(suggestion, str) and
+                                  suggestion == Searcher.FINISHED)
