@@ -54,7 +54,7 @@ class Trial:
     allocation: Allocation | None = None
     n_failures: int = 0
     iteration: int = 0                 # training_iteration of the latest result
-    last_result: dict | None = None
+    result: dict | None = None         # the latest result (None before the first)
     metric_value: float | None = None
     error: str | None = None
     traceback: str | None = None
@@ -76,7 +76,21 @@ class Trial:
         """Latest checkpoint ``(path, iteration, score, time_total_s[, result iteration])``."""
         return max(self.checkpoints, key=lambda c: c[1]) if self.checkpoints else None
 
-    # what Ray's Trial offers callbacks under these names
+    # what Ray's Trial offers callbacks and progress reporters under these names
+    @property
+    def last_result(self) -> dict:
+        """The latest result; ``{}`` before the first one, as in Ray."""
+        return {} if self.result is None else self.result
+
+    @property
+    def num_failures(self) -> int:
+        """How many times the trial failed (``n_failures``)."""
+        return self.n_failures
+
+    def is_finished(self) -> bool:
+        """Whether the trial has ended (``TERMINATED`` or ``ERROR``)."""
+        return self.status in (TERMINATED, ERROR)
+
     @property
     def checkpoint(self) -> Checkpoint | None:
         """The latest checkpoint the trial saved, as a :class:`~fastasha.checkpoint.Checkpoint`."""
@@ -259,7 +273,7 @@ class Controller:
             n_failures=trial.n_failures,
             error=trial.error,
             traceback=trial.traceback,
-            last_result=trial.last_result,
+            last_result=trial.result,
             **extra,
         )
 
@@ -602,7 +616,7 @@ class Controller:
     # ------------------------------------------------------------------ results
 
     def _track_best(self, trial: Trial) -> None:
-        result = trial.last_result
+        result = trial.result
         if self.metric is None or self.mode is None or not result:
             return
         value = lookup(result, self.metric, None)     # "outer/inner" names a nested value
@@ -625,7 +639,7 @@ class Controller:
         if n_rows:
             self.recorder.add_results(trial.trial_id, rows_json, n_rows)
         if last is not None:
-            trial.last_result = last
+            trial.result = last
             trial.iteration = last.get("training_iteration", trial.iteration)
             self._track_best(trial)
 
@@ -638,11 +652,11 @@ class Controller:
             return True, math.inf
         self._absorb(trial, rows_json, n_rows, last)
         stop = False
-        if checkpoint is not None and last is None and trial.last_result is not None and \
+        if checkpoint is not None and last is None and trial.result is not None and \
                 trial.pending_error is None:
             # a checkpoint saved once the trial was told to stop (Session.save_after_stop):
             # it belongs to the last result, already here
-            self._add_checkpoint(trial, checkpoint, trial.last_result)
+            self._add_checkpoint(trial, checkpoint, trial.result)
             self._announce_save(trial, checkpoint)
         if checkpoint is not None and last is not None:
             self._add_checkpoint(trial, checkpoint, last)
@@ -744,10 +758,10 @@ class Controller:
 
     def _finish_terminated(self, trial: Trial) -> None:
         """End a trial as TERMINATED: its last result goes to the scheduler as final."""
-        if trial.last_result is not None:
-            trial.last_result = dict(trial.last_result, done=True)
+        if trial.result is not None:
+            trial.result = dict(trial.result, done=True)
             try:
-                self._complete_in_scheduler(trial, trial.last_result)
+                self._complete_in_scheduler(trial, trial.result)
             except Exception as err:   # noqa: BLE001 - the scheduler rejected the final result
                 self._finish_error(trial, f"{type(err).__name__}: {err}", traceback.format_exc())
                 return
@@ -756,7 +770,7 @@ class Controller:
         self._persist(trial)
         self._ask_again_now()
         if self.searcher is not None:
-            final = None if trial.last_result is None else flatten(trial.last_result)
+            final = None if trial.result is None else flatten(trial.result)
             self._tell_searcher("on_trial_complete", trial.trial_id, result=final, error=False)
         self.callback("on_trial_complete", trial)     # after the searcher, as in Ray
 

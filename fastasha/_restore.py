@@ -82,9 +82,9 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
         trial.status = row["status"]
         trial.n_failures = row["n_failures"]
         trial.error, trial.traceback = row["error"], row["traceback"]
-        trial.last_result = row["last_result"]
-        if trial.last_result:
-            trial.iteration = trial.last_result.get("training_iteration", 0)
+        trial.result = row["last_result"]
+        if trial.result:
+            trial.iteration = trial.result.get("training_iteration", 0)
         trial.checkpoints = [tuple(c) for c in row["checkpoints"]]
         if trial.status in (RUNNING, PENDING) and not resume_unfinished:
             trial.status = TERMINATED       # left as it is: it never runs again
@@ -126,10 +126,10 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                 # worker sends the ends of short trials together): its final result
                 # is the one the scheduler was given.
                 if isinstance(payload, dict) and payload.get("training_iteration", 0) >= \
-                        (trial.last_result or {}).get("training_iteration", 0):
+                        (trial.result or {}).get("training_iteration", 0):
                     final = dict(payload, done=True)
-                    if trial.last_result != final:
-                        trial.last_result = final
+                    if trial.result != final:
+                        trial.result = final
                         trial.iteration = payload.get("training_iteration", trial.iteration)
                         recovered.add(trial_id)
     else:
@@ -148,7 +148,7 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                                checkpoints=[list(c) for c in trial.checkpoints],
                                checkpoint=trial.latest[0] if trial.latest else None)
         if trial.trial_id in recovered:
-            store.update_trial(trial.trial_id, last_result=trial.last_result)
+            store.update_trial(trial.trial_id, last_result=trial.result)
     if controller.total is not None and len(trials) >= controller.total:
         controller.exhausted = True
     store.flush()

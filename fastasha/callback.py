@@ -26,13 +26,14 @@ What the hooks receive:
 ``trial``
     The trial the event is about: ``trial.trial_id``, ``trial.config``,
     ``trial.status`` (``"PENDING"``, ``"RUNNING"``, ``"TERMINATED"``,
-    ``"ERROR"``), ``trial.last_result``, ``trial.error``,
-    ``trial.n_failures``, ``trial.checkpoint`` (the latest, a
+    ``"ERROR"``), ``trial.last_result`` (``{}`` before its first result,
+    as in Ray), ``trial.error``, ``trial.n_failures`` (=
+    ``trial.num_failures``), ``trial.is_finished()``, ``trial.checkpoint`` (the latest, a
     ``Checkpoint`` or None), ``trial.path`` (= ``trial.local_path``, its
     folder) and ``trial.experiment_tag``; ``str(trial)`` is its id. Treat it
     as read-only.
-    Once a trial has finished, the driver drops its ``config`` and
-    ``last_result`` to keep its memory flat over long sweeps (the
+    Once a trial has finished, the driver drops its ``config`` (None) and
+    ``last_result`` (``{}``) to keep its memory flat over long sweeps (the
     experiment file keeps them): read them inside the hook. A callback
     that overrides ``on_experiment_end`` keeps them all.
 

@@ -615,7 +615,7 @@ class _Run:
                 objects[trial.trial_id] = trial.config
             if trial is not controller.best and not keep_finished:
                 trial.config = None
-                trial.last_result = None
+                trial.result = None
 
         interrupted = served = False
         grid: Any = None
@@ -742,11 +742,11 @@ class _Snapshots:
     def row(self, trial: Trial):
         from ._progress import TrialRow, metric_of
 
-        value = trial.metric_value if self.tuned else metric_of(trial.last_result, self.metric)
+        value = trial.metric_value if self.tuned else metric_of(trial.result, self.metric)
         return TrialRow(trial_id=trial.trial_id, status=trial.status,
                         iteration=trial.iteration or None,
                         metric=None if value is None else float(value),
-                        config=trial.config or {}, result=trial.last_result,
+                        config=trial.config or {}, result=trial.result,
                         error=trial.error, n_failures=trial.n_failures)
 
     def __call__(self):

@@ -297,7 +297,7 @@ class Recorder(tune.ProgressReporter):
     def report(self, trials, done, *sys_info):
         self.reports.append({
             "done": done, "sys_info": sys_info,
-            "trials": [(t.trial_id, t.status, t.config, (t.last_result or {}).get("loss"))
+            "trials": [(t.trial_id, t.status, t.config, t.last_result.get("loss"))
                        for t in trials]})
 
 

@@ -85,3 +85,28 @@ def test_a_batch_the_searcher_will_not_fill_is_passed_on(tmp_path):
         grid = _fit(quick, ConcurrencyLimiter(inner, max_concurrent=3, batch=True), tmp_path,
                     "unfilled", num_samples=4)
     assert sorted(r.config["x"] for r in grid) == [1, 2, 3, 4]
+
+
+class ReadsRaysTrialFields(tune.Callback):
+    """Reads trials as Ray callbacks and reporters do, without guarding for None."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        # trials waiting to start have no result yet: Ray gives them an empty dict
+        self.seen.append([(t.last_result.get("loss"), t.num_failures, t.is_finished())
+                          for t in trials])
+
+
+def test_trials_without_a_result_have_an_empty_last_result_as_in_ray(tmp_path):
+    callback = ReadsRaysTrialFields()
+    tune.Tuner(lambda config: tune.report({"loss": config["x"]}),
+               param_space={"x": tune.grid_search([1.0, 2.0, 3.0])},
+               tune_config=tune.TuneConfig(max_concurrent_trials=1),
+               run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                         callbacks=[callback])).fit()
+    first = callback.seen[0]
+    assert (None, 0, False) in first              # a trial that has not reported yet
+    # the first trial, finished (its result is dropped from memory once stored: {})
+    assert callback.seen[-1][0] == (None, 0, True)
