@@ -24,7 +24,8 @@ scheduler, the sweep's budget); a trial that resumes (after a failure, or in
 a restored sweep) starts from its latest checkpoint, as in Ray. When the
 whole sweep stops (its budget, a stopper's ``stop_all``), a trial learns it
 at its next result; one whose step is still running 5 s after the stop is
-killed without an end checkpoint. A trial that has begun to save its end
+killed without an end checkpoint (on the threading backend, where a thread
+cannot be killed, it is left behind 10 s after the stop). A trial that has begun to save its end
 checkpoint by then gets up to 60 s for the save (with a warning if even
 that runs out). Ctrl-C saves none.
 
