@@ -110,3 +110,33 @@ def test_trials_without_a_result_have_an_empty_last_result_as_in_ray(tmp_path):
     assert (None, 0, False) in first              # a trial that has not reported yet
     # the first trial, finished (its result is dropped from memory once stored: {})
     assert callback.seen[-1][0] == (None, 0, True)
+
+
+class OneAtATime(Searcher):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def suggest(self, trial_id):
+        self.n += 1
+        return {"x": self.n} if self.n <= 2 else Searcher.FINISHED
+
+
+class KeepsConfigs(tune.Callback):
+    def __init__(self):
+        self.configs = []
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.configs.append(trial.config)
+
+
+def test_suggested_configs_share_no_nested_value_with_the_space_or_each_other(tmp_path):
+    space = {"opts": {"layers": [1, 2]}}
+    callback = KeepsConfigs()
+    tune.Tuner(lambda config: tune.report({"loss": config["x"]}), param_space=space,
+               tune_config=tune.TuneConfig(search_alg=OneAtATime(), num_samples=5),
+               run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                         callbacks=[callback])).fit()
+    first, second = callback.configs
+    first["opts"]["layers"].append(3)       # a callback editing one trial's config
+    assert second["opts"]["layers"] == [1, 2] and space["opts"]["layers"] == [1, 2]

@@ -9,6 +9,7 @@ None`` (``StopIteration`` at the end) with :class:`Suggestions`.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
@@ -122,4 +123,5 @@ class Suggestions:
                 f"type {type(config).__name__}; it must return a config dict, None (not now) "
                 f"or Searcher.FINISHED ({Searcher.FINISHED!r}: no further trials)"
             )
-        return _merge(self.param_space, config) if self.param_space else config
+        # a deep copy, as Ray's: no two trials (nor param_space) share a nested value
+        return copy.deepcopy(_merge(self.param_space, config)) if self.param_space else config
