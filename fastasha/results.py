@@ -294,9 +294,15 @@ class Result:
         # grid of 100,000 trials costs little until it is looked at
         self._config = row["config"]
         # None: a trial that was running (or put back) when the driver stopped, whose
-        # last result was never recorded; other trials without one reported nothing
+        # last result was never recorded; other trials without one reported nothing.
+        # What such a trial has stored may be older than its history: a run's start
+        # stores the trial's last result so far, the failed run's for a retry, and
+        # nothing until its end (the retry's results would get its since-restore fields)
         self._metrics = row["last_result"]
-        if self._metrics is None and row["status"] not in ("RUNNING", "PENDING"):
+        self._stored_last = None
+        if row["status"] in ("RUNNING", "PENDING"):
+            self._stored_last, self._metrics = self._metrics, None
+        elif self._metrics is None:
             self._metrics = {}
         self.status: str = row["status"]
         self.bracket: int | None = row["bracket"]
@@ -380,7 +386,11 @@ class Result:
             # the driver stopped while the trial ran: its last stored result stands
             # for the one never recorded (as Tuner.restore recovers it)
             history = self.history()
-            self._metrics = history[-1] if history else {}
+            if history:
+                self._metrics = history[-1]
+            else:
+                stored = self._stored_last
+                self._metrics = json.loads(stored) if isinstance(stored, str) else stored or {}
         return self._metrics
 
     def _value(self, key: str) -> Any:

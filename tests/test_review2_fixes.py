@@ -1,0 +1,114 @@
+"""Fixes from a review of the results' Ray fields (since-restore, experiment_tag, reading cost).
+
+Each test failed before its fix. The sweeps that must be read while they
+run, or after their driver was SIGKILLed, run as a driver process of their
+own (a script written to the test's folder), killed by PID as in
+``tests/test_faults.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from fastasha import tune
+
+# ----------------------------------------- a retried trial read while it runs again
+
+RETRY_DRIVER = textwrap.dedent('''
+    import sys, tempfile, time
+    from fastasha import tune
+
+    def objective(config):
+        if tune.get_checkpoint() is None:       # the first run: four results, then fails
+            for i in range(4):
+                checkpoint = None
+                if i == 1:
+                    checkpoint = tune.Checkpoint.from_directory(tempfile.mkdtemp())
+                tune.report({"loss": float(i)}, checkpoint=checkpoint)
+            raise RuntimeError("the first run fails")
+        for i in range(6):      # the retry (same worker process): a checkpoint each, so stored
+            tune.report({"loss": 10.0 + i},
+                        checkpoint=tune.Checkpoint.from_directory(tempfile.mkdtemp()))
+        time.sleep(600)         # until killed
+
+    if __name__ == "__main__":
+        tune.Tuner(objective, param_space={"x": 1}, run_config=tune.RunConfig(
+            storage_path=sys.argv[1], name="retried", verbose=0,
+            failure_config=tune.FailureConfig(max_failures=1))).fit()
+''')
+
+
+def _stored_results(db: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT COALESCE(SUM(n), 0) FROM results").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.fixture
+def retried_then_killed(tmp_path):
+    """Yield a reader at a sweep whose trial was retried and runs again; then SIGKILL it."""
+    script = tmp_path / "driver.py"
+    script.write_text(RETRY_DRIVER)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    db = tmp_path / "retried" / "experiment.db"
+    try:
+        deadline = time.monotonic() + 30
+        while _stored_results(db) < 10:        # 4 of the first run, 6 of the retry
+            if proc.poll() is not None:
+                raise AssertionError(f"the driver exited: {proc.stderr.read().decode()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError("the retry's results were not stored within 30 s")
+            time.sleep(0.05)
+
+        def kill():
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+        yield tmp_path / "retried", kill
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        proc.stderr.close()
+
+
+def _check_last_stored_result(path: Path) -> None:
+    (result,) = tune.ResultGrid.from_path(path)
+    assert result.status == "RUNNING"
+    history = result.history()
+    assert [r["loss"] for r in history] == [0.0, 1.0, 2.0, 3.0] + [10.0 + i for i in range(6)]
+    metrics = result.metrics
+    # the retry's latest result, not the failed run's (both ran in one worker process)
+    assert metrics["loss"] == 15.0 and metrics["iterations_since_restore"] == 6
+    for key in ("training_iteration", "time_total_s", "time_since_restore"):
+        assert metrics[key] == history[-1][key], key
+    assert metrics["time_since_restore"] < metrics["time_total_s"]
+    frame = tune.ResultGrid.from_path(path).get_dataframe()
+    assert list(frame["loss"]) == [15.0]
+    assert list(frame["iterations_since_restore"]) == [6]
+
+
+def test_a_retried_trial_read_while_it_runs_shows_the_retrys_results(retried_then_killed):
+    path, _ = retried_then_killed
+    _check_last_stored_result(path)
+
+
+def test_a_retried_trial_whose_driver_was_killed_shows_the_retrys_results(retried_then_killed):
+    path, kill = retried_then_killed
+    kill()
+    _check_last_stored_result(path)
