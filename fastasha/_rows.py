@@ -152,10 +152,13 @@ def experiment_tag(index: int, config: dict | None) -> str:
     nested keys named ``outer/inner`` and floats to 4 significant digits
     (Ray's names only the sampled values, by their last key, floats to 4
     decimals). Values JSON could not hold (stored as ``{"__repr__": ...}``)
-    are left out, as the objects themselves are.
+    are left out, as the objects themselves are; numpy scalars count as the
+    Python numbers they are stored as.
     """
     parts = []
     for key, value in flatten(config or {}).items():
+        if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+            value = value.item()    # as stored (json_default): the tag read back is the same
         if isinstance(value, float):
             value = f"{value:.4g}"
         elif not isinstance(value, (int, str, bool)) or key.endswith("/__repr__"):

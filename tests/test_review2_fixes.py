@@ -112,3 +112,21 @@ def test_a_retried_trial_whose_driver_was_killed_shows_the_retrys_results(retrie
     path, kill = retried_then_killed
     kill()
     _check_last_stored_result(path)
+
+
+# ------------------------------------------- experiment_tag of numpy config values
+
+def reports_once(config):
+    tune.report({"loss": 1.0})
+
+
+def test_experiment_tag_is_the_same_read_back_with_numpy_values_in_the_config(tmp_path):
+    np = pytest.importorskip("numpy")
+    grid = tune.Tuner(reports_once, param_space={
+        "n": tune.choice(list(np.arange(3, 4))), "f": tune.choice([np.float32(0.5)]),
+        "b": tune.choice([np.bool_(True)]), "lr": 0.25},
+        run_config=tune.RunConfig(name="numpy", storage_path=str(tmp_path), verbose=0)).fit()
+    assert type(grid[0].config["n"]).__module__ == "numpy"      # as the sampler gave it
+    tag = grid[0].metrics["experiment_tag"]
+    assert tag == "0_n=3,f=0.5,b=True,lr=0.25"
+    assert tune.ResultGrid.from_path(grid.experiment_path)[0].metrics["experiment_tag"] == tag
