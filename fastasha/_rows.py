@@ -315,7 +315,8 @@ def head(blob: str | bytes) -> tuple[float, float, int] | None:
             return None
         start, prev, pid = _HEAD.unpack_from(blob, 4)[:3]
         return start, prev, pid
-    text = blob.decode() if isinstance(blob, bytes) else blob
+    # (bytes of JSON text: ASCII, but a cut part may end anywhere)
+    text = blob.decode(errors="replace") if isinstance(blob, bytes) else blob
     found = _JSON_HEAD.match(text)
     if found is not None:       # float() reads back what json wrote, bit for bit
         return float(found[2]), float(found[3]), int(found[1])

@@ -160,6 +160,22 @@ def _open_private(path: Path) -> None:
     os.close(fd)
 
 
+# How much of a stored batch holds its head (see fastasha._rows.head): 48 bytes of a
+# packed one; a JSON one's ends a few hundred characters in, unless the host's name is long.
+_HEAD_BYTES = 48
+_HEAD_CHARS = 400
+# SQLite reads a value whole to cut a part out of it (only typeof() and a blob's length()
+# do without): packed batches larger than this are left to a blob handle instead.
+_SMALL_BATCH = 8192
+
+
+def _head_part(table: str) -> str:
+    """SQL for the beginning of ``table``'s batch that holds its head; NULL for a large packed one."""
+    return (f"CASE WHEN typeof({table}.rows) != 'blob' THEN substr({table}.rows, 1, {_HEAD_CHARS}) "
+            f"WHEN length({table}.rows) <= {_SMALL_BATCH} "
+            f"THEN substr({table}.rows, 1, {_HEAD_BYTES}) END")
+
+
 class ExperimentStore:
     """Read and write one experiment file; see the module docstring for the contract."""
 
@@ -545,53 +561,71 @@ class ExperimentStore:
         """Each trial's last run: what its last stored result's since-restore fields count from.
 
         Reads the heads of the stored batches (of the trials in ``trial_ids``,
-        or all), not the results: SQLite groups the batches by run, and only
-        the first batch of each group is read here. Trials without stored
-        results are left out.
+        or all), not the results: those of a trial's first and last batches,
+        and for a trial that ran more than once a few more, to find where its
+        last run began (a run's batches follow one another). A packed batch
+        is never read whole (see :meth:`_head`): reading every trial's last
+        run costs about the same for a file of gigabytes as for a small one.
+        Trials without stored results are left out.
         """
-        # A run's batches share start and pid: the bytes at 4..12 and 20..28 of a packed
-        # one, the text before "prev" of a JSON one (a run may have both: the heads of
-        # the groups tell which are one run).
         where = "WHERE trial_id = ?" if trial_ids is not None and len(trial_ids) == 1 else ""
         query = f"""
-            SELECT g.trial_id, g.first, g.last, g.n,
-                   CASE WHEN typeof(r.rows) = 'blob' THEN substr(r.rows, 1, 48)
-                        ELSE substr(r.rows, 1, 400) END
+            SELECT g.trial_id, g.first, g.last, g.n, {_head_part('f')}, {_head_part('l')}
             FROM (SELECT trial_id, MIN(seq) AS first, MAX(seq) AS last, SUM(n) AS n
-                  FROM results {where}
-                  GROUP BY trial_id,
-                           CASE WHEN typeof(rows) = 'blob' THEN substr(rows, 5, 8)
-                                ELSE substr(rows, 1, instr(rows, ', "prev": ')) END,
-                           CASE WHEN typeof(rows) = 'blob' THEN substr(rows, 21, 8) END) AS g
-            JOIN results AS r ON r.seq = g.first"""
+                  FROM results {where} GROUP BY trial_id) AS g
+            JOIN results AS f ON f.seq = g.first
+            JOIN results AS l ON l.seq = g.last"""
         params = (next(iter(trial_ids)),) if where else ()
-        groups: dict[str, list[tuple]] = {}
-        for trial_id, first, last, n, part in self._conn.execute(query, params):
+        trackers: dict[str, RunTracker] = {}
+        for trial_id, first, last, n, first_part, last_part in self._conn.execute(query, params):
             if trial_ids is not None and trial_id not in trial_ids:
                 continue
-            found = head(part)
-            if found is None:       # a head longer than the part read (a very long host name)
-                (whole,) = self._conn.execute("SELECT rows FROM results WHERE seq = ?",
-                                              (first,)).fetchone()
-                found = head(whole)
-                if found is None:
-                    raise StoreError(f"a result batch of trial {trial_id} in {self.directory} "
-                                     "is corrupt (its head cannot be read)")
-            groups.setdefault(trial_id, []).append((last, first, n, found))
-        trackers: dict[str, RunTracker] = {}
-        for trial_id, found in groups.items():
+            begun = self._head(trial_id, first, first_part)
+            latest = begun if last == first else self._head(trial_id, last, last_part)
+            if (begun[0], begun[2]) != (latest[0], latest[2]):     # it ran more than once
+                begun, n = self._run_begun(trial_id, latest)
             runs = trackers[trial_id] = RunTracker()
-            if len(found) == 1:                 # one run (nearly every trial)
-                _, _, n, start_prev_pid = found[0]
-                runs.enter(*start_prev_pid)
-                runs.count = n
-                continue
-            start, _, pid = max(found)[3]       # the run of the latest batch
-            for _, _, n, (s, prev, p) in sorted(found, key=lambda g: g[1]):
-                if (s, p) == (start, pid):
-                    runs.enter(s, prev, p)      # the earliest batch of the run sets its offset
-                    runs.count += n
+            runs.enter(*begun)
+            runs.count = n
         return trackers
+
+    def _run_begun(self, trial_id: str, latest: tuple) -> tuple[tuple, int]:
+        """The head of the first batch of the run whose last batch has head ``latest``, and
+        how many results that run stored (a binary search over the trial's batches)."""
+        batches = self._conn.execute("SELECT seq, n FROM results WHERE trial_id = ? ORDER BY seq",
+                                     (trial_id,)).fetchall()
+        run = (latest[0], latest[2])
+        lo, hi, found = 0, len(batches) - 1, latest     # lo: of an earlier run; hi: of this one
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            h = self._head(trial_id, batches[mid][0])
+            if (h[0], h[2]) == run:
+                hi, found = mid, h
+            else:
+                lo = mid
+        return found, sum(n for _, n in batches[hi:])
+
+    def _head(self, trial_id: str, seq: int, part: str | bytes | None = None) -> tuple:
+        """``(start, prev, pid)`` of the batch ``seq``, from ``part`` (its beginning) if given.
+
+        A large packed batch comes without ``part`` (see :func:`_head_part`):
+        its first bytes are read through a blob handle (Python 3.11+;
+        before, the batch is read whole).
+        """
+        found = None if part is None else head(part)
+        if found is None:
+            blobopen = getattr(self._conn, "blobopen", None)
+            if blobopen is not None:
+                with blobopen("results", "rows", seq, readonly=True) as blob:
+                    found = head(blob.read(_HEAD_CHARS))
+        if found is None:       # a head longer than the part read (a very long host name)
+            (whole,) = self._conn.execute("SELECT rows FROM results WHERE seq = ?",
+                                          (seq,)).fetchone()
+            found = head(whole)
+            if found is None:
+                raise StoreError(f"a result batch of trial {trial_id} in {self.directory} "
+                                 "is corrupt (its head cannot be read)")
+        return found
 
     def n_results(self) -> int:
         row = self._conn.execute("SELECT COALESCE(SUM(n), 0) FROM results").fetchone()

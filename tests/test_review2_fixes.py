@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import sys
 import textwrap
 import time
@@ -130,3 +131,59 @@ def test_experiment_tag_is_the_same_read_back_with_numpy_values_in_the_config(tm
     tag = grid[0].metrics["experiment_tag"]
     assert tag == "0_n=3,f=0.5,b=True,lr=0.25"
     assert tune.ResultGrid.from_path(grid.experiment_path)[0].metrics["experiment_tag"] == tag
+
+
+# -------------------------------------- since-restore of the last result, from the heads
+
+def _save_step(step: int) -> tune.Checkpoint:
+    folder = tempfile.mkdtemp()
+    Path(folder, "step").write_text(str(step))
+    return tune.Checkpoint.from_directory(folder)
+
+
+def batches_in_two_runs(config):
+    """Two runs of 5 large batches each (a checkpoint ends a batch); the first one fails."""
+    checkpoint = tune.get_checkpoint()
+    first = 0 if checkpoint is None else int(Path(checkpoint.path, "step").read_text()) + 1
+    for step in range(first, first + 5):
+        for i in range(config["per_batch"] - 1):
+            tune.report({"loss": float(i)})
+        tune.report({"loss": -1.0}, checkpoint=_save_step(step))
+        if step == 3 and checkpoint is None:
+            raise RuntimeError("the first run fails after its fourth batch")
+
+
+def test_the_last_results_since_restore_fields_are_its_history_rows(tmp_path):
+    grid = tune.Tuner(batches_in_two_runs, param_space={"per_batch": 1500},
+                      run_config=tune.RunConfig(
+                          name="runs", storage_path=str(tmp_path), verbose=0,
+                          failure_config=tune.FailureConfig(max_failures=1))).fit()
+    (result,) = grid
+    assert result.status == "TERMINATED"
+    metrics = result.metrics                    # (read before the history: from the heads)
+    last = result.history()[-1]
+    assert len(result.history()) == 9 * 1500
+    assert metrics["iterations_since_restore"] == last["iterations_since_restore"] == 5 * 1500
+    assert metrics["time_since_restore"] == last["time_since_restore"] < last["time_total_s"]
+
+
+def _bytes_read() -> int:
+    with open("/proc/self/io", encoding="utf-8") as f:
+        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
+
+
+def test_the_last_results_fields_are_read_without_reading_the_results(tmp_path):
+    if not os.path.exists("/proc/self/io") or not hasattr(sqlite3.Connection, "blobopen"):
+        pytest.skip("needs /proc/self/io and sqlite3 blob handles (Python 3.11+)")
+    grid = tune.Tuner(batches_in_two_runs, param_space={"per_batch": 40_000},
+                      run_config=tune.RunConfig(
+                          name="large", storage_path=str(tmp_path), verbose=0,
+                          failure_config=tune.FailureConfig(max_failures=1))).fit()
+    size = (tmp_path / "large" / "experiment.db").stat().st_size
+    assert size > 5_000_000
+    before = _bytes_read()
+    again = tune.ResultGrid.from_path(grid.experiment_path)
+    assert again[0].metrics["iterations_since_restore"] == 5 * 40_000
+    frame = again.get_dataframe()
+    assert list(frame["iterations_since_restore"]) == [5 * 40_000]
+    assert _bytes_read() - before < size / 10
