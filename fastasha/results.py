@@ -551,7 +551,23 @@ class Result:
         The config is in ``config/...`` columns, as in Ray.
         """
         pd = _require_pandas()
-        return pd.DataFrame([_frame_row(r) for r in self.history()])
+        history = self.history()
+        config = self.config
+        # the config every row shares is spread into columns once for the frame: spread
+        # in every row, it cost more than the rest of the frame
+        shared = bool(history) and isinstance(config, dict) and \
+            all(r.get("config") is config for r in history)
+        if not shared:
+            return pd.DataFrame([_frame_row(r) for r in history])
+        frame = pd.DataFrame([_frame_row(r, keep=config) for r in history])
+        columns = flatten(config, "config/")
+        if not columns.keys().isdisjoint(frame.columns):    # a result of its own names one
+            return pd.DataFrame([_frame_row(r) for r in history])
+        at = frame.columns.get_loc("config")
+        spread = pd.DataFrame({key: [value] * len(frame) for key, value in columns.items()},
+                              index=frame.index)
+        # (one concat: inserting column by column warns that the frame is fragmented)
+        return pd.concat([frame.iloc[:, :at], spread, frame.iloc[:, at + 1:]], axis=1)
 
     def __repr__(self) -> str:
         # Ray's layout; its metrics are what the objective reported
@@ -567,8 +583,26 @@ def _report_key(result: dict) -> tuple:
     return (result.get("training_iteration"), result.get("time_total_s"))
 
 
-def _frame_row(result: dict) -> dict:
-    """``result`` as a data frame row: nested keys spread (``a/b``), an empty config dropped."""
+def _frame_row(result: dict, keep: dict | None = None) -> dict:
+    """``result`` as a data frame row: nested keys spread (``a/b``), an empty config dropped.
+
+    ``keep`` (the config every row of a frame shares) is left whole, for the
+    frame to spread once.
+    """
+    if keep is not None:
+        for value in result.values():
+            if isinstance(value, dict) and value is not keep:
+                break
+        else:
+            return result       # nothing else nested (a loop, as in flatten)
+        out: dict = {}
+        for key, value in result.items():      # as flatten, but for keep
+            if isinstance(value, dict) and value and value is not keep:
+                for inner, x in flatten(value, f"{key}/").items():
+                    out.setdefault(inner, x)
+            else:
+                out[key] = value
+        return out
     row = flatten(result)
     if row.get("config") == {}:
         row = dict(row)
