@@ -59,6 +59,7 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
     scheduler = controller.scheduler
     rows = store.trial_rows()
     revived: set[str] = set()
+    refreshed: set[str] = set()      # last results taken from the stored results
     trials: list[Trial] = []
     for row in rows:
         trial_id = row["trial_id"]
@@ -88,6 +89,12 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
         trial.checkpoints = [tuple(c) for c in row["checkpoints"]]
         if trial.status in (RUNNING, PENDING) and not resume_unfinished:
             trial.status = TERMINATED       # left as it is: it never runs again
+            # with its last stored result: the file's last result of an unfinished trial
+            # is from before its run began (a retry's: the failed run's), or none
+            history = store.results(trial_id)
+            if history:
+                trial.result = dict(history[-1], done=True)
+                refreshed.add(trial_id)
         elif trial.status == RUNNING:
             trial.status = PENDING          # it was running when the driver stopped
         elif trial.status == ERROR and (resume_errored or restart_errored):
@@ -147,7 +154,7 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                                error=trial.error, traceback=trial.traceback,
                                checkpoints=[list(c) for c in trial.checkpoints],
                                checkpoint=trial.latest[0] if trial.latest else None)
-        if trial.trial_id in recovered:
+        if trial.trial_id in recovered or trial.trial_id in refreshed:
             store.update_trial(trial.trial_id, last_result=trial.result)
     if controller.total is not None and len(trials) >= controller.total:
         controller.exhausted = True

@@ -327,7 +327,8 @@ class Tuner:
         resume_unfinished : bool, default=True
             Run the trials that were running or waiting again. With False
             they end TERMINATED as they are (even those that never ran), as
-            in Ray Tune; trials the sweep had not created yet still run.
+            in Ray Tune, with their last stored result as their last result;
+            trials the sweep had not created yet still run.
         resume_errored : bool, default=False
             Run errored trials again from their latest checkpoint.
         restart_errored : bool, default=False

@@ -116,6 +116,20 @@ def test_a_retried_trial_whose_driver_was_killed_shows_the_retrys_results(retrie
     _check_last_stored_result(path)
 
 
+def test_an_unfinished_trial_left_as_it_is_keeps_its_last_stored_result(retried_then_killed):
+    path, kill = retried_then_killed
+    kill()
+    grid = tune.Tuner.restore(str(path), reports_once, resume_unfinished=False).fit()
+    for result in (grid[0], tune.ResultGrid.from_path(path)[0]):
+        assert result.status == "TERMINATED"
+        last = result.history()[-1]
+        assert result.metrics["loss"] == last["loss"] == 15.0
+        assert result.metrics["done"] is True
+        for key in ("training_iteration", "time_total_s", "time_since_restore",
+                    "iterations_since_restore"):
+            assert result.metrics[key] == last[key], key
+
+
 # ------------------------------------------- experiment_tag of numpy config values
 
 def reports_once(config):
