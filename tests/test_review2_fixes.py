@@ -60,6 +60,38 @@ def _stored_results(db: Path) -> int:
         return 0
 
 
+def _process_tree(pid: int) -> list[tuple[int, str]]:
+    """``(pid, start time)`` of the processes below ``pid``, from /proc (empty elsewhere)."""
+    parents, starts = {}, {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry))
+        starts[int(entry)] = fields[19]
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append((child, starts[child]))
+            todo.append(child)
+    return found
+
+
+def _kill_left_over(tree: list[tuple[int, str]]) -> None:
+    """SIGKILL those of ``tree`` still running (the same process: same start time)."""
+    for pid, start in tree:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+                if f.read().rsplit(")", 1)[1].split()[19] == start:
+                    os.kill(pid, signal.SIGKILL)
+        except (OSError, IndexError):
+            pass
+
+
 @pytest.fixture
 def retried_then_killed(tmp_path):
     """Yield a reader at a sweep whose trial was retried and runs again; then SIGKILL it."""
@@ -68,6 +100,7 @@ def retried_then_killed(tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     db = tmp_path / "retried" / "experiment.db"
+    tree: list[tuple[int, str]] = []
     try:
         deadline = time.monotonic() + 30
         while _stored_results(db) < 10:        # 4 of the first run, 6 of the retry
@@ -76,6 +109,7 @@ def retried_then_killed(tmp_path):
             if time.monotonic() > deadline:
                 raise AssertionError("the retry's results were not stored within 30 s")
             time.sleep(0.05)
+        tree = _process_tree(proc.pid)      # (its pool's workers may outlive it a while)
 
         def kill():
             os.kill(proc.pid, signal.SIGKILL)
@@ -87,6 +121,7 @@ def retried_then_killed(tmp_path):
             proc.kill()
         proc.wait(timeout=10)
         proc.stderr.close()
+        _kill_left_over(tree)
 
 
 def _check_last_stored_result(path: Path) -> None:
