@@ -307,8 +307,8 @@ def head(blob: str | bytes) -> tuple[float, float, int] | None:
     Returns
     -------
     tuple or None
-        None if ``blob`` is a part of a batch too short to tell: read the
-        whole batch then.
+        None if ``blob`` is a part of a batch too short to tell (read the
+        whole batch then), or is not a batch of this form.
     """
     if isinstance(blob, bytes) and blob[:4] == _MAGIC:
         if len(blob) < 4 + _HEAD.size:
@@ -322,9 +322,9 @@ def head(blob: str | bytes) -> tuple[float, float, int] | None:
         return float(found[2]), float(found[3]), int(found[1])
     try:
         batch = json.loads(text)
-    except ValueError:
+        return batch["start"], batch["prev"], batch["pid"]
+    except (ValueError, TypeError, KeyError):     # (a list of results: an older form)
         return None
-    return batch["start"], batch["prev"], batch["pid"]
 
 
 def _unpack(trial_id: str, blob: bytes, runs: RunTracker | None = None) -> list[dict]:

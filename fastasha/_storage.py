@@ -624,7 +624,7 @@ class ExperimentStore:
             found = head(whole)
             if found is None:
                 raise StoreError(f"a result batch of trial {trial_id} in {self.directory} "
-                                 "is corrupt (its head cannot be read)")
+                                 "is corrupt or of an older fastasha (its head cannot be read)")
         return found
 
     def n_results(self) -> int:

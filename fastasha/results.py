@@ -212,8 +212,9 @@ class _LastRuns:
     The first few trials asked about are read one by one (the heads of their
     stored batches, see :meth:`ExperimentStore.last_runs`); after that, or
     on :meth:`load_all`, one read of every head serves the whole grid. If
-    the file can no longer be read, a warning says so once and no trial has
-    since-restore fields.
+    the file can no longer be read, or holds batches of an older form (a
+    list of results, before format version 1 held compact batches), a
+    warning says so once and no trial has since-restore fields.
     """
 
     ONE_BY_ONE = 16
@@ -224,18 +225,20 @@ class _LastRuns:
         self._complete = False
 
     def _read(self, trial_ids: set[str] | None) -> dict[str, RunTracker] | None:
+        store = None
         try:
             store = ExperimentStore.open(self._path, readonly=True)
+            # (StoreError: also batches stored as a list of results, by an older fastasha)
+            return store.last_runs(trial_ids)
         except (StoreError, OSError) as err:
             warnings.warn(f"cannot read {self._path} ({err}); metrics of its trials lack "
                           "time_since_restore and iterations_since_restore",
                           RuntimeWarning, stacklevel=5)
             self._runs, self._complete = {}, True
             return None
-        try:
-            return store.last_runs(trial_ids)
         finally:
-            store.close()
+            if store is not None:
+                store.close()
 
     def load_all(self) -> None:
         """Read the last run of every trial (one pass over the experiment file)."""
