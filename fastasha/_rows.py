@@ -26,8 +26,9 @@ bit for bit. It is data, not code: decoding it runs nothing it contains.
 
 :func:`decode` turns a batch of either form back into full result dicts,
 which are exactly what :func:`expand` gives for one report. Metrics the
-user reports under an automatic key win over the automatic value, as in
-Ray Tune.
+user reports under an automatic key win over the automatic value. (Ray
+Tune 2.60 does the opposite: its own ``config``, ``time_total_s``,
+``pid``, ... overwrite what the objective reported under those names.)
 
 Ray's ``time_since_restore`` and ``iterations_since_restore`` are not
 shipped: they follow from the batches themselves. Every run of a trial (its
