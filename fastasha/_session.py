@@ -408,18 +408,13 @@ class Session(Recorder):
             blob, n_rows, last = self.drain()
             if not n_rows and kind == "sync" and checkpoint is None:
                 return
-            try:
-                answer = self.link.request(
-                    ("report", self.trial_id, blob, n_rows, last, kind, stop_hit, checkpoint))
-                if answer[0] == "verdict":
-                    _, stop, decision_point = answer
-                else:           # ("exit",): the driver is winding down
-                    stop, decision_point = True, math.inf
-                    self.driver_gone = True
-            except (EOFError, OSError):
-                # the driver is gone (interrupted or killed): unwind the objective
+            answer = self._ask(
+                ("report", self.trial_id, blob, n_rows, last, kind, stop_hit, checkpoint),
+                "verdict")
+            if answer is None:       # the driver is gone: unwind the objective
                 stop, decision_point = True, math.inf
-                self.driver_gone = True
+            else:
+                _, stop, decision_point = answer
             self.last_flush = time.time()
             self.due = self.last_flush + FLUSH_INTERVAL_S
         self.decision_point = decision_point
@@ -442,15 +437,23 @@ class Session(Recorder):
         with self.link.lock:
             if self.link.session is not self or self.iteration == 0 or self.driver_gone:
                 return False
-            try:
-                answer = self.link.request(("saving", self.trial_id))
-            except (EOFError, OSError):
-                self.driver_gone = True
-                return False
-            if answer[0] != "saving":         # ("exit",): the driver is winding down
-                self.driver_gone = True
-                return False
-            return bool(answer[1])
+            answer = self._ask(("saving", self.trial_id), "saving")
+            return answer is not None and bool(answer[1])
+
+    def _ask(self, message: tuple, expected: str) -> tuple | None:
+        """Send ``message``; the driver's answer of kind ``expected``, or None if it is gone.
+
+        Gone: it hung up (interrupted or killed) or answered ``("exit",)``
+        (winding down). Either way :attr:`driver_gone` is set.
+        """
+        try:
+            answer = self.link.request(message)
+        except (EOFError, OSError):
+            answer = None
+        if answer is None or answer[0] != expected:
+            self.driver_gone = True
+            return None
+        return answer
 
     def save_after_stop(self, checkpoint: Checkpoint) -> None:
         """Keep ``checkpoint`` with the last result, once the trial was told to stop.
