@@ -860,6 +860,7 @@ class Driver:
             return
         if now - self._stop_started < STOP_GRACE_S:
             return
+        self._expire_saves(now)
         for slot in self.slots.values():
             busy = slot.lost is not None or (slot.worker is not None and slot.worker.trial is not None)
             if busy and slot.supervisor is not None and not slot.kill_sent and \
@@ -889,24 +890,26 @@ class Driver:
 
     @staticmethod
     def _saving(slot: Slot, now: float) -> bool:
-        """Whether the slot's trial is saving its end checkpoint, within its grace.
-
-        When that grace runs out, it is killed (or left behind) like any trial
-        that did not stop, with a warning: its end checkpoint is lost.
-        """
+        """Whether the slot's trial is saving its end checkpoint, within its grace."""
         worker = slot.worker
-        if worker is None or worker.trial is None or worker.saving is None or \
-                worker.saving[0] != worker.trial.trial_id:
-            return False
-        if now < worker.saving[1]:
-            return True
-        worker.saving = None
-        warnings.warn(
-            f"trial {worker.trial.trial_id} was still saving its end checkpoint "
-            f"{END_SAVE_GRACE_S:g} s after it began, when the sweep had stopped; it was "
-            "ended without it (its earlier checkpoints are kept)",
-            RuntimeWarning, stacklevel=2)
-        return False
+        return worker is not None and worker.trial is not None and \
+            worker.saving is not None and worker.saving[0] == worker.trial.trial_id and \
+            now < worker.saving[1]
+
+    def _expire_saves(self, now: float) -> None:
+        """End the grace of saves that outlasted it, with a warning: their trials go
+        the way of any that did not stop, and their end checkpoints are lost."""
+        for slot in self.slots.values():
+            worker = slot.worker
+            if worker is None or worker.saving is None or self._saving(slot, now):
+                continue
+            if worker.trial is not None and worker.saving[0] == worker.trial.trial_id:
+                warnings.warn(
+                    f"trial {worker.trial.trial_id} was still saving its end checkpoint "
+                    f"{END_SAVE_GRACE_S:g} s after it began, when the sweep had stopped; it "
+                    "was ended without it (its earlier checkpoints are kept)",
+                    RuntimeWarning, stacklevel=2)
+            worker.saving = None
 
     def _on_launcher_done(self, now: float) -> None:
         """Every slot task has returned, or joblib aborted them: relaunch if work remains."""
