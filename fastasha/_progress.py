@@ -476,6 +476,11 @@ def snapshot_of_trials(trials: Sequence, *, total: int | None, metric: str | Non
                             finished=finished.rows(), errors=finished.errors())
 
 
+def _check_snapshot(snapshot: Any, expected: str = "a ProgressSnapshot") -> None:
+    if not isinstance(snapshot, ProgressSnapshot):
+        raise TypeError(f"snapshot must be {expected}, got {type(snapshot).__name__}")
+
+
 class ProgressReporter:
     """Live status table of a tuning run, drawn with :mod:`rich`.
 
@@ -641,10 +646,7 @@ class ProgressReporter:
         TypeError
             If ``snapshot`` is not a :class:`ProgressSnapshot`.
         """
-        if not isinstance(snapshot, ProgressSnapshot):
-            raise TypeError(
-                f"snapshot must be a ProgressSnapshot, got {type(snapshot).__name__}"
-            )
+        _check_snapshot(snapshot)
         if self._closed:
             return
         self._last = snapshot
@@ -663,10 +665,7 @@ class ProgressReporter:
         TypeError
             If ``snapshot`` is not a :class:`ProgressSnapshot`.
         """
-        if not isinstance(snapshot, ProgressSnapshot):
-            raise TypeError(
-                f"snapshot must be a ProgressSnapshot, got {type(snapshot).__name__}"
-            )
+        _check_snapshot(snapshot)
         return self._render(snapshot, final=final)
 
     def trial_finished(self, row: TrialRow, error: str | None = None) -> None:
@@ -724,10 +723,8 @@ class ProgressReporter:
         TypeError
             If ``snapshot`` is neither None nor a :class:`ProgressSnapshot`.
         """
-        if snapshot is not None and not isinstance(snapshot, ProgressSnapshot):
-            raise TypeError(
-                f"snapshot must be a ProgressSnapshot or None, got {type(snapshot).__name__}"
-            )
+        if snapshot is not None:
+            _check_snapshot(snapshot, "a ProgressSnapshot or None")
         if self._closed:
             return
         self._closed = True
