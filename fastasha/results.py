@@ -420,11 +420,7 @@ class Result:
 
     def _extras(self, last: dict) -> dict:
         """The fields besides ``config`` and ``experiment_tag`` a stored last result lacks."""
-        extras: dict[str, Any] = {"checkpoint_dir_name": None}
-        name = self._checkpoint_names().get(_report_key(last))
-        if name is not None:
-            extras["checkpoint_dir_name"] = name
-            extras["should_checkpoint"] = True
+        extras = _checkpoint_fields(self._checkpoint_names(), last)
         runs = self._runs.get(self.trial_id)
         total = last.get("time_total_s")
         if type(total) is not float:
@@ -539,12 +535,8 @@ class Result:
             names = self._checkpoint_names()
             for row in history:
                 row.setdefault("config", config)
-                name = names.get(_report_key(row)) if names else None
-                if name is None:
-                    row.setdefault("checkpoint_dir_name", None)
-                else:
-                    row.setdefault("checkpoint_dir_name", name)
-                    row.setdefault("should_checkpoint", True)
+                for key, value in _checkpoint_fields(names, row).items():
+                    row.setdefault(key, value)
         self._history = history
 
     @property
@@ -584,6 +576,15 @@ class Result:
 def _report_key(result: dict) -> tuple:
     """Which report ``result`` is, as a trial's checkpoint list names it."""
     return (result.get("training_iteration"), result.get("time_total_s"))
+
+
+def _checkpoint_fields(names: dict, result: dict) -> dict[str, Any]:
+    """Ray's ``checkpoint_dir_name`` of ``result`` (None unless a kept checkpoint was
+    saved with it, then with ``should_checkpoint``); ``names`` from ``_checkpoint_names``."""
+    name = names.get(_report_key(result)) if names else None
+    if name is None:
+        return {"checkpoint_dir_name": None}
+    return {"checkpoint_dir_name": name, "should_checkpoint": True}
 
 
 def _frame_row(result: dict, keep: dict | None = None) -> dict:
