@@ -96,7 +96,7 @@ def test_constructor_takes_ray_keywords(cls):
                                      "mode": "max", "sort_by_metric": True,
                                      "max_report_frequency": 0.5, "total_samples": 10})
     assert reporter.metric == "a" and reporter.mode == "max" and reporter.sort_by_metric
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="positional argument"):
         getattr(tune, cls)(["loss"])          # keyword-only, as in Ray
 
 
