@@ -113,12 +113,28 @@ def _read_only_uri(db: Path) -> str:
     return f"file://{urllib.parse.quote(os.path.abspath(db))}?mode=ro"
 
 
+# Stores being closed by a background thread (see ExperimentStore.close), by their
+# directory: each holds its directory's lock until its file is closed, so whoever
+# takes that lock next in this process waits for it first.
+_closing: dict[str, threading.Thread] = {}
+_closing_guard = threading.Lock()
+
+
+def _wait_for_close(directory: Path) -> None:
+    """Wait until a background close of the store in ``directory`` is done."""
+    with _closing_guard:
+        thread = _closing.get(os.path.realpath(directory))
+    if thread is not None:
+        thread.join()
+
+
 def _take_lock(directory: Path) -> int | None:
     """Hold the experiment's lock; :class:`StoreError` if another process holds it.
 
     Returns the lock file's descriptor (closing it releases the lock), or
     None where ``flock`` does not exist.
     """
+    _wait_for_close(directory)
     try:
         import fcntl
     except ImportError:     # not on this platform: no protection, as before
@@ -481,19 +497,44 @@ class ExperimentStore:
         self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                            (key, _dumps(value)))
 
-    def close(self) -> None:
-        """Close the file; waits for a background commit (unflushed writes are not written)."""
+    def close(self, background: bool = False) -> None:
+        """Close the file; waits for a background commit (unflushed writes are not written).
+
+        Closing copies the write-ahead log into the database file (SQLite's
+        checkpoint), which takes milliseconds after a large sweep, though
+        everything flushed is durable already. With ``background=True`` a
+        thread does it and this returns at once. The lock is held until the
+        thread is done: opening or creating the experiment again in this
+        process waits for it, and so does the interpreter's exit (the thread
+        is not a daemon), so no other process finds the lock taken by a run
+        that has ended. Reading the file meanwhile is safe.
+        """
         try:
             self._settle()
         except BaseException:   # noqa: BLE001 - its writes stay unwritten, as any unflushed
             pass
+        if not background or self.readonly:
+            self._close_now()
+            return
+        key = os.path.realpath(self.directory)
+        thread = threading.Thread(target=self._close_now, args=(key,), name="fastasha-close")
+        with _closing_guard:
+            _closing[key] = thread
+        thread.start()
+
+    def _close_now(self, closing_key: str | None = None) -> None:
         try:
             self._conn.close()
         except sqlite3.Error:
             pass
-        if self._lock is not None:
-            _release_lock(self._lock)
-            self._lock = None
+        finally:
+            if self._lock is not None:
+                _release_lock(self._lock)
+                self._lock = None
+            if closing_key is not None:
+                with _closing_guard:
+                    if _closing.get(closing_key) is threading.current_thread():
+                        del _closing[closing_key]
 
     # ------------------------------------------------------------------ reads
 

@@ -644,7 +644,8 @@ class _Run:
                                            if t.config is not None and not is_plain(t.config))
                         grid = ResultGrid.from_store(self.directory, store, configs=objects)
                 finally:
-                    store.close()
+                    # everything is durable now: the checkpoint on close need not be waited for
+                    store.close(background=grid is not None)
             finally:
                 driver.close()
                 try:
