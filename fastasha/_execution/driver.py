@@ -57,6 +57,13 @@ END_SAVE_GRACE_S = 60.0
 # A sweep whose slots keep vanishing without a single trial finishing in
 # between gives up after this many relaunches.
 MAX_RELAUNCHES = 5
+# Queued writes go to the store's background writer this often. Short, so that
+# little is left for the last, waited-for flush when a sweep ends (it was 50 ms;
+# the last flush of a sweep of 1,000 short trials then took 13 ms, now about 7);
+# a commit writes only what is queued, and an idle driver does not wake for one.
+FLUSH_INTERVAL_S = 0.01
+# An idle driver wakes this often all the same (time budgets, stoppers, kill timers).
+IDLE_WAKE_S = 0.05
 # Short trials are handed to a busy worker ahead of time, enough of them to
 # cover AHEAD_COVER_S of its work (at most AHEAD_MAX), so that it never waits
 # for the driver between trials. Trials that take AHEAD_LONG_S or more go one
@@ -175,7 +182,7 @@ class Driver:
         n_slots: int,
         *,
         host: str = "127.0.0.1",
-        flush_interval: float = 0.05,
+        flush_interval: float = FLUSH_INTERVAL_S,
         progress_interval: float = 0.25,
     ) -> None:
         self.trainable = trainable
@@ -334,7 +341,10 @@ class Driver:
             self.controller.poll_stopper(now)   # so may a stopper's (a TimeoutStopper)
             self._enforce_stop(now)
             self.controller.prepare(len(self.slots))   # idle time: create the next trials
-            timeout = max(0.0, min(next_flush, next_progress if self.progress else next_flush) - now)
+            # wake for the next commit only when there is something to commit; else at
+            # the idle pace, which time budgets, stoppers and kill timers rely on
+            wake = next_flush if self.store.pending else now + IDLE_WAKE_S
+            timeout = max(0.0, min(wake, next_progress if self.progress else wake) - now)
             for key, _ in self._selector.select(timeout=min(timeout, 0.25)):
                 if key.data is None:
                     server.drain_wakeup()
