@@ -15,7 +15,7 @@ import numpy as np
 from . import _storage
 from ._controller import Controller, Trial
 from ._execution.driver import Driver
-from ._resources import Request, ResourcePool, parse_available
+from ._resources import Allocation, Request, ResourcePool, parse_available
 from ._trainable import request_of
 from ._validation import check_bool
 from .callback import bound_hooks
@@ -469,9 +469,14 @@ class _Run:
         else:
             fixed = None
             self.request_for = wrapper.request_for
+        # the environment of every first trial, where each asks for the same CPUs and no
+        # GPU (which devices a GPU trial gets is known only when it is assigned)
+        self.first_env: dict[str, str] | None = None
         if fixed is not None:
             self.pool.check_fits(fixed)
             n_slots = self.pool.fits_count(fixed)
+            if not fixed.gpu:
+                self.first_env = Allocation(cpu=fixed.cpu).env()
         else:
             n_slots = max(1, int(cpu))
 
@@ -574,7 +579,7 @@ class _Run:
         # Worker processes take a moment to start: launch them first, set up meanwhile.
         driver = Driver(self.tuner.trainable, self.n_slots,
                         host=os.environ.get(DRIVER_HOST_ENV) or "127.0.0.1",
-                        progress_interval=interval)
+                        progress_interval=interval, first_env=self.first_env)
         driver.start()
         try:
             if self.restore:

@@ -80,7 +80,7 @@ AHEAD_MAX_BYTES = 64 * 1024
 
 
 # Messages a peer may send: their length, and the method that handles them.
-_MESSAGE_SIZES = {"supervisor": 4, "worker": 5, "child_exit": 4, "report": 8, "end": 2,
+_MESSAGE_SIZES = {"supervisor": 5, "worker": 6, "child_exit": 4, "report": 8, "end": 2,
                   "start": 2, "dropped": 2, "saving": 2}
 _HANDLERS = {
     "supervisor": "_on_supervisor_hello",
@@ -163,7 +163,6 @@ class Slot:
     supervisor: Peer | None = None
     worker: Peer | None = None
     reserved: Trial | None = None      # assigned, waiting for a process with its env
-    env: dict | None = None            # env of the process being forked
     lost: Trial | None = None          # its worker vanished; waiting for the exit status
     lost_pid: int = 0
     lost_unsure: bool = False          # the lost trial may not be the one that died
@@ -184,8 +183,12 @@ class Driver:
         host: str = "127.0.0.1",
         flush_interval: float = FLUSH_INTERVAL_S,
         progress_interval: float = 0.25,
+        first_env: dict[str, str] | None = None,
     ) -> None:
         self.trainable = trainable
+        # the environment every slot's first trial runs with, where known at launch:
+        # supervisors then fork their first trial process without asking
+        self.first_env = first_env
         self.n_slots = n_slots
         self.host = host
         self.flush_interval = flush_interval
@@ -223,7 +226,8 @@ class Driver:
         # joblib's backend choice is per thread: carry the caller's into the launcher
         backend = self._backend
         key, address = self._key, self._server.address
-        tasks = [SlotTask(address, key, slot_id, self.trainable, os.getpid())
+        tasks = [SlotTask(address, key, slot_id, self.trainable, os.getpid(),
+                          env=self.first_env)
                  for slot_id in self.slots]
         self._launcher_done.clear()
         self._launcher_error = None
@@ -494,7 +498,7 @@ class Driver:
         return slot
 
     def _on_supervisor_hello(self, peer: Peer, message: tuple, now: float) -> None:
-        _, slot_id, pid, host = message
+        _, slot_id, pid, host, forked = message
         slot = self._slot_of_hello(peer, slot_id)
         if slot is None:
             return
@@ -503,17 +507,23 @@ class Driver:
             # died): whatever the old one ran is gone with it
             self._drop(slot.supervisor)
         peer.role, peer.slot, peer.pid, peer.host = "supervisor", slot_id, int(pid), str(host)
-        peer.waiting = True
+        # a supervisor that forked its first trial process already (SlotTask.env)
+        # asks for none until that one exits
+        peer.waiting = not forked
         slot.supervisor, slot.kill_sent = peer, False
 
     def _on_worker_hello(self, peer: Peer, message: tuple, now: float) -> None:
-        _, slot_id, pid, host, mode = message
+        _, slot_id, pid, host, mode, env = message
+        if mode == "fork" and not isinstance(env, dict):
+            self._drop(peer)          # a trial process says what it was forked with
+            return
         slot = self._slot_of_hello(peer, slot_id)
         if slot is None:
             return
         peer.role, peer.slot, peer.pid, peer.host, peer.mode = (
             "worker", slot_id, int(pid), str(host), str(mode))
-        peer.env = slot.env if mode == "fork" else None
+        # (from its hello: it may arrive before its supervisor's)
+        peer.env = env if mode == "fork" else None
         peer.waiting = True
         slot.worker = peer
 
@@ -853,8 +863,7 @@ class Driver:
             if not self.controller.more_may_come():
                 self._send(sup, ("exit",))
             return
-        slot.env = trial.allocation.env()
-        self._send(sup, ("fork", slot.env))
+        self._send(sup, ("fork", trial.allocation.env()))
 
     # --------------------------------------------------------- stop and faults
 

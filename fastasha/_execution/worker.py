@@ -12,6 +12,9 @@ ended. A trial process that dies (``os._exit``, SIGKILL, a segfault) then
 takes down only itself: the supervisor reports its exit status, the driver
 fails or retries the trial, and the supervisor forks a fresh process for the
 slot. joblib never sees a dead worker, so it never aborts the other slots.
+Where the driver knows the environment of the slot's first trial when it
+launches the slots (``SlotTask.env``), the supervisor forks the first trial
+process at once, before it connects, instead of asking for it.
 
 In the driver's own process (the ``threading`` backend), or where ``fork``
 is missing, the task runs the trials itself ("inline").
@@ -68,6 +71,10 @@ class SlotTask:
     trainable: Callable
     driver_pid: int
     isolation: str = "auto"
+    # The environment of the slot's first trial where the driver knows it at launch
+    # (every trial asks for the same CPUs and no GPU): the supervisor then forks its
+    # trial process at once, while it connects, instead of asking the driver first.
+    env: dict | None = None
 
     def __repr__(self) -> str:   # never show the key
         return f"SlotTask(slot_id={self.slot_id}, address={self.address})"
@@ -96,7 +103,8 @@ def slot_main(task: SlotTask) -> int:
 
 # ------------------------------------------------------------------ trials
 
-def run_trials(conn: Any, task: SlotTask, mode: str, board: _Board | None = None) -> None:
+def run_trials(conn: Any, task: SlotTask, mode: str, board: _Board | None = None,
+               env: dict | None = None) -> None:
     """Run the trials the driver hands out until it says there are no more.
 
     After each trial the worker sends ``("end", [(record, next_id), ...])``
@@ -108,11 +116,14 @@ def run_trials(conn: Any, task: SlotTask, mode: str, board: _Board | None = None
     trial_id)``. So the driver counts a trial as running only once the
     worker has committed to it, and a ``("drop",)`` can never take back a
     trial the driver believes started.
+
+    ``env`` is the environment a trial process was forked with; its hello
+    says so, since it may reach the driver before its supervisor's does.
     """
     link = _session.Link(conn)
     board = board or _Board()
     try:
-        link.send(("worker", task.slot_id, os.getpid(), _session._HOSTNAME, mode))
+        link.send(("worker", task.slot_id, os.getpid(), _session._HOSTNAME, mode, env))
         spec = None
         while True:
             if spec is None:
@@ -194,28 +205,33 @@ def _supervise(task: SlotTask) -> int:
     child_of_driver = os.getppid() == task.driver_pid   # e.g. a loky worker of this driver
     # found once here, not by every trial process (the supervisor loads no library later)
     pools = _thread_pools()
-    sup = connect(task.address, task.key)
+    # the first trial process, forked before connecting where its environment is known
+    child = _fork(task, task.env, None, pools) if task.env is not None else None
+    try:
+        sup = connect(task.address, task.key)
+    except BaseException:
+        _discard(child)          # the driver is out of reach: leave no process behind
+        raise
     n_forked = 0
     driver_gone = True
     try:
-        sup.send(("supervisor", task.slot_id, os.getpid(), _session._HOSTNAME))
+        try:
+            sup.send(("supervisor", task.slot_id, os.getpid(), _session._HOSTNAME,
+                      child is not None))
+        except BaseException:
+            _discard(child)
+            raise
         while True:
-            try:
-                message = sup.recv()
-            except (EOFError, OSError):
-                return n_forked
-            if message[0] != "fork":
-                driver_gone = False
-                return n_forked
-            env = message[1]
-            sys.stdout.flush()
-            sys.stderr.flush()
-            page = mmap.mmap(-1, _BOARD_SIZE)     # anonymous and shared with the child
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)   # fork with threads
-                pid = os.fork()
-            if pid == 0:
-                _child_main(task, env, sup, page, pools)   # never returns
+            if child is None:
+                try:
+                    message = sup.recv()
+                except (EOFError, OSError):
+                    return n_forked
+                if message[0] != "fork":
+                    driver_gone = False
+                    return n_forked
+                child = _fork(task, message[1], sup, pools)
+            (pid, page), child = child, None
             n_forked += 1
             code, told_to_exit = _wait_child(pid, sup)
             running = _read_board(page)
@@ -256,16 +272,38 @@ def _exit_if_orphaned(driver_pid: int, wait_s: float = 1.0) -> None:
     os._exit(0)
 
 
+def _fork(task: SlotTask, env: dict, sup: Any, pools: Any) -> tuple[int, mmap.mmap]:
+    """Fork a trial process with ``env``; its pid and the page it shares with us."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    page = mmap.mmap(-1, _BOARD_SIZE)     # anonymous and shared with the child
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # fork with threads
+        pid = os.fork()
+    if pid == 0:
+        _child_main(task, env, sup, page, pools)   # never returns
+    return pid, page
+
+
+def _discard(child: tuple[int, mmap.mmap] | None) -> None:
+    """Kill and reap a trial process forked by :func:`_fork` (None: nothing to do)."""
+    if child is not None:
+        kill_quietly(child[0])
+        os.waitpid(child[0], 0)
+        child[1].close()
+
+
 def _child_main(task: SlotTask, env: dict, parent_conn: Any, page: mmap.mmap,
                 pools: Any) -> None:
     code = 1
     try:
-        parent_conn.close()
+        if parent_conn is not None:
+            parent_conn.close()
         os.environ.update(env)
         _limit_threads(env, pools)
         conn = connect(task.address, task.key)
         try:
-            run_trials(conn, task, mode="fork", board=_Board(page))
+            run_trials(conn, task, mode="fork", board=_Board(page), env=env)
         finally:
             conn.close()
         code = 0
