@@ -6,6 +6,7 @@ import math
 import os
 import secrets
 import time
+import warnings
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable
@@ -309,6 +310,8 @@ class Tuner:
         scheduler: Any = None,
         stop: Any = None,
         resources: dict | None = None,
+        callbacks: list | None = None,
+        progress_reporter: Any = None,
     ) -> Tuner:
         """Resume an interrupted experiment from its directory.
 
@@ -346,6 +349,14 @@ class Tuner:
             it again here to keep using it.
         resources : dict, optional
             As in :class:`Tuner`.
+        callbacks : list of Callback, optional
+            The run's callbacks, as in :class:`RunConfig`. They are code, which
+            the store does not keep (Ray Tune pickles them with the
+            experiment): pass them again to keep them. Restoring an
+            experiment that had callbacks without passing any warns, naming
+            their classes.
+        progress_reporter : ProgressReporter, optional
+            As in :class:`RunConfig`, for the same reason.
         """
         check_bool("resume_unfinished", resume_unfinished)
         check_bool("resume_errored", resume_errored)
@@ -387,12 +398,14 @@ class Tuner:
         )
         if stop is None:
             stop = settings.get("stop", {}).get("criteria")   # a custom stopper is code: not stored
+        _warn_of_missing_code(settings.get("code", {}), callbacks, progress_reporter)
         run_config = RunConfig(
             name=directory.name, storage_path=str(directory.parent),
             stop=stop,
             verbose=settings.get("verbose", 1),
             failure_config=FailureConfig(**settings["failure_config"]),
             checkpoint_config=CheckpointConfig(**settings["checkpoint_config"]),
+            callbacks=callbacks, progress_reporter=progress_reporter,
         )
         tuner = cls(trainable, param_space=space, tune_config=tune_config, run_config=run_config,
                     resources=resources,
@@ -403,6 +416,21 @@ class Tuner:
         tuner._validate()
         tuner._experiment_path = directory
         return tuner
+
+
+def _warn_of_missing_code(code: dict, callbacks: Any, progress_reporter: Any) -> None:
+    """Warn when the experiment ran with callbacks or a reporter that the restore lacks."""
+    lost = []
+    if code.get("callbacks") and not callbacks:
+        lost.append(f"callbacks ({', '.join(code['callbacks'])}): pass callbacks=[...]")
+    if code.get("progress_reporter") and progress_reporter is None:
+        lost.append(f"a progress reporter ({code['progress_reporter']}): pass "
+                    "progress_reporter=...")
+    if lost:
+        warnings.warn(
+            "this experiment ran with " + " and ".join(lost) + " to Tuner.restore to keep "
+            "them; fastasha does not store code with an experiment, so the restored run has "
+            "none", UserWarning, stacklevel=3)
 
 
 class _Run:
@@ -525,6 +553,10 @@ class _Run:
             "stop": {"criteria": self.stop_dict} if self.stopper is None
             else {"custom": repr(self.stopper)},
             "verbose": rc.verbose,
+            # what a restore cannot rebuild, by class name, to warn when it is not passed again
+            "code": {"callbacks": [type(c).__name__ for c in rc.callbacks or ()],
+                     "progress_reporter": None if rc.progress_reporter is None
+                     else type(rc.progress_reporter).__name__},
             "failure_config": {"max_failures": rc.failure_config.max_failures,
                                "fail_fast": rc.failure_config.fail_fast},
             "checkpoint_config": {
