@@ -13,21 +13,7 @@ import joblib
 import pytest
 
 from fastasha import tune
-
-
-class StopAllAfter(tune.Stopper):
-    """Ends the whole sweep once ``n`` trials have finished."""
-
-    def __init__(self, n):
-        self.n, self.done = n, set()
-
-    def __call__(self, trial_id, result):
-        if result["training_iteration"] == 3:
-            self.done.add(trial_id)
-        return False
-
-    def stop_all(self):
-        return len(self.done) >= self.n
+from test_restore import StopAllAfter, graded
 
 
 class Completions(tune.Callback):
@@ -51,16 +37,11 @@ class Rows(tune.ProgressReporter):
         self.reports += 1
 
 
-def three_steps(config):
-    for step in range(1, 4):
-        tune.report({"loss": config["x"] + step})
-
-
 def _interrupted(tmp_path, **run_config):
     """A sweep of 6 trials, one at a time, ended after 2 by its stopper."""
     with joblib.parallel_config(backend="threading"):
         grid = tune.Tuner(
-            three_steps, param_space={"x": tune.grid_search([1, 2, 3, 4, 5, 6])},
+            graded, param_space={"x": tune.grid_search([1, 2, 3, 4, 5, 6])},
             tune_config=tune.TuneConfig(metric="loss", mode="min", max_concurrent_trials=1),
             run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path),
                                       stop=StopAllAfter(2), **run_config),
@@ -75,7 +56,7 @@ def test_callbacks_passed_to_restore_hear_the_rest_of_the_sweep(tmp_path):
     again = Completions()
     with warnings.catch_warnings():
         warnings.simplefilter("error")       # passing them again: no warning
-        tuner = tune.Tuner.restore(grid.experiment_path, three_steps, callbacks=[again])
+        tuner = tune.Tuner.restore(grid.experiment_path, graded, callbacks=[again])
     with joblib.parallel_config(backend="threading"):
         restored = tuner.fit()
     assert restored.num_terminated == 6
@@ -86,7 +67,7 @@ def test_callbacks_passed_to_restore_hear_the_rest_of_the_sweep(tmp_path):
 def test_restoring_without_the_callbacks_warns_and_names_them(tmp_path):
     grid = _interrupted(tmp_path, callbacks=[Completions()], verbose=0)
     with pytest.warns(UserWarning, match=r"callbacks \(Completions\): pass callbacks=\[\.\.\.\]"):
-        tuner = tune.Tuner.restore(grid.experiment_path, three_steps)
+        tuner = tune.Tuner.restore(grid.experiment_path, graded)
     with joblib.parallel_config(backend="threading"):
         assert tuner.fit().num_terminated == 6
 
@@ -94,9 +75,9 @@ def test_restoring_without_the_callbacks_warns_and_names_them(tmp_path):
 def test_a_progress_reporter_passed_to_restore_is_used(tmp_path):
     grid = _interrupted(tmp_path, progress_reporter=Rows(), verbose=1)
     with pytest.warns(UserWarning, match=r"a progress reporter \(Rows\)"):
-        tune.Tuner.restore(grid.experiment_path, three_steps)
+        tune.Tuner.restore(grid.experiment_path, graded)
     reporter = Rows()
-    tuner = tune.Tuner.restore(grid.experiment_path, three_steps, progress_reporter=reporter)
+    tuner = tune.Tuner.restore(grid.experiment_path, graded, progress_reporter=reporter)
     with joblib.parallel_config(backend="threading"):
         assert tuner.fit().num_terminated == 6
     assert reporter.reports >= 1       # the last report, at the end
@@ -106,4 +87,4 @@ def test_an_experiment_without_callbacks_restores_without_a_warning(tmp_path):
     grid = _interrupted(tmp_path, verbose=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        tune.Tuner.restore(grid.experiment_path, three_steps)
+        tune.Tuner.restore(grid.experiment_path, graded)
