@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from ._resources import Allocation, Request, ResourcePool
+from ._resources import Allocation, Request, ResourcePool, TrialResources
 from ._rows import experiment_tag, flatten, lookup
 from .callback import HOOKS, bound_hooks
 from .checkpoint import Checkpoint
@@ -103,6 +103,11 @@ class Trial:
         return None if self.root is None else os.path.join(self.root, self.trial_id)
 
     local_path = path
+
+    @property
+    def placement_group_factory(self) -> TrialResources:
+        """The trial's request as a ``tune.PlacementGroupFactory``, as Ray's Trial has it."""
+        return TrialResources.of(self.request.as_dict(), self.request.placement)
 
     @property
     def experiment_tag(self) -> str:
@@ -611,6 +616,8 @@ class Controller:
             "trial_dir": checkpoint_root,
             "resources": trial.request.as_dict(),
             "gpu_ids": list(alloc.gpu_ids) if alloc else [],
+            # its PlacementGroupFactory, for get_trial_resources(); None for a dict request
+            "placement": trial.request.placement,
         }
 
     # ------------------------------------------------------------------ results

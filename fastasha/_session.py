@@ -57,6 +57,7 @@ class TrialContext:
     trial_dir: str | None = None
     resources: dict = field(default_factory=dict)
     gpu_ids: list[str] = field(default_factory=list)
+    placement: Any = None        # the trial's PlacementGroupFactory, when it asked with one
 
     def get_trial_id(self) -> str | None:
         return self.trial_id
@@ -73,8 +74,22 @@ class TrialContext:
             os.makedirs(self.trial_dir, mode=0o700, exist_ok=True)
         return self.trial_dir
 
-    def get_trial_resources(self) -> dict:
-        return dict(self.resources)
+    def get_trial_resources(self) -> Any:
+        """What the trial asked for: a ``tune.PlacementGroupFactory``, as in Ray.
+
+        The answer is also a dict under fastasha's names (``{"cpu": 1.0,
+        "gpu": 0.0}``, with ``"memory"`` when asked for), as fastasha
+        answered before: ``get_trial_resources()["cpu"]`` and
+        ``get_trial_resources().required_resources["CPU"]`` both work (see
+        :class:`fastasha._resources.TrialResources`). A dict request
+        ``{"cpu": 2}`` reads as the one bundle ``[{"CPU": 2.0}]``. Outside a
+        trial the answer is ``{}`` (Ray's is ``None``, with a warning).
+        """
+        if not self.resources:
+            return {}
+        from ._resources import TrialResources
+
+        return TrialResources.of(self.resources, self.placement)
 
     # Ray's context answers these for distributed training too; a fastasha
     # trial is one process, so it is rank 0 of 1 (scripts written for Ray
@@ -282,6 +297,7 @@ class Session(Recorder):
                 trial_dir=spec.get("trial_dir"),
                 resources=dict(spec.get("resources", {})),
                 gpu_ids=list(spec.get("gpu_ids", [])),
+                placement=spec.get("placement"),
             )
         return self._context
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Mapping
 
-from ._resources import Request, parse_request
+from ._resources import PlacementGroupFactory, Request, parse_request
+
+# What with_resources takes: a dict, a PlacementGroupFactory, or a function of the config
+# returning either.
+Resources = Mapping | PlacementGroupFactory | Callable[[dict], Mapping | PlacementGroupFactory]
 
 
 class _Wrapped:
@@ -37,10 +41,10 @@ class _Wrapped:
 class ResourceTrainable(_Wrapped):
     """An objective with a resource request; made by :func:`with_resources`."""
 
-    def __init__(self, trainable: Callable, resources: Mapping | Callable[[dict], Mapping]) -> None:
+    def __init__(self, trainable: Callable, resources: Resources) -> None:
         super().__init__(trainable)
-        if callable(resources):
-            self.request_fn: Callable[[dict], Mapping] | None = resources
+        if callable(resources) and not isinstance(resources, (Mapping, PlacementGroupFactory)):
+            self.request_fn: Callable[[dict], Mapping | PlacementGroupFactory] | None = resources
             self.fixed: Request | None = None
         else:
             self.request_fn = None
@@ -71,22 +75,37 @@ class ParameterTrainable(_Wrapped):
         return self.trainable(config, **self.parameters, **kwargs)
 
 
-def with_resources(trainable: Callable, resources: Mapping | Callable[[dict], Mapping]) -> ResourceTrainable:
+def with_resources(trainable: Callable, resources: Resources) -> ResourceTrainable:
     """Attach a per-trial resource request to an objective.
 
     Parameters
     ----------
     trainable : callable
         The objective, ``trainable(config)``.
-    resources : dict or callable
-        ``{"cpu": n, "gpu": m}`` (a missing key means 1 CPU / 0 GPU), or a
-        function of the trial's config returning such a dict. ``gpu`` may
-        be a fraction of one device (``0.5`` packs two trials per GPU).
+    resources : dict, PlacementGroupFactory or callable
+        ``{"cpu": n, "gpu": m, "memory": b}`` (a missing key means 1 CPU, 0
+        GPU and no memory; memory is in bytes), a
+        :class:`~fastasha.tune.PlacementGroupFactory` (the trial gets the
+        sum of its bundles), or a function of the trial's config returning
+        either. ``gpu`` may be a fraction of one device (``0.5`` packs two
+        trials per GPU).
 
     Returns
     -------
     callable
         The objective, carrying its request.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a request fastasha cannot schedule: a resource other than CPU,
+        GPU and memory, a negative amount, or a fractional GPU count above
+        1. A resource function's bad answer fails only that trial.
+
+    Notes
+    -----
+    In Ray a dict without ``"cpu"`` asks for no CPU (``{"gpu": 1}`` is 0
+    CPUs and 1 GPU); in fastasha it asks for 1 CPU.
 
     Examples
     --------
@@ -95,7 +114,10 @@ def with_resources(trainable: Callable, resources: Mapping | Callable[[dict], Ma
     ...     tune.report({"loss": config["x"]})
     >>> wrapped = tune.with_resources(objective, {"cpu": 2, "gpu": 0})
     >>> wrapped.request_for({"x": 1})
-    Request(cpu=2.0, gpu=0.0)
+    Request(cpu=2.0, gpu=0.0, memory=0.0)
+    >>> bundles = tune.PlacementGroupFactory([{"CPU": 1}, {"CPU": 2, "memory": 2e9}])
+    >>> tune.with_resources(objective, bundles).request_for({"x": 1})
+    Request(cpu=3.0, gpu=0.0, memory=2000000000.0)
     """
     return ResourceTrainable(trainable, resources)
 

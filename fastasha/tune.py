@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 # Light names are imported at once; the rest load on first use, so that a
 # worker process unpickling an objective that refers to ``tune`` imports only
 # what ``tune.report`` needs (numpy, joblib and SQLite stay out of it).
+from ._resources import PlacementGroupFactory
 from ._session import TrialContext, TrialStopped, get_checkpoint, get_context, report
 from ._trainable import with_parameters, with_resources
 from .callback import Callback
@@ -151,6 +152,7 @@ __all__ = [
     "FunctionStopper",
     "JupyterNotebookReporter",
     "MaximumIterationStopper",
+    "PlacementGroupFactory",
     "ProgressReporter",
     "Result",
     "ResultGrid",

@@ -16,7 +16,7 @@ import numpy as np
 from . import _storage
 from ._controller import Controller, Trial
 from ._execution.driver import Driver
-from ._resources import Allocation, Request, ResourcePool, parse_available
+from ._resources import Allocation, Request, ResourcePool, available_memory, parse_available
 from ._trainable import request_of
 from ._validation import check_bool
 from .callback import bound_hooks
@@ -136,11 +136,14 @@ class Tuner:
     tune_config : TuneConfig, optional
     run_config : RunConfig, optional
     resources : dict, optional
-        What the sweep may use, e.g. ``{"cpu": 16, "gpu": 4}`` (a GPU list
-        like ``["0", "3"]`` names devices). Detected when left out: the
-        CPUs this process may run on and ``CUDA_VISIBLE_DEVICES`` or the
-        GPUs ``nvidia-smi`` lists. A fastasha extension; Ray takes this
-        from its cluster.
+        What the sweep may use, e.g. ``{"cpu": 16, "gpu": 4, "memory":
+        64e9}`` (a GPU list like ``["0", "3"]`` names devices; memory is in
+        bytes). Detected when left out: the CPUs this process may run on,
+        ``CUDA_VISIBLE_DEVICES`` or the GPUs ``nvidia-smi`` lists, and the
+        physical memory (or a smaller cgroup v2 ``memory.max``), all on the
+        machine that runs the Tuner (on a Dask cluster, declare what the
+        workers have). Trials are packed so that their requests fit into
+        all three. A fastasha extension; Ray takes this from its cluster.
 
     Examples
     --------
@@ -486,7 +489,7 @@ class _Run:
 
         # resources
         cpu, gpu_ids = parse_available(tuner.resources)
-        self.pool = ResourcePool(cpu, gpu_ids)
+        self.pool = ResourcePool(cpu, gpu_ids, available_memory(tuner.resources))
         wrapper = request_of(trainable)
         if wrapper is None:
             fixed: Request | None = Request(1.0, 0.0)   # Ray's default: one CPU per trial
@@ -567,7 +570,8 @@ class _Run:
                 "checkpoint_at_end": rc.checkpoint_config.checkpoint_at_end,
             },
             "trial_id_prefix": prefix,
-            "resources": {"cpu": self.pool.cpu, "gpu_ids": self.pool.gpu_ids},
+            "resources": {"cpu": self.pool.cpu, "gpu_ids": self.pool.gpu_ids,
+                          "memory": self.pool.memory if math.isfinite(self.pool.memory) else None},
         }
 
     # ---------------------------------------------------------------- running

@@ -205,7 +205,7 @@ def test_with_resources_function_gives_per_trial_requests():
 
 
 @pytest.mark.parametrize("resources, error, match", [
-    ({"memory": 2**30}, ValueError, r"unknown resource 'memory'.*'cpu' and 'gpu' only"),
+    ({"tpu": 1}, ValueError, r"unknown resource 'tpu'.*'cpu', 'gpu' and 'memory' \(bytes\) only"),
     ({"cpu": 1, "neuron_cores": 1}, ValueError, r"unknown resource 'neuron_cores'"),
     ({"cpu": -1}, ValueError, r"resource 'cpu' must not be negative, got -1"),
     ({"gpu": -0.5}, ValueError, r"resource 'gpu' must not be negative, got -0.5"),
@@ -241,7 +241,7 @@ def test_parse_available_detects_what_is_left_out(monkeypatch):
 
 
 @pytest.mark.parametrize("resources, error, match", [
-    ({"tpu": 1}, ValueError, r"unknown resource\(s\) \['tpu'\]; declare 'cpu' and 'gpu' only"),
+    ({"tpu": 1}, ValueError, r"unknown resource\(s\) \['tpu'\]; declare 'cpu', 'gpu' and 'memory'"),
     ({"cpu": 0}, ValueError, r"resources\['cpu'\] must be a number greater than 0, got 0"),
     ({"cpu": -2}, ValueError, r"resources\['cpu'\] must be a number greater than 0, got -2"),
     ({"cpu": "4"}, ValueError, r"resources\['cpu'\] must be a number greater than 0, got '4'"),
