@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import warnings
 from pathlib import Path
 
 import joblib
@@ -227,6 +228,7 @@ def streams(draw):
     return params, events
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the reference's inf - inf and overflows
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams())
 def test_decisions_equal_the_reference_on_random_streams(stream):
@@ -310,6 +312,22 @@ def test_results_without_the_metric_or_time_attr_change_nothing():
     assert rule.on_trial_result("b", {M: 9.0}) is CONTINUE
     rule.on_trial_complete("b", {"done": True})       # not recorded (Ray fails on it later)
     assert rule.on_trial_result("c", {T: 1, M: 2.0}) is STOP   # only a counts: median 1.0
+
+
+def test_infinite_and_nan_means_are_left_out_without_a_warning():
+    rule = _rule(min_samples_required=1)
+    rule.on_trial_add("e")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rule.on_trial_result("a", {T: 1, M: 1e308})
+        rule.on_trial_result("a", {T: 1, M: 1e308})
+        rule.on_trial_result("e", {T: 1, M: math.inf})
+        rule.on_trial_result("e", {T: 1, M: -math.inf})
+        # a's mean overflows to inf, e's is NaN: both are left out, b has no sample
+        assert rule.on_trial_result("b", {T: 1, M: 1e308}) is CONTINUE
+        assert rule.on_trial_result("c", {T: 1, M: 1.7e308}) is STOP
+        # the median of b's 1e308 and c's 1.7e308 overflows to inf: 2.0 beats it
+        assert rule.on_trial_result("d", {T: 1, M: 2.0}) is CONTINUE
 
 
 def test_stopped_and_ended_trials_get_stop_and_are_not_recorded():

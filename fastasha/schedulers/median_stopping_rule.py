@@ -320,16 +320,20 @@ class MedianStoppingRule(TrialScheduler):
         if t < grace:
             return CONTINUE
         means = []
-        for other in self._trials.values():
-            if other is history or not other.times or other.times[-1] < t:
-                continue
-            mean = other.running_mean(grace, t)
-            if math.isfinite(mean):
-                means.append(mean)
-        if len(means) < self._min_samples_required:
-            return CONTINUE
+        # a sum past the largest float is inf, and inf - inf is NaN: such means are
+        # left out, as the rule wants, and need no warning
+        with np.errstate(over="ignore", invalid="ignore"):
+            for other in self._trials.values():
+                if other is history or not other.times or other.times[-1] < t:
+                    continue
+                mean = other.running_mean(grace, t)
+                if math.isfinite(mean):
+                    means.append(mean)
+            if len(means) < self._min_samples_required:
+                return CONTINUE
+            median = float(np.median(means))
         # scores are bigger-is-better: a tie continues, a NaN best stops
-        if history.best >= float(np.median(means)):
+        if history.best >= median:
             return CONTINUE
         history.stopped = True
         return STOP
