@@ -23,7 +23,7 @@ from .callback import bound_hooks
 from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from .progress_reporter import MIN_REPORT_INTERVAL, ReporterCalls, is_stock_reporter
 from .results import ResultGrid, TrialError
-from .schedulers import AsyncHyperBandScheduler, FIFOScheduler
+from .schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
 from .search import (
     ConcurrencyLimiter,
     Searcher,
@@ -107,6 +107,14 @@ def _scheduler_settings(scheduler: Any) -> dict:
             "stop_last_trials": scheduler.stop_last_trials,
         }
         return {"class": "AsyncHyperBandScheduler", "params": params}
+    if type(scheduler) is MedianStoppingRule:
+        params = {
+            "time_attr": scheduler.time_attr, "metric": scheduler.metric, "mode": scheduler.mode,
+            "grace_period": scheduler.grace_period,
+            "min_samples_required": scheduler.min_samples_required,
+            "min_time_slice": scheduler.min_time_slice, "hard_stop": scheduler.hard_stop,
+        }
+        return {"class": "MedianStoppingRule", "params": params}
     if type(scheduler) is FIFOScheduler:
         return {"class": "FIFOScheduler", "params": {"metric": scheduler.metric,
                                                      "mode": scheduler.mode}}
@@ -116,6 +124,8 @@ def _scheduler_settings(scheduler: Any) -> dict:
 def _scheduler_from_settings(spec: dict) -> Any:
     if spec.get("class") == "AsyncHyperBandScheduler":
         return AsyncHyperBandScheduler(**spec["params"])
+    if spec.get("class") == "MedianStoppingRule":
+        return MedianStoppingRule(**spec["params"])
     if spec.get("class") == "FIFOScheduler":
         return FIFOScheduler(**spec["params"])
     return None
@@ -461,10 +471,10 @@ class _Run:
             )
         self.metric = self.metric or getattr(self.scheduler, "metric", None)
         self.mode = self.mode or getattr(self.scheduler, "mode", None)
-        if isinstance(self.scheduler, AsyncHyperBandScheduler) and (
+        if isinstance(self.scheduler, (AsyncHyperBandScheduler, MedianStoppingRule)) and (
                 self.scheduler.metric is None or self.scheduler.mode is None):
             raise ValueError(
-                "AsyncHyperBandScheduler needs a metric and a mode to judge trials by, got "
+                f"{type(self.scheduler).__name__} needs a metric and a mode to judge trials by, got "
                 f"metric={self.scheduler.metric!r} and mode={self.scheduler.mode!r}; pass "
                 "them to TuneConfig (e.g. TuneConfig(metric='loss', mode='min')) or to the "
                 "scheduler"
