@@ -255,6 +255,7 @@ class Controller:
         self.best: Trial | None = None
         self.running: dict[str, Trial] = {}
         self.n_ahead = 0        # trials handed to a worker ahead, not started yet
+        self._warned_pause = False
 
     # -------------------------------------------------------------- bookkeeping
 
@@ -658,7 +659,7 @@ class Controller:
         if trial is None or trial.status != RUNNING:
             return True, math.inf
         self._absorb(trial, rows_json, n_rows, last)
-        stop = False
+        stop = paused = False
         if checkpoint is not None and last is None and trial.result is not None and \
                 trial.pending_error is None:
             # a checkpoint saved once the trial was told to stop (Session.save_after_stop):
@@ -683,6 +684,8 @@ class Controller:
                         stop = True
                         trial.stop_reason = "scheduler"
                         self._complete_in_scheduler(trial, last)
+                    elif decision == "PAUSE" and not self._warned_pause:
+                        paused = True      # warned below, where -W error cannot fail the trial
                 if self.stopper is not None and self.stopper.stop_all():
                     self.stop_all("the stopper asked to stop all trials")
             except Exception as err:   # noqa: BLE001 - a bad result fails its trial, not the sweep
@@ -696,9 +699,21 @@ class Controller:
                 if checkpoint is not None:
                     self._announce_save(trial, checkpoint)
         self.tick(now)
+        if paused:
+            self._warn_pause()
         if self.stopping or trial.pending_error is not None:
             stop = True
         return stop, (math.inf if stop else self.decision_point(trial))
+
+    def _warn_pause(self) -> None:
+        """A scheduler answered PAUSE, which fastasha cannot do: say so, once a sweep."""
+        if not self._warned_pause:
+            self._warned_pause = True
+            warnings.warn(
+                f"the scheduler {type(self.scheduler).__name__} answered PAUSE, but fastasha "
+                "cannot pause a trial: it goes on as if the answer were CONTINUE (this warning "
+                "is given once a sweep). Answer STOP to end a trial", RuntimeWarning,
+                stacklevel=2)
 
     def _announce_save(self, trial: Trial, checkpoint: tuple) -> None:
         """Tell callbacks that ``trial`` saved ``checkpoint`` ``(path, iteration)``."""
