@@ -7,13 +7,19 @@ an experiment that had some is restored without.
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 import joblib
 import pytest
 
 from fastasha import tune
-from test_restore import StopAllAfter, graded
+
+if str(Path(__file__).resolve().parent) not in sys.path:   # --import-mode=importlib
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_restore import StopAllAfter, graded  # noqa: E402
 
 
 class Completions(tune.Callback):
