@@ -366,8 +366,8 @@ class Controller:
         """``on_trial_complete`` to the ``search_alg``, logged while its state is saved."""
         self._tell_searcher("on_trial_complete", trial_id, result=result, error=error)
         if self.log_searcher and trial_id not in self.searcher_strangers:
-            self.log_searcher_call(SEARCHER_COMPLETE, trial_id,
-                                   {"result": result, "error": error})
+            # the result is the trial's stored last result (flattened): not logged again
+            self.log_searcher_call(SEARCHER_COMPLETE, trial_id, {"error": True} if error else None)
 
     def log_searcher_call(self, kind: str, trial_id: str, payload: Any = None) -> None:
         """Log a call the ``search_alg`` got (see ``log_searcher``)."""

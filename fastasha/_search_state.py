@@ -36,7 +36,8 @@ state only at a save. So that the two agree after a crash:
 * While the state is saved, the controller logs the searcher calls that
   change what it knows of the sweep in the experiment file's event log:
   each suggestion that created a trial (``"searcher.suggest"``) and each
-  ``on_trial_complete`` (``"searcher.complete"``, with its arguments).
+  ``on_trial_complete`` (``"searcher.complete"``; its result is the
+  trial's stored last result). Two small rows per trial, none per report.
 * A restore gives the fresh searcher the saved state and then replays the
   calls logged after that save: ``suggest(trial_id)`` for each trial
   created since (its config is checked against the stored one; the stored
@@ -69,6 +70,7 @@ import numpy as np
 
 from ._controller import SEARCHER_CALLS, SEARCHER_SUGGEST, Controller
 from ._restore import RestoreError, _config_difference
+from ._rows import flatten
 from .search import config_to_json
 from .search.searcher import Searcher
 
@@ -412,9 +414,12 @@ class SearcherState:
             else:
                 on_complete = getattr(self.search_alg, "on_trial_complete", None)
                 if on_complete is not None:
-                    payload = payload or {}
-                    on_complete(trial_id, result=payload.get("result"),
-                                error=bool(payload.get("error")))
+                    # as the controller told it: an error without a result; otherwise the
+                    # trial's last result, flattened (a trial that ended does not run again)
+                    error = bool((payload or {}).get("error"))
+                    last = row["last_result"]
+                    on_complete(trial_id, result=None if error or last is None else flatten(last),
+                                error=error)
         name = self.label
         if differing:
             warnings.warn(
