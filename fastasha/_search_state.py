@@ -260,6 +260,7 @@ class SearcherState:
         self.markers: list[dict] = []
         self.generation = 0
         self.saved_calls: int | None = None     # n_searcher_calls at the last save
+        self.saved_at = -float("inf")           # time.monotonic() of the last save
         self._unsaved_wrappers: set[str] = set()
 
     # ------------------------------------------------------------------ saving
@@ -316,11 +317,14 @@ class SearcherState:
             return
         self.markers = markers
         self.saved_calls = n_calls
+        self.saved_at = time.monotonic()
         self.controller.log_searcher = True
         self._remove_files(keep=name)
 
     def periodic(self, now: float) -> float:
         """Save if due and something changed; when to be called next (the driver's hook)."""
+        if now < self.saved_at + self.period:
+            return self.saved_at + self.period
         if self.supported and (self.hears_results or
                                self.controller.n_searcher_calls != self.saved_calls):
             started = time.monotonic()

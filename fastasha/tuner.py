@@ -542,6 +542,7 @@ class _Run:
             self.variants = None
             self.suggest = Suggestions(self.searcher, tuner.param_space)
             self.searcher_wait_s = searcher_wait_s()
+            self.searcher_save_s = _search_state.save_interval_s()
         else:
             self.searcher = None
             self.variants = VariantGenerator(tuner.param_space, tc.num_samples,
@@ -653,7 +654,7 @@ class _Run:
                 if self.searcher is not None:
                     self.searcher_state = _search_state.SearcherState(
                         self.searcher, self.directory, store, controller,
-                        _search_state.save_interval_s(), hears_results(self.searcher))
+                        self.searcher_save_s, hears_results(self.searcher))
                 if self.restore:
                     from ._restore import replay
 

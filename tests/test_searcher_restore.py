@@ -198,6 +198,24 @@ def test_a_finished_sweep_restores_to_nothing_more(tmp_path):
     assert fresh.remaining == searcher.remaining and fresh.suggested == searcher.suggested
 
 
+class Listening(Remaining):
+    """Hears every result: its state may change with any report."""
+
+    def on_trial_result(self, trial_id, result):
+        pass
+
+
+def test_saves_while_the_sweep_runs_come_at_most_every_interval(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTASHA_SEARCHER_SAVE_S", "0.05")
+    searcher = Listening()
+    started = time.monotonic()
+    grid = _tuner(tmp_path, "often", searcher, sleep=0.02).fit()
+    elapsed = time.monotonic() - started
+    _check_the_sweep_is_whole(grid, searcher)
+    # at the start, at the end, and in between every 0.05 s at most (not per report)
+    assert 3 <= searcher.n_saves <= 2 + elapsed / 0.05 + 1
+
+
 # ------------------------------------------------------------------------ refusals
 
 def test_restore_without_the_search_alg_names_its_class(tmp_path):
@@ -235,6 +253,27 @@ def test_a_saved_state_that_is_gone_is_reported(tmp_path):
         os.remove(os.path.join(half.experiment_path, name))
     with pytest.raises(ValueError, match="saved state of the search_alg Remaining is missing"):
         tune.Tuner.restore(half.experiment_path, stepped, search_alg=Remaining())
+
+
+def test_a_searcher_of_another_kind_is_warned_of(tmp_path):
+    half = _tuner(tmp_path, "other", Remaining(), stop=StopAllAfter(2)).fit()
+    fresh = Remaining()
+    with pytest.warns(UserWarning, match="used the search_alg Remaining, but ConcurrencyLimiter "
+                                         "wrapping Remaining was passed.*may not fit"):
+        tuner = tune.Tuner.restore(half.experiment_path, stepped,
+                                   search_alg=ConcurrencyLimiter(fresh, 2))
+    with pytest.warns(UserWarning, match="no saved state of the search_alg wrapper "
+                                         "ConcurrencyLimiter: it starts afresh"):
+        grid = tuner.fit()
+    _check_the_sweep_is_whole(grid, fresh)
+
+
+def test_a_bad_save_interval_is_refused_before_anything_is_created(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTASHA_SEARCHER_SAVE_S", "0")
+    with pytest.raises(ValueError, match="FASTASHA_SEARCHER_SAVE_S must be a number of seconds "
+                                         "greater than 0, got '0'"):
+        _tuner(tmp_path, "bad", Remaining()).fit()
+    assert not (tmp_path / "bad").exists()
 
 
 # ------------------------------------------------------- save_to_dir, restore_from_dir
