@@ -40,8 +40,10 @@ state only at a save. So that the two agree after a crash:
   trial's stored last result). Two small rows per trial, none per report.
 * A restore gives the fresh searcher the saved state and then replays the
   calls logged after that save: ``suggest(trial_id)`` for each trial
-  created since (its config is checked against the stored one; the stored
-  one is kept) and ``on_trial_complete`` for each trial that ended since.
+  created since (a config other than the stored one is warned of, and the
+  trial keeps the stored one; a trial it does not suggest again is warned
+  of and never told about) and ``on_trial_complete`` for each trial that
+  ended since.
   The searcher thus knows the trials the experiment file knows, and no
   config is suggested twice. Ray saves the trials and the searcher in the
   same checkpoint and loses what came after it: its restored searcher hears
@@ -289,7 +291,7 @@ class SearcherState:
         return states
 
     def save(self) -> None:
-        """Save the searcher's state now (see the module docstring); idempotent."""
+        """Save the searcher's state now, as a new save (see the module docstring)."""
         if not self.supported:
             if self.saved_calls is None:            # once per fit: the restore refuses it
                 self._write_meta([], unsupported=True)
