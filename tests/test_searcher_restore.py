@@ -216,6 +216,51 @@ def test_saves_while_the_sweep_runs_come_at_most_every_interval(tmp_path, monkey
     assert 3 <= searcher.n_saves <= 2 + elapsed / 0.05 + 1
 
 
+class SavesOnce(Remaining):
+    """Saves at the start of the sweep only: the trials all come after its saved state."""
+
+    def save(self, checkpoint_path):
+        if self.n_saves:
+            raise NotImplementedError
+        super().save(checkpoint_path)
+
+
+class Reversed(Remaining):
+    """Restores with its list reversed: it suggests other configs than it did."""
+
+    def restore(self, checkpoint_path):
+        super().restore(checkpoint_path)
+        self.remaining.reverse()
+
+
+class Forgetful(Remaining):
+    """Restores with nothing left to suggest."""
+
+    def restore(self, checkpoint_path):
+        super().restore(checkpoint_path)
+        self.remaining = []
+
+
+@pytest.mark.filterwarnings("ignore:SavesOnce does not implement save", "ignore:.*may not fit")
+def test_a_restored_searcher_that_suggests_otherwise_is_warned_of(tmp_path):
+    half = _tuner(tmp_path, "reversed", SavesOnce(), stop=StopAllAfter(2)).fit()
+    stored = {r.trial_id: r.config for r in half}
+    fresh = Reversed()
+    with pytest.warns(UserWarning, match=rf"suggested other configs than it had for "
+                                         rf"{len(half)} trial\(s\) created after its last save"):
+        grid = tune.Tuner.restore(half.experiment_path, stepped, search_alg=fresh).fit()
+    assert len(grid) == NUM_SAMPLES
+    assert {r.trial_id: r.config for r in grid if r.trial_id in stored} == stored
+    assert sorted(fresh.completed) == sorted(r.trial_id for r in grid)
+
+    half = _tuner(tmp_path, "forgetful", SavesOnce(), stop=StopAllAfter(2)).fit()
+    fresh = Forgetful()
+    with pytest.warns(UserWarning, match="did not suggest again the trial"):
+        grid = tune.Tuner.restore(half.experiment_path, stepped, search_alg=fresh).fit()
+    assert [r.config for r in grid] == [r.config for r in half]     # and no further trial
+    assert fresh.completed == []           # it hears nothing of trials it did not suggest
+
+
 # ------------------------------------------------------------------------ refusals
 
 def test_restore_without_the_search_alg_names_its_class(tmp_path):
