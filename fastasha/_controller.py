@@ -30,6 +30,11 @@ from .stopper import Stopper
 
 PENDING, RUNNING, TERMINATED, ERROR = "PENDING", "RUNNING", "TERMINATED", "ERROR"
 STATUSES = (PENDING, RUNNING, TERMINATED, ERROR)
+# The kinds of logged events: the scheduler's calls, and a search_alg's (logged only
+# while its state is saved, see fastasha/_search_state.py)
+SCHEDULER_CALLS = ("add", "result", "complete", "remove")
+SEARCHER_SUGGEST, SEARCHER_COMPLETE = "searcher.suggest", "searcher.complete"
+SEARCHER_CALLS = (SEARCHER_SUGGEST, SEARCHER_COMPLETE)
 _UNFIT = object()   # _create_trial: the trial was created and failed at once
 # A trial whose worker slot vanishes this often (not a crash of its own process)
 # counts as failed: it may be what takes the slot down.
@@ -237,6 +242,14 @@ class Controller:
             bool(self._hooks["on_trial_result"]) or \
             (searcher is not None and hears_results(searcher))
         self.searcher_wait_s = searcher_wait_s
+        # While a search_alg's state is saved, the suggestions that created trials and
+        # the on_trial_complete calls it got are logged (SEARCHER_CALLS), so that a
+        # restore can replay those it got after its last save; n_searcher_calls counts
+        # them over the whole experiment. A restored searcher that did not suggest a
+        # stored trial again hears nothing of it (searcher_strangers).
+        self.log_searcher = False
+        self.n_searcher_calls = 0
+        self.searcher_strangers: set[str] = set()
         # after suggest answered None: when to ask again, the current delay, and since
         # when it has answered None with no trial running or waiting
         self._ask_at = -math.inf
@@ -343,11 +356,24 @@ class Controller:
             return request, (str(err), None)
         return request, None
 
-    def _tell_searcher(self, name: str, *args: Any, **kwargs: Any) -> None:
+    def _tell_searcher(self, name: str, trial_id: str, *args: Any, **kwargs: Any) -> None:
         """Pass an event to a ``search_alg`` that has the method (as Ray's Searcher)."""
         fn = getattr(self.searcher, name, None) if self.searcher is not None else None
-        if fn is not None:
-            fn(*args, **kwargs)
+        if fn is not None and not (self.searcher_strangers and
+                                   trial_id in self.searcher_strangers):
+            fn(trial_id, *args, **kwargs)
+
+    def _searcher_complete(self, trial_id: str, result: dict | None, error: bool) -> None:
+        """``on_trial_complete`` to the ``search_alg``, logged while its state is saved."""
+        self._tell_searcher("on_trial_complete", trial_id, result=result, error=error)
+        if self.log_searcher and trial_id not in self.searcher_strangers:
+            # the result is the trial's stored last result (flattened): not logged again
+            self.log_searcher_call(SEARCHER_COMPLETE, trial_id, {"error": True} if error else None)
+
+    def log_searcher_call(self, kind: str, trial_id: str, payload: Any = None) -> None:
+        """Log a call the ``search_alg`` got (see ``log_searcher``)."""
+        self.recorder.add_event(kind, trial_id, payload)
+        self.n_searcher_calls += 1
 
     def start(self, now: float) -> None:
         """Mark the start of the sweep (time budgets count from here)."""
@@ -383,6 +409,8 @@ class Controller:
             if now is not None:
                 self._not_now(now)
             return None
+        if self.log_searcher:
+            self.log_searcher_call(SEARCHER_SUGGEST, trial_id)
         self._ask_delay, self._idle_since = 0.0, None
         request, unfit = self.request_or_error(config)
         trial = Trial(trial_id=trial_id, index=index, config=config, request=request,
@@ -793,7 +821,7 @@ class Controller:
         self._ask_again_now()
         if self.searcher is not None:
             final = None if trial.result is None else flatten(trial.result)
-            self._tell_searcher("on_trial_complete", trial.trial_id, result=final, error=False)
+            self._searcher_complete(trial.trial_id, final, False)
         self.callback("on_trial_complete", trial)     # after the searcher, as in Ray
 
     def on_lost(self, trial_id: str, reason: str, count: bool, now: float,
@@ -864,7 +892,8 @@ class Controller:
             trial.scheduler_done = True
             self.scheduler_call("remove", trial.trial_id)
         self._ask_again_now()
-        self._tell_searcher("on_trial_complete", trial.trial_id, result=None, error=True)
+        if self.searcher is not None:
+            self._searcher_complete(trial.trial_id, None, True)
         if self.fail_fast:
             if self.failed_fast is None:       # the error that ended this run
                 self.failed_fast = trial

@@ -5,6 +5,11 @@ again from the stored seed (and checked against the stored ones), and the
 scheduler calls logged in the file are replayed, in order, into a fresh
 scheduler seeded as the original was. Rungs, cut-offs, bracket draws and the
 search's random stream therefore continue exactly where they were.
+
+A sweep that used a ``search_alg`` is the exception: its state cannot be
+drawn again, so the searcher saved it itself, and the fresh searcher passed
+to ``Tuner.restore`` restores it and hears the calls logged after the save
+(see :mod:`fastasha._search_state`). Its trials keep their stored configs.
 """
 
 from __future__ import annotations
@@ -12,7 +17,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._controller import ERROR, PENDING, RUNNING, TERMINATED, Controller, Trial
+from ._controller import (
+    ERROR,
+    PENDING,
+    RUNNING,
+    SCHEDULER_CALLS,
+    TERMINATED,
+    Controller,
+    Trial,
+)
 
 
 class RestoreError(ValueError):
@@ -48,6 +61,17 @@ def _config_difference(regenerated: Any, stored: Any, path: str = "") -> str | N
     return f"{path.lstrip('/') or 'the config'}: stored {stored!r}, drawn again {regenerated!r}"
 
 
+def _holds_repr(config: Any) -> bool:
+    """Whether a config read back from JSON holds an object kept only as its repr."""
+    if isinstance(config, dict):
+        if set(config) == {"__repr__"}:
+            return True
+        return any(_holds_repr(v) for v in config.values())
+    if isinstance(config, list):
+        return any(_holds_repr(v) for v in config)
+    return False
+
+
 def replay(store: Any, controller: Controller, run: Any) -> None:
     """Load every trial of ``store`` into ``controller`` and replay the scheduler calls."""
     from .search import config_to_json
@@ -61,22 +85,29 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
     revived: set[str] = set()
     refreshed: set[str] = set()      # last results taken from the stored results
     trials: list[Trial] = []
+    # a search_alg: its saved state, and the calls it got after its save, replayed; its
+    # trials keep their stored configs (those it suggests again come back as objects)
+    searcher_configs = None if run.searcher is None else \
+        run.searcher_state.restore(rows, run.suggest)
     for row in rows:
         trial_id = row["trial_id"]
-        try:
-            config = run.suggest(trial_id)
-        except StopIteration:
-            raise RestoreError(
-                f"the search space gives fewer configs than the {len(rows)} trials stored; "
-                "pass the param_space the experiment started with"
-            ) from None
-        difference = "no config" if config is None else \
-            _config_difference(json.loads(config_to_json(config)), row["config"])
-        if difference:
-            raise RestoreError(
-                f"trial {trial_id}'s config differs from the one the search space gives "
-                f"again ({difference}); pass the param_space the experiment started with"
-            )
+        if searcher_configs is not None:
+            config = searcher_configs.get(trial_id, row["config"])
+        else:
+            try:
+                config = run.suggest(trial_id)
+            except StopIteration:
+                raise RestoreError(
+                    f"the search space gives fewer configs than the {len(rows)} trials "
+                    "stored; pass the param_space the experiment started with"
+                ) from None
+            difference = "no config" if config is None else \
+                _config_difference(json.loads(config_to_json(config)), row["config"])
+            if difference:
+                raise RestoreError(
+                    f"trial {trial_id}'s config differs from the one the search space gives "
+                    f"again ({difference}); pass the param_space the experiment started with"
+                )
         request, _ = controller.request_or_error(config)   # a failed request stays failed
         trial = Trial(trial_id=trial_id, index=row["index"], config=config,
                       request=request, bracket=row["bracket"])
@@ -112,7 +143,7 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
     by_id = {t.trial_id: t for t in trials}
     recovered: set[str] = set()      # final results taken from the event log
     if controller._log_events:
-        for kind, trial_id, payload in store.events():
+        for kind, trial_id, payload in store.events(SCHEDULER_CALLS):
             if kind == "remove" and trial_id in revived:
                 by_id[trial_id].scheduler_done = False     # it runs again
                 continue
@@ -145,6 +176,16 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
     for trial in trials:
         if trial.scheduler_done and trial.status == PENDING and trial.trial_id not in revived:
             trial.status = TERMINATED
+    if searcher_configs is not None:
+        for trial in trials:
+            if trial.status == PENDING and _holds_repr(trial.config):
+                raise RestoreError(
+                    f"trial {trial.trial_id} must run again, but its config holds objects "
+                    "the experiment file keeps only as their repr ({'__repr__': ...}), and "
+                    "the search_alg suggested it before its last save, so it cannot give "
+                    "them back; restore with resume_unfinished=False (and without "
+                    "resume_errored/restart_errored) to end such trials as they are"
+                )
 
     stored_status = {row["trial_id"]: row["status"] for row in rows}
     for trial in trials:

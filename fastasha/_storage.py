@@ -4,6 +4,8 @@ Layout of an experiment directory ``<storage_path>/<name>/``::
 
     experiment.db       SQLite (WAL): settings, trials, results, scheduler events
     trials/<trial_id>/checkpoint_<iteration>/   checkpoints saved by trials
+    searcher-state-<n>.pkl   a search_alg's state, written by its own save()
+                             (see :mod:`fastasha._search_state`)
 
 Contract
 --------
@@ -26,7 +28,9 @@ Contract
   same trial twice is an error. Results keep their arrival order.
 * Everything stored is JSON text, numbers, and result batches packed as
   plain numeric arrays (see :mod:`fastasha._rows`), never pickle: opening
-  an experiment cannot run code.
+  an experiment cannot run code. (A ``search_alg``'s state file next to it
+  is in whatever format the searcher's own ``save`` writes; only the
+  searcher's ``restore`` reads it, when the user restores with it.)
 * The directory is created ``0o700`` and the database ``0o600``.
 """
 
@@ -672,8 +676,19 @@ class ExperimentStore:
         row = self._conn.execute("SELECT COALESCE(SUM(n), 0) FROM results").fetchone()
         return int(row[0])
 
-    def events(self) -> Iterator[tuple[str, str | None, Any]]:
-        """The scheduler calls of the experiment, in order: ``(kind, trial_id, payload)``."""
-        for kind, trial_id, payload in self._conn.execute(
-                "SELECT kind, trial_id, payload FROM events ORDER BY seq"):
+    def events(self, kinds: Collection[str] | None = None
+               ) -> Iterator[tuple[str, str | None, Any]]:
+        """The logged calls of the experiment, in order: ``(kind, trial_id, payload)``.
+
+        The scheduler's calls (``"add"``, ``"result"``, ``"complete"``,
+        ``"remove"``) and a ``search_alg``'s (``"searcher.suggest"``,
+        ``"searcher.complete"``); ``kinds`` keeps only those named.
+        """
+        query = "SELECT kind, trial_id, payload FROM events"
+        params: tuple = ()
+        if kinds is not None:
+            kinds = tuple(kinds)
+            query += f" WHERE kind IN ({', '.join('?' * len(kinds))})"
+            params = kinds
+        for kind, trial_id, payload in self._conn.execute(query + " ORDER BY seq", params):
             yield kind, trial_id, json.loads(payload) if payload is not None else None

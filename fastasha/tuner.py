@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import _storage
+from . import _search_state, _storage
 from ._controller import Controller, Trial
 from ._execution.driver import Driver
 from ._resources import Allocation, Request, ResourcePool, available_memory, parse_available
@@ -32,7 +32,7 @@ from .search import (
     space_from_json,
     space_to_json,
 )
-from .search._adapter import Suggestions, tell_search_properties
+from .search._adapter import Suggestions, hears_results, tell_search_properties
 from .search.serialize import is_plain
 from .stopper import normalize_stop
 from .trainable import as_function, is_class_trainable
@@ -321,6 +321,7 @@ class Tuner:
         restart_errored: bool = False,
         param_space: dict | None = None,
         scheduler: Any = None,
+        search_alg: Any = None,
         stop: Any = None,
         resources: dict | None = None,
         callbacks: list | None = None,
@@ -356,6 +357,17 @@ class Tuner:
         scheduler : TrialScheduler, optional
             Needed only for a custom scheduler; built-in ones are rebuilt from
             the stored settings.
+        search_alg : Searcher, optional
+            Needed for, and only for, an experiment that used a
+            ``search_alg``: a fresh one built with the same arguments (wrapped
+            in the same ``ConcurrencyLimiter``, if any). It hears
+            ``set_search_properties`` and then gets the state saved during the
+            run through its ``restore_from_dir(path)`` (which calls its
+            ``restore``), then the suggestions and trial ends that came after
+            that save, and continues the sweep: the stored trials keep their
+            configs, and it suggests the rest of ``num_samples``. A fastasha
+            extension: Ray unpickles the searcher from the experiment, which
+            fastasha does not store code in.
         stop : dict, callable or Stopper, optional
             A stop criterion given as a dict is stored and applied again; a
             function or Stopper is code, which the store does not keep: pass
@@ -370,25 +382,31 @@ class Tuner:
             their classes.
         progress_reporter : ProgressReporter, optional
             As in :class:`RunConfig`, for the same reason.
+
+        Raises
+        ------
+        ValueError
+            If the experiment used a ``search_alg`` and none is passed (the
+            message names its class), or one is passed for an experiment
+            without; if its searcher could not save its state (its ``save``
+            is not implemented: Ray logs this error and starts the
+            experiment over); and for the other reasons given in the
+            messages (a custom scheduler not passed, an unstored
+            ``param_space``, ...).
         """
         check_bool("resume_unfinished", resume_unfinished)
         check_bool("resume_errored", resume_errored)
         check_bool("restart_errored", restart_errored)
         directory = Path(path).expanduser().absolute()
+        if resume_errored and restart_errored:
+            raise ValueError("pass resume_errored or restart_errored, not both")
         store = _storage.ExperimentStore.open(directory, readonly=True)
         try:
             settings = store.settings()
+            _search_state.check_restorable(store, directory, settings, search_alg)
         finally:
             store.close()
-        if resume_errored and restart_errored:
-            raise ValueError("pass resume_errored or restart_errored, not both")
         space = param_space
-        if settings.get("search", {}).get("custom_searcher"):
-            raise ValueError(
-                "this experiment used a search_alg, which Tuner.restore cannot rebuild: fastasha "
-                "does not store a searcher's state (Ray restores it from the experiment). Read "
-                "its results with ResultGrid.from_path(path), or start a new experiment"
-            )
         if space is None:
             stored = settings.get("search", {}).get("param_space")
             if stored is None:
@@ -405,7 +423,7 @@ class Tuner:
             )
         tune_config = TuneConfig(
             metric=settings.get("metric"), mode=settings.get("mode"), scheduler=sched,
-            num_samples=settings["num_samples"],
+            search_alg=search_alg, num_samples=settings["num_samples"],
             max_concurrent_trials=settings.get("max_concurrent_trials"),
             time_budget_s=settings.get("time_budget_s"), seed=settings["seed"],
         )
@@ -522,6 +540,7 @@ class _Run:
             n_slots = max(1, int(cpu))
 
         # search
+        self.searcher_state: _search_state.SearcherState | None = None   # set in execute
         if tc.search_alg is not None:
             # as in Ray: the searcher hears metric, mode and the space, and suggests configs
             # that are laid over the space's constants; at most num_samples trials
@@ -533,6 +552,7 @@ class _Run:
             self.variants = None
             self.suggest = Suggestions(self.searcher, tuner.param_space)
             self.searcher_wait_s = searcher_wait_s()
+            self.searcher_save_s = _search_state.save_interval_s()
         else:
             self.searcher = None
             self.variants = VariantGenerator(tuner.param_space, tc.num_samples,
@@ -549,7 +569,7 @@ class _Run:
 
     def settings(self, prefix: str) -> dict:
         tc, rc = self.tuner.tune_config, self.tuner.run_config
-        space_json = space_to_json(self.tuner.param_space) if self.variants is not None else None
+        space_json = space_to_json(self.tuner.param_space)
         return {
             "name": self.directory.name,
             "created": time.time(),
@@ -562,7 +582,10 @@ class _Run:
             "max_concurrent_trials": tc.max_concurrent_trials,
             "time_budget_s": tc.time_budget_s,
             "scheduler": _scheduler_settings(self.scheduler),
-            "search": {"param_space": space_json, "custom_searcher": self.searcher is not None},
+            "search": {"param_space": space_json, "custom_searcher": self.searcher is not None,
+                       # the search_alg's class and those it wraps, to name them on restore
+                       "searcher": None if self.searcher is None
+                       else _search_state.class_names(self.searcher)},
             "stop": {"criteria": self.stop_dict} if self.stopper is None
             else {"custom": repr(self.stopper)},
             "verbose": rc.verbose,
@@ -630,20 +653,27 @@ class _Run:
         try:
             if self.restore:
                 store = _storage.ExperimentStore.open(self.directory)
-                try:
-                    prefix = self.restore["settings"]["trial_id_prefix"]
-                    controller = self._controller(store, prefix)
-                    from ._restore import replay
-
-                    replay(store, controller, self)
-                except BaseException:
-                    store.close()
-                    raise
             else:
                 prefix = secrets.token_hex(3)[:5]
                 store = _storage.ExperimentStore.create(self.directory, self.settings(prefix),
                                                         overwrite=rc.overwrite)
+            try:
+                if self.restore:
+                    prefix = self.restore["settings"]["trial_id_prefix"]
                 controller = self._controller(store, prefix)
+                if self.searcher is not None:
+                    self.searcher_state = _search_state.SearcherState(
+                        self.searcher, self.directory, store, controller,
+                        self.searcher_save_s, hears_results(self.searcher))
+                if self.restore:
+                    from ._restore import replay
+
+                    replay(store, controller, self)
+                if self.searcher_state is not None:
+                    self.searcher_state.save()      # the state the sweep starts from
+            except BaseException:
+                store.close()
+                raise
         except BaseException:
             driver.close()
             raise
@@ -677,7 +707,9 @@ class _Run:
             driver.serve(controller, store, experiment_name=self.directory.name,
                          trials_dir=str(self.directory / _storage.TRIALS_DIR),
                          progress=reporter, snapshot=snapshot,
-                         on_trial_finished=finished)
+                         on_trial_finished=finished,
+                         periodic=None if self.searcher_state is None or
+                         not self.searcher_state.supported else self.searcher_state.periodic)
             served = True
             controller.callback("on_experiment_end", trials=controller.trial_list)
         except KeyboardInterrupt:
@@ -688,6 +720,7 @@ class _Run:
             try:
                 try:
                     store.flush()
+                    self._save_searcher_at_end(quiet=not served)
                     if served:       # else an error is on its way out
                         if objects:        # and trials that never finished
                             objects.update((t.trial_id, t.config) for t in
@@ -716,6 +749,23 @@ class _Run:
                                 f"fail_fast='raise': {failed.error}\n\nIts traceback:\n"
                                 f"{failed.traceback}", failed.traceback, error=failed.error)
         return grid
+
+    def _save_searcher_at_end(self, quiet: bool) -> None:
+        """Save the searcher's state as the sweep left it (Ray does so at the end too).
+
+        With ``quiet`` (an error or Ctrl-C is on its way out) a failing save
+        only warns: the error that ended the sweep is the one to see.
+        """
+        if self.searcher_state is None:
+            return
+        try:
+            self.searcher_state.save()
+        except Exception as err:   # noqa: BLE001 - said, then raised unless quiet
+            if not quiet:
+                raise
+            warnings.warn(f"saving the search_alg's state at the end of the sweep failed "
+                          f"({type(err).__name__}: {err}); a restore continues from its "
+                          "previous save", RuntimeWarning, stacklevel=2)
 
     def _display(self, controller: Controller, progress_reporter: Any
                  ) -> tuple[Any, Callable[[], Any] | None, _Snapshots | None]:

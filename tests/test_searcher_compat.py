@@ -431,5 +431,5 @@ def test_restore_refuses_an_experiment_with_a_searcher(tmp_path):
     grid = _fit(timed, ConcurrencyLimiter(ListSearcher([{"x": 1.0}]), 1), tmp_path, "norestore",
                 param_space={"c": 1})
     for kwargs in ({}, {"param_space": {"c": 1}}):
-        with pytest.raises(ValueError, match="used a search_alg, which Tuner.restore cannot"):
+        with pytest.raises(ValueError, match="search_alg ConcurrencyLimiter wrapping List"):
             tune.Tuner.restore(grid.experiment_path, timed, **kwargs)

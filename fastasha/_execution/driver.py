@@ -198,6 +198,8 @@ class Driver:
         self.progress: Any = None
         self.snapshot: Callable[[], Any] | None = None
         self.on_trial_finished: Callable[[Trial], None] | None = None
+        self.periodic: Callable[[float], float] | None = None
+        self._periodic_due = -math.inf
         self.experiment_name = ""
         self.trials_dir = ""
         self._relaunches = 0            # in a row, without a trial finishing
@@ -279,9 +281,16 @@ class Driver:
 
     def serve(self, controller: Controller, store: Any, *, experiment_name: str,
               trials_dir: str, progress: Any = None, snapshot: Callable[[], Any] | None = None,
-              on_trial_finished: Callable[[Trial], None] | None = None) -> None:
-        """Serve the sweep until the controller is finished (or Ctrl-C)."""
+              on_trial_finished: Callable[[Trial], None] | None = None,
+              periodic: Callable[[float], float] | None = None) -> None:
+        """Serve the sweep until the controller is finished (or Ctrl-C).
+
+        ``periodic(now)``, if given, is called from the loop once it is due
+        (at once, then when the time it returned has come): for work that
+        must not run per event, such as saving a searcher's state.
+        """
         self.controller, self.store = controller, store
+        self.periodic, self._periodic_due = periodic, -math.inf
         self.experiment_name, self.trials_dir = experiment_name, trials_dir
         self.progress, self.snapshot = progress, snapshot
         self.on_trial_finished = on_trial_finished
@@ -341,6 +350,8 @@ class Driver:
             if self.progress is not None and now >= next_progress:
                 self.progress.update(self.snapshot())
                 next_progress = now + self.progress_interval
+            if self.periodic is not None and now >= self._periodic_due:
+                self._periodic_due = self.periodic(now)
             self.controller.tick(now)      # the time budget runs out even without reports
             self.controller.poll_stopper(now)   # so may a stopper's (a TimeoutStopper)
             self._enforce_stop(now)

@@ -224,7 +224,12 @@ class ConcurrencyLimiter(Searcher):
         self._n_suggested = state.get("n_suggested", 0)
 
     def save(self, checkpoint_path: str) -> None:
-        """Save the wrapped searcher's state (as Ray: the limiter's own is not saved)."""
+        """Save the wrapped searcher's state (as in Ray, not the limiter's own).
+
+        A sweep keeps the limiter's own state (:meth:`get_state`) in the
+        experiment file, as JSON, and gives it back with :meth:`set_state`
+        on ``Tuner.restore``, as Ray keeps it with its experiment.
+        """
         self.searcher.save(checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:

@@ -35,10 +35,16 @@ Where fastasha differs from Ray:
   that way for ``FASTASHA_SEARCHER_WAIT_S`` seconds (default 10).
 - After a ``None``, ``suggest`` may be asked again with the same trial id
   (Ray makes a new id for every call).
-- The searcher's state is not saved with the experiment, so
-  ``Tuner.restore`` refuses an experiment that used one; ``save`` and
-  ``restore`` are for the user to call (Ray's ``save_to_dir``,
-  ``restore_from_dir`` and ``add_evaluated_trials`` are not here).
+- As in Ray, the sweep saves the searcher's state with
+  :meth:`Searcher.save_to_dir` (which calls the searcher's own ``save``)
+  next to the experiment file, and ``Tuner.restore(path, trainable,
+  search_alg=...)`` hands a fresh searcher of the same kind that state
+  with :meth:`Searcher.restore_from_dir` (which calls its ``restore``).
+  Ray unpickles the searcher from the experiment instead, so it needs no
+  ``search_alg=``; fastasha keeps no code in the experiment file. A
+  searcher whose ``save`` is not implemented is not saved (a warning says
+  so), and ``Tuner.restore`` refuses its experiment (Ray logs the error and
+  starts the experiment over).
 
 Examples
 --------
@@ -64,6 +70,10 @@ False
 
 from __future__ import annotations
 
+import glob
+import os
+import uuid
+import warnings
 from typing import Any
 
 __all__ = ["Searcher"]
@@ -125,6 +135,9 @@ class Searcher:
 
     #: What :meth:`suggest` returns when no further trial will come.
     FINISHED = "FINISHED"
+    #: The name of the file :meth:`save_to_dir` writes, ``{}`` being the
+    #: session string (Ray's pattern).
+    CKPT_FILE_TMPL = "searcher-state-{}.pkl"
 
     def __init__(self, metric: str | list | None = None, mode: str | list | None = None) -> None:
         _check_metric_mode(metric, mode)
@@ -214,12 +227,84 @@ class Searcher:
                             intermediate_values: list[float] | None = None) -> None:
         """Tell the searcher about a point evaluated outside the sweep.
 
+        Parameters
+        ----------
+        parameters : dict
+            The config that was evaluated.
+        value : float
+            The value of the searcher's metric it reached.
+        error : bool, default=False
+            Whether its evaluation failed.
+        pruned : bool, default=False
+            Whether it was stopped early (by a scheduler, say).
+        intermediate_values : list of float, optional
+            The metric's values along the way, where known.
+
         Raises
         ------
         NotImplementedError
             Unless a subclass supports it (as in Ray).
         """
         raise NotImplementedError(f"{type(self).__name__} does not support add_evaluated_point")
+
+    def add_evaluated_trials(self, trials_or_analysis: Any, metric: str) -> None:
+        """Tell the searcher about trials evaluated outside the sweep, as Ray does.
+
+        Each trial goes to :meth:`add_evaluated_point` with its config and
+        the value of ``metric`` in its last result; ``error`` is whether it
+        ended ``ERROR``, ``pruned`` whether it ended ``TERMINATED`` without
+        finishing (its last result has no true ``"done"``). Trials whose last
+        result lacks ``metric`` are left out.
+
+        Parameters
+        ----------
+        trials_or_analysis : Result, ResultGrid, ExperimentAnalysis or list
+            A trial (a :class:`~fastasha.results.Result`, or a trial as
+            callbacks get it), a list of them, an ``ExperimentAnalysis`` or
+            a ``ResultGrid`` (a fastasha extension; Ray takes its
+            ``Trial`` objects and ``ExperimentAnalysis``).
+        metric : str
+            The result key whose value is passed on; a nested one is named
+            ``"outer/inner"``.
+
+        Raises
+        ------
+        NotImplementedError
+            If the searcher does not override :meth:`add_evaluated_point`.
+        TypeError
+            For anything else than the inputs above (Ray raises
+            ``NotImplementedError`` here).
+
+        Warns
+        -----
+        UserWarning
+            When no trial that finished reported ``metric`` (a misspelt
+            name, say), as in Ray.
+        """
+        from .._rows import flatten
+
+        if type(self).add_evaluated_point is Searcher.add_evaluated_point:
+            raise NotImplementedError(
+                f"{type(self).__name__} does not support add_evaluated_point, which "
+                "add_evaluated_trials passes each trial to")
+        trials = _trials_of(trials_or_analysis)
+        any_finished = False
+        for trial in trials:
+            status = getattr(trial, "status", None)
+            last = flatten(dict(getattr(trial, "last_result", None) or {}))
+            done = bool(last.get("done", False))
+            if metric in last and status == "TERMINATED" and done:
+                any_finished = True
+            if metric not in last:
+                continue
+            self.add_evaluated_point(parameters=trial.config, value=last[metric],
+                                     error=status == "ERROR",
+                                     pruned=status == "TERMINATED" and not done,
+                                     intermediate_values=None)
+        if not any_finished:
+            warnings.warn(
+                f"no trial that finished reported the metric {metric!r}; check its name (a "
+                "nested one is written 'outer/inner')", UserWarning, stacklevel=2)
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         """Whether the searcher limits its concurrent trials itself (to ``max_concurrent``).
@@ -249,6 +334,77 @@ class Searcher:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement restore()")
 
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Save the searcher's state in ``checkpoint_dir`` with :meth:`save`, as Ray does.
+
+        :meth:`save` writes to a hidden temporary file in ``checkpoint_dir``,
+        which then replaces ``CKPT_FILE_TMPL.format(session_str)`` there in
+        one rename: a save that fails or is killed leaves the previous file
+        as it was. A searcher whose :meth:`save` raises
+        ``NotImplementedError`` is not saved, with a warning.
+
+        The sweep calls this on the searcher a ``ConcurrencyLimiter`` wraps
+        (not on the limiter): at the start of ``fit()``, every
+        ``FASTASHA_SEARCHER_SAVE_S`` seconds at most while it runs, and at
+        its end. fastasha passes a ``session_str`` that counts the saves
+        (``"00000003"``), so that the newest file sorts last; Ray passes the
+        session's start time.
+
+        Parameters
+        ----------
+        checkpoint_dir : str
+            The folder to save in: the experiment's, in a sweep.
+        session_str : str, default="default"
+            Names the file (see ``CKPT_FILE_TMPL``).
+
+        Warns
+        -----
+        UserWarning
+            When :meth:`save` is not implemented (nothing is saved then).
+        """
+        file_name = self.CKPT_FILE_TMPL.format(session_str)
+        tmp_path = os.path.join(checkpoint_dir, f".{uuid.uuid4().hex}-tmp-{file_name}")
+        try:
+            self.save(tmp_path)
+        except NotImplementedError:
+            _remove_quietly(tmp_path)
+            warnings.warn(
+                f"{type(self).__name__} does not implement save(checkpoint_path), so its "
+                "state is not saved and Tuner.restore cannot continue this sweep; implement "
+                "save() and restore() to make it restorable", UserWarning, stacklevel=2)
+            return
+        except BaseException:
+            _remove_quietly(tmp_path)
+            raise
+        if os.path.exists(tmp_path):
+            os.replace(tmp_path, os.path.join(checkpoint_dir, file_name))
+
+    def restore_from_dir(self, checkpoint_dir: str) -> None:
+        """Take back the state :meth:`save_to_dir` saved in ``checkpoint_dir``, as Ray does.
+
+        Calls :meth:`restore` with the newest file named after
+        ``CKPT_FILE_TMPL`` there (the last in sort order). ``Tuner.restore``
+        calls it on the fresh searcher passed as ``search_alg=`` (on the
+        one a ``ConcurrencyLimiter`` wraps), after ``set_search_properties``.
+
+        Parameters
+        ----------
+        checkpoint_dir : str
+            The folder :meth:`save_to_dir` saved in (an experiment's).
+
+        Raises
+        ------
+        RuntimeError
+            If ``checkpoint_dir`` holds no such file (as in Ray).
+        """
+        pattern = os.path.join(glob.escape(checkpoint_dir), self.CKPT_FILE_TMPL.format("*"))
+        found = glob.glob(pattern)
+        if not found:
+            raise RuntimeError(
+                f"{type(self).__name__} found no saved state in {checkpoint_dir} (no file "
+                f"named like {self.CKPT_FILE_TMPL.format('*')!r})")
+        self.restore(max(found))
+
     def get_state(self) -> dict:
         """The searcher's state as a dict.
 
@@ -272,3 +428,29 @@ class Searcher:
     def _hears_results(self) -> bool:
         """Whether results must reach :meth:`on_trial_result` (it is overridden)."""
         return type(self).on_trial_result is not Searcher.on_trial_result
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _trials_of(trials_or_analysis: Any) -> list:
+    """The trials ``add_evaluated_trials`` was given, as a list."""
+    from ..analysis import ExperimentAnalysis
+    from ..results import ResultGrid
+
+    given = trials_or_analysis
+    if isinstance(given, (list, tuple)):
+        return list(given)
+    if isinstance(given, ExperimentAnalysis):
+        return given.trials
+    if isinstance(given, ResultGrid):
+        return list(given)
+    if all(hasattr(given, name) for name in ("config", "last_result", "status")):
+        return [given]
+    raise TypeError(
+        f"add_evaluated_trials takes a trial (a Result), a list of them, a ResultGrid or an "
+        f"ExperimentAnalysis, got {given!r} of type {type(given).__name__}")
