@@ -42,7 +42,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-from ._rows import MISSING, RunTracker, experiment_tag, flatten, lookup
+from ._rows import MISSING, experiment_tag, flatten, lookup
 from ._storage import TRIALS_DIR, ExperimentStore, StoreError
 from ._validation import check_choice, check_mode
 from .checkpoint import Checkpoint
@@ -221,10 +221,11 @@ class _LastRuns:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self._path = path
-        self._runs: dict[str, RunTracker | None] = {}
+        # trial_id -> (pid, offset, count) of its last run, as ExperimentStore.last_runs
+        self._runs: dict[str, tuple | None] = {}
         self._complete = False
 
-    def _read(self, trial_ids: set[str] | None) -> dict[str, RunTracker] | None:
+    def _read(self, trial_ids: set[str] | None) -> dict[str, tuple] | None:
         store = None
         try:
             store = ExperimentStore.open(self._path, readonly=True)
@@ -245,9 +246,10 @@ class _LastRuns:
         if not self._complete:
             runs = self._read(None)
             if runs is not None:
-                self._runs, self._complete = dict(runs), True
+                self._runs, self._complete = runs, True
 
-    def get(self, trial_id: str) -> RunTracker | None:
+    def get(self, trial_id: str) -> tuple | None:
+        """``(pid, offset, count)`` of the trial's last run (None: no stored results)."""
         if not self._complete and trial_id not in self._runs:
             if len(self._runs) >= self.ONE_BY_ONE:
                 self.load_all()
@@ -421,14 +423,15 @@ class Result:
     def _extras(self, last: dict) -> dict:
         """The fields besides ``config`` and ``experiment_tag`` a stored last result lacks."""
         extras = _checkpoint_fields(self._checkpoint_names(), last)
-        runs = self._runs.get(self.trial_id)
-        total = last.get("time_total_s")
-        if type(total) is not float:
-            total = _number(total)
-        # the run of the stored results, if the last result is from it
-        if runs is not None and total is not None and last.get("pid") == runs.run[1]:
-            extras["time_since_restore"] = total - runs.offset
-            extras["iterations_since_restore"] = runs.count
+        run = self._runs.get(self.trial_id)
+        if run is not None:
+            total = last.get("time_total_s")
+            if type(total) is not float:
+                total = _number(total)
+            # the run of the stored results, if the last result is from it
+            if total is not None and last.get("pid") == run[0]:
+                extras["time_since_restore"] = total - run[1]
+                extras["iterations_since_restore"] = run[2]
         return extras
 
     def _checkpoint_names(self) -> dict:
