@@ -223,12 +223,13 @@ class _GridReads:
       of results, before format version 1 held compact batches), a warning
       says so once and no trial has since-restore fields.
     * **JSON text.** A result's config, last result and checkpoint list
-      arrive as JSON text; the first time one of them is needed, that field
-      of the ``CHUNK`` neighbouring results of the grid is decoded with it,
-      in one ``json.loads`` (about half the cost of one call each, and their
-      dicts share their key strings). Each field is decoded on its own: a
-      question about last results only (``get_best_result``) decodes no
-      config.
+      arrive as JSON text, decoded when first needed. The grid is cut in
+      chunks of ``CHUNK`` results: the first result of a chunk read is
+      decoded alone (a few results looked at decode nothing more), the
+      second decodes that field of the whole chunk in one ``json.loads``
+      (about half the cost of one call each, and their dicts share their
+      key strings). Each field is decoded on its own: a question about last
+      results only (``get_best_result``) decodes no config.
     * The trials folder's path as text (``Result.path``).
 
     The grid is held by a weak reference: a :class:`Result` kept after its
@@ -243,6 +244,7 @@ class _GridReads:
         self._path = path
         self.trials_dir = os.path.join(path, TRIALS_DIR)
         self._grid: weakref.ref[ResultGrid] | None = None
+        self._begun: set[tuple[str, int]] = set()     # (field, chunk): one result decoded
         # trial_id -> (pid, offset, count) of its last run, as ExperimentStore.last_runs
         self._runs: dict[str, tuple | None] = {}
         self._complete = False
@@ -260,19 +262,23 @@ class _GridReads:
     def decode(self, result: Result, field: str) -> Any:
         """The JSON text in ``result``'s attribute ``field``, decoded and stored there.
 
-        The same field of the results around it in the grid is decoded in
-        the same call. Any failure there (a text that is not one JSON
-        value) falls back to decoding ``result``'s own text alone, so that
-        it raises (or not) exactly as ``json.loads`` of it would.
+        Once a result of a chunk of the grid has been decoded alone, the
+        next one to be read decodes the rest of its chunk (the same field)
+        with it. Any failure there (a text that is not one JSON value) falls
+        back to decoding ``result``'s own text alone, so that it raises (or
+        not) exactly as ``json.loads`` of it would.
         """
         grid = None if self._grid is None else self._grid()
         position = result._position
         results = None if grid is None else grid._results
         if results is not None and position < len(results) and results[position] is result:
-            first = position - position % self.CHUNK
-            pending = [r for r in results[first:first + self.CHUNK]
-                       if isinstance(getattr(r, field), str)]
-            if len(pending) > 1:
+            chunk = (field, position // self.CHUNK)
+            if chunk not in self._begun:        # perhaps the only one read: alone
+                self._begun.add(chunk)
+            else:
+                first = chunk[1] * self.CHUNK
+                pending = [r for r in results[first:first + self.CHUNK]
+                           if isinstance(getattr(r, field), str)]
                 texts = [getattr(r, field) for r in pending]
                 try:
                     values = json.loads("[" + ",".join(texts) + "]")
