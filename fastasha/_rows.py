@@ -158,13 +158,20 @@ def experiment_tag(index: int, config: dict | None) -> str:
     """
     parts = []
     for key, value in flatten(config or {}).items():
-        if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
-            value = value.item()    # as stored (json_default): the tag read back is the same
-        if isinstance(value, float):
-            value = f"{value:.4g}"
-        elif not isinstance(value, (int, str, bool)) or key.endswith("/__repr__"):
+        kind = type(value)
+        if kind is float:           # (the common types first: a grid reads 100,000 tags)
+            parts.append(f"{key}={value:.4g}")
             continue
-        parts.append(f"{key}={value}")
+        if kind is not int and kind is not str and kind is not bool:
+            if kind.__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+                value = value.item()    # as stored (json_default): the tag read back is the same
+            if isinstance(value, float):
+                parts.append(f"{key}={value:.4g}")
+                continue
+            if not isinstance(value, (int, str, bool)):
+                continue
+        if not key.endswith("/__repr__"):
+            parts.append(f"{key}={value}")
     return f"{index}_" + ",".join(parts) if parts else str(index)
 
 

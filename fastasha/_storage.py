@@ -602,7 +602,7 @@ class ExperimentStore:
                 runs = trackers[trial_id] = RunTracker()
             yield trial_id, decode(trial_id, blob, runs)
 
-    def last_runs(self, trial_ids: Collection[str] | None = None) -> dict[str, RunTracker]:
+    def last_runs(self, trial_ids: Collection[str] | None = None) -> dict[str, tuple[int, float, int]]:
         """Each trial's last run: what its last stored result's since-restore fields count from.
 
         Reads the heads of the stored batches (of the trials in ``trial_ids``,
@@ -612,6 +612,16 @@ class ExperimentStore:
         is never read whole (see :meth:`_head`): reading every trial's last
         run costs about the same for a file of gigabytes as for a small one.
         Trials without stored results are left out.
+
+        Returns
+        -------
+        dict
+            ``trial_id -> (pid, offset, count)``: the run's worker ``pid``,
+            the ``time_total_s`` it resumed from and how many results it
+            stored, as a :class:`~fastasha._rows.RunTracker` fed the trial's
+            batches would hold them (its ``run[1]``, ``offset``, ``count``).
+            Plain tuples: a grid of 100,000 trials reads one per trial, and an
+            object each made a quarter of that read's time.
         """
         where = "WHERE trial_id = ?" if trial_ids is not None and len(trial_ids) == 1 else ""
         query = f"""
@@ -621,18 +631,17 @@ class ExperimentStore:
             JOIN results AS f ON f.seq = g.first
             JOIN results AS l ON l.seq = g.last"""
         params = (next(iter(trial_ids)),) if where else ()
-        trackers: dict[str, RunTracker] = {}
+        runs: dict[str, tuple[int, float, int]] = {}
         for trial_id, first, last, n, first_part, last_part in self._conn.execute(query, params):
             if trial_ids is not None and trial_id not in trial_ids:
                 continue
-            begun = self._head(trial_id, first, first_part)
-            latest = begun if last == first else self._head(trial_id, last, last_part)
-            if (begun[0], begun[2]) != (latest[0], latest[2]):     # it ran more than once
-                begun, n = self._run_begun(trial_id, latest)
-            runs = trackers[trial_id] = RunTracker()
-            runs.enter(*begun)
-            runs.count = n
-        return trackers
+            start, prev, pid = self._head(trial_id, first, first_part)
+            if last != first:
+                latest = self._head(trial_id, last, last_part)
+                if (start, pid) != (latest[0], latest[2]):     # it ran more than once
+                    (start, prev, pid), n = self._run_begun(trial_id, latest)
+            runs[trial_id] = (pid, prev - start, n)
+        return runs
 
     def _run_begun(self, trial_id: str, latest: tuple) -> tuple[tuple, int]:
         """The head of the first batch of the run whose last batch has head ``latest``, and

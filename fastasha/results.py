@@ -39,10 +39,11 @@ import numbers
 import os
 import sys
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Iterator
 
-from ._rows import MISSING, RunTracker, experiment_tag, flatten, lookup
+from ._rows import MISSING, experiment_tag, flatten, lookup
 from ._storage import TRIALS_DIR, ExperimentStore, StoreError
 from ._validation import check_choice, check_mode
 from .checkpoint import Checkpoint
@@ -185,6 +186,10 @@ def _require_pandas():
     return pandas
 
 
+# the fields Result.metrics fills in when read
+_FILLED = frozenset(("config", "checkpoint_dir_name", "should_checkpoint", "time_since_restore",
+                     "iterations_since_restore", "experiment_tag"))
+
 # what Result's repr leaves out of its metrics, as Ray's does: the fields every
 # result gets, whatever the objective reports
 _REPR_HIDDEN = frozenset((
@@ -206,25 +211,90 @@ def _local_filesystem():
     return pyarrow.fs.LocalFileSystem()
 
 
-class _LastRuns:
-    """The last run of each trial of a grid, read from the experiment file when needed.
+class _GridReads:
+    """What the results of one grid share, so that reading all of them costs little.
 
-    The first few trials asked about are read one by one (the heads of their
-    stored batches, see :meth:`ExperimentStore.last_runs`); after that, or
-    on :meth:`load_all`, one read of every head serves the whole grid. If
-    the file can no longer be read, or holds batches of an older form (a
-    list of results, before format version 1 held compact batches), a
-    warning says so once and no trial has since-restore fields.
+    * **Last runs.** Where the since-restore fields of each trial's last
+      result count from. The first few trials asked about are read one by
+      one (the heads of their stored batches, see
+      :meth:`ExperimentStore.last_runs`); after that, or on
+      :meth:`load_all`, one read of every head serves the whole grid. If the
+      file can no longer be read, or holds batches of an older form (a list
+      of results, before format version 1 held compact batches), a warning
+      says so once and no trial has since-restore fields.
+    * **JSON text.** A result's config, last result and checkpoint list
+      arrive as JSON text, decoded when first needed. The grid is cut in
+      chunks of ``CHUNK`` results: the first result of a chunk read is
+      decoded alone (a few results looked at decode nothing more), the
+      second decodes that field of the whole chunk in one ``json.loads``
+      (about half the cost of one call each, and their dicts share their
+      key strings). Each field is decoded on its own: a question about last
+      results only (``get_best_result``) decodes no config.
+    * The trials folder's path as text (``Result.path``).
+
+    The grid is held by a weak reference: a :class:`Result` kept after its
+    grid is gone does not keep the grid's other results in memory (its own
+    fields are then decoded alone).
     """
 
     ONE_BY_ONE = 16
+    CHUNK = 256
 
     def __init__(self, path: str | os.PathLike) -> None:
         self._path = path
-        self._runs: dict[str, RunTracker | None] = {}
+        self.trials_dir = os.path.join(path, TRIALS_DIR)
+        self._grid: weakref.ref[ResultGrid] | None = None
+        self._begun: set[tuple[str, int]] = set()     # (field, chunk): one result decoded
+        # trial_id -> (pid, offset, count) of its last run, as ExperimentStore.last_runs
+        self._runs: dict[str, tuple | None] = {}
         self._complete = False
 
-    def _read(self, trial_ids: set[str] | None) -> dict[str, RunTracker] | None:
+    def attach(self, grid: ResultGrid) -> None:
+        """Decode neighbouring fields among ``grid``'s results from now on."""
+        self._grid = weakref.ref(grid)
+
+    def __getstate__(self) -> dict:
+        # (a weak reference cannot be pickled; an unpickled grid attaches itself again)
+        return {**self.__dict__, "_grid": None}
+
+    # --------------------------------------------------------------- JSON text
+
+    def decode(self, result: Result, field: str) -> Any:
+        """The JSON text in ``result``'s attribute ``field``, decoded and stored there.
+
+        Once a result of a chunk of the grid has been decoded alone, the
+        next one to be read decodes the rest of its chunk (the same field)
+        with it. Any failure there (a text that is not one JSON value) falls
+        back to decoding ``result``'s own text alone, so that it raises (or
+        not) exactly as ``json.loads`` of it would.
+        """
+        grid = None if self._grid is None else self._grid()
+        position = result._position
+        results = None if grid is None else grid._results
+        if results is not None and position < len(results) and results[position] is result:
+            chunk = (field, position // self.CHUNK)
+            if chunk not in self._begun:        # perhaps the only one read: alone
+                self._begun.add(chunk)
+            else:
+                first = chunk[1] * self.CHUNK
+                pending = [r for r in results[first:first + self.CHUNK]
+                           if isinstance(getattr(r, field), str)]
+                texts = [getattr(r, field) for r in pending]
+                try:
+                    values = json.loads("[" + ",".join(texts) + "]")
+                except (ValueError, RecursionError):    # (one nesting level more)
+                    values = None
+                if values is not None and len(values) == len(texts):
+                    for other, value in zip(pending, values):
+                        setattr(other, field, value)
+                    return getattr(result, field)
+        value = json.loads(getattr(result, field))
+        setattr(result, field, value)
+        return value
+
+    # --------------------------------------------------------------- last runs
+
+    def _read(self, trial_ids: set[str] | None) -> dict[str, tuple] | None:
         store = None
         try:
             store = ExperimentStore.open(self._path, readonly=True)
@@ -245,9 +315,10 @@ class _LastRuns:
         if not self._complete:
             runs = self._read(None)
             if runs is not None:
-                self._runs, self._complete = dict(runs), True
+                self._runs, self._complete = runs, True
 
-    def get(self, trial_id: str) -> RunTracker | None:
+    def get(self, trial_id: str) -> tuple | None:
+        """``(pid, offset, count)`` of the trial's last run (None: no stored results)."""
         if not self._complete and trial_id not in self._runs:
             if len(self._runs) >= self.ONE_BY_ONE:
                 self.load_all()
@@ -286,12 +357,15 @@ class Result:
         ``"TERMINATED"``, ``"ERROR"``, ``"RUNNING"`` (interrupted) or ``"PENDING"``.
     """
 
-    def __init__(self, experiment_path: Path, row: dict, runs: _LastRuns | None = None) -> None:
+    def __init__(self, experiment_path: Path, row: dict, reads: _GridReads | None = None,
+                 position: int = 0) -> None:
         self._experiment_path = experiment_path
         self.trial_id: str = row["trial_id"]
         self._index: int = row["index"]
-        # where the since-restore fields of the last result come from (shared by a grid)
-        self._runs = runs if runs is not None else _LastRuns(experiment_path)
+        # shared by a grid: the since-restore fields of the last results, JSON decoded a
+        # chunk at a time; position is this result's in the grid
+        self._reads = reads if reads is not None else _GridReads(experiment_path)
+        self._position = position
         self._filled: dict | None = None
         # config and metrics may arrive as JSON text: decoded on first use, so that a
         # grid of 100,000 trials costs little until it is looked at
@@ -353,7 +427,7 @@ class Result:
     @property
     def path(self) -> str:
         """The trial's folder in the experiment (holds its checkpoints)."""
-        return os.path.join(self._experiment_path, TRIALS_DIR, self.trial_id)
+        return os.path.join(self._reads.trials_dir, self.trial_id)
 
     # the names Ray's Trial has for it (ExperimentAnalysis hands out Results as trials)
     local_path = path
@@ -362,7 +436,7 @@ class Result:
     @property
     def config(self) -> dict:
         if isinstance(self._config, str):
-            self._config = json.loads(self._config)
+            return self._reads.decode(self, "_config")
         return self._config
 
     @property
@@ -384,8 +458,8 @@ class Result:
     def _last(self) -> dict:
         """The last result as stored, without the fields filled in when read."""
         if isinstance(self._metrics, str):
-            self._metrics = json.loads(self._metrics)
-        elif self._metrics is None:
+            return self._reads.decode(self, "_metrics")
+        if self._metrics is None:
             # the driver stopped while the trial ran: its last stored result stands
             # for the one never recorded (as Tuner.restore recovers it)
             history = self.history()
@@ -407,34 +481,44 @@ class Result:
         """``last`` with the fields Ray's results carry (see the module docstring).
 
         A row of the history (``from_history``) has all but ``experiment_tag``.
+        Fields the trial reported itself keep their value and place.
         """
         if not last:
             return last
+        config = self.config
+        if from_history:
+            out = dict(last)
+            out.setdefault("experiment_tag", experiment_tag(self._index, config))
+            return out
+        extras = self._extras(last)
+        tag = experiment_tag(self._index, config)
+        if _FILLED.isdisjoint(last):        # the usual case: one dict, built at once
+            return {**last, "config": config, **extras, "experiment_tag": tag}
         out = dict(last)
-        if not from_history:
-            out.setdefault("config", self.config)
-            for key, value in self._extras(last).items():
-                out.setdefault(key, value)
-        out.setdefault("experiment_tag", experiment_tag(self._index, self.config))
+        out.setdefault("config", config)
+        for key, value in extras.items():
+            out.setdefault(key, value)
+        out.setdefault("experiment_tag", tag)
         return out
 
     def _extras(self, last: dict) -> dict:
         """The fields besides ``config`` and ``experiment_tag`` a stored last result lacks."""
         extras = _checkpoint_fields(self._checkpoint_names(), last)
-        runs = self._runs.get(self.trial_id)
-        total = last.get("time_total_s")
-        if type(total) is not float:
-            total = _number(total)
-        # the run of the stored results, if the last result is from it
-        if runs is not None and total is not None and last.get("pid") == runs.run[1]:
-            extras["time_since_restore"] = total - runs.offset
-            extras["iterations_since_restore"] = runs.count
+        run = self._reads.get(self.trial_id)
+        if run is not None:
+            total = last.get("time_total_s")
+            if type(total) is not float:
+                total = _number(total)
+            # the run of the stored results, if the last result is from it
+            if total is not None and last.get("pid") == run[0]:
+                extras["time_since_restore"] = total - run[1]
+                extras["iterations_since_restore"] = run[2]
         return extras
 
     def _checkpoint_names(self) -> dict:
         """Folder names of the kept checkpoints, by the report they were saved with."""
         if isinstance(self._checkpoints, str):
-            self._checkpoints = json.loads(self._checkpoints)
+            self._reads.decode(self, "_checkpoints")
         names = {}
         for path, count, *rest in self._checkpoints or ():
             # (path, report count, score, time_total_s, the result's training_iteration:
@@ -648,13 +732,23 @@ class ResultGrid:
         JSON text: the objects themselves, where JSON could not hold them.
         """
         settings = store.settings()
-        runs = _LastRuns(path)
-        results = [Result(path, row, runs) for row in store.trial_rows(decode=False)]
+        reads = _GridReads(path)
+        results = [Result(path, row, reads, position)
+                   for position, row in enumerate(store.trial_rows(decode=False))]
         if configs:
             for result in results:
                 if result.trial_id in configs:
                     result._config = configs[result.trial_id]
-        return cls(path, results, settings.get("metric"), settings.get("mode"))
+        grid = cls(path, results, settings.get("metric"), settings.get("mode"))
+        reads.attach(grid)
+        return grid
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self._results:
+            reads = self._results[0]._reads
+            if reads._grid is None:
+                reads.attach(self)
 
     def _load_histories(self) -> None:
         """Read the results of every trial in one pass over the experiment file.
@@ -809,7 +903,7 @@ class ResultGrid:
         else:
             self._load_unrecorded_ends()
         if self._results:
-            self._results[0]._runs.load_all()     # (shared by the grid's results)
+            self._results[0]._reads.load_all()     # (shared by the grid's results)
         rows = []
         for result in self._results:
             metrics = result._last()
