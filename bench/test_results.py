@@ -118,3 +118,37 @@ def test_read(benchmark, throughput, tmp_path_factory, case, n):
     else:
         _time(benchmark, path, CASES[case])
     throughput(benchmark, case, n, n, unit="trial")
+
+
+# ------------------------------------------- one trial's history as a data frame
+
+def _many_reports(config: dict) -> None:
+    for i in range(config["n"]):
+        tune.report({"loss": float(i), "val": {"acc": 0.5}} if i == 7 else {"loss": float(i)})
+
+
+@pytest.mark.benchmark(group="results-history")
+@pytest.mark.parametrize("case", ["metrics_dataframe", "plain DataFrame(history)"])
+def test_history_frame(benchmark, summary, tmp_path_factory, case):
+    """``Result.metrics_dataframe`` of a 20,000-report trial with a nested config.
+
+    Against ``pandas.DataFrame(result.history())``, the same rows without
+    the ``config/...`` columns, in the same run: spreading the config into
+    the frame must cost little next to building the frame itself.
+    """
+    pd = pytest.importorskip("pandas")
+    grid = tune.Tuner(
+        _many_reports, param_space={"n": 20_000, "opt": {"name": "adam", "b": 0.9}},
+        run_config=tune.RunConfig(name="history", verbose=0,
+                                  storage_path=str(tmp_path_factory.mktemp("history"))),
+        resources={"cpu": 2},
+    ).fit()
+    result = grid[0]
+    history = result.history()
+    frame = result.metrics_dataframe
+    assert len(frame) == 20_000 and set(frame["config/opt/name"]) == {"adam"}
+    call = (lambda: result.metrics_dataframe) if case == "metrics_dataframe" else \
+        (lambda: pd.DataFrame(history))
+    benchmark.pedantic(call, rounds=ROUNDS, warmup_rounds=1)
+    summary(benchmark, "results-history: one trial of 20,000 reports as a data frame",
+            {"case": case, "median s": benchmark.stats.stats.median})

@@ -247,15 +247,6 @@ def many_reports(config):
         tune.report({"loss": float(i), "val": {"acc": 0.5}} if i == 7 else {"loss": float(i)})
 
 
-def _fastest(f, repeat: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def test_metrics_dataframe_spreads_the_config_once_not_in_every_row(tmp_path):
     pd = pytest.importorskip("pandas")
     grid = tune.Tuner(many_reports, param_space={"n": 20_000, "opt": {"name": "adam", "b": 0.9}},
@@ -267,10 +258,12 @@ def test_metrics_dataframe_spreads_the_config_once_not_in_every_row(tmp_path):
     assert len(frame) == 20_000 and "config" not in frame.columns
     assert set(frame["config/opt/name"]) == {"adam"} and set(frame["config/n"]) == {20_000}
     assert frame["val/acc"][7] == 0.5 and frame["val/acc"].isna().sum() == 19_999
-    # the rows are the history's, each with the config's columns: not much more than
-    # making a frame of the history's dicts as they are (6 to 7 times that before)
-    ratio = _fastest(lambda: result.metrics_dataframe) / _fastest(lambda: pd.DataFrame(history))
-    assert ratio < 4, ratio
+    # the rows are the history's, each with the config's columns (its cost against a
+    # plain frame of the history is measured in bench/test_results.py)
+    plain = pd.DataFrame(history)
+    common = [c for c in plain.columns if c in frame.columns]
+    assert {"loss", "training_iteration", "time_total_s"} <= set(common)
+    assert frame[common].equals(plain[common])
 
 
 def test_metrics_dataframe_of_a_large_config_is_one_frame(tmp_path):
