@@ -43,7 +43,11 @@ state only at a save. So that the two agree after a crash:
   created since (a config other than the stored one is warned of, and the
   trial keeps the stored one; a trial it does not suggest again is warned
   of and never told about) and ``on_trial_complete`` for each trial that
-  ended since.
+  ended since. A trial it still counts as running that the restore ends
+  without running it again (``resume_unfinished=False``, or one the
+  scheduler stopped just before the driver stopped) then hears
+  ``on_trial_complete`` with its last result; Ray's searcher is not told,
+  and its ``ConcurrencyLimiter`` keeps such a trial live for ever.
   The searcher thus knows the trials the experiment file knows, and no
   config is suggested twice. Ray saves the trials and the searcher in the
   same checkpoint and loses what came after it: its restored searcher hears
@@ -70,7 +74,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._controller import SEARCHER_CALLS, SEARCHER_SUGGEST, Controller
+from ._controller import (
+    ERROR,
+    SEARCHER_CALLS,
+    SEARCHER_COMPLETE,
+    SEARCHER_SUGGEST,
+    TERMINATED,
+    Controller,
+)
 from ._restore import RestoreError, _config_difference
 from ._rows import flatten
 from .search import config_to_json
@@ -264,6 +275,7 @@ class SearcherState:
         self.saved_calls: int | None = None     # n_searcher_calls at the last save
         self.saved_at = -float("inf")           # time.monotonic() of the last save
         self._unsaved_wrappers: set[str] = set()
+        self._open: set[str] = set()            # restore: trials not ended for the searcher
 
     # ------------------------------------------------------------------ saving
 
@@ -381,7 +393,35 @@ class SearcherState:
             self.base.restore_from_dir(str(self.directory))
         configs = self._replay(calls[start:], rows, suggest)
         self.controller.n_searcher_calls = len(calls)
+        # the trials the searcher was given and has not heard the end of
+        ended = {trial_id for kind, trial_id, _ in calls if kind != SEARCHER_SUGGEST}
+        self._open = {trial_id for kind, trial_id, _ in calls
+                      if kind == SEARCHER_SUGGEST and trial_id not in ended}
+        self._open -= self.controller.searcher_strangers
         return configs
+
+    def end_restored(self, trials: list) -> None:
+        """Tell the searcher the end of the trials the restore ends without running them.
+
+        Called once the restore has decided each trial's status: a trial the
+        searcher still counts as running that will not run again (ended by
+        ``resume_unfinished=False``, or stopped by the scheduler just before
+        the driver stopped) hears ``on_trial_complete`` with its last result
+        (or, if ERROR, none), and the call is logged as any other. Ray says
+        nothing to its searcher here, so that a ``ConcurrencyLimiter`` keeps
+        the trial live for ever and the sweep waits.
+        """
+        controller = self.controller
+        for trial in trials:
+            if trial.trial_id not in self._open or trial.status not in (TERMINATED, ERROR):
+                continue
+            error = trial.status == ERROR
+            result = None if error or not trial.result else flatten(trial.result)
+            controller._tell_searcher("on_trial_complete", trial.trial_id, result=result,
+                                      error=error)
+            controller.log_searcher_call(SEARCHER_COMPLETE, trial.trial_id,
+                                         {"error": True} if error else None)
+        self._open = set()
 
     def _set_wrapper_states(self, marker: dict) -> None:
         stored = marker.get("wrappers") or []

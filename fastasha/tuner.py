@@ -345,7 +345,10 @@ class Tuner:
             Run the trials that were running or waiting again. With False
             they end TERMINATED as they are (even those that never ran), as
             in Ray Tune, with their last stored result as their last result;
-            trials the sweep had not created yet still run.
+            trials the sweep had not created yet still run. A ``search_alg``
+            hears their end (``on_trial_complete`` with that result), which
+            Ray's does not: its ``ConcurrencyLimiter`` would count them as
+            running for ever.
         resume_errored : bool, default=False
             Run errored trials again from their latest checkpoint.
         restart_errored : bool, default=False
