@@ -32,7 +32,8 @@ state only at a save. So that the two agree after a crash:
   far, then lets the searcher save, then deletes the older state files.
   Each save has a session string of its own, a counter (``"00000007"``), so
   that a save killed half-way leaves the previous file and its marker
-  intact; the newest marker whose file exists is the one restored.
+  intact; the newest marker whose file exists is the one restored (and the
+  restore deletes the temporary file such a save left).
 * While the state is saved, the controller logs the searcher calls that
   change what it knows of the sweep in the experiment file's event log:
   each suggestion that created a trial (``"searcher.suggest"``) and each
@@ -95,6 +96,9 @@ META_KEY = "searcher_state"
 FORMAT = "fastasha.searcher_state/1"
 # Markers kept: the newest, and the one before in case the newest save was killed.
 N_MARKERS = 2
+# The temporary file Searcher.save_to_dir writes before its rename starts so (then
+# comes the state file's name)
+TMP_PREFIX_PATTERN = ".*-tmp-"
 
 
 def save_interval_s() -> float:
@@ -350,6 +354,15 @@ class SearcherState:
         pattern = _template(self.base).format("*")
         return glob.glob(os.path.join(glob.escape(str(self.directory)), pattern))
 
+    def _remove_temporaries(self) -> None:
+        """Delete what saves killed before their rename left (``Searcher.save_to_dir``)."""
+        pattern = TMP_PREFIX_PATTERN + _template(self.base).format("*")
+        for path in glob.glob(os.path.join(glob.escape(str(self.directory)), pattern)):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
     def _remove_files(self, keep: str, newer_only: bool = False) -> None:
         """Delete the state files other than ``keep`` (only those sorting after it)."""
         for path in self._files():
@@ -375,6 +388,7 @@ class SearcherState:
         saves = [m for m in meta.get("saves") or [] if isinstance(m, dict)]
         self.generation = max((_session_number(m) for m in saves), default=0)
         marker = _usable_marker(self.directory, meta)
+        self._remove_temporaries()      # no save runs now: the experiment's lock is held
         start = 0
         if marker is None:
             if calls:        # (Tuner.restore checked this already)

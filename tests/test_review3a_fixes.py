@@ -6,6 +6,9 @@ tests/test_searcher_restore.py.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 if str(Path(__file__).resolve().parent) not in sys.path:   # --import-mode=importlib
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_searcher_restore import NUM_SAMPLES, Remaining, _tuner, stepped
+from test_searcher_restore import NUM_SAMPLES, Remaining, _descendants, _tuner, stepped
 
 from fastasha import tune
 from fastasha.search import ConcurrencyLimiter
@@ -73,3 +76,70 @@ def test_unfinished_trials_ended_by_a_restore_are_ended_for_the_searcher(tmp_pat
     tune.Tuner.restore(half.experiment_path, stepped,
                        search_alg=ConcurrencyLimiter(again, max_concurrent=1)).fit()
     assert sorted(again.completed) == sorted(fresh.completed)
+
+
+# ----------------------------------------------------- a driver killed in a save
+
+class KilledWhileSaving(Remaining):
+    """With $KILL_IN_SAVE, its process is SIGKILLed half-way through its first save after
+    3 suggestions."""
+
+    def save(self, checkpoint_path):
+        if os.environ.get("KILL_IN_SAVE") and len(self.suggested) >= 3:
+            with open(checkpoint_path, "w", encoding="utf-8") as f:
+                f.write('{"remaining": [')
+                f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        super().save(checkpoint_path)
+
+
+@pytest.fixture
+def killed_driver(tmp_path):
+    """Runs this file as a sweep's driver until it kills itself; its leftovers at teardown."""
+    procs = []
+
+    def run(name):
+        env = dict(os.environ, FASTASHA_SEARCHER_SAVE_S="0.05", KILL_IN_SAVE="1")
+        proc = subprocess.Popen([sys.executable, __file__, str(tmp_path), name], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        procs.append(proc)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        return proc
+
+    yield run
+    for proc in procs:
+        for pid in _descendants(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        proc.stderr.close()
+
+
+def test_a_save_killed_half_way_leaves_no_file_behind_after_a_restore(tmp_path, killed_driver):
+    # The state file is written to a temporary that a rename puts in place; a driver killed
+    # before the rename left the temporary, and nothing ever removed it (one more file, as
+    # large as the searcher's state, for every such crash).
+    proc = killed_driver("killed")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    path = tmp_path / "killed"
+    assert [p.name for p in path.glob(".*tmp*")]          # what the killed save left
+    fresh = KilledWhileSaving()
+    grid = tune.Tuner.restore(str(path), stepped, search_alg=fresh).fit()
+    assert len(grid) == NUM_SAMPLES and grid.num_terminated == NUM_SAMPLES
+    assert fresh.restored_from is not None                # the save before the killed one
+    assert sorted(fresh.completed) == sorted(r.trial_id for r in grid)
+    assert not [p.name for p in path.glob(".*tmp*")]
+    assert len(list(path.glob("searcher-state-*.pkl"))) == 1
+
+
+if __name__ == "__main__":       # the driver of the killed-in-a-save test
+    storage, name = sys.argv[1:3]
+    with joblib.parallel_config(backend="threading"):
+        _tuner(storage, name, KilledWhileSaving(), sleep=0.05).fit()
