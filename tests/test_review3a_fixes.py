@@ -139,6 +139,36 @@ def test_a_save_killed_half_way_leaves_no_file_behind_after_a_restore(tmp_path, 
     assert len(list(path.glob("searcher-state-*.pkl"))) == 1
 
 
+
+# ------------------------------------------------ a space only the searcher reads
+
+class OwnSpace(Remaining):
+    """Takes the param space itself (set_search_properties returns True)."""
+
+    def set_search_properties(self, metric, mode, config, **spec):
+        self.space = config
+        return True
+
+
+def test_a_space_only_the_search_alg_reads_is_not_refused(tmp_path):
+    # Storing the param space for a restore validated it as fastasha's own sampler would
+    # run it, so a space the searcher takes itself and fastasha never samples (here a
+    # grid_search inside a choice) failed fit() before the first trial; it ran before.
+    space = {"sleep": 0.0, "kind": tune.choice([tune.grid_search([1, 2]), 3])}
+    grid = tune.Tuner(
+        stepped, param_space=space,
+        tune_config=tune.TuneConfig(metric="loss", mode="min", search_alg=OwnSpace(),
+                                    num_samples=3),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="own", verbose=0),
+        resources={"cpu": 2}).fit()
+    assert grid.num_terminated == 3
+    with pytest.raises(ValueError, match="pass the same param_space to Tuner.restore"):
+        tune.Tuner.restore(grid.experiment_path, stepped, search_alg=OwnSpace())
+    again = tune.Tuner.restore(grid.experiment_path, stepped, search_alg=OwnSpace(),
+                               param_space=space).fit()
+    assert again.num_terminated == 3
+
+
 if __name__ == "__main__":       # the driver of the killed-in-a-save test
     storage, name = sys.argv[1:3]
     with joblib.parallel_config(backend="threading"):
