@@ -43,7 +43,8 @@ state only at a save. So that the two agree after a crash:
   calls logged after that save: ``suggest(trial_id)`` for each trial
   created since (a config other than the stored one is warned of, and the
   trial keeps the stored one; a trial it does not suggest again is warned
-  of and never told about) and ``on_trial_complete`` for each trial that
+  of and never told about, by this sweep or a later restore's: the markers
+  of its saves name it) and ``on_trial_complete`` for each trial that
   ended since. A trial it still counts as running that the restore ends
   without running it again (``resume_unfinished=False``, or one the
   scheduler stopped just before the driver stopped) then hears
@@ -320,6 +321,8 @@ class SearcherState:
         name = _template(self.base).format(session_str)
         marker = {"session_str": session_str, "file": name, "n_calls": n_calls,
                   "wrappers": self._wrapper_states()}
+        if self.controller.searcher_strangers:      # kept from it by a restore: and later
+            marker["strangers"] = sorted(self.controller.searcher_strangers)
         markers = (self.markers + [marker])[-N_MARKERS:]
         self._write_meta(markers, unsupported=False)
         self.base.save_to_dir(str(self.directory), session_str=session_str)
@@ -403,6 +406,9 @@ class SearcherState:
                     f"{marker['file']} does not belong to this experiment file")
             self.markers = saves[:saves.index(marker) + 1]
             self._set_wrapper_states(marker)
+            strangers = marker.get("strangers")
+            if isinstance(strangers, list):
+                self.controller.searcher_strangers.update(strangers)
             self._remove_files(keep=marker["file"], newer_only=True)   # of a killed save
             self.base.restore_from_dir(str(self.directory))
         configs = self._replay(calls[start:], rows, suggest)
@@ -455,6 +461,7 @@ class SearcherState:
         strangers = self.controller.searcher_strangers
         configs: dict[str, Any] = {}
         differing: list[str] = []
+        not_again: list[str] = []       # strangers found now (not those of an earlier restore)
         for kind, trial_id, payload in calls:
             row = by_id.get(trial_id)
             if row is None or trial_id in strangers:
@@ -466,6 +473,7 @@ class SearcherState:
                     config = None
                 if config is None:
                     strangers.add(trial_id)
+                    not_again.append(trial_id)
                     continue
                 if _config_difference(json.loads(config_to_json(config)), row["config"]):
                     differing.append(trial_id)
@@ -488,10 +496,10 @@ class SearcherState:
                 "); they keep the configs they ran with, but the searcher attributes their "
                 "results to the configs it suggested now (a searcher whose suggestions "
                 "depend on its saved state alone avoids this)", UserWarning, stacklevel=4)
-        if strangers:
+        if not_again:
             warnings.warn(
                 f"the restored search_alg {name} did not suggest again the trial(s) "
-                f"{', '.join(sorted(strangers))}, created after its last save; they keep "
+                f"{', '.join(sorted(not_again))}, created after its last save; they keep "
                 "their configs, and the searcher hears nothing of them", UserWarning,
                 stacklevel=4)
         return configs

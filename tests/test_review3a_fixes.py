@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import joblib
@@ -76,6 +77,49 @@ def test_unfinished_trials_ended_by_a_restore_are_ended_for_the_searcher(tmp_pat
     tune.Tuner.restore(half.experiment_path, stepped,
                        search_alg=ConcurrencyLimiter(again, max_concurrent=1)).fit()
     assert sorted(again.completed) == sorted(fresh.completed)
+
+
+# ------------------------------------------ trials a restored searcher never knew
+
+class ForgetsAndSavesOnce(Remaining):
+    """Saves only at the start of each sweep; restores with nothing left to suggest, so
+    the trials created after its save are strangers to a restored one."""
+
+    def save(self, checkpoint_path):
+        if self.n_saves:
+            raise NotImplementedError
+        super().save(checkpoint_path)
+
+    def restore(self, checkpoint_path):
+        super().restore(checkpoint_path)
+        self.remaining = []
+
+
+@pytest.mark.filterwarnings("ignore:this experiment ran with callbacks",
+                            "ignore:.*did not suggest again the trial")
+def test_a_trial_the_restored_searcher_did_not_suggest_stays_unknown_to_later_restores(
+        tmp_path):
+    # A restore whose searcher did not suggest a stored trial again keeps that trial from
+    # it; the next restore forgot that, and told its searcher of the trial's end (a
+    # searcher that looks the trial up then fails on a trial it never suggested).
+    with pytest.raises(KeyboardInterrupt):
+        _tuner(tmp_path, "strangers", ForgetsAndSavesOnce(), sleep=0.02,
+               callbacks=[InterruptWhileRunning(2)]).fit()
+    path = tmp_path / "strangers"
+    first = ForgetsAndSavesOnce()
+    with pytest.raises(KeyboardInterrupt):    # again before the unfinished trials end
+        tune.Tuner.restore(str(path), stepped, search_alg=first,
+                           callbacks=[InterruptWhileRunning(0)]).fit()
+    assert first.completed == []
+    assert any(r.status in ("PENDING", "RUNNING") for r in tune.ResultGrid.from_path(path))
+    second = ForgetsAndSavesOnce()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grid = tune.Tuner.restore(str(path), stepped, search_alg=second).fit()
+    assert grid.num_terminated == len(grid)
+    assert second.completed == []
+    # the first restore warned of them; this one has found no new ones to warn of
+    assert not [w for w in caught if "did not suggest again" in str(w.message)]
 
 
 # ----------------------------------------------------- a driver killed in a save
