@@ -186,6 +186,7 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                     "them back; restore with resume_unfinished=False (and without "
                     "resume_errored/restart_errored) to end such trials as they are"
                 )
+        run.searcher_state.end_restored(trials)
 
     stored_status = {row["trial_id"]: row["status"] for row in rows}
     for trial in trials:

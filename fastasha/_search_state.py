@@ -32,7 +32,8 @@ state only at a save. So that the two agree after a crash:
   far, then lets the searcher save, then deletes the older state files.
   Each save has a session string of its own, a counter (``"00000007"``), so
   that a save killed half-way leaves the previous file and its marker
-  intact; the newest marker whose file exists is the one restored.
+  intact; the newest marker whose file exists is the one restored (and the
+  restore deletes the temporary file such a save left).
 * While the state is saved, the controller logs the searcher calls that
   change what it knows of the sweep in the experiment file's event log:
   each suggestion that created a trial (``"searcher.suggest"``) and each
@@ -42,8 +43,13 @@ state only at a save. So that the two agree after a crash:
   calls logged after that save: ``suggest(trial_id)`` for each trial
   created since (a config other than the stored one is warned of, and the
   trial keeps the stored one; a trial it does not suggest again is warned
-  of and never told about) and ``on_trial_complete`` for each trial that
-  ended since.
+  of and never told about, by this sweep or a later restore's: the markers
+  of its saves name it) and ``on_trial_complete`` for each trial that
+  ended since. A trial it still counts as running that the restore ends
+  without running it again (``resume_unfinished=False``, or one the
+  scheduler stopped just before the driver stopped) then hears
+  ``on_trial_complete`` with its last result; Ray's searcher is not told,
+  and its ``ConcurrencyLimiter`` keeps such a trial live for ever.
   The searcher thus knows the trials the experiment file knows, and no
   config is suggested twice. Ray saves the trials and the searcher in the
   same checkpoint and loses what came after it: its restored searcher hears
@@ -70,7 +76,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._controller import SEARCHER_CALLS, SEARCHER_SUGGEST, Controller
+from ._controller import (
+    ERROR,
+    SEARCHER_CALLS,
+    SEARCHER_COMPLETE,
+    SEARCHER_SUGGEST,
+    TERMINATED,
+    Controller,
+)
 from ._restore import RestoreError, _config_difference
 from ._rows import flatten
 from .search import config_to_json
@@ -84,6 +97,9 @@ META_KEY = "searcher_state"
 FORMAT = "fastasha.searcher_state/1"
 # Markers kept: the newest, and the one before in case the newest save was killed.
 N_MARKERS = 2
+# The temporary file Searcher.save_to_dir writes before its rename starts so (then
+# comes the state file's name)
+TMP_PREFIX_PATTERN = ".*-tmp-"
 
 
 def save_interval_s() -> float:
@@ -264,6 +280,7 @@ class SearcherState:
         self.saved_calls: int | None = None     # n_searcher_calls at the last save
         self.saved_at = -float("inf")           # time.monotonic() of the last save
         self._unsaved_wrappers: set[str] = set()
+        self._open: set[str] = set()            # restore: trials not ended for the searcher
 
     # ------------------------------------------------------------------ saving
 
@@ -304,6 +321,8 @@ class SearcherState:
         name = _template(self.base).format(session_str)
         marker = {"session_str": session_str, "file": name, "n_calls": n_calls,
                   "wrappers": self._wrapper_states()}
+        if self.controller.searcher_strangers:      # kept from it by a restore: and later
+            marker["strangers"] = sorted(self.controller.searcher_strangers)
         markers = (self.markers + [marker])[-N_MARKERS:]
         self._write_meta(markers, unsupported=False)
         self.base.save_to_dir(str(self.directory), session_str=session_str)
@@ -338,6 +357,15 @@ class SearcherState:
         pattern = _template(self.base).format("*")
         return glob.glob(os.path.join(glob.escape(str(self.directory)), pattern))
 
+    def _remove_temporaries(self) -> None:
+        """Delete what saves killed before their rename left (``Searcher.save_to_dir``)."""
+        pattern = TMP_PREFIX_PATTERN + _template(self.base).format("*")
+        for path in glob.glob(os.path.join(glob.escape(str(self.directory)), pattern)):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
     def _remove_files(self, keep: str, newer_only: bool = False) -> None:
         """Delete the state files other than ``keep`` (only those sorting after it)."""
         for path in self._files():
@@ -363,6 +391,7 @@ class SearcherState:
         saves = [m for m in meta.get("saves") or [] if isinstance(m, dict)]
         self.generation = max((_session_number(m) for m in saves), default=0)
         marker = _usable_marker(self.directory, meta)
+        self._remove_temporaries()      # no save runs now: the experiment's lock is held
         start = 0
         if marker is None:
             if calls:        # (Tuner.restore checked this already)
@@ -377,11 +406,42 @@ class SearcherState:
                     f"{marker['file']} does not belong to this experiment file")
             self.markers = saves[:saves.index(marker) + 1]
             self._set_wrapper_states(marker)
+            strangers = marker.get("strangers")
+            if isinstance(strangers, list):
+                self.controller.searcher_strangers.update(strangers)
             self._remove_files(keep=marker["file"], newer_only=True)   # of a killed save
             self.base.restore_from_dir(str(self.directory))
         configs = self._replay(calls[start:], rows, suggest)
         self.controller.n_searcher_calls = len(calls)
+        # the trials the searcher was given and has not heard the end of
+        ended = {trial_id for kind, trial_id, _ in calls if kind != SEARCHER_SUGGEST}
+        self._open = {trial_id for kind, trial_id, _ in calls
+                      if kind == SEARCHER_SUGGEST and trial_id not in ended}
+        self._open -= self.controller.searcher_strangers
         return configs
+
+    def end_restored(self, trials: list) -> None:
+        """Tell the searcher the end of the trials the restore ends without running them.
+
+        Called once the restore has decided each trial's status: a trial the
+        searcher still counts as running that will not run again (ended by
+        ``resume_unfinished=False``, or stopped by the scheduler just before
+        the driver stopped) hears ``on_trial_complete`` with its last result
+        (or, if ERROR, none), and the call is logged as any other. Ray says
+        nothing to its searcher here, so that a ``ConcurrencyLimiter`` keeps
+        the trial live for ever and the sweep waits.
+        """
+        controller = self.controller
+        for trial in trials:
+            if trial.trial_id not in self._open or trial.status not in (TERMINATED, ERROR):
+                continue
+            error = trial.status == ERROR
+            result = None if error or not trial.result else flatten(trial.result)
+            controller._tell_searcher("on_trial_complete", trial.trial_id, result=result,
+                                      error=error)
+            controller.log_searcher_call(SEARCHER_COMPLETE, trial.trial_id,
+                                         {"error": True} if error else None)
+        self._open = set()
 
     def _set_wrapper_states(self, marker: dict) -> None:
         stored = marker.get("wrappers") or []
@@ -401,6 +461,7 @@ class SearcherState:
         strangers = self.controller.searcher_strangers
         configs: dict[str, Any] = {}
         differing: list[str] = []
+        not_again: list[str] = []       # strangers found now (not those of an earlier restore)
         for kind, trial_id, payload in calls:
             row = by_id.get(trial_id)
             if row is None or trial_id in strangers:
@@ -412,6 +473,7 @@ class SearcherState:
                     config = None
                 if config is None:
                     strangers.add(trial_id)
+                    not_again.append(trial_id)
                     continue
                 if _config_difference(json.loads(config_to_json(config)), row["config"]):
                     differing.append(trial_id)
@@ -434,10 +496,10 @@ class SearcherState:
                 "); they keep the configs they ran with, but the searcher attributes their "
                 "results to the configs it suggested now (a searcher whose suggestions "
                 "depend on its saved state alone avoids this)", UserWarning, stacklevel=4)
-        if strangers:
+        if not_again:
             warnings.warn(
                 f"the restored search_alg {name} did not suggest again the trial(s) "
-                f"{', '.join(sorted(strangers))}, created after its last save; they keep "
+                f"{', '.join(sorted(not_again))}, created after its last save; they keep "
                 "their configs, and the searcher hears nothing of them", UserWarning,
                 stacklevel=4)
         return configs

@@ -345,7 +345,10 @@ class Tuner:
             Run the trials that were running or waiting again. With False
             they end TERMINATED as they are (even those that never ran), as
             in Ray Tune, with their last stored result as their last result;
-            trials the sweep had not created yet still run.
+            trials the sweep had not created yet still run. A ``search_alg``
+            hears their end (``on_trial_complete`` with that result), which
+            Ray's does not: its ``ConcurrencyLimiter`` would count them as
+            running for ever.
         resume_errored : bool, default=False
             Run errored trials again from their latest checkpoint.
         restart_errored : bool, default=False
@@ -412,7 +415,8 @@ class Tuner:
             if stored is None:
                 raise ValueError(
                     "the param_space of this experiment could not be stored as JSON (it holds "
-                    "functions or objects); pass the same param_space to Tuner.restore"
+                    "functions or objects, or a space only its search_alg reads); pass the "
+                    "same param_space to Tuner.restore"
                 )
             space = space_from_json(stored)
         sched = scheduler if scheduler is not None else _scheduler_from_settings(settings["scheduler"])
@@ -569,7 +573,12 @@ class _Run:
 
     def settings(self, prefix: str) -> dict:
         tc, rc = self.tuner.tune_config, self.tuner.run_config
-        space_json = space_to_json(self.tuner.param_space)
+        try:
+            space_json = space_to_json(self.tuner.param_space)
+        except (TypeError, ValueError):
+            if self.variants is not None:       # (checked already by the VariantGenerator)
+                raise
+            space_json = None       # a space its search_alg took, that fastasha never samples
         return {
             "name": self.directory.name,
             "created": time.time(),
