@@ -64,8 +64,9 @@ def main() -> None:
 
     path = Path(args.storage).expanduser() / args.name
     if tune.Tuner.can_restore(path):
-        print(f"Continuing the experiment in {path}")
         tuner = tune.Tuner.restore(str(path), train)
+        print(f"Continuing the experiment in {path} with the settings it started with "
+              f"({tuner.tune_config.num_samples} trials); the options given now do not apply")
     else:
         tuner = tune.Tuner(
             train,
@@ -96,7 +97,7 @@ def main() -> None:
         best = grid.get_best_result()
         print(f"Best loss {best.metrics['loss']:.4f} after {best.metrics['epoch']} epochs, "
               f"config {best.config}")
-    if len(grid) < args.trials or counts.get("PENDING") or counts.get("RUNNING"):
+    if len(grid) < tuner.tune_config.num_samples or counts.get("PENDING") or counts.get("RUNNING"):
         print("Not finished: run the same command again to continue.")
     print(f"Results: tune.ResultGrid.from_path({str(path)!r}).get_dataframe()")
 

@@ -64,6 +64,10 @@ def test_a_second_run_finishes_the_sweep_its_killed_first_run_began(tmp_path, re
     assert epochs.count(20) < 150 and max(epochs) == 20
     assert grid.get_best_result().metrics["epoch"] == 20
 
-    third = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    # once finished, a run only prints the summary; options given now do not apply
+    third = subprocess.run([*command, "--trials", "500"], capture_output=True, text=True,
+                           timeout=120)
     assert third.returncode == 0, third.stderr[-3000:]
+    assert "settings it started with (300 trials)" in third.stdout
     assert "Trials: 300 (300 TERMINATED)" in third.stdout
+    assert "Not finished" not in third.stdout
