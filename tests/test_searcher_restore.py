@@ -465,7 +465,9 @@ def test_a_killed_driver_continues_from_the_last_saved_state(tmp_path, driver_pr
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=10) == -signal.SIGKILL
 
-    (saved,) = _state_files(path)
+    # the newest file is the one a restore takes (a kill between a save's rename and the
+    # removal of the file before it leaves both)
+    saved = _state_files(path)[-1]
     with open(path / saved, encoding="utf-8") as f:
         state = json.load(f)
     if save_s > 100:      # only the save at the start: every trial came after it
