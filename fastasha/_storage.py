@@ -132,6 +132,27 @@ def _wait_for_close(directory: Path) -> None:
         thread.join()
 
 
+def _wait_for_all_closes() -> None:
+    """Before a fork: wait until every background close is done.
+
+    A child forked meanwhile would inherit the lock's descriptor, and an
+    ``flock`` is released only when every copy is closed: the experiment
+    would stay locked for as long as the child lives (a pool worker, for
+    instance), against this process too. A child could also inherit
+    SQLite's mutexes held by the closing thread. The wait is that of the
+    close, milliseconds after a sweep.
+    """
+    with _closing_guard:
+        threads = list(_closing.values())
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_wait_for_all_closes)
+
+
 def _take_lock(directory: Path) -> int | None:
     """Hold the experiment's lock; :class:`StoreError` if another process holds it.
 
@@ -511,7 +532,8 @@ class ExperimentStore:
         thread is done: opening or creating the experiment again in this
         process waits for it, and so does the interpreter's exit (the thread
         is not a daemon), so no other process finds the lock taken by a run
-        that has ended. Reading the file meanwhile is safe.
+        that has ended; so does a fork, so that no child inherits the lock.
+        Reading the file meanwhile is safe.
         """
         try:
             self._settle()
@@ -522,9 +544,9 @@ class ExperimentStore:
             return
         key = os.path.realpath(self.directory)
         thread = threading.Thread(target=self._close_now, args=(key,), name="fastasha-close")
-        with _closing_guard:
+        with _closing_guard:        # (a fork waits for the threads listed: started ones)
             _closing[key] = thread
-        thread.start()
+            thread.start()
 
     def _close_now(self, closing_key: str | None = None) -> None:
         try:

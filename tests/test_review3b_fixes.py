@@ -6,15 +6,22 @@ Each test failed before the commit that follows it:
   GPUs or CPUs only up to floating-point rounding (ten bundles of 0.2 GPU)
   was refused as "a fractional GPU request above 1", and its CPUs were
   capped one thread short;
+* a process forked right after ``fit()`` returned (``multiprocessing``'s
+  fork context, ``os.fork``), while the experiment file was still being
+  closed in the background, inherited the experiment's lock and held it
+  for as long as it lived: no restore or overwrite of that experiment,
+  in this process or another, until the child ended;
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
 from fastasha import tune
+from fastasha._storage import ExperimentStore
 
 PGF = tune.PlacementGroupFactory
 
@@ -47,3 +54,47 @@ def test_bundles_that_add_up_to_whole_gpus_run_on_those_gpus(share, n_bundles):
     assert m["threads"] == str(total)              # not one short of the CPUs asked for
     # required_resources stays Ray's plain sum
     assert m["required_gpu"] == sum([share] * n_bundles)
+
+
+# ------------------------------------------------- fork after fit
+
+
+def three_reports(config):
+    for i in range(3):
+        tune.report({"loss": config["x"] + i})
+
+
+@pytest.fixture
+def slow_background_close(monkeypatch):
+    """A background close that takes 0.5 s (a checkpoint of a large log, a slow disk)."""
+    close_now = ExperimentStore._close_now
+
+    def slow(self, closing_key=None):
+        if closing_key is not None:
+            time.sleep(0.5)
+        close_now(self, closing_key)
+
+    monkeypatch.setattr(ExperimentStore, "_close_now", slow)
+
+
+def _sweep(tmp_path) -> tune.Tuner:
+    return tune.Tuner(three_reports, param_space={"x": tune.grid_search([1, 2, 3])},
+                      tune_config=tune.TuneConfig(metric="loss", mode="min"),
+                      run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path),
+                                                verbose=0),
+                      resources={"cpu": 2})
+
+
+def test_a_process_forked_right_after_fit_does_not_hold_the_experiment(
+        tmp_path, slow_background_close):
+    assert _sweep(tmp_path).fit().num_terminated == 3
+    pid = os.fork()          # at once: the file is still being closed
+    if pid == 0:
+        time.sleep(3)         # a worker of a multiprocessing pool, busy with other work
+        os._exit(0)
+    try:
+        again = tune.Tuner.restore(str(tmp_path / "exp"), three_reports).fit()
+        assert again.num_terminated == 3
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
