@@ -11,11 +11,18 @@ Each test failed before the commit that follows it:
   closed in the background, inherited the experiment's lock and held it
   for as long as it lived: no restore or overwrite of that experiment,
   in this process or another, until the child ended;
+* another process that opened the experiment to write (``Tuner.restore``,
+  ``overwrite=True``) while the process whose ``fit()`` had returned was
+  still closing the file was told that the experiment was "in use by
+  another fastasha run" instead of waiting for the close.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -98,3 +105,24 @@ def test_a_process_forked_right_after_fit_does_not_hold_the_experiment(
     finally:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
+
+
+def test_another_process_waits_for_a_run_that_is_closing_its_file(tmp_path,
+                                                                   slow_background_close):
+    script = textwrap.dedent(f"""
+        from fastasha import tune
+
+        def three_reports(config):
+            for i in range(3):
+                tune.report({{"loss": config["x"] + i}})
+
+        grid = tune.Tuner.restore({str(tmp_path / "exp")!r}, three_reports).fit()
+        print(grid.num_terminated)
+    """)
+    assert _sweep(tmp_path).fit().num_terminated == 3
+    # started at once, while this process still holds the lock to close the file
+    other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    out, err = other.communicate(timeout=120)
+    assert other.returncode == 0, err
+    assert out.strip() == "3"
