@@ -94,21 +94,31 @@ def _check_gpu(gpu: float, source: str) -> None:
         )
 
 
+def _whole_if_near(value: float) -> float:
+    """``value``, or the whole number it differs from by rounding errors only."""
+    whole = round(value)
+    return float(whole) if abs(value - whole) <= _EPS * max(1.0, abs(value)) else value
+
+
 def parse_request(resources: Any) -> Request:
     """Validate a resource request: a dict such as ``{"cpu": 2, "gpu": 0.5}``, or a PlacementGroupFactory.
 
     In a dict, keys are case-insensitive (``"CPU"`` works too); a missing
     ``cpu`` means 1 and a missing ``gpu`` or ``memory`` 0. A
-    :class:`PlacementGroupFactory` asks for the sum of its bundles.
+    :class:`PlacementGroupFactory` asks for the sum of its bundles (a CPU or
+    GPU sum within rounding of a whole number, such as ten bundles of 0.2
+    GPU, asks for that whole number).
     """
     if isinstance(resources, Request):
         return resources
     if isinstance(resources, PlacementGroupFactory):
         total = resources.required_resources
-        gpu = total.get("GPU", 0.0)
+        # a sum of fractions is a whole number only up to rounding (0.2 * 10 is
+        # 1.9999999999999998): taken as the whole number it stands for
+        gpu = _whole_if_near(total.get("GPU", 0.0))
         _check_gpu(gpu, " (the sum of the bundles, which one trial process gets)")
-        return Request(cpu=total.get("CPU", 0.0), gpu=gpu, memory=total.get("memory", 0.0),
-                       placement=resources)
+        return Request(cpu=_whole_if_near(total.get("CPU", 0.0)), gpu=gpu,
+                       memory=total.get("memory", 0.0), placement=resources)
     if not isinstance(resources, Mapping):
         raise TypeError(
             f"resources must be a dict like {{'cpu': 1, 'gpu': 0}} or a "

@@ -41,6 +41,7 @@ import os
 import shutil
 import sqlite3
 import threading
+import time
 import urllib.parse
 import warnings
 from pathlib import Path
@@ -119,7 +120,11 @@ def _read_only_uri(db: Path) -> str:
 
 # Stores being closed by a background thread (see ExperimentStore.close), by their
 # directory: each holds its directory's lock until its file is closed, so whoever
-# takes that lock next in this process waits for it first.
+# takes that lock next in this process waits for it first. Another process knows
+# such a holder by the word after its pid in the lock file, and waits for it too,
+# at most CLOSE_WAIT_S.
+CLOSING = "closing"
+CLOSE_WAIT_S = 30.0
 _closing: dict[str, threading.Thread] = {}
 _closing_guard = threading.Lock()
 
@@ -130,6 +135,27 @@ def _wait_for_close(directory: Path) -> None:
         thread = _closing.get(os.path.realpath(directory))
     if thread is not None:
         thread.join()
+
+
+def _wait_for_all_closes() -> None:
+    """Before a fork: wait until every background close is done.
+
+    A child forked meanwhile would inherit the lock's descriptor, and an
+    ``flock`` is released only when every copy is closed: the experiment
+    would stay locked for as long as the child lives (a pool worker, for
+    instance), against this process too. A child could also inherit
+    SQLite's mutexes held by the closing thread. The wait is that of the
+    close, milliseconds after a sweep.
+    """
+    with _closing_guard:
+        threads = list(_closing.values())
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_wait_for_all_closes)
 
 
 def _take_lock(directory: Path) -> int | None:
@@ -144,28 +170,50 @@ def _take_lock(directory: Path) -> int | None:
     except ImportError:     # not on this platform: no protection, as before
         return None
     fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    deadline = None
+    while True:
         try:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        finally:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            try:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").split()
+                # a run whose fit() has returned, closing the file in the background:
+                # the lock is free in a moment
+                if holder[1:] == [CLOSING]:
+                    deadline = deadline or time.monotonic() + CLOSE_WAIT_S
+                    if time.monotonic() < deadline:
+                        time.sleep(0.005)
+                        continue
+            except BaseException:
+                os.close(fd)
+                raise
             os.close(fd)
-        raise StoreError(
-            f"{directory} is in use by another fastasha run (pid {holder}); wait for it to "
-            "end (or stop it) before restoring or overwriting it, or choose another "
-            "RunConfig(name=...)"
-        ) from None
-    except OSError as err:      # a file system without locks (NFS without lockd, ...)
-        os.close(fd)
-        warnings.warn(f"cannot lock {directory} ({err}); nothing stops another process "
-                      "from restoring or overwriting this experiment while it runs",
-                      RuntimeWarning, stacklevel=3)
-        return None
+            raise StoreError(
+                f"{directory} is in use by another fastasha run (pid "
+                f"{holder[0] if holder else 'unknown'}); wait for it to end (or stop it) "
+                "before restoring or overwriting it, or choose another RunConfig(name=...)"
+            ) from None
+        except OSError as err:      # a file system without locks (NFS without lockd, ...)
+            os.close(fd)
+            warnings.warn(f"cannot lock {directory} ({err}); nothing stops another process "
+                          "from restoring or overwriting this experiment while it runs",
+                          RuntimeWarning, stacklevel=3)
+            return None
     pid = str(os.getpid()).encode()
     os.pwrite(fd, pid, 0)           # then cut: a reader sees a whole pid, old or new
     os.ftruncate(fd, len(pid))
     return fd
+
+
+def _say_closing(fd: int) -> None:
+    """Write in the lock file that its holder only closes the file now (see CLOSING)."""
+    text = f"{os.getpid()} {CLOSING}".encode()
+    try:
+        os.pwrite(fd, text, 0)
+        os.ftruncate(fd, len(text))
+    except OSError:
+        pass            # then another process is told the experiment is in use, as before
 
 
 def _release_lock(fd: int) -> None:
@@ -510,8 +558,11 @@ class ExperimentStore:
         thread does it and this returns at once. The lock is held until the
         thread is done: opening or creating the experiment again in this
         process waits for it, and so does the interpreter's exit (the thread
-        is not a daemon), so no other process finds the lock taken by a run
-        that has ended. Reading the file meanwhile is safe.
+        is not a daemon), and so does a fork, so that no child inherits the
+        lock. Another process that opens the experiment to write meanwhile
+        (a restore, an overwrite) finds the lock file saying so and waits
+        too, instead of calling the experiment in use. Reading the file
+        meanwhile is safe.
         """
         try:
             self._settle()
@@ -520,11 +571,13 @@ class ExperimentStore:
         if not background or self.readonly:
             self._close_now()
             return
+        if self._lock is not None:
+            _say_closing(self._lock)
         key = os.path.realpath(self.directory)
         thread = threading.Thread(target=self._close_now, args=(key,), name="fastasha-close")
-        with _closing_guard:
+        with _closing_guard:        # (a fork waits for the threads listed: started ones)
             _closing[key] = thread
-        thread.start()
+            thread.start()
 
     def _close_now(self, closing_key: str | None = None) -> None:
         try:
