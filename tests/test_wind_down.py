@@ -10,11 +10,14 @@ file behind.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+
+import pytest
 
 from fastasha import tune
 from fastasha._storage import ExperimentStore
@@ -62,9 +65,10 @@ def test_reopening_waits_for_a_background_close(tmp_path):
 def test_a_background_close_of_a_read_only_store_is_immediate(tmp_path):
     ExperimentStore.create(tmp_path / "exp", {}).close()
     reader = ExperimentStore.open(tmp_path / "exp", readonly=True)
-    before = threading.active_count()
     reader.close(background=True)        # nothing to checkpoint, no lock: no thread
-    assert threading.active_count() == before
+    assert not [t for t in threading.enumerate() if t.name == "fastasha-close"]
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        reader._conn.execute("SELECT 1")   # closed before close() returned
 
 
 def noop(config):
