@@ -133,3 +133,70 @@ class TrialScheduler:
     def debug_string(self) -> str:
         """One line about the scheduler's state, for logs."""
         return type(self).__name__
+
+
+# Ray's name for the metric when only a mode is given (ray.tune.result.DEFAULT_METRIC)
+DEFAULT_METRIC = "_metric"
+
+
+class _JudgingScheduler(TrialScheduler):
+    """What the built-in schedulers that compare trials share (not public).
+
+    They keep ``_sign`` (+1 for ``"max"``, -1 for ``"min"``, None before a
+    mode is known), take Ray's anonymous metric when only a mode is given,
+    and check a snapshot's header the same way before loading its trials.
+    Subclasses define ``_params()`` (the constructor arguments a snapshot
+    must match) and ``n_trials``.
+    """
+
+    _sign: float | None = None
+
+    def _update_sign(self) -> None:
+        self._sign = {"max": 1.0, "min": -1.0}.get(self._mode)
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        """Take ``metric`` and ``mode`` from the Tuner unless already set (as in Ray)."""
+        check_mode(mode)
+        accepted = super().set_search_properties(metric, mode, **spec)
+        if accepted and self._metric is None and self._mode:
+            self._metric = DEFAULT_METRIC    # Ray: only a mode given means its anonymous metric
+        self._update_sign()
+        return accepted
+
+    def _params(self) -> dict:
+        raise NotImplementedError
+
+    def _load_header(self, state: Any, state_format: str) -> None:
+        """Check a snapshot against this fresh scheduler and take its metric and mode.
+
+        Raises ``ValueError`` if ``state`` is not a snapshot of ``state_format``,
+        this scheduler already has trials, or the snapshot was made with
+        other constructor arguments, metric or mode.
+        """
+        if not isinstance(state, dict) or state.get("format") != state_format:
+            raise ValueError(
+                f"not a {type(self).__name__} snapshot (expected format {state_format!r}); "
+                "pass what state_dict() returned"
+            )
+        if self.n_trials:
+            raise ValueError(
+                f"load_state_dict needs a fresh scheduler, this one already has "
+                f"{self.n_trials} trial(s)"
+            )
+        params = self._params()
+        for key, value in state["params"].items():
+            if params.get(key) != value:
+                raise ValueError(
+                    f"snapshot was made with {key}={value!r} but this scheduler has "
+                    f"{key}={params.get(key)!r}; build the scheduler with the same arguments"
+                )
+        for key in ("metric", "mode"):
+            mine, theirs = getattr(self, "_" + key), state.get(key)
+            if mine is not None and theirs is not None and mine != theirs:
+                raise ValueError(
+                    f"snapshot was made with {key}={theirs!r} but this scheduler has "
+                    f"{key}={mine!r}"
+                )
+        self._metric = self._metric or state.get("metric")
+        self._mode = self._mode or state.get("mode")
+        self._update_sign()

@@ -18,7 +18,7 @@ from .._validation import (
     metric_value,
     time_value,
 )
-from ._base import CONTINUE, STOP, Decision, TrialScheduler
+from ._base import CONTINUE, STOP, Decision, _JudgingScheduler
 from ._index import TrialIndex, as_int_ids
 
 STATE_FORMAT = "fastasha.AsyncHyperBandScheduler/1"
@@ -61,7 +61,7 @@ def _decode_float(x: float | str) -> float:
     return float(x)
 
 
-class AsyncHyperBandScheduler(TrialScheduler):
+class AsyncHyperBandScheduler(_JudgingScheduler):
     """Asynchronous Successive Halving (ASHA), with Ray Tune's arguments and decisions.
 
     Each trial is put in a bracket ``s``; bracket ``s`` has rungs at the
@@ -233,18 +233,6 @@ class AsyncHyperBandScheduler(TrialScheduler):
     def n_trials(self) -> int:
         """Number of trials added so far."""
         return self._core.n_trials
-
-    def _update_sign(self) -> None:
-        self._sign = {"max": 1.0, "min": -1.0}.get(self._mode)
-
-    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        """Take ``metric`` and ``mode`` from the Tuner unless already set (as in Ray)."""
-        check_mode(mode)
-        accepted = super().set_search_properties(metric, mode, **spec)
-        if accepted and self._metric is None and self._mode:
-            self._metric = "_metric"    # Ray: only a mode given means its anonymous metric
-        self._update_sign()
-        return accepted
 
     @property
     def seed(self) -> int | None:
@@ -538,33 +526,7 @@ class AsyncHyperBandScheduler(TrialScheduler):
             If the snapshot is not one of this class, was made with other
             constructor arguments, or this scheduler already has trials.
         """
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ValueError(
-                f"not a {type(self).__name__} snapshot (expected format {STATE_FORMAT!r}); "
-                "pass what state_dict() returned"
-            )
-        if self._core.n_trials:
-            raise ValueError(
-                f"load_state_dict needs a fresh scheduler, this one already has "
-                f"{self._core.n_trials} trial(s)"
-            )
-        params = self._params()
-        for key, value in state["params"].items():
-            if params.get(key) != value:
-                raise ValueError(
-                    f"snapshot was made with {key}={value!r} but this scheduler has "
-                    f"{key}={params.get(key)!r}; build the scheduler with the same arguments"
-                )
-        for key in ("metric", "mode"):
-            mine, theirs = getattr(self, "_" + key), state.get(key)
-            if mine is not None and theirs is not None and mine != theirs:
-                raise ValueError(
-                    f"snapshot was made with {key}={theirs!r} but this scheduler has "
-                    f"{key}={mine!r}"
-                )
-        self._metric = self._metric or state.get("metric")
-        self._mode = self._mode or state.get("mode")
-        self._update_sign()
+        self._load_header(state, STATE_FORMAT)
         trials = state["trials"]
         self._rng.bit_generator.state = state["rng"]
         first = self._core.add_trials(np.asarray(trials["bracket"], dtype=np.int32))

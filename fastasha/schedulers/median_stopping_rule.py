@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from typing import Any, Hashable
+from typing import Hashable
 
 import numpy as np
 
@@ -16,12 +16,10 @@ from .._validation import (
     metric_value,
     time_value,
 )
-from ._base import CONTINUE, STOP, Decision, TrialScheduler
+from ._base import CONTINUE, STOP, Decision, _JudgingScheduler
 
 STATE_FORMAT = "fastasha.MedianStoppingRule/1"
 
-# Ray's name for the metric when only a mode is given (ray.tune.result.DEFAULT_METRIC)
-DEFAULT_METRIC = "_metric"
 
 
 def _encode_float(x: float) -> float | str:
@@ -74,7 +72,7 @@ class _History:
         return float(np.mean(np.array(window))) if window else math.nan
 
 
-class MedianStoppingRule(TrialScheduler):
+class MedianStoppingRule(_JudgingScheduler):
     """The median stopping rule of Google Vizier, with Ray Tune's arguments and decisions.
 
     At each result of a trial at time ``t = result[time_attr]`` (from
@@ -251,18 +249,6 @@ class MedianStoppingRule(TrialScheduler):
         """Number of trials the rule has stopped."""
         return sum(h.stopped for h in self._trials.values())
 
-    def _update_sign(self) -> None:
-        self._sign = {"max": 1.0, "min": -1.0}.get(self._mode)
-
-    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        """Take ``metric`` and ``mode`` from the Tuner unless already set (as in Ray)."""
-        check_mode(mode)
-        accepted = super().set_search_properties(metric, mode, **spec)
-        if accepted and self._metric is None and self._mode:
-            self._metric = DEFAULT_METRIC    # Ray: only a mode given means its anonymous metric
-        self._update_sign()
-        return accepted
-
     # ---------------------------------------------------------------- trials
 
     def _history(self, trial_id: Hashable) -> _History:
@@ -405,33 +391,7 @@ class MedianStoppingRule(TrialScheduler):
             constructor arguments or another metric or mode, or this
             scheduler already has trials.
         """
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ValueError(
-                f"not a {type(self).__name__} snapshot (expected format {STATE_FORMAT!r}); "
-                "pass what state_dict() returned"
-            )
-        if self._trials:
-            raise ValueError(
-                f"load_state_dict needs a fresh scheduler, this one already has "
-                f"{len(self._trials)} trial(s)"
-            )
-        params = self._params()
-        for key, value in state["params"].items():
-            if params.get(key) != value:
-                raise ValueError(
-                    f"snapshot was made with {key}={value!r} but this scheduler has "
-                    f"{key}={params.get(key)!r}; build the scheduler with the same arguments"
-                )
-        for key in ("metric", "mode"):
-            mine, theirs = getattr(self, "_" + key), state.get(key)
-            if mine is not None and theirs is not None and mine != theirs:
-                raise ValueError(
-                    f"snapshot was made with {key}={theirs!r} but this scheduler has "
-                    f"{key}={mine!r}"
-                )
-        self._metric = self._metric or state.get("metric")
-        self._mode = self._mode or state.get("mode")
-        self._update_sign()
+        self._load_header(state, STATE_FORMAT)
         for entry in state["trials"]:
             history = _History()
             for t, s in zip(entry["times"], entry["scores"]):
