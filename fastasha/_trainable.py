@@ -151,3 +151,49 @@ def request_of(trainable: Callable) -> ResourceTrainable | None:
             return node
         node = node.trainable
     return None
+
+
+# Trainables registered by name (tune.register_trainable), in this process
+_REGISTRY: dict[str, Callable] = {}
+
+
+def register_trainable(name: str, trainable: Callable, warn: bool = True) -> None:
+    """Register ``trainable`` under ``name``, so that ``Tuner(name)`` and ``tune.run(name)`` run it.
+
+    As Ray Tune's ``tune.register_trainable``. The registry belongs to this
+    process (Ray's lives in the cluster): the Tuner looks the name up when
+    it is built and ships the trainable itself to its workers. Registering
+    a name again replaces the earlier trainable, as in Ray.
+
+    Parameters
+    ----------
+    name : str
+        The name to run it by.
+    trainable : callable
+        An objective function (or a ``with_resources`` / ``with_parameters``
+        wrapper of one) or a :class:`~fastasha.trainable.Trainable` class.
+    warn : bool, default=True
+        Accepted for Ray's signature; fastasha has no heuristics to warn about.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"the name to register a trainable under must be a non-empty string, "
+                        f"got {name!r}")
+    if not callable(trainable):
+        raise TypeError(f"register_trainable({name!r}, ...) needs a function or a Trainable "
+                        f"class, got {trainable!r}")
+    _REGISTRY[name] = trainable
+
+
+def resolve_trainable(trainable: Any) -> Any:
+    """The trainable registered under ``trainable`` if it is a name; else ``trainable`` itself."""
+    if not isinstance(trainable, str):
+        return trainable
+    try:
+        return _REGISTRY[trainable]
+    except KeyError:
+        known = ", ".join(repr(n) for n in sorted(_REGISTRY)) or "none"
+        raise ValueError(
+            f"no trainable is registered as {trainable!r} (registered: {known}); register it "
+            f"first with tune.register_trainable({trainable!r}, objective), or pass the "
+            "objective itself"
+        ) from None

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from ._rows import flatten
 from ._validation import check_mode
-from .config import RAY_ONLY_DEFAULTS, refuse_ray_only
+from .config import RAY_ONLY_DEFAULTS, check_sync_config, refuse_ray_only
 from .results import Result, ResultGrid, TuneError
 
 
@@ -84,14 +84,17 @@ def run(
         has no equivalent to honour it with).
     """
     from . import tune
-    from ._trainable import with_resources
+    from ._trainable import resolve_trainable, with_resources
 
+    run_or_experiment = resolve_trainable(run_or_experiment)   # a registered name
     if not callable(run_or_experiment):
         raise TypeError(
-            f"tune.run needs the objective function, got {run_or_experiment!r}; fastasha "
-            "does not run registered trainables by name or Experiment objects"
+            f"tune.run needs the objective function or the name it was registered under "
+            f"(tune.register_trainable), got {run_or_experiment!r}; fastasha does not run "
+            "Experiment objects"
         )
     local_dir = ray_only.pop("local_dir", None)
+    check_sync_config(ray_only.pop("sync_config", None), "tune.run")
     unknown = sorted(set(ray_only) - set(RAY_ONLY_DEFAULTS))
     if unknown:
         raise TypeError(f"tune.run() got unexpected keyword argument(s) {unknown}")

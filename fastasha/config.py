@@ -17,14 +17,12 @@ from .progress_reporter import check_progress_reporter
 #: at its default, such a setting is accepted (a Ray script passes them explicitly);
 #: any other value is refused: fastasha has nothing to honour it with.
 RAY_ONLY_DEFAULTS: dict[str, Any] = {
-    "storage_filesystem": None, "sync_config": None, "log_to_file": False,
+    "storage_filesystem": None, "log_to_file": False,
     "export_formats": None, "restore": None, "resume": None, "resume_config": None,
     "server_port": None, "_remote": None,
 }
 _RAY_ONLY_HINTS = {
     "storage_filesystem": "pass a local or mounted folder as storage_path",
-    "sync_config": "the experiment is written to storage_path directly, there is "
-                   "nothing to sync",
     "log_to_file": "a trial's output goes to the driver's console",
     "restore": "resume an experiment with Tuner.restore(path, trainable)",
     "resume": "resume an experiment with Tuner.restore(path, trainable)",
@@ -87,6 +85,51 @@ class FailureConfig:
             self.fail_fast = "raise"
         else:
             check_bool("fail_fast", self.fail_fast, hint=' or "raise"')
+
+
+@dataclass
+class SyncConfig:
+    """Ray Tune's settings for syncing an experiment to remote storage; no effect here.
+
+    fastasha writes the experiment into ``storage_path`` itself as the sweep
+    runs (a local or mounted folder), so there is nothing to sync: a
+    ``RunConfig(sync_config=SyncConfig(...))`` of a Ray script is checked
+    and accepted, and changes nothing. Ray does the same with a local
+    ``storage_path``.
+
+    Parameters
+    ----------
+    sync_period : int, default=300
+        Seconds between syncs in Ray.
+    sync_timeout : int, default=1800
+        Seconds a sync may take in Ray.
+    sync_artifacts : bool, default=False
+        Whether Ray syncs the files trials write into their folders.
+    sync_artifacts_on_checkpoint : bool, default=True
+        Whether Ray syncs those files with each checkpoint.
+    """
+
+    sync_period: int = 300
+    sync_timeout: int = 1800
+    sync_artifacts: bool = False
+    sync_artifacts_on_checkpoint: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("sync_period", "sync_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        check_bool("sync_artifacts", self.sync_artifacts)
+        check_bool("sync_artifacts_on_checkpoint", self.sync_artifacts_on_checkpoint)
+
+
+def check_sync_config(sync_config: Any, caller: str) -> None:
+    """``TypeError`` unless ``sync_config`` is None or a :class:`SyncConfig`."""
+    if sync_config is not None and not isinstance(sync_config, SyncConfig):
+        raise TypeError(
+            f"{caller}: sync_config must be a tune.SyncConfig or None, got {sync_config!r} "
+            f"(it has no effect: the experiment is written to storage_path directly)"
+        )
 
 
 @dataclass
@@ -167,8 +210,12 @@ class RunConfig:
         sorting); another :class:`~fastasha.progress_reporter.ProgressReporter`
         subclass is called as Ray Tune calls it. Unused with ``verbose=0``.
         See :mod:`fastasha.progress_reporter`.
-    storage_filesystem, sync_config : None
-        Ray cluster settings, accepted at their default (None) for Ray
+    sync_config : SyncConfig or None, default=None
+        Accepted and without effect: the experiment is written to
+        ``storage_path`` directly, there is nothing to sync (see
+        :class:`SyncConfig`).
+    storage_filesystem : None
+        A Ray cluster setting, accepted at its default (None) for Ray
         scripts; any other value raises ``TypeError``.
     log_to_file : False
         Accepted at Ray's default (False); any other value raises
@@ -235,8 +282,8 @@ class RunConfig:
             )
         self.callbacks = check_callbacks(self.callbacks)
         self.progress_reporter = check_progress_reporter(self.progress_reporter)
+        check_sync_config(self.sync_config, "RunConfig")
         refuse_ray_only("RunConfig", {"storage_filesystem": self.storage_filesystem,
-                                      "sync_config": self.sync_config,
                                       "log_to_file": self.log_to_file})
 
 

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 # what ``tune.report`` needs (numpy, joblib and SQLite stay out of it).
 from ._resources import PlacementGroupFactory
 from ._session import TrialContext, TrialStopped, get_checkpoint, get_context, report
-from ._trainable import with_parameters, with_resources
+from ._trainable import register_trainable, with_parameters, with_resources
 from .callback import Callback
 from .checkpoint import Checkpoint
-from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from .config import CheckpointConfig, FailureConfig, RunConfig, SyncConfig, TuneConfig
 from .progress_reporter import CLIReporter, JupyterNotebookReporter, ProgressReporter
 from .stopper import FunctionStopper, MaximumIterationStopper, Stopper
 
@@ -158,6 +158,7 @@ __all__ = [
     "ResultGrid",
     "RunConfig",
     "Stopper",
+    "SyncConfig",
     "TrialContext",
     "TrialError",
     "Trainable",
@@ -179,6 +180,7 @@ __all__ = [
     "quniform",
     "randint",
     "randn",
+    "register_trainable",
     "report",
     "run",
     "sample_from",

@@ -17,7 +17,7 @@ from . import _search_state, _storage
 from ._controller import Controller, Trial
 from ._execution.driver import Driver
 from ._resources import Allocation, Request, ResourcePool, available_memory, parse_available
-from ._trainable import request_of
+from ._trainable import request_of, resolve_trainable
 from ._validation import check_bool
 from .callback import bound_hooks
 from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
@@ -136,10 +136,11 @@ class Tuner:
 
     Parameters
     ----------
-    trainable : callable
+    trainable : callable or str
         The objective ``trainable(config)``, which calls ``tune.report``;
         optionally wrapped by ``tune.with_resources`` and
-        ``tune.with_parameters``.
+        ``tune.with_parameters``. Or the name it was registered under with
+        ``tune.register_trainable``.
     param_space : dict, optional
         The search space: constants, domains (``tune.uniform`` ...) and
         ``tune.grid_search`` markers, nested freely.
@@ -173,7 +174,7 @@ class Tuner:
 
     def __init__(
         self,
-        trainable: Callable,
+        trainable: Callable | str,
         *,
         param_space: dict | None = None,
         tune_config: TuneConfig | None = None,
@@ -181,6 +182,7 @@ class Tuner:
         resources: dict | None = None,
         _restore: dict | None = None,
     ) -> None:
+        trainable = resolve_trainable(trainable)      # a name given to tune.register_trainable
         if not callable(trainable):
             raise TypeError(
                 f"trainable must be a function taking a config dict, got {trainable!r}"
@@ -314,7 +316,7 @@ class Tuner:
     def restore(
         cls,
         path: str | os.PathLike,
-        trainable: Callable,
+        trainable: Callable | str,
         *,
         resume_unfinished: bool = True,
         resume_errored: bool = False,
@@ -339,8 +341,9 @@ class Tuner:
         ----------
         path : str
             The experiment directory (``<storage_path>/<name>``).
-        trainable : callable
-            The objective (it is not stored with the experiment).
+        trainable : callable or str
+            The objective (it is not stored with the experiment), or the
+            name it was registered under with ``tune.register_trainable``.
         resume_unfinished : bool, default=True
             Run the trials that were running or waiting again. With False
             they end TERMINATED as they are (even those that never ran), as

@@ -75,8 +75,10 @@ def test_tune_run_refuses_what_it_cannot_honour(tmp_path):
                  storage_path=str(tmp_path))
     with pytest.raises(TypeError, match="unexpected keyword.*'no_such_argument'"):
         tune.run(fails_for_big_height, no_such_argument=1)
-    with pytest.raises(TypeError, match="needs the objective function"):
+    with pytest.raises(ValueError, match="no trainable is registered as 'PPO'"):
         tune.run("PPO")
+    with pytest.raises(TypeError, match="needs the objective function"):
+        tune.run(object())
     with pytest.raises(ValueError, match="pass metric and mode"):
         tune.run(fails_for_big_height, config={"height": 1}, storage_path=str(tmp_path),
                  verbose=0, log_to_file=False).get_best_config()
