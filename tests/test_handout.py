@@ -312,3 +312,49 @@ def test_a_dead_workers_trials_ahead_wait_for_its_exit_status():
     assert controller.n_ahead == 0
     for end in ends:
         end.close()
+
+
+def test_a_process_forked_before_its_supervisor_said_hello_waits_for_it():
+    """A supervisor forks its first trial process before connecting (SlotTask.env).
+
+    That process's hello can reach the driver before the supervisor's. It must
+    get no trial until the supervisor is known: were the process to die in
+    its trial, only the supervisor could report the exit status that charges
+    the trial with the failure.
+    """
+    import selectors
+    from multiprocessing import Pipe
+
+    from fastasha._execution.driver import Driver, Peer
+    from fastasha._resources import Allocation, Request, ResourcePool
+
+    configs = iter([{"i": i} for i in range(4)])
+    controller = Controller(
+        suggest=lambda trial_id: next(configs), total=4, scheduler=FIFOScheduler(),
+        request_for=lambda config: Request(1.0, 0.0), pool=ResourcePool(2.0, []),
+        recorder=_NoStore(), metric=None, mode=None, max_failures=2)
+    driver = Driver(objectives.steps, 2)
+    driver.controller = controller
+    driver._selector = selectors.DefaultSelector()
+    ends = []
+
+    def connection():
+        conn, other = Pipe()
+        ends.append(other)
+        return conn
+
+    slot = driver.slots[0]
+    worker = Peer(connection())
+    env = Allocation(cpu=1.0).env()          # what every trial here runs with
+    driver._on_worker_hello(worker, ("worker", 0, 201, "h", "fork", env), 0.0)
+    driver._pump(0.0)
+    assert worker.trial is None and worker.waiting      # nothing yet: no supervisor
+
+    supervisor = Peer(connection())
+    driver._on_supervisor_hello(supervisor, ("supervisor", 0, 200, "h", True), 0.0)
+    assert not supervisor.waiting          # it forked already: it asks for no process
+    driver._pump(0.0)
+    assert worker.trial is not None and not worker.waiting
+    assert worker.env == env
+    for end in ends:
+        end.close()

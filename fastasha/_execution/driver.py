@@ -754,7 +754,11 @@ class Driver:
         """Answer every peer that waits for work, as far as resources allow."""
         for slot in self.slots.values():
             worker = slot.worker
-            if worker is not None and worker.waiting and worker.trial is None:
+            # a forked process gets no trial before its supervisor is known (a process
+            # forked before connecting may say hello first): only the supervisor can say
+            # how the process ended, and so charge a trial that killed it
+            if worker is not None and worker.waiting and worker.trial is None and \
+                    (worker.mode != "fork" or slot.supervisor is not None):
                 self._feed_worker(slot, worker, now)
             sup = slot.supervisor
             if sup is not None and sup.waiting and slot.worker is None and slot.lost is None:
