@@ -262,6 +262,37 @@ class _NoStore:
         pass
 
 
+def _bare_driver(n_trials: int):
+    """A driver of 2 slots with a controller of ``n_trials`` one-CPU trials, no processes.
+
+    Returns the driver, its controller and a list that collects the far ends
+    of the pipes made with :func:`_pipe_end` (the test closes them).
+    """
+    import selectors
+
+    from fastasha._execution.driver import Driver
+    from fastasha._resources import Request, ResourcePool
+
+    configs = iter([{"i": i} for i in range(n_trials)])
+    controller = Controller(
+        suggest=lambda trial_id: next(configs), total=n_trials, scheduler=FIFOScheduler(),
+        request_for=lambda config: Request(1.0, 0.0), pool=ResourcePool(2.0, []),
+        recorder=_NoStore(), metric=None, mode=None, max_failures=2)
+    driver = Driver(objectives.steps, 2)
+    driver.controller = controller
+    driver._selector = selectors.DefaultSelector()
+    return driver, controller, []
+
+
+def _pipe_end(ends: list):
+    """One end of a new pipe; the other goes to ``ends``."""
+    from multiprocessing import Pipe
+
+    conn, other = Pipe()
+    ends.append(other)
+    return conn
+
+
 def test_a_dead_workers_trials_ahead_wait_for_its_exit_status():
     """The worker's connection closes before its supervisor reports the exit.
 
@@ -271,25 +302,14 @@ def test_a_dead_workers_trials_ahead_wait_for_its_exit_status():
     culprit is charged and every trial is queued exactly once.
     """
     import selectors
-    from multiprocessing import Pipe
 
-    from fastasha._execution.driver import Driver, Peer
-    from fastasha._resources import Request, ResourcePool
+    from fastasha._execution.driver import Peer
 
-    configs = iter([{"i": i} for i in range(6)])
-    controller = Controller(
-        suggest=lambda trial_id: next(configs), total=6, scheduler=FIFOScheduler(),
-        request_for=lambda config: Request(1.0, 0.0), pool=ResourcePool(2.0, []),
-        recorder=_NoStore(), metric=None, mode=None, max_failures=2)
-    driver = Driver(objectives.steps, 2)
-    driver.controller = controller
-    driver._selector = selectors.DefaultSelector()
-    ends = []
+    driver, controller, ends = _bare_driver(6)
 
     def peer(role, pid, **fields):
-        conn, other = Pipe()
-        ends.append(other)
-        p = Peer(conn, role=role, slot=0, pid=pid, host="h", **fields)
+        p = Peer(_pipe_end(ends), role=role, slot=0, pid=pid, host="h", **fields)
+        conn = p.conn
         driver.peers[conn] = p
         driver._selector.register(conn, selectors.EVENT_READ, p)
         return p
@@ -322,35 +342,18 @@ def test_a_process_forked_before_its_supervisor_said_hello_waits_for_it():
     its trial, only the supervisor could report the exit status that charges
     the trial with the failure.
     """
-    import selectors
-    from multiprocessing import Pipe
+    from fastasha._execution.driver import Peer
+    from fastasha._resources import Allocation
 
-    from fastasha._execution.driver import Driver, Peer
-    from fastasha._resources import Allocation, Request, ResourcePool
-
-    configs = iter([{"i": i} for i in range(4)])
-    controller = Controller(
-        suggest=lambda trial_id: next(configs), total=4, scheduler=FIFOScheduler(),
-        request_for=lambda config: Request(1.0, 0.0), pool=ResourcePool(2.0, []),
-        recorder=_NoStore(), metric=None, mode=None, max_failures=2)
-    driver = Driver(objectives.steps, 2)
-    driver.controller = controller
-    driver._selector = selectors.DefaultSelector()
-    ends = []
-
-    def connection():
-        conn, other = Pipe()
-        ends.append(other)
-        return conn
-
+    driver, controller, ends = _bare_driver(4)
     slot = driver.slots[0]
-    worker = Peer(connection())
+    worker = Peer(_pipe_end(ends))
     env = Allocation(cpu=1.0).env()          # what every trial here runs with
     driver._on_worker_hello(worker, ("worker", 0, 201, "h", "fork", env), 0.0)
     driver._pump(0.0)
     assert worker.trial is None and worker.waiting      # nothing yet: no supervisor
 
-    supervisor = Peer(connection())
+    supervisor = Peer(_pipe_end(ends))
     driver._on_supervisor_hello(supervisor, ("supervisor", 0, 200, "h", True), 0.0)
     assert not supervisor.waiting          # it forked already: it asks for no process
     driver._pump(0.0)
