@@ -142,14 +142,25 @@ DEFAULT_METRIC = "_metric"
 class _JudgingScheduler(TrialScheduler):
     """What the built-in schedulers that compare trials share (not public).
 
-    They keep ``_sign`` (+1 for ``"max"``, -1 for ``"min"``, None before a
-    mode is known), take Ray's anonymous metric when only a mode is given,
+    They check and keep ``time_attr``, keep ``_sign`` (+1 for ``"max"``, -1
+    for ``"min"``, None before a mode is known), take Ray's anonymous metric when only a mode is given,
     and check a snapshot's header the same way before loading its trials.
     Subclasses define ``_params()`` (the constructor arguments a snapshot
     must match) and ``n_trials``.
     """
 
-    _sign: float | None = None
+    def __init__(self, time_attr: str, metric: str | None, mode: str | None) -> None:
+        if not isinstance(time_attr, str):
+            raise TypeError(f"time_attr must be a string, got {time_attr!r}")
+        super().__init__(metric, mode)
+        self._time_attr = time_attr
+        self._sign: float | None = None
+        self._update_sign()
+
+    @property
+    def time_attr(self) -> str:
+        """The result key that measures a trial's progress."""
+        return self._time_attr
 
     def _update_sign(self) -> None:
         self._sign = {"max": 1.0, "min": -1.0}.get(self._mode)

@@ -12,7 +12,6 @@ from .. import _rungs
 from .._validation import (
     check_bool,
     check_int,
-    check_mode,
     check_positive,
     check_real,
     metric_value,
@@ -144,11 +143,7 @@ class AsyncHyperBandScheduler(_JudgingScheduler):
         stop_last_trials: bool = True,
         seed: int | np.random.Generator | None = None,
     ) -> None:
-        if not isinstance(time_attr, str):
-            raise TypeError(f"time_attr must be a string, got {time_attr!r}")
-        if metric is not None and not isinstance(metric, str):
-            raise TypeError(f"metric must be a string or None, got {metric!r}")
-        check_mode(mode)
+        super().__init__(time_attr, metric, mode)
         check_positive("max_t", max_t, "; it is the largest time_attr a trial may reach")
         if math.isinf(max_t):
             raise ValueError(
@@ -169,8 +164,6 @@ class AsyncHyperBandScheduler(_JudgingScheduler):
             )
         check_int("brackets", brackets, minimum=1, hint="; 1 is the usual choice")
         check_bool("stop_last_trials", stop_last_trials)
-        super().__init__(metric, mode)
-        self._time_attr = time_attr
         self._max_t = max_t
         self._grace_period = grace_period
         self._reduction_factor = reduction_factor
@@ -190,14 +183,8 @@ class AsyncHyperBandScheduler(_JudgingScheduler):
                                       self._stop_last_trials)
         self._report = self._core.report
         self._index = TrialIndex()
-        self._sign: float | None = None
-        self._update_sign()
 
     # ------------------------------------------------------------ properties
-
-    @property
-    def time_attr(self) -> str:
-        return self._time_attr
 
     @property
     def max_t(self) -> float:

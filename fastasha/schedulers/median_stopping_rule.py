@@ -11,7 +11,6 @@ import numpy as np
 from .._validation import (
     check_bool,
     check_int,
-    check_mode,
     check_real,
     metric_value,
     time_value,
@@ -185,11 +184,7 @@ class MedianStoppingRule(_JudgingScheduler):
         min_time_slice: float = 0,
         hard_stop: bool = True,
     ) -> None:
-        if not isinstance(time_attr, str):
-            raise TypeError(f"time_attr must be a string, got {time_attr!r}")
-        if metric is not None and not isinstance(metric, str):
-            raise TypeError(f"metric must be a string or None, got {metric!r}")
-        check_mode(mode)
+        super().__init__(time_attr, metric, mode)
         grace = check_real("grace_period", grace_period)
         if not 0 <= grace < math.inf:
             raise ValueError(
@@ -207,21 +202,13 @@ class MedianStoppingRule(_JudgingScheduler):
                 "later, and fastasha cannot pause a trial (its Tuner would let them run on, "
                 "so nothing would be stopped); pass hard_stop=True, the default"
             )
-        super().__init__(metric, mode)
-        self._time_attr = time_attr
         self._grace_period = grace_period
         self._min_samples_required = int(min_samples_required)
         self._min_time_slice = min_time_slice
         self._hard_stop = True
         self._trials: dict[Hashable, _History] = {}
-        self._sign: float | None = None
-        self._update_sign()
 
     # ------------------------------------------------------------ properties
-
-    @property
-    def time_attr(self) -> str:
-        return self._time_attr
 
     @property
     def grace_period(self) -> float:
