@@ -86,6 +86,7 @@ from ._controller import (
 )
 from ._restore import RestoreError, _config_difference
 from ._rows import flatten
+from ._validation import seconds_from_env
 from .search import config_to_json
 from .search.searcher import Searcher
 
@@ -104,17 +105,7 @@ TMP_PREFIX_PATTERN = ".*-tmp-"
 
 def save_interval_s() -> float:
     """``$FASTASHA_SEARCHER_SAVE_S`` (seconds, greater than 0), or 10."""
-    text = os.environ.get(SAVE_ENV, "").strip()
-    if not text:
-        return DEFAULT_SAVE_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise ValueError(f"the environment variable {SAVE_ENV} must be a number of seconds "
-                         f"greater than 0, got {text!r}")
-    return value
+    return seconds_from_env(SAVE_ENV, DEFAULT_SAVE_S)
 
 
 def searcher_chain(search_alg: Any) -> list:

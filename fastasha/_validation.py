@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any
 
 
@@ -97,3 +98,21 @@ def time_value(time_attr: str, value: Any, trial_id: Any) -> float:
             "counts training progress, such as the iteration"
         )
     return t
+
+
+def seconds_from_env(name: str, default: float) -> float:
+    """The environment variable ``name`` as seconds greater than 0; ``default`` if unset.
+
+    ``ValueError`` naming the variable if it is set to anything else.
+    """
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise ValueError(f"the environment variable {name} must be a number of seconds "
+                         f"greater than 0, got {text!r}")
+    return value

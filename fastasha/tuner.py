@@ -18,7 +18,7 @@ from ._controller import Controller, Trial
 from ._execution.driver import Driver
 from ._resources import Allocation, Request, ResourcePool, available_memory, parse_available
 from ._trainable import request_of, resolve_trainable
-from ._validation import check_bool
+from ._validation import check_bool, seconds_from_env
 from .callback import bound_hooks
 from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from .progress_reporter import MIN_REPORT_INTERVAL, ReporterCalls, is_stock_reporter
@@ -56,17 +56,7 @@ def default_storage_path() -> Path:
 
 def searcher_wait_s() -> float:
     """``$FASTASHA_SEARCHER_WAIT_S`` (seconds, greater than 0), or 10."""
-    text = os.environ.get(SEARCHER_WAIT_ENV, "").strip()
-    if not text:
-        return DEFAULT_SEARCHER_WAIT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not value > 0:
-        raise ValueError(f"the environment variable {SEARCHER_WAIT_ENV} must be a number of "
-                         f"seconds greater than 0, got {text!r}")
-    return value
+    return seconds_from_env(SEARCHER_WAIT_ENV, DEFAULT_SEARCHER_WAIT_S)
 
 
 def _trainable_name(trainable: Callable) -> str:
