@@ -19,7 +19,7 @@ import pytest
 if str(Path(__file__).resolve().parent) not in sys.path:   # --import-mode=importlib
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_searcher_restore import NUM_SAMPLES, Remaining, _descendants, _tuner, stepped
+from test_searcher_restore import NUM_SAMPLES, Remaining, _reap, _tuner, stepped
 
 from fastasha import tune
 from fastasha.search import ConcurrencyLimiter
@@ -154,16 +154,7 @@ def killed_driver(tmp_path):
         return proc
 
     yield run
-    for proc in procs:
-        for pid in _descendants(proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-        proc.stderr.close()
+    _reap(procs)
 
 
 def test_a_save_killed_half_way_leaves_no_file_behind_after_a_restore(tmp_path, killed_driver):

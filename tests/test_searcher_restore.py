@@ -25,6 +25,12 @@ import pytest
 from fastasha import tune
 from fastasha.search import ConcurrencyLimiter, Searcher
 
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:   # --import-mode=importlib leaves it out
+    sys.path.insert(0, str(TESTS_DIR))
+
+from test_faults import descendants  # noqa: E402  (the /proc reader of the fault tests)
+
 NUM_SAMPLES = 8
 STEPS = 3
 
@@ -402,23 +408,20 @@ def _counts(db):
         return {}
 
 
-def _descendants(pid):
-    """PIDs below ``pid``, read from /proc."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
+def _reap(procs):
+    """Kill what is left of the driver processes ``procs`` (by PID) and close their pipes."""
+    for proc in procs:
+        for pid, _ in descendants(proc.pid):
             try:
-                with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
-                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 @pytest.fixture
@@ -434,17 +437,7 @@ def driver_process():
         return proc
 
     yield start
-    for proc in started:
-        for pid in _descendants(proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+    _reap(started)
 
 
 @pytest.mark.parametrize("save_s", [1000.0, 0.05], ids=["saved_at_start", "saved_often"])
