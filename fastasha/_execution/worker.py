@@ -203,6 +203,9 @@ def _ignore_sigint() -> Any:
 def _supervise(task: SlotTask) -> int:
     previous_sigint = _ignore_sigint()
     child_of_driver = os.getppid() == task.driver_pid   # e.g. a loky worker of this driver
+    # Every objective calls tune.report: imported here, it is imported once per worker
+    # process instead of once in every trial process (about 5 ms, every sweep).
+    import fastasha.tune  # noqa: F401
     # found once here, not by every trial process (the supervisor loads no library later)
     pools = _thread_pools()
     # the first trial process, forked before connecting where its environment is known
