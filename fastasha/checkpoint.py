@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import os
+import pickle
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
+from typing import Any
+
+# The file a dict checkpoint (Checkpoint.from_dict) keeps its dict in.
+DICT_FILE = "checkpoint_dict.pkl"
 
 
 class Checkpoint:
@@ -18,6 +26,11 @@ class Checkpoint:
     The directory is copied into the experiment when ``report`` is called,
     so it may be deleted afterwards. ``tune.get_checkpoint()`` returns the
     latest checkpoint of a trial that resumes after a failure or a restore.
+
+    Scripts written for Ray 2.0-2.6 save small state as a dict instead:
+    ``Checkpoint.from_dict({"step": step})`` and, on resume,
+    ``checkpoint.to_dict()``. Here such a checkpoint is a directory as well,
+    holding the pickled dict in one file.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -31,11 +44,41 @@ class Checkpoint:
             raise ValueError(f"Checkpoint.from_directory needs an existing directory, got {str(path)!r}")
         return cls(p)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Checkpoint:
+        """A checkpoint of ``data`` (Ray 2.0-2.6's dict checkpoints); read it with :meth:`to_dict`.
+
+        The dict is pickled into a temporary directory, which is removed
+        when the returned checkpoint is garbage-collected: ``report`` copies
+        it into the experiment first.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"Checkpoint.from_dict needs a dict, got {type(data).__name__}; "
+                            "save other objects with Checkpoint.from_directory")
+        directory = tempfile.mkdtemp(prefix="fastasha_checkpoint_")
+        try:
+            with open(os.path.join(directory, DICT_FILE), "wb") as f:
+                pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        checkpoint = cls(directory)
+        weakref.finalize(checkpoint, shutil.rmtree, directory, True)
+        return checkpoint
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict a checkpoint made by :meth:`from_dict` holds."""
+        path = os.path.join(self.path, DICT_FILE)
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"{self.path} holds no dict checkpoint (it was not made with "
+                "Checkpoint.from_dict); read its files with as_directory() instead"
+            )
+        with open(path, "rb") as f:
+            return pickle.load(f)
+
     def to_directory(self, path: str | os.PathLike | None = None) -> str:
         """Copy the checkpoint to ``path`` (a new temporary directory by default)."""
-        import shutil
-        import tempfile
-
         target = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="checkpoint_"))
         shutil.copytree(self.path, target, dirs_exist_ok=True)
         return str(target)
