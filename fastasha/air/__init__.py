@@ -1,0 +1,67 @@
+"""Ray AIR's names that Ray Tune scripts of Ray 2.0-2.6 use: ``from fastasha import air``.
+
+Those releases configured runs with ``air.RunConfig`` and reported from the
+objective through ``ray.air.session``::
+
+    from ray import air, tune
+    from ray.air import session
+
+    def objective(config):
+        for step in range(100):
+            session.report({"loss": ...})
+
+    tune.Tuner(objective, run_config=air.RunConfig(name="sweep"), ...)
+
+Such a script moves over by changing its imports to
+``from fastasha import air, tune`` and ``from fastasha.air import session``.
+Each name is the very object of the same name in :mod:`fastasha.tune`
+(``air.RunConfig`` is ``tune.RunConfig``, ``air.session.report`` is
+``tune.report``), and ``air.Checkpoint`` reads and writes Ray 2.0-2.6's
+dict checkpoints (``Checkpoint.from_dict``, ``to_dict``) as well as
+directories. ``fastasha.air.config``, ``fastasha.air.checkpoint``,
+``fastasha.air.result`` and ``fastasha.air.session`` are importable as in
+Ray. Ray AIR's distributed training (``ScalingConfig``, ``DatasetConfig``,
+trainers) is not part of fastasha.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import session
+from .checkpoint import Checkpoint
+from .config import CheckpointConfig, FailureConfig, RunConfig, SyncConfig
+
+_TRAINING = frozenset({"ScalingConfig", "DatasetConfig", "DataConfig", "BaseTrainer",
+                       "Trainer", "AirTrainer"})
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Result":          # loads the results module on first use
+        from .result import Result
+
+        globals()["Result"] = Result
+        return Result
+    if name in _TRAINING:
+        raise AttributeError(
+            f"fastasha.air has no {name!r}: fastasha runs Ray Tune's function and class "
+            "trainables, one process per trial, not Ray AIR's distributed training. Pass "
+            "your training function to tune.Tuner directly and give each trial its "
+            "resources with tune.with_resources(fn, {'cpu': n, 'gpu': m})"
+        )
+    raise AttributeError(f"module 'fastasha.air' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointConfig",
+    "FailureConfig",
+    "Result",
+    "RunConfig",
+    "SyncConfig",
+    "session",
+]

@@ -1,0 +1,5 @@
+"""``ray.air.checkpoint.Checkpoint``: :class:`fastasha.checkpoint.Checkpoint` itself."""
+
+from ..checkpoint import Checkpoint
+
+__all__ = ["Checkpoint"]
