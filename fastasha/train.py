@@ -27,11 +27,15 @@ class trainables, one process per trial.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._ray_names import lookup
 from ._session import TrialContext, get_checkpoint, get_context, report
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig, FailureConfig, RunConfig, SyncConfig
+
+if TYPE_CHECKING:   # loaded on first use (see __getattr__)
+    from .results import Result
 
 # Ray's name for what get_context() returns
 TrainContext = TrialContext
@@ -47,19 +51,7 @@ _TRAINERS = frozenset({
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Result":          # loads the results module (pandas-free) on first use
-        from .results import Result
-
-        globals()["Result"] = Result
-        return Result
-    if name in _TRAINERS:
-        raise AttributeError(
-            f"fastasha.train has no {name!r}: fastasha runs Ray Tune's function and class "
-            "trainables, one process per trial, not Ray Train's distributed trainers. "
-            "Pass your training function to tune.Tuner directly and give each trial its "
-            "resources with tune.with_resources(fn, {'cpu': n, 'gpu': m})"
-        )
-    raise AttributeError(f"module 'fastasha.train' has no attribute {name!r}")
+    return lookup(__name__, name, globals(), _TRAINERS, "Ray Train's distributed trainers")
 
 
 def __dir__() -> list[str]:

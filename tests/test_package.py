@@ -49,12 +49,15 @@ def test_ray_tune_names_are_where_ray_users_look():
     assert tune.schedulers.AsyncHyperBandScheduler is AsyncHyperBandScheduler
 
 
-def test_tune_import_in_a_worker_stays_light():
-    # a worker unpickling an objective that uses `tune` must not pay for numpy,
-    # joblib or sqlite3: they are imported only where used
-    code = ("import sys; import fastasha.tune, fastasha._execution.worker; "
-            "print(sorted(m for m in ('numpy', 'joblib', 'sqlite3', 'rich', 'pandas') "
-            "if m in sys.modules))")
+@pytest.mark.parametrize("modules", ["fastasha.tune", "fastasha.train",
+                                     "fastasha.air, fastasha.air.session"])
+def test_tune_import_in_a_worker_stays_light(modules):
+    # a worker unpickling an objective that uses `tune` (or Ray's other spellings of it,
+    # `train` and `air.session`) must not pay for numpy, joblib or sqlite3, nor for the
+    # Tuner and the results: they are imported only where used
+    code = (f"import sys; import {modules}, fastasha._execution.worker; "
+            "print(sorted(m for m in ('numpy', 'joblib', 'sqlite3', 'rich', 'pandas', "
+            "'fastasha.results', 'fastasha.tuner') if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert run.stdout.strip() == "[]"

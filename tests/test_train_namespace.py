@@ -6,9 +6,6 @@ Such scripts report with ``train.report`` and configure with
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from fastasha import train, tune
@@ -30,17 +27,7 @@ def test_ray_trainers_are_refused_with_what_to_do_instead():
     with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
         train.no_such_name    # noqa: B018
     with pytest.raises(ImportError):
-        exec("from fastasha.train import TorchTrainer", {})
-
-
-def test_train_import_stays_light():
-    # a worker unpickling an objective that uses `train` pays for no more than with `tune`
-    code = ("import sys; import fastasha.train; "
-            "print(sorted(m for m in ('numpy', 'joblib', 'sqlite3', 'rich', 'pandas', "
-            "'fastasha.results', 'fastasha.tuner') if m in sys.modules))")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True)
-    assert run.stdout.strip() == "[]"
+        from fastasha.train import TorchTrainer  # noqa: F401
 
 
 def easy_objective(config):

@@ -20,7 +20,7 @@ TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
-import objectives_bare  # noqa: E402
+import objectives_bare
 
 
 def test_trial_processes_find_the_report_api_loaded(tmp_path):

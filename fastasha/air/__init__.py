@@ -26,30 +26,22 @@ trainers) is not part of fastasha.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._ray_names import lookup
 from . import session
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig, FailureConfig, RunConfig, SyncConfig
+
+if TYPE_CHECKING:   # loaded on first use (see __getattr__)
+    from ..results import Result
 
 _TRAINING = frozenset({"ScalingConfig", "DatasetConfig", "DataConfig", "BaseTrainer",
                        "Trainer", "AirTrainer"})
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Result":          # loads the results module on first use
-        from .result import Result
-
-        globals()["Result"] = Result
-        return Result
-    if name in _TRAINING:
-        raise AttributeError(
-            f"fastasha.air has no {name!r}: fastasha runs Ray Tune's function and class "
-            "trainables, one process per trial, not Ray AIR's distributed training. Pass "
-            "your training function to tune.Tuner directly and give each trial its "
-            "resources with tune.with_resources(fn, {'cpu': n, 'gpu': m})"
-        )
-    raise AttributeError(f"module 'fastasha.air' has no attribute {name!r}")
+    return lookup(__name__, name, globals(), _TRAINING, "Ray AIR's distributed training")
 
 
 def __dir__() -> list[str]:
