@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_int
+from .._validation import check_bool, check_int
 from ._spec import ConfigView, Pending, Spec, UnresolvedDependency, path_str, plain_copy
 from .sample import Categorical, Domain, Function, as_options
 
@@ -238,6 +238,72 @@ def _set_path(obj: Any, path: tuple, value: Any) -> Any:
     return obj
 
 
+def _preset_space(space: dict, point: dict, index: int) -> dict:
+    """``space`` with the values of ``point`` put in place (Ray's ``points_to_evaluate``).
+
+    ``point`` is a (partial) config: its values replace the domains, grid
+    searches or constants at the same paths, nested dicts followed key by
+    key. A path that ``space`` lacks is an error; a value a domain or grid
+    could not give is kept, with a warning (as Ray logs one).
+    """
+    if not isinstance(point, dict):
+        raise TypeError(f"points_to_evaluate[{index}] must be a dict (a partial config), got "
+                        f"{point!r}")
+
+    def put(target: dict, values: dict, path: tuple) -> dict:
+        out = dict(target)
+        for key, value in values.items():
+            here = path + (key,)
+            if key not in target:
+                raise ValueError(
+                    f"points_to_evaluate[{index}] sets {path_str(here)}, which is not in the "
+                    "param_space; add it to the param_space passed to tune.Tuner, or remove it "
+                    "from the point"
+                )
+            current = target[key]
+            if isinstance(value, dict) and isinstance(current, dict) and \
+                    grid_values(current, here) is None:
+                out[key] = put(current, value, here)
+                continue
+            _warn_if_outside(current, value, here, index)
+            out[key] = value
+        return out
+
+    return put(space, point, ())
+
+
+def _warn_if_outside(current: Any, value: Any, path: tuple, index: int) -> None:
+    """Warn when a preset value is one the space at ``path`` could not have given."""
+    import warnings
+
+    grid = grid_values(current, path)
+    if grid is not None:
+        outside = not any(_same(value, v) for v in grid)
+        allowed = f"the grid_search values {grid!r}"
+    elif isinstance(current, Categorical):
+        outside = not any(_same(value, v) for v in current.categories)
+        allowed = f"the choice {list(current.categories)!r}"
+    elif isinstance(current, Domain):
+        lower, upper = getattr(current, "lower", None), getattr(current, "upper", None)
+        outside = lower is not None and isinstance(value, numbers.Real) and \
+            not lower <= value <= upper
+        allowed = f"[{lower}, {upper}]"
+    else:
+        outside = not _same(value, current)
+        allowed = f"the constant {current!r}"
+    if outside:
+        warnings.warn(f"points_to_evaluate[{index}] sets {path_str(path)} to {value!r}, "
+                      f"outside {allowed}; the point runs with it all the same",
+                      UserWarning, stacklevel=5)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:   # noqa: BLE001 - e.g. numpy arrays: compared as different
+        return False
+
+
 # --------------------------------------------------------------------------- generator
 
 
@@ -269,6 +335,19 @@ class VariantGenerator:
         Seed of ``np.random.default_rng(seed)``, the only source of
         randomness (``None``: fresh entropy, not reproducible). The same
         ``(param_space, num_samples, seed)`` always gives the same configs.
+    points_to_evaluate : list of dict or None, default=None
+        Configs to run first, as Ray Tune's ``BasicVariantGenerator`` does:
+        each (partial) config replaces one of the ``num_samples``
+        repetitions. Its values are put in place of the domains and grid
+        searches at the same paths; what it leaves open is drawn, and grid
+        searches it leaves open are crossed, so one point can give several
+        configs. The remaining ``num_samples - len(points_to_evaluate)``
+        repetitions (none if that is below 1) cover the whole space.
+    constant_grid_search : bool, default=False
+        Draw the random domains once per repetition and keep their values
+        for every grid combination of it (Ray's ``constant_grid_search``).
+        ``sample_from`` functions still run for each combination, since
+        they may read grid values (Ray runs those that can first, once).
 
     Raises
     ------
@@ -278,8 +357,9 @@ class VariantGenerator:
         Ray Tune domain objects.
     ValueError
         If ``num_samples`` is 0 or below -1, ``seed`` is negative, a grid
-        search is empty or inside a ``choice``, or the space uses Ray's
-        ``{"eval": "..."}`` string expressions.
+        search is empty or inside a ``choice``, the space uses Ray's
+        ``{"eval": "..."}`` string expressions, or a point of
+        ``points_to_evaluate`` sets a path the space lacks.
 
     Notes
     -----
@@ -323,7 +403,9 @@ class VariantGenerator:
     4
     """
 
-    def __init__(self, param_space: dict, num_samples: int = 1, seed: int | None = None) -> None:
+    def __init__(self, param_space: dict, num_samples: int = 1, seed: int | None = None, *,
+                 points_to_evaluate: list | None = None,
+                 constant_grid_search: bool = False) -> None:
         if not isinstance(param_space, dict):
             raise TypeError(
                 f"param_space must be a dict, got {param_space!r} of type "
@@ -341,11 +423,22 @@ class VariantGenerator:
             )
         if seed is not None:
             check_int("seed", seed, minimum=0, hint="; pass a non-negative int, or None")
+        if points_to_evaluate is not None and not isinstance(points_to_evaluate, (list, tuple)):
+            raise TypeError(f"points_to_evaluate must be a list of (partial) config dicts, got "
+                            f"{points_to_evaluate!r}")
+        check_bool("constant_grid_search", constant_grid_search)
         self._num_samples = int(num_samples)
         self._seed = None if seed is None else int(seed)
         self._root = compile_space(param_space)
         self._grid_count = _count(self._root)
-        self._grids = _outer_grids(self._root, [])
+        points = list(points_to_evaluate or ())
+        # (compiled space, repetitions): one per point, then the whole space
+        presets = [compile_space(_preset_space(param_space, p, i)) for i, p in enumerate(points)]
+        rest = -1 if self._num_samples == -1 else max(0, self._num_samples - len(points))
+        self._phases = [(root, 1) for root in presets] + [(self._root, rest)]
+        self._preset_count = sum(_count(root) for root in presets)
+        self._constant = constant_grid_search
+        self._memo: dict | None = None     # a repetition's draws, with constant_grid_search
         self._rng = np.random.default_rng(self._seed)
         self._buffers: dict[int, list] = {}
         self._n_generated = 0
@@ -368,7 +461,7 @@ class VariantGenerator:
         """Number of configs the generator gives in all; ``None`` for ``num_samples=-1``."""
         if self._num_samples == -1:
             return None
-        return self._num_samples * self._grid_count
+        return self._preset_count + self._phases[-1][1] * self._grid_count
 
     @property
     def n_generated(self) -> int:
@@ -411,14 +504,16 @@ class VariantGenerator:
     # ------------------------------------------------------------ internals
 
     def _generate(self) -> Iterator[dict]:
-        repetitions = itertools.count() if self._num_samples == -1 else range(self._num_samples)
-        for _ in repetitions:
-            for chosen in _grid_choices(self._grids):
-                yield self._resolve_config(chosen)
+        for root, count in self._phases:
+            grids = _outer_grids(root, [])
+            for _ in itertools.count() if count == -1 else range(count):
+                self._memo = {} if self._constant else None
+                for chosen in _grid_choices(grids):
+                    yield self._resolve_config(root, chosen)
 
-    def _resolve_config(self, chosen: dict) -> dict:
+    def _resolve_config(self, root: Any, chosen: dict) -> dict:
         pending: list = []
-        config = self._resolve(self._root, chosen, pending)
+        config = self._resolve(root, chosen, pending)
         if pending:
             self._run_functions(config, pending)
         return config
@@ -448,6 +543,13 @@ class VariantGenerator:
         # Values are drawn _CHUNK at a time per domain: one vectorised call
         # instead of one per config. The chunks are drawn at fixed points of
         # the stream, so the configs depend on the seed alone.
+        if self._memo is not None:      # constant_grid_search: once per repetition
+            if id(node) not in self._memo:
+                self._memo[id(node)] = self._draw_new(node, indices)
+            return self._memo[id(node)]
+        return self._draw_new(node, indices)
+
+    def _draw_new(self, node: Any, indices: bool) -> Any:
         buffer = self._buffers.get(id(node))
         if not buffer:
             domain = node.domain
