@@ -25,6 +25,7 @@ from .progress_reporter import MIN_REPORT_INTERVAL, ReporterCalls, is_stock_repo
 from .results import ResultGrid, TrialError
 from .schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
 from .search import (
+    BasicVariantGenerator,
     ConcurrencyLimiter,
     Searcher,
     VariantGenerator,
@@ -210,10 +211,20 @@ class Tuner:
 
     def _validate(self) -> None:
         tc = self.tune_config
-        if tc.search_alg is None:
-            VariantGenerator(self.param_space, tc.num_samples, 0)   # raises on a bad space
-        if isinstance(tc.search_alg, type) or (
-                tc.search_alg is not None and not callable(getattr(tc.search_alg, "suggest", None))):
+        basic = _basic_variants(tc.search_alg)
+        if tc.search_alg is None or basic is not None:
+            with warnings.catch_warnings():     # (points outside the space warn when fit() runs)
+                warnings.simplefilter("ignore")
+                VariantGenerator(self.param_space, tc.num_samples, 0,    # raises on a bad space
+                                 **_variant_options(basic))
+        if basic is not None and isinstance(basic.random_state, int) and \
+                tc.seed is not None and tc.seed != basic.random_state:
+            raise ValueError(
+                f"TuneConfig(seed={tc.seed}) and BasicVariantGenerator(random_state="
+                f"{basic.random_state}) both seed the sampling; give one of them")
+        if basic is None and (isinstance(tc.search_alg, type) or (
+                tc.search_alg is not None and
+                not callable(getattr(tc.search_alg, "suggest", None)))):
             raise TypeError(
                 f"search_alg must be a searcher object with a suggest(trial_id) method, got "
                 f"{tc.search_alg!r}" + ("; pass an instance, not the class"
@@ -399,7 +410,10 @@ class Tuner:
         store = _storage.ExperimentStore.open(directory, readonly=True)
         try:
             settings = store.settings()
-            _search_state.check_restorable(store, directory, settings, search_alg)
+            # a BasicVariantGenerator set options of the built-in sampling: rebuilt from them
+            search_alg = _restored_basic_variants(settings, search_alg)
+            _search_state.check_restorable(store, directory, settings,
+                                           None if _basic_variants(search_alg) else search_alg)
         finally:
             store.close()
         space = param_space
@@ -444,6 +458,34 @@ class Tuner:
         tuner._validate()
         tuner._experiment_path = directory
         return tuner
+
+
+def _basic_variants(search_alg: Any) -> BasicVariantGenerator | None:
+    """The ``search_alg`` if it is a BasicVariantGenerator (options for the built-in sampling)."""
+    return search_alg if isinstance(search_alg, BasicVariantGenerator) else None
+
+
+def _restored_basic_variants(settings: dict, search_alg: Any) -> Any:
+    """The ``search_alg`` a restore runs with: a BasicVariantGenerator rebuilt if none is given."""
+    stored = settings.get("search", {}).get("basic_variant")
+    if stored is None or search_alg is not None:
+        return search_alg
+    if stored["points_to_evaluate"] is None:
+        raise ValueError(
+            "this experiment ran with a BasicVariantGenerator whose points_to_evaluate could "
+            "not be stored as JSON; pass the same one again: Tuner.restore(path, trainable, "
+            "search_alg=BasicVariantGenerator(points_to_evaluate=...))")
+    return BasicVariantGenerator(points_to_evaluate=stored["points_to_evaluate"],
+                                 max_concurrent=stored["max_concurrent"],
+                                 constant_grid_search=stored["constant_grid_search"])
+
+
+def _variant_options(basic: BasicVariantGenerator | None) -> dict:
+    """The VariantGenerator arguments a BasicVariantGenerator sets."""
+    if basic is None:
+        return {}
+    return {"points_to_evaluate": basic.points_to_evaluate,
+            "constant_grid_search": basic.constant_grid_search}
 
 
 def _warn_of_missing_code(code: dict, callbacks: Any, progress_reporter: Any) -> None:
@@ -500,8 +542,11 @@ class _Run:
             raise ValueError(f"fail_fast={fc.fail_fast!r} stops at the first error; leave "
                              "max_failures at 0")
 
+        basic = _basic_variants(tc.search_alg)
+        basic_seed = None if basic is None or restore else basic.seed()
         self.seed = restore["settings"]["seed"] if restore else (
-            tc.seed if tc.seed is not None else secrets.randbits(31))
+            tc.seed if tc.seed is not None else
+            basic_seed if basic_seed is not None else secrets.randbits(31))
         seeds = np.random.SeedSequence(self.seed).spawn(2)
         scheduler_seed = getattr(self.scheduler, "seed", None)
         if hasattr(self.scheduler, "set_seed"):
@@ -538,7 +583,8 @@ class _Run:
 
         # search
         self.searcher_state: _search_state.SearcherState | None = None   # set in execute
-        if tc.search_alg is not None:
+        self.basic = basic
+        if tc.search_alg is not None and basic is None:
             # as in Ray: the searcher hears metric, mode and the space, and suggests configs
             # that are laid over the space's constants; at most num_samples trials
             self.searcher = tc.search_alg
@@ -552,14 +598,18 @@ class _Run:
             self.searcher_save_s = _search_state.save_interval_s()
         else:
             self.searcher = None
+            # (a BasicVariantGenerator only sets options: the space is sampled the same way)
             self.variants = VariantGenerator(tuner.param_space, tc.num_samples,
-                                             int(seeds[0].generate_state(1)[0]))
+                                             int(seeds[0].generate_state(1)[0]),
+                                             **_variant_options(basic))
             total = self.variants.total
             self.suggest = lambda trial_id: self.variants.next_config()
             self.searcher_wait_s = DEFAULT_SEARCHER_WAIT_S     # (never answers None)
         self.total = total
-        if tc.max_concurrent_trials is not None:
-            n_slots = min(n_slots, tc.max_concurrent_trials)
+        limits = [tc.max_concurrent_trials, basic.max_concurrent if basic else None]
+        self.max_concurrent = min((n for n in limits if n), default=None)
+        if self.max_concurrent is not None:
+            n_slots = min(n_slots, self.max_concurrent)
         if total is not None:
             n_slots = min(n_slots, total)
         self.n_slots = max(1, n_slots)
@@ -587,7 +637,13 @@ class _Run:
             "search": {"param_space": space_json, "custom_searcher": self.searcher is not None,
                        # the search_alg's class and those it wraps, to name them on restore
                        "searcher": None if self.searcher is None
-                       else _search_state.class_names(self.searcher)},
+                       else _search_state.class_names(self.searcher),
+                       # a BasicVariantGenerator's options, for a restore to sample alike
+                       "basic_variant": None if self.basic is None else {
+                           "points_to_evaluate": self.basic.points_to_evaluate
+                           if is_plain(self.basic.points_to_evaluate) else None,
+                           "constant_grid_search": self.basic.constant_grid_search,
+                           "max_concurrent": self.basic.max_concurrent}},
             "stop": {"criteria": self.stop_dict} if self.stopper is None
             else {"custom": repr(self.stopper)},
             "verbose": rc.verbose,
@@ -617,7 +673,7 @@ class _Run:
             suggest=self.suggest, total=self.total, scheduler=self.scheduler,
             request_for=self.request_for, pool=self.pool, recorder=store,
             metric=self.metric, mode=self.mode, stop=self.stop_dict, stopper=self.stopper,
-            max_concurrent=tc.max_concurrent_trials, time_budget_s=tc.time_budget_s,
+            max_concurrent=self.max_concurrent, time_budget_s=tc.time_budget_s,
             max_failures=rc.failure_config.max_failures, fail_fast=rc.failure_config.fail_fast,
             checkpoint_config=rc.checkpoint_config, callbacks=rc.callbacks,
             trial_id_prefix=prefix, searcher=self.searcher, config_json=config_to_json,

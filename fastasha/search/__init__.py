@@ -24,6 +24,7 @@ Examples
 [1, 2, 1, 2, 1, 2]
 """
 
+from .basic_variant import BasicVariantGenerator
 from .concurrency_limiter import ConcurrencyLimiter
 from .sample import (
     Categorical,
@@ -50,6 +51,7 @@ from .serialize import config_to_json, space_from_json, space_to_json
 from .variant_generator import VariantGenerator
 
 __all__ = [
+    "BasicVariantGenerator",
     "Categorical",
     "ConcurrencyLimiter",
     "Domain",
