@@ -53,7 +53,7 @@ def test_tune_import_in_a_worker_stays_light():
     # a worker unpickling an objective that uses `tune` must not pay for numpy,
     # joblib or sqlite3: they are imported only where used
     code = ("import sys; import fastasha.tune, fastasha._execution.worker; "
-            "print(sorted(m for m in ('numpy', 'joblib', 'sqlite3', 'rich', 'pandas') "
+            "print(sorted(m for m in ('numpy', 'joblib', 'sqlite3', 'rich', 'pandas', 'optuna') "
             "if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
