@@ -427,7 +427,7 @@ class OptunaSearch(Searcher):
     # ---------------------------------------------------------------- the study
 
     def _setup_study(self) -> None:
-        """Create the study once the space and the mode are known (Ray does it as soon as it can)."""
+        """Create the study once the space and the mode are known (Ray: as soon as it can)."""
         ot = self._ot
         if self.mode is None:
             raise ValueError(
@@ -504,7 +504,7 @@ class OptunaSearch(Searcher):
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
                               **spec: Any) -> bool:
-        """Take the search space from ``param_space`` (``config``), with the sweep's metric and mode.
+        """Take the search space from ``param_space`` (``config``), and the metric and mode.
 
         Without ``space=``, the domains of ``config`` (nested ones too)
         become the study's distributions, and ``metric`` and ``mode``, when
