@@ -387,11 +387,6 @@ def test_the_same_seed_gives_the_same_sweep(tmp_path):
     assert other != first
 
 
-def test_the_best_config_of_a_sweep_is_near_the_optimum(tmp_path):
-    configs = _sequential_configs(tmp_path, "a", seed=5)
-    assert min(abs(c["x"] - 0.3) for c in configs) < 0.2
-
-
 # ----------------------------------------------------------------------- save/restore
 
 def test_save_and_restore_continue_the_same_suggestions(tmp_path):
