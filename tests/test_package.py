@@ -56,7 +56,7 @@ def test_tune_import_in_a_worker_stays_light(modules):
     # `train` and `air.session`) must not pay for numpy, joblib or sqlite3, nor for the
     # Tuner and the results: they are imported only where used
     code = (f"import sys; import {modules}, fastasha._execution.worker; "
-            "print(sorted(m for m in ('numpy', 'joblib', 'sqlite3', 'rich', 'pandas', "
+            "print(sorted(m for m in ('numpy', 'joblib', 'sqlite3', 'rich', 'pandas', 'optuna', "
             "'fastasha.results', 'fastasha.tuner') if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)

@@ -10,7 +10,9 @@ Tune's ``BasicVariantGenerator`` does, with one seeded
 give the JSON that the experiment store keeps. :class:`Searcher` and
 :class:`ConcurrencyLimiter` are Ray Tune's base class for custom search
 algorithms and its wrapper that caps their concurrent trials
-(``TuneConfig(search_alg=...)``).
+(``TuneConfig(search_alg=...)``). Ray's ``OptunaSearch`` is in
+:mod:`fastasha.search.optuna`, which needs the optional optuna (importing
+this package does not import it).
 
 Examples
 --------
