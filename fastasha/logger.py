@@ -265,13 +265,9 @@ def json_fallback(value: Any) -> Any:
     numpy arrays become lists and numpy scalars Python numbers; other
     numbers become ``int`` or ``float``; anything else its ``str()``.
     """
-    if type(value).__module__ == "numpy":
-        tolist = getattr(value, "tolist", None)
-        if callable(tolist):
-            try:
-                return tolist()
-            except Exception:  # noqa: BLE001 - fall through to str()
-                pass
+    tolist = getattr(value, "tolist", None)
+    if type(value).__module__ == "numpy" and callable(tolist):
+        return tolist()
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
@@ -283,13 +279,14 @@ class _CsvFile:
     """One trial's ``progress.csv``: columns from the first row (or the file's own header)."""
 
     def __init__(self, path: str, fresh: bool = False) -> None:
+        self.flush = not fresh      # a live log is flushed after each result, an export at the end
         self.fields: list[str] | None = None
         self.header = True
         if not fresh and os.path.exists(path) and os.path.getsize(path) > 0:
             with open(path, newline="") as f:
                 self.fields = next(csv.reader(f), None) or None
             self.header = False
-        self.file = open(path, "w" if fresh else "a", newline="")
+        self.file = open(path, "w" if fresh else "a", newline="")  # noqa: SIM115 - kept open
         self.writer: csv.DictWriter | None = None
 
     def write(self, result: dict) -> None:
@@ -304,7 +301,8 @@ class _CsvFile:
             if self.header:
                 self.writer.writeheader()
         self.writer.writerow(row)
-        self.file.flush()
+        if self.flush:
+            self.file.flush()
 
     def close(self) -> None:
         self.file.close()
@@ -314,7 +312,7 @@ def _write_params(folder: str, config: Any) -> None:
     """``params.json`` and ``params.pkl`` of ``config`` in ``folder``."""
     with open(os.path.join(folder, EXPR_PARAM_FILE), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True, default=json_fallback)
-    from ._execution.driver import _cloudpickle    # joblib's (pickles lambdas too)
+    from ._execution.driver import _cloudpickle  # joblib's (pickles lambdas too)
 
     path = os.path.join(folder, EXPR_PARAM_PICKLE_FILE)
     try:
@@ -331,11 +329,13 @@ class _JsonFile:
     """One trial's ``result.json``: a JSON object per line and result."""
 
     def __init__(self, path: str, fresh: bool = False) -> None:
-        self.file = open(path, "w" if fresh else "a")
+        self.flush = not fresh      # a live log is flushed after each result, an export at the end
+        self.file = open(path, "w" if fresh else "a")  # noqa: SIM115 - kept open
 
     def write(self, result: dict) -> None:
         self.file.write(json.dumps(result, default=json_fallback) + "\n")
-        self.file.flush()
+        if self.flush:
+            self.file.flush()
 
     def close(self) -> None:
         self.file.close()
@@ -348,7 +348,9 @@ _HPARAM_TYPES = (str, bool, int, float, list)
 class _TbxFile:
     """One run of a trial in TensorBoard: an event file in the trial's folder."""
 
-    def __init__(self, writer_class: Any, folder: str, suffix: str = "") -> None:
+    def __init__(self, writer_class: Any, folder: str, suffix: str = "",
+                 flush: bool = True) -> None:
+        self.flush = flush          # a live log is flushed after each result, an export at the end
         self.writer = writer_class(folder, flush_secs=30, filename_suffix=suffix)
         self.last: dict = {}        # the scalars of the latest result, for the hparams
 
@@ -379,7 +381,8 @@ class _TbxFile:
                     logger.warning("%s is not a value TensorBoard can show as a histogram: %r",
                                    tag, value)
         self.last = scalars
-        self.writer.flush()
+        if self.flush:
+            self.writer.flush()
 
     def close(self, config: Any) -> None:
         """Write the hparams of ``config`` with the latest scalars, then close."""
@@ -404,7 +407,7 @@ class _TbxFile:
         try:
             for summary in hparams(hparam_dict=params, metric_dict=self.last):
                 self.writer.file_writer.add_summary(summary)
-        except Exception:  # noqa: BLE001 - as Ray: the hparams are not worth ending the sweep
+        except Exception:     # as Ray: the hparams are not worth ending the sweep
             logger.exception("tensorboardX could not write the hparams %r", params)
 
 
@@ -621,7 +624,7 @@ def export_trial_logs(experiment: Any, formats: Iterable[str] = ("csv", "json"))
             _write_params(folder, result.config)
             if history:
                 files.append(_JsonFile(os.path.join(folder, EXPR_RESULT_FILE), fresh=True))
-        tbx = _TbxFile(writer_class, folder, ".export") if writer_class and history else None
+        tbx = _TbxFile(writer_class, folder, ".export", flush=False) if writer_class and history else None
         try:
             for row in history:
                 for file in files:
