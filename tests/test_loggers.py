@@ -335,3 +335,49 @@ def _has_tensorboardx():
     except ImportError:
         return False
     return True
+
+
+def counts(config):
+    """Reports config["n"] times; the loss is the step, so rows can be told apart."""
+    for step in range(1, config["n"] + 1):
+        tune.report({"loss": float(step)})
+
+
+class CtrlC(tune.Callback):
+    """Ctrl-C (a KeyboardInterrupt) in the driver at the ``at``-th result."""
+
+    def __init__(self, at):
+        self.at, self.seen = at, 0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.seen += 1
+        if self.seen == self.at:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_loses_no_row_and_a_restore_appends(tmp_path):
+    space = {"n": 40, "x": tune.grid_search([1, 2])}
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tmp_path, counts, space, [CSVLoggerCallback(), JsonLoggerCallback(), CtrlC(25)],
+             backend="threading")
+    path = str(tmp_path / "exp")
+    before = {r.trial_id: len(r.history()) for r in tune.ResultGrid.from_path(path)}
+    assert sum(before.values()) >= 25 and min(before.values()) < 40, before
+    for result in tune.ResultGrid.from_path(path):
+        if before[result.trial_id]:     # every stored result is in the files, flushed
+            progress = pd.read_csv(os.path.join(result.path, "progress.csv"))
+            assert progress["loss"].tolist() == [r["loss"] for r in result.history()]
+            assert len(_json_lines(os.path.join(result.path, "result.json"))) == len(progress)
+    with joblib.parallel_config(backend="threading"):
+        grid = tune.Tuner.restore(path, counts,
+                                  callbacks=[CSVLoggerCallback(), JsonLoggerCallback()]).fit()
+    for result in grid:
+        assert result.status == "TERMINATED"
+        rows = _csv_rows(os.path.join(result.path, "progress.csv"))
+        assert rows.count(rows[0]) == 1     # the header is not written again
+        progress = pd.read_csv(os.path.join(result.path, "progress.csv"))
+        frame = result.metrics_dataframe
+        for column in ("loss", "training_iteration", "iterations_since_restore"):
+            assert progress[column].tolist() == frame[column].tolist(), column
+        assert progress["loss"].tolist()[-1] == 40.0
+        assert len(_json_lines(os.path.join(result.path, "result.json"))) == len(progress)
