@@ -7,9 +7,10 @@ A Ray Tune script moves over by changing its imports::
 
 The module paths under ``ray.tune`` work under ``fastasha.tune`` as well:
 ``fastasha.tune.schedulers``, ``fastasha.tune.search``,
-``fastasha.tune.stopper`` and ``fastasha.tune.progress_reporter`` (and their
-submodules) are the modules ``fastasha.schedulers``, ``fastasha.search``,
-``fastasha.stopper`` and ``fastasha.progress_reporter`` themselves, so
+``fastasha.tune.stopper``, ``fastasha.tune.progress_reporter`` and
+``fastasha.tune.logger`` (and their submodules) are the modules
+``fastasha.schedulers``, ``fastasha.search``, ``fastasha.stopper``,
+``fastasha.progress_reporter`` and ``fastasha.logger`` themselves, so
 ``from fastasha.tune.stopper import TrialPlateauStopper`` and
 ``tune.schedulers.ASHAScheduler`` give the same objects as the short paths.
 """
@@ -34,7 +35,7 @@ from .progress_reporter import CLIReporter, JupyterNotebookReporter, ProgressRep
 from .stopper import FunctionStopper, MaximumIterationStopper, Stopper
 
 if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
-    from . import progress_reporter, schedulers, search, stopper
+    from . import logger, progress_reporter, schedulers, search, stopper
     from .analysis import ExperimentAnalysis, run
     from .results import Result, ResultGrid, TrialError, TuneError
     from .search import (
@@ -72,7 +73,7 @@ _LAZY = {
 
 # The submodules a Ray user imports from ``ray.tune``; each is the fastasha
 # module of the same name, found by _AliasFinder on first use.
-_SUBMODULES = ("schedulers", "search", "stopper", "progress_reporter")
+_SUBMODULES = ("schedulers", "search", "stopper", "progress_reporter", "logger")
 
 # A __path__ makes the import system treat this module as a package, so that
 # ``import fastasha.tune.search`` looks for a submodule instead of failing with
@@ -170,6 +171,7 @@ __all__ = [
     "get_checkpoint",
     "get_context",
     "grid_search",
+    "logger",
     "lograndint",
     "loguniform",
     "progress_reporter",
