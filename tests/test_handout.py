@@ -243,6 +243,35 @@ def test_a_config_the_worker_cannot_unpickle_fails_its_trial_only(tmp_path):
     assert by_x[0.0].status == by_x[2.0].status == "TERMINATED"
 
 
+def holds_lock(config):
+    """Uses the lock of its config: it must be the very object the space holds."""
+    with config["lock"]:
+        tune.report({"loss": config["x"], "same": int(config["lock"] is LOCK)})
+
+
+LOCK = threading.Lock()
+
+
+def test_a_config_that_cannot_be_pickled_runs_on_the_threading_backend(tmp_path):
+    """Trials in the driver's own threads get such a config as the object itself."""
+    from fastasha._execution.worker import SHARED_CONFIGS
+
+    space = {"x": tune.grid_search([float(i) for i in range(12)]), "lock": LOCK}
+    with joblib.parallel_config(backend="threading"):
+        grid = tune.Tuner(holds_lock, param_space=space,
+                          run_config=tune.RunConfig(storage_path=str(tmp_path), name="threads",
+                                                    verbose=0),
+                          resources={"cpu": SLOTS}).fit()
+    assert grid.num_errors == 0 and len(grid) == 12
+    assert all(r.metrics["same"] == 1 and r.config["lock"] is LOCK for r in grid)
+    assert SHARED_CONFIGS == {}         # nothing left behind
+    # in worker processes it cannot go, and the trial says why
+    grid = tune.Tuner(holds_lock, param_space={"x": 1.0, "lock": LOCK},
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="processes",
+                                                verbose=0)).fit()
+    assert "could not be pickled for the worker" in str(grid[0].error)
+
+
 class _NoStore:
     """A recorder that keeps nothing (the store is not what this test is about)."""
 

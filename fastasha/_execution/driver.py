@@ -27,6 +27,7 @@ Faults:
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import pickle
@@ -45,7 +46,7 @@ from .. import _session
 from .._controller import Controller, Trial
 from ..search.serialize import is_plain
 from .channel import Server, new_key
-from .worker import SlotTask, kill_quietly, slot_main
+from .worker import SHARED_CONFIGS, SlotTask, kill_quietly, slot_main
 
 # Running trials get this long to notice a stop (at their next report or
 # periodic flush) before their processes are killed.
@@ -115,6 +116,10 @@ class _Unpicklable:
 def _raise_unpicklable(reason: str) -> None:
     raise TypeError(f"the trial's config could not be pickled for the worker ({reason}); "
                     "use values that pickle, or the threading backend")
+
+
+# tokens of configs handed to worker threads as objects (see Driver._pickle_specs)
+_tokens = itertools.count()
 
 
 def _send_quietly(conn: Connection, message: tuple) -> None:
@@ -219,6 +224,7 @@ class Driver:
         self._trial_s: float | None = None    # running mean of a trial's wall time
         self._hold_ends = True        # workers may send the ends of short trials together
         self._spec_bytes = 0          # the largest pickled trial message so far
+        self._shared: list[int] = []  # this driver's tokens in worker.SHARED_CONFIGS
 
     # ------------------------------------------------------------------ launch
 
@@ -829,7 +835,7 @@ class Driver:
             spec["hold_end"] = self._hold_ends
         worker.hold_given = worker.hold_given or self._hold_ends
 
-        payload = self._pickle_specs(specs, trials)
+        payload = self._pickle_specs(specs, trials, worker)
         self._spec_bytes = max(self._spec_bytes, len(payload) // len(trials))
         handed = [t for t in trials if t is not first]
         if handed and len(payload) > AHEAD_MAX_BYTES:
@@ -840,23 +846,24 @@ class Driver:
             self.controller.put_back(handed)
             if first is None:
                 return
-            payload = self._pickle_specs(specs[:1], trials[:1])
+            payload = self._pickle_specs(specs[:1], trials[:1], worker)
         try:
             worker.conn.send_bytes(payload)
             worker.waiting = False
         except (OSError, ValueError):
             self._drop(worker)
 
-    @staticmethod
-    def _pickle_specs(specs: list[dict], trials: list[Trial]) -> bytes:
-        """The message that hands ``trials`` to a worker.
+    def _pickle_specs(self, specs: list[dict], trials: list[Trial], worker: Peer) -> bytes:
+        """The message that hands ``trials`` to ``worker``.
 
         A config of plain data goes as it is. Any other config goes as
         cloudpickle bytes (as joblib sends functions), which the worker
         unpickles only when the trial starts: classes and functions defined
         in the user's script (``__main__``) then travel by value, and a config
         that cannot be rebuilt in the worker fails its own trial, not the
-        worker process and the trial it is running.
+        worker process and the trial it is running. To a worker thread of
+        this very process (the threading backend), a config that cannot be
+        pickled (a lock, an open file) goes as the object itself.
         """
         pickler = None
         for i, (spec, trial) in enumerate(zip(specs, trials)):
@@ -865,6 +872,12 @@ class Driver:
                 try:
                     data = pickler.dumps(trial.config)
                 except Exception as err:   # noqa: BLE001 - fails this trial in the worker
+                    if worker.pid == os.getpid() and worker.host == _session._HOSTNAME:
+                        token = next(_tokens)
+                        SHARED_CONFIGS[token] = trial.config
+                        self._shared.append(token)
+                        specs[i] = dict(spec, config=None, config_shared=token)
+                        continue
                     data = pickle.dumps(_Unpicklable(f"{type(err).__name__}: {err}"))
                 specs[i] = dict(spec, config=None, config_pickle=data)
         return _ForkingPickler.dumps(("trials", specs))
@@ -1024,6 +1037,9 @@ class Driver:
             except OSError:
                 pass
         self.peers.clear()
+        for token in self._shared:      # configs of trials that never started
+            SHARED_CONFIGS.pop(token, None)
+        self._shared.clear()
         self._selector.close()
         self._server.close()
         # Wait for the Parallel call to return even when every slot task has hung

@@ -41,6 +41,10 @@ ISOLATION_ENV = "FASTASHA_TRIAL_ISOLATION"   # "fork" (default where possible) o
 # of the trial it is about to run (a length byte, then the id), so that when the
 # process dies the supervisor can say which trial it was running.
 _BOARD_SIZE = 256
+# Configs that cannot be pickled, handed to a worker thread of the driver's own process
+# (the threading backend) as the objects themselves: token -> config. The driver puts
+# them here and names the token in the trial message; the worker takes them out.
+SHARED_CONFIGS: dict[int, Any] = {}
 
 
 class _Board:
@@ -153,7 +157,9 @@ def run_trials(conn: Any, task: SlotTask, mode: str, board: _Board | None = None
 def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
     """Run one trial; return its end record for the driver."""
     started = time.perf_counter()
-    if spec.get("config_pickle") is not None:      # a config only cloudpickle could send
+    if spec.get("config_shared") is not None:      # the object itself, from this process
+        spec["config"] = SHARED_CONFIGS.pop(spec["config_shared"])
+    elif spec.get("config_pickle") is not None:      # a config only cloudpickle could send
         import pickle
 
         try:
