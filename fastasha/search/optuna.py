@@ -52,8 +52,9 @@ Where fastasha differs from Ray:
   them as given, so a nested point is ignored by Optuna).
 - When ``space=`` is given, the sweep's ``metric`` and ``mode`` fill in those
   the searcher lacks (Ray leaves the searcher without them, and it fails at
-  its first suggestion); a ``param_space`` that holds domains as well is
-  refused at once.
+  its first suggestion; a searcher given only a mode there optimises
+  ``"_metric"``, and the first result without it fails the sweep); a
+  ``param_space`` that holds domains as well is refused at once.
 - The sweep's results reach :meth:`OptunaSearch.on_trial_result` as in Ray,
   so every report of the objective waits for the driver (as with a
   ``Stopper``); a result without the metric or ``training_iteration`` is
@@ -297,7 +298,8 @@ class OptunaSearch(Searcher):
     mode : {"min", "max"}, list of them or None, default=None
         Whether smaller or larger values are better (a list for a list of
         metrics); ``None`` takes ``TuneConfig.mode``. A mode without a
-        metric optimises Ray's anonymous metric ``"_metric"``.
+        metric optimises ``TuneConfig.metric``, or when there is none Ray's
+        anonymous metric ``"_metric"``.
     points_to_evaluate : list of dict, optional
         Configs to run first, before the sampler proposes any (Optuna's
         ``enqueue_trial``). Each gives a value to every parameter of the
@@ -421,6 +423,7 @@ class OptunaSearch(Searcher):
         self._configs: dict[str, dict] = {}     # running trial id -> its params (flat)
         self._last_step: dict[str, int] = {}    # running trial id -> last step reported
         self._completed: set[str] = set()
+        self._metric_defaulted = False          # metric set to DEFAULT_METRIC by _setup_study
         if self._space is not None and self.mode is not None:
             self._setup_study()
 
@@ -435,6 +438,7 @@ class OptunaSearch(Searcher):
                 "mode=...) or to TuneConfig(metric=..., mode=...)")
         if self.metric is None and isinstance(self.mode, str):
             self._metric = DEFAULT_METRIC
+            self._metric_defaulted = True       # the sweep's metric may still replace it
         _check_metric_mode(self.metric, self.mode)
         if isinstance(self.mode, list):
             if self.metric is None:
@@ -510,7 +514,8 @@ class OptunaSearch(Searcher):
         become the study's distributions, and ``metric`` and ``mode``, when
         given, replace the searcher's own (as in Ray). With ``space=``, the
         searcher keeps its space; ``metric`` and ``mode`` fill in only those
-        it lacks (Ray ignores them here).
+        it lacks, ``metric`` also the ``"_metric"`` a searcher given only a
+        mode optimises (Ray ignores them here).
 
         Parameters
         ----------
@@ -545,6 +550,10 @@ class OptunaSearch(Searcher):
                     "domains in the Tuner's param_space. Give it once: either drop space= "
                     "(the searcher then takes param_space's domains) or keep only constants "
                     "in param_space")
+            if metric and getattr(self, "_metric_defaulted", False):
+                # given only a mode: the sweep's metric, not the "_metric" no result has
+                # (every trial would end PRUNED, and TPE would learn nothing)
+                self._metric, self._metric_defaulted = metric, False
             super().set_search_properties(metric, mode, config)
             if self._study is None:
                 self._setup_study()
