@@ -59,6 +59,8 @@ Where fastasha differs from Ray:
   so every report of the objective waits for the driver (as with a
   ``Stopper``); a result without the metric or ``training_iteration`` is
   skipped (Ray raises ``KeyError``).
+- A final value Optuna refuses (NaN) ends the Optuna trial ``FAIL``, with a
+  warning (Ray warns and leaves it ``RUNNING`` in the study for ever).
 
 Examples
 --------
@@ -641,7 +643,8 @@ class OptunaSearch(Searcher):
         ``COMPLETE`` with the metric's value in ``result`` (a list of values
         for a list of metrics); without it, ``FAIL`` when ``error`` is
         true and ``PRUNED`` otherwise. A value Optuna refuses (NaN, say)
-        makes the trial ``FAIL``, with Optuna's warning. A second call about
+        makes the trial ``FAIL``, with a warning (Ray's warns and leaves it
+        ``RUNNING`` in the study). A second call about
         the same trial, or one about a trial this searcher did not suggest,
         is ignored with a warning.
         """
@@ -669,8 +672,17 @@ class OptunaSearch(Searcher):
         try:
             self._study.tell(trial, value, state=outcome)
         except Exception as err:        # noqa: BLE001 - as Ray: warn, the sweep goes on
+            # Optuna refuses a NaN (or a value that is no number) with COMPLETE and leaves
+            # the trial RUNNING; it ends FAIL instead, as Study.optimize ends such a trial
+            failed = outcome is state.COMPLETE
+            if failed:
+                try:
+                    self._study.tell(trial, state=state.FAIL)
+                except Exception:       # noqa: BLE001 - the trial ended after all
+                    failed = False
             warnings.warn(f"Optuna did not take the end of trial {trial_id} ({type(err).__name__}"
-                          f": {err})", UserWarning, stacklevel=2)
+                          f": {err}){'; it is FAIL in the study' if failed else ''}",
+                          UserWarning, stacklevel=2)
 
     def add_evaluated_point(self, parameters: dict, value: float | list | None,
                             error: bool = False, pruned: bool = False,
