@@ -13,10 +13,10 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from optuna.trial import TrialState  # noqa: E402
+from optuna.trial import TrialState
 
-from fastasha import tune  # noqa: E402
-from fastasha.search.optuna import OptunaSearch  # noqa: E402
+from fastasha import tune
+from fastasha.search.optuna import OptunaSearch
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -304,7 +304,7 @@ class OptunaSearch(Searcher):
         anonymous metric ``"_metric"``.
     points_to_evaluate : list of dict, optional
         Configs to run first, before the sampler proposes any (Optuna's
-        ``enqueue_trial``). Each gives a value to every parameter of the
+        ``enqueue_trial``, at the first suggestion). Each gives a value to every parameter of the
         space, nested as the config is, and each value must lie in its
         domain.
     sampler : optuna.samplers.BaseSampler, optional
@@ -426,6 +426,7 @@ class OptunaSearch(Searcher):
         self._last_step: dict[str, int] = {}    # running trial id -> last step reported
         self._completed: set[str] = set()
         self._metric_defaulted = False          # metric set to DEFAULT_METRIC by _setup_study
+        self._pending_points: list[dict] = []   # points_to_evaluate not enqueued yet (flat)
         if self._space is not None and self.mode is not None:
             self._setup_study()
 
@@ -469,8 +470,10 @@ class OptunaSearch(Searcher):
             for point, reward in zip(points, self._evaluated_rewards):
                 self.add_evaluated_point(point, reward)
         else:
-            for point in points:
-                self._study.enqueue_trial(point)
+            # enqueued at the first suggestion, not here: a Tuner.restore builds a fresh
+            # searcher, whose points would otherwise go into a persistent storage's study
+            # once more before restore() takes back the study that has them already
+            self._pending_points = points
 
     def _check_point(self, point: dict) -> None:
         """A ValueError unless the flat ``point`` gives every parameter a value of its domain."""
@@ -597,6 +600,10 @@ class OptunaSearch(Searcher):
         params = self._configs.get(trial_id)
         if params is None:
             self._require_study("suggest")
+            if getattr(self, "_pending_points", None):
+                points, self._pending_points = self._pending_points, []
+                for point in points:
+                    self._study.enqueue_trial(point)
             if callable(self._space):
                 trial = self._study.ask()
                 constants = self._space(trial)
@@ -746,6 +753,7 @@ class OptunaSearch(Searcher):
             "space": None if callable(self._space) else self._space,
             "study": self._study, "trials": self._trials, "configs": self._configs,
             "last_step": self._last_step, "completed": self._completed,
+            "pending_points": getattr(self, "_pending_points", []),
         }
         with open(checkpoint_path, "wb") as f:
             pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -768,6 +776,8 @@ class OptunaSearch(Searcher):
         self._study = state["study"]
         self._trials, self._configs = state["trials"], state["configs"]
         self._last_step, self._completed = state["last_step"], state["completed"]
+        # the points the saved study has not been given yet (none: it has them all)
+        self._pending_points = state.get("pending_points", [])
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
