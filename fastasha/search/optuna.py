@@ -52,12 +52,15 @@ Where fastasha differs from Ray:
   them as given, so a nested point is ignored by Optuna).
 - When ``space=`` is given, the sweep's ``metric`` and ``mode`` fill in those
   the searcher lacks (Ray leaves the searcher without them, and it fails at
-  its first suggestion); a ``param_space`` that holds domains as well is
-  refused at once.
+  its first suggestion; a searcher given only a mode there optimises
+  ``"_metric"``, and the first result without it fails the sweep); a
+  ``param_space`` that holds domains as well is refused at once.
 - The sweep's results reach :meth:`OptunaSearch.on_trial_result` as in Ray,
   so every report of the objective waits for the driver (as with a
   ``Stopper``); a result without the metric or ``training_iteration`` is
   skipped (Ray raises ``KeyError``).
+- A final value Optuna refuses (NaN) ends the Optuna trial ``FAIL``, with a
+  warning (Ray warns and leaves it ``RUNNING`` in the study for ever).
 
 Examples
 --------
@@ -297,10 +300,11 @@ class OptunaSearch(Searcher):
     mode : {"min", "max"}, list of them or None, default=None
         Whether smaller or larger values are better (a list for a list of
         metrics); ``None`` takes ``TuneConfig.mode``. A mode without a
-        metric optimises Ray's anonymous metric ``"_metric"``.
+        metric optimises ``TuneConfig.metric``, or when there is none Ray's
+        anonymous metric ``"_metric"``.
     points_to_evaluate : list of dict, optional
         Configs to run first, before the sampler proposes any (Optuna's
-        ``enqueue_trial``). Each gives a value to every parameter of the
+        ``enqueue_trial``, at the first suggestion). Each gives a value to every parameter of the
         space, nested as the config is, and each value must lie in its
         domain.
     sampler : optuna.samplers.BaseSampler, optional
@@ -421,6 +425,8 @@ class OptunaSearch(Searcher):
         self._configs: dict[str, dict] = {}     # running trial id -> its params (flat)
         self._last_step: dict[str, int] = {}    # running trial id -> last step reported
         self._completed: set[str] = set()
+        self._metric_defaulted = False          # metric set to DEFAULT_METRIC by _setup_study
+        self._pending_points: list[dict] = []   # points_to_evaluate not enqueued yet (flat)
         if self._space is not None and self.mode is not None:
             self._setup_study()
 
@@ -435,6 +441,7 @@ class OptunaSearch(Searcher):
                 "mode=...) or to TuneConfig(metric=..., mode=...)")
         if self.metric is None and isinstance(self.mode, str):
             self._metric = DEFAULT_METRIC
+            self._metric_defaulted = True       # the sweep's metric may still replace it
         _check_metric_mode(self.metric, self.mode)
         if isinstance(self.mode, list):
             if self.metric is None:
@@ -463,8 +470,10 @@ class OptunaSearch(Searcher):
             for point, reward in zip(points, self._evaluated_rewards):
                 self.add_evaluated_point(point, reward)
         else:
-            for point in points:
-                self._study.enqueue_trial(point)
+            # enqueued at the first suggestion, not here: a Tuner.restore builds a fresh
+            # searcher, whose points would otherwise go into a persistent storage's study
+            # once more before restore() takes back the study that has them already
+            self._pending_points = points
 
     def _check_point(self, point: dict) -> None:
         """A ValueError unless the flat ``point`` gives every parameter a value of its domain."""
@@ -510,7 +519,8 @@ class OptunaSearch(Searcher):
         become the study's distributions, and ``metric`` and ``mode``, when
         given, replace the searcher's own (as in Ray). With ``space=``, the
         searcher keeps its space; ``metric`` and ``mode`` fill in only those
-        it lacks (Ray ignores them here).
+        it lacks, ``metric`` also the ``"_metric"`` a searcher given only a
+        mode optimises (Ray ignores them here).
 
         Parameters
         ----------
@@ -545,6 +555,10 @@ class OptunaSearch(Searcher):
                     "domains in the Tuner's param_space. Give it once: either drop space= "
                     "(the searcher then takes param_space's domains) or keep only constants "
                     "in param_space")
+            if metric and getattr(self, "_metric_defaulted", False):
+                # given only a mode: the sweep's metric, not the "_metric" no result has
+                # (every trial would end PRUNED, and TPE would learn nothing)
+                self._metric, self._metric_defaulted = metric, False
             super().set_search_properties(metric, mode, config)
             if self._study is None:
                 self._setup_study()
@@ -586,6 +600,10 @@ class OptunaSearch(Searcher):
         params = self._configs.get(trial_id)
         if params is None:
             self._require_study("suggest")
+            if getattr(self, "_pending_points", None):
+                points, self._pending_points = self._pending_points, []
+                for point in points:
+                    self._study.enqueue_trial(point)
             if callable(self._space):
                 trial = self._study.ask()
                 constants = self._space(trial)
@@ -632,7 +650,8 @@ class OptunaSearch(Searcher):
         ``COMPLETE`` with the metric's value in ``result`` (a list of values
         for a list of metrics); without it, ``FAIL`` when ``error`` is
         true and ``PRUNED`` otherwise. A value Optuna refuses (NaN, say)
-        makes the trial ``FAIL``, with Optuna's warning. A second call about
+        makes the trial ``FAIL``, with a warning (Ray's warns and leaves it
+        ``RUNNING`` in the study). A second call about
         the same trial, or one about a trial this searcher did not suggest,
         is ignored with a warning.
         """
@@ -660,8 +679,17 @@ class OptunaSearch(Searcher):
         try:
             self._study.tell(trial, value, state=outcome)
         except Exception as err:        # noqa: BLE001 - as Ray: warn, the sweep goes on
+            # Optuna refuses a NaN (or a value that is no number) with COMPLETE and leaves
+            # the trial RUNNING; it ends FAIL instead, as Study.optimize ends such a trial
+            failed = outcome is state.COMPLETE
+            if failed:
+                try:
+                    self._study.tell(trial, state=state.FAIL)
+                except Exception:       # noqa: BLE001 - the trial ended after all
+                    failed = False
             warnings.warn(f"Optuna did not take the end of trial {trial_id} ({type(err).__name__}"
-                          f": {err})", UserWarning, stacklevel=2)
+                          f": {err}){'; it is FAIL in the study' if failed else ''}",
+                          UserWarning, stacklevel=2)
 
     def add_evaluated_point(self, parameters: dict, value: float | list | None,
                             error: bool = False, pruned: bool = False,
@@ -725,6 +753,7 @@ class OptunaSearch(Searcher):
             "space": None if callable(self._space) else self._space,
             "study": self._study, "trials": self._trials, "configs": self._configs,
             "last_step": self._last_step, "completed": self._completed,
+            "pending_points": getattr(self, "_pending_points", []),
         }
         with open(checkpoint_path, "wb") as f:
             pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -747,6 +776,8 @@ class OptunaSearch(Searcher):
         self._study = state["study"]
         self._trials, self._configs = state["trials"], state["configs"]
         self._last_step, self._completed = state["last_step"], state["completed"]
+        # the points the saved study has not been given yet (none: it has them all)
+        self._pending_points = state.get("pending_points", [])
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
