@@ -701,7 +701,6 @@ class Controller:
             # flattened ("val/loss"; scheduler_call flattens), the stopper and
             # callbacks the result as reported
             try:
-                self._tell_searcher("on_trial_result", trial_id, flatten(last))
                 if stop_hit or (self.stopper is not None and self.stopper(trial_id, last)):
                     stop = True
                     trial.stop_reason = "stop criterion"
@@ -714,6 +713,10 @@ class Controller:
                         self._complete_in_scheduler(trial, last)
                     elif decision == "PAUSE" and not self._warned_pause:
                         paused = True      # warned below, where -W error cannot fail the trial
+                if not stop:
+                    # as in Ray, the searcher hears a result only if it does not stop the
+                    # trial (that one reaches it in on_trial_complete)
+                    self._tell_searcher("on_trial_result", trial_id, flatten(last))
                 if self.stopper is not None and self.stopper.stop_all():
                     self.stop_all("the stopper asked to stop all trials")
             except Exception as err:   # noqa: BLE001 - a bad result fails its trial, not the sweep

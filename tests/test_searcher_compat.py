@@ -209,6 +209,36 @@ def test_a_searcher_that_overrides_on_trial_result_sees_every_result(tmp_path):
     assert inner.results == 24
 
 
+class RecordsResults(ListSearcher):
+    def __init__(self, configs):
+        super().__init__(configs)
+        self.heard: dict[str, list] = {}
+        self.final: dict[str, int] = {}
+
+    def on_trial_result(self, trial_id, result):
+        self.heard.setdefault(trial_id, []).append(result["training_iteration"])
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        super().on_trial_complete(trial_id, result, error)
+        self.final[trial_id] = result["training_iteration"]
+
+
+def test_the_result_that_stops_a_trial_reaches_the_searcher_only_at_its_end(tmp_path):
+    # as in Ray: on_trial_result only for the results that do not stop the trial
+    searcher = RecordsResults([{"x": 0.0, "n": 12}, {"x": 1.0, "n": 3}])
+    tuner = tune.Tuner(chatty, tune_config=tune.TuneConfig(search_alg=searcher, num_samples=2,
+                                                          metric="loss", mode="min"),
+                       run_config=tune.RunConfig(name="stop5", storage_path=str(tmp_path),
+                                                 verbose=0, stop={"training_iteration": 5}))
+    with joblib.parallel_config(backend="threading"):
+        tuner.fit()
+    long, short = [event[1] for event in searcher.events if event[0] == "suggest"]
+    # stopped at 5 by the criterion: that result comes only with the end
+    assert (searcher.heard[long], searcher.final[long]) == ([1, 2, 3, 4], 5)
+    # ended by itself at 3, no stop: every result heard, then the end
+    assert (searcher.heard[short], searcher.final[short]) == ([1, 2, 3], 3)
+
+
 # --------------------------------------------------------- ConcurrencyLimiter
 
 
