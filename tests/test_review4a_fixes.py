@@ -118,3 +118,17 @@ def test_restore_refuses_points_for_an_experiment_that_had_none(tmp_path):
     with pytest.raises(ValueError, match="constant_grid_search"):
         tune.Tuner.restore(path, record,
                            search_alg=BasicVariantGenerator(constant_grid_search=True))
+
+
+def test_restore_with_other_unstorable_points_names_them(tmp_path):
+    import numpy as np
+
+    # points of numpy values are not stored: the replay finds the difference
+    path = _sweep(tmp_path, "numpy", BasicVariantGenerator(
+        points_to_evaluate=[{"x": np.float64(0.5)}]))
+    with pytest.raises(ValueError, match="points_to_evaluate"):
+        tune.Tuner.restore(path, record, search_alg=BasicVariantGenerator(
+            points_to_evaluate=[{"x": np.float64(0.25)}])).fit()
+    grid = tune.Tuner.restore(path, record, search_alg=BasicVariantGenerator(
+        points_to_evaluate=[{"x": np.float64(0.5)}])).fit()
+    assert len(grid) == 6 and grid.num_errors == 0
