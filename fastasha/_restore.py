@@ -104,9 +104,13 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
             difference = "no config" if config is None else \
                 _config_difference(json.loads(config_to_json(config)), row["config"])
             if difference:
+                # (points the store could not keep are not compared before the replay)
+                points = " and the BasicVariantGenerator(points_to_evaluate=...)" \
+                    if getattr(run, "basic", None) is not None else ""
                 raise RestoreError(
                     f"trial {trial_id}'s config differs from the one the search space gives "
-                    f"again ({difference}); pass the param_space the experiment started with"
+                    f"again ({difference}); pass the param_space{points} the experiment "
+                    "started with"
                 )
         request, _ = controller.request_or_error(config)   # a failed request stays failed
         trial = Trial(trial_id=trial_id, index=row["index"], config=config,

@@ -12,6 +12,26 @@ from typing import Any
 
 # The file a dict checkpoint (Checkpoint.from_dict) keeps its dict in.
 DICT_FILE = "checkpoint_dict.pkl"
+# The temporary folders of this process's dict checkpoints still alive: folder -> pid
+# of the process that made it (a forked child inherits its parent's entries).
+_dict_folders: dict[str, int] = {}
+
+
+def _remove_dict_folder(directory: str) -> None:
+    _dict_folders.pop(directory, None)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def remove_dict_folders() -> None:
+    """Remove the folders of the dict checkpoints this process made and still holds.
+
+    For a process about to end with ``os._exit`` (a trial process), which
+    skips the finalizers that would remove them at exit.
+    """
+    pid = os.getpid()
+    for directory, owner in list(_dict_folders.items()):
+        if owner == pid:
+            _remove_dict_folder(directory)
 
 
 class Checkpoint:
@@ -49,8 +69,9 @@ class Checkpoint:
         """A checkpoint of ``data`` (Ray 2.0-2.6's dict checkpoints); read it with :meth:`to_dict`.
 
         The dict is pickled into a temporary directory, which is removed
-        when the returned checkpoint is garbage-collected: ``report`` copies
-        it into the experiment first.
+        when the returned checkpoint is garbage-collected (``report`` copies
+        it into the experiment first), or when the process exits, a trial
+        process included.
         """
         if not isinstance(data, dict):
             raise TypeError(f"Checkpoint.from_dict needs a dict, got {type(data).__name__}; "
@@ -63,7 +84,8 @@ class Checkpoint:
             shutil.rmtree(directory, ignore_errors=True)
             raise
         checkpoint = cls(directory)
-        weakref.finalize(checkpoint, shutil.rmtree, directory, True)
+        _dict_folders[directory] = os.getpid()
+        weakref.finalize(checkpoint, _remove_dict_folder, directory)
         return checkpoint
 
     def to_dict(self) -> dict[str, Any]:

@@ -374,7 +374,11 @@ class Tuner:
             that save, and continues the sweep: the stored trials keep their
             configs, and it suggests the rest of ``num_samples``. A fastasha
             extension: Ray unpickles the searcher from the experiment, which
-            fastasha does not store code in.
+            fastasha does not store code in. A ``BasicVariantGenerator`` is
+            different: its options are stored, and it is needed only when its
+            ``points_to_evaluate`` could not be stored as JSON; one passed
+            must sample as the experiment did (the same points and
+            ``constant_grid_search``; ``max_concurrent`` may change).
         stop : dict, callable or Stopper, optional
             A stop criterion given as a dict is stored and applied again; a
             function or Stopper is code, which the store does not keep: pass
@@ -395,7 +399,8 @@ class Tuner:
         ValueError
             If the experiment used a ``search_alg`` and none is passed (the
             message names its class), or one is passed for an experiment
-            without; if its searcher could not save its state (its ``save``
+            without; if a ``BasicVariantGenerator`` passed would sample
+            other configs; if its searcher could not save its state (its ``save``
             is not implemented: Ray logs this error and starts the
             experiment over); and for the other reasons given in the
             messages (a custom scheduler not passed, an unstored
@@ -414,6 +419,7 @@ class Tuner:
             search_alg = _restored_basic_variants(settings, search_alg)
             _search_state.check_restorable(store, directory, settings,
                                            None if _basic_variants(search_alg) else search_alg)
+            _check_same_sampling(settings, _basic_variants(search_alg))
         finally:
             store.close()
         space = param_space
@@ -478,6 +484,38 @@ def _restored_basic_variants(settings: dict, search_alg: Any) -> Any:
     return BasicVariantGenerator(points_to_evaluate=stored["points_to_evaluate"],
                                  max_concurrent=stored["max_concurrent"],
                                  constant_grid_search=stored["constant_grid_search"])
+
+
+def _check_same_sampling(settings: dict, basic: BasicVariantGenerator | None) -> None:
+    """Raise ValueError if ``basic`` would sample other configs than the experiment did.
+
+    Its ``max_concurrent`` may differ; points the experiment could not
+    store are left to the replay, which compares the configs themselves.
+    """
+    if basic is None:
+        return
+    stored = settings.get("search", {}).get("basic_variant") or \
+        {"points_to_evaluate": [], "constant_grid_search": False}
+    ran = "ran with" if settings.get("search", {}).get("basic_variant") else \
+        "ran without a BasicVariantGenerator, so with"
+    points = stored["points_to_evaluate"]
+    try:
+        other_points = points is not None and points != basic.points_to_evaluate
+    except Exception:   # noqa: BLE001 - e.g. numpy arrays in the points: not the stored ones
+        other_points = True
+    if other_points:
+        raise ValueError(
+            f"this experiment {ran} points_to_evaluate={points!r}, but the "
+            f"BasicVariantGenerator passed to Tuner.restore has {basic.points_to_evaluate!r}; "
+            "its configs would not be those of the stored trials. Pass the points the "
+            "experiment started with, or leave search_alg out to use the stored ones")
+    if stored["constant_grid_search"] != basic.constant_grid_search:
+        raise ValueError(
+            f"this experiment {ran} constant_grid_search={stored['constant_grid_search']}, "
+            "but the BasicVariantGenerator passed to Tuner.restore has "
+            f"constant_grid_search={basic.constant_grid_search}; its configs would not be "
+            "those of the stored trials. Pass the same value, or leave search_alg out to "
+            "use the stored one")
 
 
 def _variant_options(basic: BasicVariantGenerator | None) -> dict:

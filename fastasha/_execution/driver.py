@@ -122,6 +122,32 @@ def _raise_unpicklable(reason: str) -> None:
 _tokens = itertools.count()
 
 
+def _own_containers(value: Any, memo: dict | None = None) -> Any:
+    """``value`` with its dicts, lists and tuples copied; any other object is itself.
+
+    A config handed to a worker thread as an object gets its own containers,
+    as a pickled one does: what the objective pops or sets in it does not
+    change the driver's config (a retry's, the result grid's). A container
+    met twice (or inside itself) is copied once, as pickle would.
+    """
+    tp = type(value)
+    if tp is not dict and tp is not list and tp is not tuple:
+        return value      # (subclasses, which may hold more than items, are shared too)
+    memo = {} if memo is None else memo
+    if id(value) in memo:
+        return memo[id(value)]
+    copied: Any
+    if tp is dict:
+        copied = memo[id(value)] = {}
+        copied.update((k, _own_containers(v, memo)) for k, v in value.items())
+    elif tp is list:
+        copied = memo[id(value)] = []
+        copied.extend(_own_containers(v, memo) for v in value)
+    else:
+        copied = memo[id(value)] = tuple(_own_containers(v, memo) for v in value)
+    return copied
+
+
 def _send_quietly(conn: Connection, message: tuple) -> None:
     """Send at the end of a sweep, when a peer that has gone away no longer matters."""
     try:
@@ -863,7 +889,8 @@ class Driver:
         that cannot be rebuilt in the worker fails its own trial, not the
         worker process and the trial it is running. To a worker thread of
         this very process (the threading backend), a config that cannot be
-        pickled (a lock, an open file) goes as the object itself.
+        pickled (a lock, an open file) goes as the objects themselves, in
+        dicts and lists of its own.
         """
         pickler = None
         for i, (spec, trial) in enumerate(zip(specs, trials)):
@@ -874,7 +901,7 @@ class Driver:
                 except Exception as err:   # noqa: BLE001 - fails this trial in the worker
                     if worker.pid == os.getpid() and worker.host == _session._HOSTNAME:
                         token = next(_tokens)
-                        SHARED_CONFIGS[token] = trial.config
+                        SHARED_CONFIGS[token] = _own_containers(trial.config)
                         self._shared.append(token)
                         specs[i] = dict(spec, config=None, config_shared=token)
                         continue

@@ -34,6 +34,7 @@ from multiprocessing.connection import wait
 from typing import Any, Callable
 
 from .. import _session
+from ..checkpoint import remove_dict_folders
 from .channel import connect
 
 ISOLATION_ENV = "FASTASHA_TRIAL_ISOLATION"   # "fork" (default where possible) or "inline"
@@ -324,6 +325,7 @@ def _child_main(task: SlotTask, env: dict, parent_conn: Any, page: mmap.mmap,
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            remove_dict_folders()     # (os._exit skips the finalizers that would)
         finally:
             os._exit(code)
 
