@@ -10,8 +10,10 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-# The file a dict checkpoint (Checkpoint.from_dict) keeps its dict in.
+# The file a dict checkpoint (Checkpoint.from_dict) keeps its dict in, and the one a
+# class Trainable's save_checkpoint keeps the dict it returns in (fastasha.trainable).
 DICT_FILE = "checkpoint_dict.pkl"
+TRAINABLE_DICT_FILE = "_fastasha_checkpoint.pkl"
 # The temporary folders of this process's dict checkpoints still alive: folder -> pid
 # of the process that made it (a forked child inherits its parent's entries).
 _dict_folders: dict[str, int] = {}
@@ -89,15 +91,18 @@ class Checkpoint:
         return checkpoint
 
     def to_dict(self) -> dict[str, Any]:
-        """The dict a checkpoint made by :meth:`from_dict` holds."""
-        path = os.path.join(self.path, DICT_FILE)
-        if not os.path.isfile(path):
-            raise ValueError(
-                f"{self.path} holds no dict checkpoint (it was not made with "
-                "Checkpoint.from_dict); read its files with as_directory() instead"
-            )
-        with open(path, "rb") as f:
-            return pickle.load(f)
+        """The dict a checkpoint holds: made by :meth:`from_dict`, or returned by a
+        class Trainable's ``save_checkpoint``."""
+        for name in (DICT_FILE, TRAINABLE_DICT_FILE):
+            path = os.path.join(self.path, name)
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    return pickle.load(f)
+        raise ValueError(
+            f"{self.path} holds no dict checkpoint (it was not made with "
+            "Checkpoint.from_dict, nor by a save_checkpoint that returned a dict); read its "
+            "files with as_directory() instead"
+        )
 
     def to_directory(self, path: str | os.PathLike | None = None) -> str:
         """Copy the checkpoint to ``path`` (a new temporary directory by default)."""

@@ -44,9 +44,9 @@ import tempfile
 from typing import Any
 
 from . import _session
-from .checkpoint import Checkpoint
+from .checkpoint import TRAINABLE_DICT_FILE, Checkpoint
 
-_DICT_FILE = "_fastasha_checkpoint.pkl"   # a checkpoint saved as a dict, pickled here
+_DICT_FILE = TRAINABLE_DICT_FILE   # a checkpoint saved as a dict, pickled here
 _ITERATION_FILE = "_fastasha_iteration"    # the steps done when it was saved
 
 

@@ -102,6 +102,8 @@ def test_done_ends_a_trial_and_checkpoints_resume_a_failed_one(tmp_path):
     history = result.metrics_dataframe
     assert list(history["x"]) == [1, 2, 3, 4, 5, 6, 7]
     assert [c for _, c in result.best_checkpoints][-1]["x"] == 6
+    # the dict save_checkpoint returned, read back as Ray 2.0-2.6 scripts do
+    assert result.checkpoint.to_dict() == {"x": 6}
 
 
 def test_checkpoints_saved_as_files_and_at_the_end(tmp_path):
