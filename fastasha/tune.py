@@ -34,6 +34,9 @@ from .config import CheckpointConfig, FailureConfig, RunConfig, SyncConfig, Tune
 from .progress_reporter import CLIReporter, JupyterNotebookReporter, ProgressReporter
 from .stopper import FunctionStopper, MaximumIterationStopper, Stopper
 
+# Ray's name for what get_context() returns
+TuneContext = TrialContext
+
 if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
     from . import logger, progress_reporter, schedulers, search, stopper
     from .analysis import ExperimentAnalysis, run
@@ -161,6 +164,7 @@ __all__ = [
     "Stopper",
     "SyncConfig",
     "TrialContext",
+    "TuneContext",
     "TrialError",
     "Trainable",
     "TrialStopped",

@@ -16,7 +16,7 @@ def test_each_name_is_the_tune_object_of_the_same_name():
     for name in ("report", "get_context", "get_checkpoint", "Checkpoint", "RunConfig",
                  "CheckpointConfig", "FailureConfig", "SyncConfig", "Result", "TrialContext"):
         assert getattr(train, name) is getattr(tune, name), name
-    assert train.TrainContext is tune.TrialContext
+    assert train.TrainContext is tune.TrialContext is tune.TuneContext
     assert set(train.__all__) == set(dir(train))
 
 
