@@ -116,3 +116,18 @@ def seconds_from_env(name: str, default: float) -> float:
         raise ValueError(f"the environment variable {name} must be a number of seconds "
                          f"greater than 0, got {text!r}")
     return value
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` of a warning raised here that points at the first frame outside fastasha.
+
+    For warnings raised deep inside fastasha, reached from different calls
+    (``Tuner(...)``, ``fit()``, ``Tuner.restore``), where no fixed number fits.
+    """
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -90,10 +90,12 @@ def test_points_must_name_paths_of_the_space(point, message):
 
 
 def test_out_of_range_points_warn_and_run(tmp_path):
-    with pytest.warns(UserWarning, match=r"config\['x'\] to 5.*outside \[0.0, 1.0\]"):
+    with pytest.warns(UserWarning, match=r"config\['x'\] to 5.*outside \[0.0, 1.0\]") as seen:
         got = configs(sweep(tmp_path, {"x": uniform(0, 1)}, num_samples=1,
                             search_alg=BasicVariantGenerator(points_to_evaluate=[{"x": 5}])))
     assert got == [{"x": 5}]
+    # the warning points at the caller's line (here: sweep's fit()), not into fastasha
+    assert [w.filename for w in seen] == [__file__]
 
 
 def test_constant_grid_search_keeps_the_draws_of_a_sample(tmp_path):

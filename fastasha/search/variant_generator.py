@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_bool, check_int
+from .._validation import check_bool, check_int, user_stacklevel
 from ._spec import ConfigView, Pending, Spec, UnresolvedDependency, path_str, plain_copy
 from .sample import Categorical, Domain, Function, as_options
 
@@ -294,7 +294,7 @@ def _warn_if_outside(current: Any, value: Any, path: tuple, index: int) -> None:
     if outside:
         warnings.warn(f"points_to_evaluate[{index}] sets {path_str(path)} to {value!r}, "
                       f"outside {allowed}; the point runs with it all the same",
-                      UserWarning, stacklevel=5)
+                      UserWarning, stacklevel=user_stacklevel())
 
 
 def _same(a: Any, b: Any) -> bool:
