@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import secrets
 import time
@@ -217,7 +218,7 @@ class Tuner:
                 warnings.simplefilter("ignore")
                 VariantGenerator(self.param_space, tc.num_samples, 0,    # raises on a bad space
                                  **_variant_options(basic))
-        if basic is not None and isinstance(basic.random_state, int) and \
+        if basic is not None and isinstance(basic.random_state, numbers.Integral) and \
                 tc.seed is not None and tc.seed != basic.random_state:
             raise ValueError(
                 f"TuneConfig(seed={tc.seed}) and BasicVariantGenerator(random_state="

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import joblib
+import numpy as np
 import pytest
 from fastasha.tune.search.basic_variant import BasicVariantGenerator as RayPath
 
@@ -132,11 +133,12 @@ def test_a_numpy_generator_as_random_state_is_reproducible(tmp_path):
     assert runs[0] == runs[1]
 
 
-def test_two_different_seeds_are_refused():
+@pytest.mark.parametrize("state", [2, np.int64(2)])
+def test_two_different_seeds_are_refused(state):
     with pytest.raises(ValueError, match="both seed the sampling"):
         tune.Tuner(record, param_space={"x": uniform(0, 1)},
                    tune_config=tune.TuneConfig(seed=1, search_alg=BasicVariantGenerator(
-                       random_state=2)))
+                       random_state=state)))
 
 
 class Concurrency(tune.Callback):
