@@ -10,7 +10,10 @@ Tune's ``BasicVariantGenerator`` does, with one seeded
 give the JSON that the experiment store keeps. :class:`Searcher` and
 :class:`ConcurrencyLimiter` are Ray Tune's base class for custom search
 algorithms and its wrapper that caps their concurrent trials
-(``TuneConfig(search_alg=...)``). Ray's ``OptunaSearch`` is in
+(``TuneConfig(search_alg=...)``). :class:`BasicVariantGenerator`, passed
+as a ``search_alg``, sets options of the built-in sampling (points to run
+first, a concurrency cap, constant grid draws, the seed), as Ray's
+does. Ray's ``OptunaSearch`` is in
 :mod:`fastasha.search.optuna`, which needs the optional optuna (importing
 this package does not import it).
 
