@@ -14,6 +14,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from optuna.trial import TrialState
+from test_optuna_search import StopAllAfter  # (pytest puts tests/ on sys.path)
 
 from fastasha import tune
 from fastasha.search.optuna import OptunaSearch
@@ -23,20 +24,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def quadratic(config):
     tune.report({"loss": (config["x"] - 0.3) ** 2})
-
-
-class StopAllAfter(tune.Stopper):
-    """Ends the whole sweep once ``n`` trials reported."""
-
-    def __init__(self, n):
-        self.n, self.seen = n, set()
-
-    def __call__(self, trial_id, result):
-        self.seen.add(trial_id)
-        return False
-
-    def stop_all(self):
-        return len(self.seen) >= self.n
 
 
 def test_space_with_a_mode_only_optimises_the_sweeps_metric(tmp_path):
