@@ -12,11 +12,11 @@ so a sweep with one restores like any other.
 
 from __future__ import annotations
 
-import copy
 import numbers
 from typing import Any
 
 from .._validation import check_bool, check_int
+from .variant_generator import check_points
 
 __all__ = ["BasicVariantGenerator"]
 
@@ -72,15 +72,7 @@ class BasicVariantGenerator:
 
     def __init__(self, points_to_evaluate: list | None = None, max_concurrent: int = 0,
                  constant_grid_search: bool = False, random_state: Any = None) -> None:
-        if points_to_evaluate is not None:
-            if not isinstance(points_to_evaluate, (list, tuple)):
-                raise TypeError(f"points_to_evaluate must be a list of (partial) config dicts, "
-                                f"got {points_to_evaluate!r}")
-            for i, point in enumerate(points_to_evaluate):
-                if not isinstance(point, dict):
-                    raise TypeError(f"points_to_evaluate[{i}] must be a dict (a partial "
-                                    f"config), got {point!r}")
-        self.points_to_evaluate = copy.deepcopy(list(points_to_evaluate or ()))
+        self.points_to_evaluate = check_points(points_to_evaluate)
         self.max_concurrent = check_int("max_concurrent", max_concurrent, minimum=0,
                                         hint="; 0 means no limit")
         self.constant_grid_search = check_bool("constant_grid_search", constant_grid_search)

@@ -88,7 +88,7 @@ from typing import Any
 
 from .sample import Categorical, Domain, Float, Function, Integer
 from .searcher import Searcher, _check_metric_mode
-from .variant_generator import compile_space, grid_values, is_dynamic
+from .variant_generator import check_points, compile_space, grid_values, is_dynamic
 
 __all__ = ["OptunaSearch"]
 
@@ -791,15 +791,7 @@ class OptunaSearch(Searcher):
 
 def _check_points(points: Any, rewards: Any) -> list[dict]:
     """``points_to_evaluate`` as a list of dicts, checked against ``evaluated_rewards``."""
-    if points is None:
-        points = []
-    if not isinstance(points, (list, tuple)):
-        raise TypeError(f"points_to_evaluate must be a list of config dicts, got {points!r} of "
-                        f"type {type(points).__name__}")
-    for point in points:
-        if not isinstance(point, dict):
-            raise TypeError(f"points_to_evaluate must be a list of config dicts, got the item "
-                            f"{point!r} of type {type(point).__name__}")
+    points = check_points(points)
     if rewards is not None:
         if not isinstance(rewards, (list, tuple)):
             raise TypeError(f"evaluated_rewards must be a list, got {rewards!r} of type "
@@ -808,4 +800,4 @@ def _check_points(points: Any, rewards: Any) -> list[dict]:
             raise ValueError(
                 f"evaluated_rewards must give one value per point of points_to_evaluate, got "
                 f"{len(rewards)} values for {len(points)} points")
-    return [copy.deepcopy(p) for p in points]
+    return points

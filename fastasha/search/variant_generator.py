@@ -10,6 +10,7 @@ config is then produced by (1) choosing a value for every grid search,
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import numbers
@@ -238,6 +239,23 @@ def _set_path(obj: Any, path: tuple, value: Any) -> Any:
     return obj
 
 
+def check_points(points: Any) -> list[dict]:
+    """``points_to_evaluate`` (configs to run first) as a deep-copied list of dicts.
+
+    ``None`` gives ``[]``; anything but a list or tuple of dicts is a TypeError.
+    """
+    if points is None:
+        return []
+    if not isinstance(points, (list, tuple)):
+        raise TypeError(f"points_to_evaluate must be a list of (partial) config dicts, got "
+                        f"{points!r} of type {type(points).__name__}")
+    for i, point in enumerate(points):
+        if not isinstance(point, dict):
+            raise TypeError(f"points_to_evaluate[{i}] must be a dict (a partial config), got "
+                            f"{point!r} of type {type(point).__name__}")
+    return copy.deepcopy(list(points))
+
+
 def _preset_space(space: dict, point: dict, index: int) -> dict:
     """``space`` with the values of ``point`` put in place (Ray's ``points_to_evaluate``).
 
@@ -246,9 +264,6 @@ def _preset_space(space: dict, point: dict, index: int) -> dict:
     key. A path that ``space`` lacks is an error; a value a domain or grid
     could not give is kept, with a warning (as Ray logs one).
     """
-    if not isinstance(point, dict):
-        raise TypeError(f"points_to_evaluate[{index}] must be a dict (a partial config), got "
-                        f"{point!r}")
 
     def put(target: dict, values: dict, path: tuple) -> dict:
         out = dict(target)
@@ -423,15 +438,12 @@ class VariantGenerator:
             )
         if seed is not None:
             check_int("seed", seed, minimum=0, hint="; pass a non-negative int, or None")
-        if points_to_evaluate is not None and not isinstance(points_to_evaluate, (list, tuple)):
-            raise TypeError(f"points_to_evaluate must be a list of (partial) config dicts, got "
-                            f"{points_to_evaluate!r}")
+        points = check_points(points_to_evaluate)
         check_bool("constant_grid_search", constant_grid_search)
         self._num_samples = int(num_samples)
         self._seed = None if seed is None else int(seed)
         self._root = compile_space(param_space)
         self._grid_count = _count(self._root)
-        points = list(points_to_evaluate or ())
         # (compiled space, repetitions): one per point, then the whole space
         presets = [compile_space(_preset_space(param_space, p, i)) for i, p in enumerate(points)]
         rest = -1 if self._num_samples == -1 else max(0, self._num_samples - len(points))
