@@ -180,17 +180,17 @@ def test_max_concurrent_caps_running_trials(tmp_path, max_concurrent, max_trials
     assert seen.most == expected
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"points_to_evaluate": {"x": 1}}, TypeError),
-    ({"points_to_evaluate": [1]}, TypeError),
-    ({"max_concurrent": -1}, ValueError),
-    ({"max_concurrent": 1.5}, TypeError),
-    ({"constant_grid_search": "yes"}, TypeError),
-    ({"random_state": "seed"}, TypeError),
-    ({"random_state": -3}, ValueError),
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"points_to_evaluate": {"x": 1}}, TypeError, "points_to_evaluate must be a list of"),
+    ({"points_to_evaluate": [1]}, TypeError, r"points_to_evaluate\[0\] must be a dict"),
+    ({"max_concurrent": -1}, ValueError, "max_concurrent must be at least 0"),
+    ({"max_concurrent": 1.5}, TypeError, "max_concurrent must be an integer"),
+    ({"constant_grid_search": "yes"}, TypeError, "constant_grid_search must be True or False"),
+    ({"random_state": "seed"}, TypeError, "random_state must be an int seed"),
+    ({"random_state": -3}, ValueError, "random_state must be at least 0"),
 ])
-def test_bad_arguments_are_refused(kwargs, error):
-    with pytest.raises(error):
+def test_bad_arguments_are_refused(kwargs, error, match):
+    with pytest.raises(error, match=match):
         BasicVariantGenerator(**kwargs)
 
 

@@ -26,7 +26,7 @@ def test_ray_trainers_are_refused_with_what_to_do_instead():
         train.ScalingConfig   # noqa: B018
     with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
         train.no_such_name    # noqa: B018
-    with pytest.raises(ImportError):
+    with pytest.raises(ImportError, match="cannot import name 'TorchTrainer'"):
         from fastasha.train import TorchTrainer  # noqa: F401
 
 
