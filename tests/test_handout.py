@@ -272,6 +272,39 @@ def test_a_config_that_cannot_be_pickled_runs_on_the_threading_backend(tmp_path)
     assert "could not be pickled for the worker" in str(grid[0].error)
 
 
+def test_a_worker_thread_whose_config_was_withdrawn_ends_the_trial_not_itself():
+    """Ctrl-C: the driver takes back the configs it shared while a worker thread starts one.
+
+    The worker must end that trial (the interrupted driver does not record it) and
+    carry on to the driver's "exit", instead of dying with a KeyError.
+    """
+    from fastasha._execution.worker import SHARED_CONFIGS, SlotTask, run_trials
+
+    calls = []
+    ours, theirs = socket.socketpair()
+    driver, worker = Connection(ours.detach()), Connection(theirs.detach())
+    task = SlotTask(("127.0.0.1", 0), b"k", 0, calls.append, 0)
+    token = -12345
+    assert token not in SHARED_CONFIGS          # withdrawn already
+    try:
+        driver.send(("trials", [{"trial_id": "t1", "config": None, "config_shared": token}]))
+        thread = threading.Thread(target=run_trials, args=(worker, task, "inline"))
+        thread.start()
+        assert driver.poll(5) and driver.recv()[0] == "worker"
+        assert driver.poll(5)
+        kind, ends = driver.recv()
+        driver.send(("exit",))
+        thread.join(5)
+        assert not thread.is_alive()
+    finally:
+        driver.close()
+        worker.close()
+    assert kind == "end" and calls == []
+    (record, next_id), = ends
+    assert record[0] == "t1" and record[4] == "ERROR" and next_id is None
+    assert "interrupted before this trial started" in record[5]
+
+
 class _NoStore:
     """A recorder that keeps nothing (the store is not what this test is about)."""
 

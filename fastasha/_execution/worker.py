@@ -46,6 +46,7 @@ _BOARD_SIZE = 256
 # (the threading backend) as the objects themselves: token -> config. The driver puts
 # them here and names the token in the trial message; the worker takes them out.
 SHARED_CONFIGS: dict[int, Any] = {}
+_WITHDRAWN = object()     # a token the driver took back when it wound down
 
 
 class _Board:
@@ -159,7 +160,13 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
     """Run one trial; return its end record for the driver."""
     started = time.perf_counter()
     if spec.get("config_shared") is not None:      # the object itself, from this process
-        spec["config"] = SHARED_CONFIGS.pop(spec["config_shared"])
+        config = SHARED_CONFIGS.pop(spec["config_shared"], _WITHDRAWN)
+        if config is _WITHDRAWN:
+            # the driver wound down (Ctrl-C) between handing this trial out and now
+            return (spec["trial_id"], "", 0, None, "ERROR",
+                    "the sweep was interrupted before this trial started: the driver "
+                    "withdrew its config", None, time.perf_counter() - started)
+        spec["config"] = config
     elif spec.get("config_pickle") is not None:      # a config only cloudpickle could send
         import pickle
 
