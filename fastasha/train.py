@@ -20,13 +20,22 @@ the same name in :mod:`fastasha.tune`, so the two spellings mix freely:
 ``ray.train.report`` inside Tune in favour of ``ray.tune.report``; here both
 are the same function.)
 
+Ray 2.10 and later keep their XGBoost and LightGBM report callbacks in
+``ray.train.xgboost`` and ``ray.train.lightgbm``
+(``RayTrainReportCallback``); ``fastasha.train.xgboost`` and
+``fastasha.train.lightgbm`` are the modules :mod:`fastasha.integration.xgboost`
+and :mod:`fastasha.integration.lightgbm` themselves.
+
 Ray Train's distributed trainers (``ScalingConfig``, ``TorchTrainer``,
-``DataParallelTrainer``, ...) are not part of fastasha: it runs function and
-class trainables, one process per trial.
+``XGBoostTrainer``, ``DataParallelTrainer``, ...) are not part of fastasha:
+it runs function and class trainables, one process per trial.
 """
 
 from __future__ import annotations
 
+import sys
+from importlib import import_module
+from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any
 
 from ._ray_names import lookup
@@ -45,12 +54,61 @@ TrainContext = TrialContext
 _TRAINERS = frozenset({
     "ScalingConfig", "DataConfig", "Trainer", "BaseTrainer", "DataParallelTrainer",
     "TorchTrainer", "TensorflowTrainer", "HorovodTrainer", "LightGBMTrainer",
-    "XGBoostTrainer", "torch", "tensorflow", "lightning", "huggingface", "xgboost",
-    "lightgbm", "horovod", "backend", "get_dataset_shard",
+    "XGBoostTrainer", "torch", "tensorflow", "lightning", "huggingface", "horovod",
+    "backend", "get_dataset_shard",
 })
+
+# The submodules of ``ray.train`` that fastasha has: each is the fastasha module
+# named here, found by _AliasFinder on first use.
+_SUBMODULES = {
+    "xgboost": "fastasha.integration.xgboost",
+    "lightgbm": "fastasha.integration.lightgbm",
+}
+
+# A __path__ makes the import system treat this module as a package, so that
+# ``import fastasha.train.xgboost`` looks for a submodule; only _AliasFinder
+# answers for those names (as in fastasha.tune).
+__path__: list[str] = []
+
+
+class _AliasFinder:
+    """Import ``fastasha.train.<name>`` as the module :data:`_SUBMODULES` names.
+
+    The alias is the very same module object, as with ``fastasha.tune``'s
+    aliases (see ``fastasha.tune._AliasFinder``); it answers for no other
+    names. A missing library (xgboost, lightgbm) fails the import with the
+    real module's ``ModuleNotFoundError``, which says what to install.
+    """
+
+    _fastasha_train_alias = True      # marks an installed finder (see below)
+    prefix = __name__ + "."
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        if not fullname.startswith(self.prefix):
+            return None
+        real = _SUBMODULES.get(fullname[len(self.prefix):])
+        if real is None:
+            return None
+        return ModuleSpec(fullname, self, loader_state=real)
+
+    def create_module(self, spec: ModuleSpec) -> Any:
+        module = import_module(spec.loader_state)
+        spec.loader_state = module.__spec__
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        # give the module its own spec back (the import system set the alias's)
+        module.__spec__ = module.__spec__.loader_state
+
+
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "_fastasha_train_alias", False)]
+sys.meta_path.insert(0, _AliasFinder())
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        # the import sets the attribute on this module: later lookups do not come here
+        return import_module(f"{__name__}.{name}")
     return lookup(__name__, name, globals(), _TRAINERS, "Ray Train's distributed trainers")
 
 

@@ -7,10 +7,12 @@ A Ray Tune script moves over by changing its imports::
 
 The module paths under ``ray.tune`` work under ``fastasha.tune`` as well:
 ``fastasha.tune.schedulers``, ``fastasha.tune.search``,
-``fastasha.tune.stopper``, ``fastasha.tune.progress_reporter`` and
-``fastasha.tune.logger`` (and their submodules) are the modules
+``fastasha.tune.stopper``, ``fastasha.tune.progress_reporter``,
+``fastasha.tune.logger`` and ``fastasha.tune.integration`` (and their
+submodules, such as ``fastasha.tune.integration.xgboost``) are the modules
 ``fastasha.schedulers``, ``fastasha.search``, ``fastasha.stopper``,
-``fastasha.progress_reporter`` and ``fastasha.logger`` themselves, so
+``fastasha.progress_reporter``, ``fastasha.logger`` and
+``fastasha.integration`` themselves, so
 ``from fastasha.tune.stopper import TrialPlateauStopper`` and
 ``tune.schedulers.ASHAScheduler`` give the same objects as the short paths.
 """
@@ -38,7 +40,7 @@ from .stopper import FunctionStopper, MaximumIterationStopper, Stopper
 TuneContext = TrialContext
 
 if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
-    from . import logger, progress_reporter, schedulers, search, stopper
+    from . import integration, logger, progress_reporter, schedulers, search, stopper
     from .analysis import ExperimentAnalysis, run
     from .results import Result, ResultGrid, TrialError, TuneError
     from .search import (
@@ -76,7 +78,7 @@ _LAZY = {
 
 # The submodules a Ray user imports from ``ray.tune``; each is the fastasha
 # module of the same name, found by _AliasFinder on first use.
-_SUBMODULES = ("schedulers", "search", "stopper", "progress_reporter", "logger")
+_SUBMODULES = ("schedulers", "search", "stopper", "progress_reporter", "logger", "integration")
 
 # A __path__ makes the import system treat this module as a package, so that
 # ``import fastasha.tune.search`` looks for a submodule instead of failing with
@@ -175,6 +177,7 @@ __all__ = [
     "get_checkpoint",
     "get_context",
     "grid_search",
+    "integration",
     "logger",
     "lograndint",
     "loguniform",
