@@ -33,12 +33,10 @@ it runs function and class trainables, one process per trial.
 
 from __future__ import annotations
 
-import sys
 from importlib import import_module
-from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any
 
-from ._ray_names import lookup
+from ._ray_names import install_aliases, lookup
 from ._session import TrialContext, get_checkpoint, get_context, report
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig, FailureConfig, RunConfig, SyncConfig
@@ -59,50 +57,20 @@ _TRAINERS = frozenset({
 })
 
 # The submodules of ``ray.train`` that fastasha has: each is the fastasha module
-# named here, found by _AliasFinder on first use.
+# named here, found on first use by the finder of
+# :func:`~fastasha._ray_names.install_aliases`.
 _SUBMODULES = {
     "xgboost": "fastasha.integration.xgboost",
     "lightgbm": "fastasha.integration.lightgbm",
 }
 
 # A __path__ makes the import system treat this module as a package, so that
-# ``import fastasha.train.xgboost`` looks for a submodule; only _AliasFinder
+# ``import fastasha.train.xgboost`` looks for a submodule; only that finder
 # answers for those names (as in fastasha.tune).
 __path__: list[str] = []
 
 
-class _AliasFinder:
-    """Import ``fastasha.train.<name>`` as the module :data:`_SUBMODULES` names.
-
-    The alias is the very same module object, as with ``fastasha.tune``'s
-    aliases (see ``fastasha.tune._AliasFinder``); it answers for no other
-    names. A missing library (xgboost, lightgbm) fails the import with the
-    real module's ``ModuleNotFoundError``, which says what to install.
-    """
-
-    _fastasha_train_alias = True      # marks an installed finder (see below)
-    prefix = __name__ + "."
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        if not fullname.startswith(self.prefix):
-            return None
-        real = _SUBMODULES.get(fullname[len(self.prefix):])
-        if real is None:
-            return None
-        return ModuleSpec(fullname, self, loader_state=real)
-
-    def create_module(self, spec: ModuleSpec) -> Any:
-        module = import_module(spec.loader_state)
-        spec.loader_state = module.__spec__
-        return module
-
-    def exec_module(self, module: Any) -> None:
-        # give the module its own spec back (the import system set the alias's)
-        module.__spec__ = module.__spec__.loader_state
-
-
-sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "_fastasha_train_alias", False)]
-sys.meta_path.insert(0, _AliasFinder())
+install_aliases(__name__, _SUBMODULES.get)
 
 
 def __getattr__(name: str) -> Any:

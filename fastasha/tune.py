@@ -19,14 +19,13 @@ submodules, such as ``fastasha.tune.integration.xgboost``) are the modules
 
 from __future__ import annotations
 
-import sys
 from importlib import import_module
-from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any
 
 # Light names are imported at once; the rest load on first use, so that a
 # worker process unpickling an objective that refers to ``tune`` imports only
 # what ``tune.report`` needs (numpy, joblib and SQLite stay out of it).
+from ._ray_names import install_aliases
 from ._resources import PlacementGroupFactory
 from ._session import TrialContext, TrialStopped, get_checkpoint, get_context, report
 from ._trainable import register_trainable, with_parameters, with_resources
@@ -77,59 +76,31 @@ _LAZY = {
 
 
 # The submodules a Ray user imports from ``ray.tune``; each is the fastasha
-# module of the same name, found by _AliasFinder on first use.
+# module of the same name, found by the finder that
+# :func:`~fastasha._ray_names.install_aliases` installs, on first use.
 _SUBMODULES = ("schedulers", "search", "stopper", "progress_reporter", "logger", "integration")
 
 # A __path__ makes the import system treat this module as a package, so that
 # ``import fastasha.tune.search`` looks for a submodule instead of failing with
 # "'fastasha.tune' is not a package". The list is empty: no file is found
-# under it, and only _AliasFinder answers for these names.
+# under it, and only that finder answers for these names.
 __path__: list[str] = []
 
 
-class _AliasFinder:
-    """Import ``fastasha.tune.<name>[.<sub>]`` as the module ``fastasha.<name>[.<sub>]``.
+def _real_name(name: str) -> str | None:
+    """``fastasha.<name>`` for an alias (``schedulers``, ``search.sample``, ...), else None."""
+    if name.partition(".")[0] not in _SUBMODULES:
+        return None
+    real = f"{__package__}.{name}"
+    from importlib.util import find_spec  # only when an alias is imported
 
-    The alias is the very same module object, not a second copy, so a class
-    imported by either path is one class (``isinstance`` and pickling work).
-    The finder sits first on ``sys.meta_path``: otherwise the path finder
-    would load a submodule such as ``fastasha.tune.schedulers.fifo`` again,
-    from the real package's ``__path__``, as a copy. It answers for no other
-    names.
-    """
-
-    _fastasha_tune_alias = True       # marks an installed finder (see below)
-    prefix = __name__ + "."
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        if not fullname.startswith(self.prefix):
-            return None
-        name = fullname[len(self.prefix):]
-        if name.partition(".")[0] not in _SUBMODULES:
-            return None
-        real = f"{__package__}.{name}"
-        from importlib.util import find_spec  # only when an alias is imported
-
-        try:
-            if find_spec(real) is None:
-                return None
-        except ModuleNotFoundError:
-            return None
-        return ModuleSpec(fullname, self, loader_state=real)
-
-    def create_module(self, spec: ModuleSpec) -> Any:
-        module = import_module(spec.loader_state)
-        spec.loader_state = module.__spec__
-        return module
-
-    def exec_module(self, module: Any) -> None:
-        # the import system has just set the alias's spec on the module: give
-        # the module its own back (importlib.reload and tools read it)
-        module.__spec__ = module.__spec__.loader_state
+    try:
+        return real if find_spec(real) is not None else None
+    except ModuleNotFoundError:
+        return None
 
 
-sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "_fastasha_tune_alias", False)]
-sys.meta_path.insert(0, _AliasFinder())
+install_aliases(__name__, _real_name)
 
 
 def __getattr__(name: str) -> Any:

@@ -156,7 +156,10 @@ def test_asha_stops_weak_trials_inside_boosting(library, tmp_path):
     assert reported[0.5] == 16      # the first and strongest trial is never cut
 
     best = grid.get_best_result()
-    assert best.config["eta"] == 0.5
+    # which of the two strongest etas wins depends on whether eta=0.3 reached a rung
+    # before or after eta=0.5 (the two run side by side): either way, the lowest loss
+    lowest = min(grid, key=lambda r: r.metrics[LOGLOSS[library]])
+    assert best.trial_id == lowest.trial_id and best.config["eta"] in (0.5, 0.3)
     cls = getattr(importlib.import_module(module), callback)
     model = cls.get_model(best.checkpoint)
     assert _rounds(library, model) == best.metrics["training_iteration"]
