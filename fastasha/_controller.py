@@ -265,7 +265,9 @@ class Controller:
         self.stopping = False
         self.stop_message: str | None = None
         self.started_at: float | None = None
-        self.best: Trial | None = None
+        # the finished trial (TERMINATED or ERROR) with the best final value of the metric:
+        # finished values no longer change, so a running best is exact for these
+        self.best_finished: Trial | None = None
         self.running: dict[str, Trial] = {}
         self.n_ahead = 0        # trials handed to a worker ahead, not started yet
         self._warned_pause = False
@@ -280,6 +282,40 @@ class Controller:
         else:
             self.running.pop(trial.trial_id, None)
         trial.status = status
+        if status in (TERMINATED, ERROR):
+            self._rank_finished(trial)
+        elif trial is self.best_finished:     # an errored trial run again (restart_errored)
+            self.best_finished = None
+            for other in self.trials.values():
+                if other.status in (TERMINATED, ERROR):
+                    self._rank_finished(other)
+
+    @property
+    def best(self) -> Trial | None:
+        """The trial whose latest value of the metric is the best, as Ray's display picks it.
+
+        Among the running trials (their latest results) and the finished ones
+        (their last): a trial that led and then reported worse values gives
+        way to one that finished better. O(running trials).
+        """
+        best = self.best_finished
+        for trial in self.running.values():
+            if self._better(trial, best):
+                best = trial
+        return best
+
+    def _better(self, trial: Trial, than: Trial | None) -> bool:
+        """Whether ``trial``'s metric value beats ``than``'s (a NaN or missing one never does)."""
+        value = trial.metric_value
+        if value is None or math.isnan(value):
+            return False
+        if than is None:
+            return True
+        return value < than.metric_value if self.mode == "min" else value > than.metric_value
+
+    def _rank_finished(self, trial: Trial) -> None:
+        if self._better(trial, self.best_finished):
+            self.best_finished = trial
 
     @property
     def n_running(self) -> int:
@@ -461,6 +497,8 @@ class Controller:
         if trial.status == PENDING:
             self.queue.append(trial)
         self._track_best(trial)
+        if trial.status in (TERMINATED, ERROR):
+            self._rank_finished(trial)
 
     def prepare(self, count: int) -> None:
         """Create trials ahead, so that ``count`` wait with their config drawn.
@@ -652,6 +690,7 @@ class Controller:
     # ------------------------------------------------------------------ results
 
     def _track_best(self, trial: Trial) -> None:
+        """Keep the metric's value of the trial's latest result (for :attr:`best`)."""
         result = trial.result
         if self.metric is None or self.mode is None or not result:
             return
@@ -659,17 +698,9 @@ class Controller:
         if value is None or isinstance(value, (str, bytes)):
             return
         try:
-            value = float(value)
+            trial.metric_value = float(value)
         except (TypeError, ValueError):
             return
-        trial.metric_value = value
-        if math.isnan(value):
-            return
-        best = self.best
-        if best is None or best.metric_value is None or math.isnan(best.metric_value) or (
-            value < best.metric_value if self.mode == "min" else value > best.metric_value
-        ):
-            self.best = trial
 
     def _absorb(self, trial: Trial, rows_json: str, n_rows: int, last: dict | None) -> None:
         if n_rows:

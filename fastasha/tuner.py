@@ -792,7 +792,8 @@ class _Run:
                 rows.finished.add(rows.row(trial))
             if trial.config is not None and not is_plain(trial.config):
                 objects[trial.trial_id] = trial.config
-            if trial is not controller.best and not keep_finished:
+            # (a finished trial that is not the best finished one never becomes the best)
+            if trial is not controller.best_finished and not keep_finished:
                 trial.config = None
                 trial.result = None
 

@@ -7,6 +7,7 @@ status block per refresh and the final table at the end.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from types import SimpleNamespace
@@ -331,3 +332,39 @@ def test_verbose_0_with_a_reporter_prints_nothing(tmp_path, capsys, make):
     assert capsys.readouterr().out == ""
     if isinstance(reporter, Recorder):                 # as in Ray: never asked to report
         assert reporter.reports == [] and reporter.setups == []
+
+
+def leads_then_falls(config):
+    """Trial 'a' leads (0.9), waits until 'b' has finished at 0.5, then ends at 0.1."""
+    flags = config["flags"]
+    if config["who"] == "a":
+        tune.report({"acc": 0.9})
+        time.sleep(0.7)          # past the periodic flush: the driver sees 0.9 now
+        open(f"{flags}/a_led", "w").close()
+        deadline = time.monotonic() + 20
+        while not os.path.exists(f"{flags}/b_done") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)          # b's end has reached the driver
+        tune.report({"acc": 0.1})
+    else:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(f"{flags}/a_led") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        tune.report({"acc": 0.5})
+        open(f"{flags}/b_done", "w").close()
+
+
+def test_a_leader_that_falls_behind_a_finished_trial_is_not_the_best(tmp_path, capsys):
+    """As in Ray's display: the best is taken from every trial's latest result."""
+    grid = tune.Tuner(
+        leads_then_falls,
+        param_space={"who": tune.grid_search(["a", "b"]), "flags": str(tmp_path)},
+        tune_config=tune.TuneConfig(metric="acc", mode="max"),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="lead", verbose=1),
+        resources={"cpu": 2},
+    ).fit()
+    assert (tmp_path / "a_led").exists() and (tmp_path / "b_done").exists()
+    best = grid.get_best_result()
+    assert best.config["who"] == "b"
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert f"Best trial: {best.trial_id} with acc=0.5" in last, last
