@@ -15,7 +15,8 @@ class Recorder:
     stop_requested: bool
     buffer: deque[tuple[float, dict]]
 
-def report(metrics: dict[str, Any], *, checkpoint: Any = None) -> None: ...
+def report(metrics: dict[str, Any] | None = None, *, checkpoint: Any = None,
+           **keywords: Any) -> None: ...
 def pack_columns(
     entries: list[tuple[float, dict[str, Any]]],
 ) -> tuple[tuple[str, ...], str, list[bytes]] | None: ...

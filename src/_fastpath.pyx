@@ -75,7 +75,7 @@ cdef class Recorder:
     cdef public object buffer
 
 
-def report(metrics, *, checkpoint=None):
+def report(metrics=None, *, checkpoint=None, **keywords):
     """Report a result of the current trial (Ray Tune's ``tune.report``).
 
     Parameters
@@ -88,6 +88,10 @@ def report(metrics, *, checkpoint=None):
     checkpoint : Checkpoint, optional
         A directory to keep with this result; the trial resumes from its
         latest checkpoint after a failure or a restore.
+    **keywords
+        Ray Tune 2.6 and earlier took the metrics as keywords,
+        ``tune.report(mean_loss=loss)``; that form works too, instead of
+        the dict (not beside it).
 
     Raises
     ------
@@ -106,6 +110,8 @@ def report(metrics, *, checkpoint=None):
             "tune.report() was called outside a trial; call it from inside the objective "
             "function you pass to tune.Tuner"
         )
+    if keywords:
+        metrics = _keyword_metrics(metrics, keywords)
     rec = <Recorder?>session
     if rec.fast and checkpoint is None and PyDict_CheckExact(metrics) and \
             not PyDict_Contains(metrics, _TRAINING_ITERATION):
@@ -120,6 +126,17 @@ def report(metrics, *, checkpoint=None):
                 session.on_due()      # flush, or raise TrialStopped
             return
     session.report(metrics, checkpoint)
+
+
+def _keyword_metrics(metrics, dict keywords):
+    """The metrics of ``tune.report(name=value, ...)``, Ray Tune's form up to 2.6."""
+    if metrics is not None:
+        raise TypeError(
+            f"tune.report() got a dict (or value) and the keywords {sorted(keywords)!r}; "
+            "pass the metrics one way: tune.report({'loss': loss}) or, as Ray Tune 2.6 and "
+            "earlier took them, tune.report(loss=loss)"
+        )
+    return keywords
 
 
 def pack_columns(list entries):

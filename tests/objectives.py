@@ -256,3 +256,26 @@ class Poison:
 
     def __reduce__(self):
         return (explode, ())
+
+
+def reports_keywords(config):
+    """Ray Tune 2.6 and earlier: the metrics as keywords, with a checkpoint on the last."""
+    import tempfile
+
+    for step in range(config["steps"]):
+        if step == config["steps"] - 1:
+            with tempfile.TemporaryDirectory() as d:
+                with open(f"{d}/step", "w") as f:
+                    f.write(str(step))
+                tune.report(loss=1.0 / (step + 1), step=step,
+                            checkpoint=tune.Checkpoint.from_directory(d))
+        else:
+            tune.report(loss=1.0 / (step + 1), step=step)
+
+
+def reports_dict_and_keywords(config):
+    tune.report({"loss": 1.0}, acc=0.5)
+
+
+def reports_nothing_given(config):
+    tune.report()

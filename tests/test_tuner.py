@@ -315,6 +315,32 @@ def test_metric_never_reported_fails_the_trial_naming_the_keys(tmp_path, backend
     assert "'loss'" in message and "'acc'" in message
 
 
+def test_metrics_as_keywords_as_in_ray_2_6(tmp_path, backend):
+    """``tune.report(loss=...)``, Ray Tune's form up to 2.6, reports those metrics."""
+    grid = fit(objectives.reports_keywords, tmp_path, param_space={"steps": 4},
+               tune_config=tune.TuneConfig(metric="loss", mode="min",
+                                           scheduler=AsyncHyperBandScheduler(max_t=10)))
+    result = grid[0]
+    assert result.status == "TERMINATED"
+    frame = result.metrics_dataframe
+    assert list(frame["step"]) == [0, 1, 2, 3]
+    assert list(frame["loss"]) == [1.0, 0.5, 1.0 / 3, 0.25]
+    assert list(frame["training_iteration"]) == [1, 2, 3, 4]
+    with result.checkpoint.as_directory() as d:
+        assert open(f"{d}/step").read() == "3"
+
+
+@pytest.mark.parametrize("objective, match", [
+    (objectives.reports_dict_and_keywords, r"got a dict \(or value\) and the keywords \['acc'\]"),
+    (objectives.reports_nothing_given, r"report\(\) takes a dict of metrics, got None"),
+])
+def test_report_refuses_a_dict_and_keywords_together_and_nothing_at_all(tmp_path, objective,
+                                                                         match):
+    grid = fit(objective, tmp_path)
+    assert grid[0].status == "ERROR"
+    assert re.search(match, str(grid[0].error)), grid[0].error
+
+
 def test_report_outside_a_trial_raises():
     with pytest.raises(RuntimeError, match=r"tune.report\(\) was called outside a trial"):
         tune.report({"loss": 1.0})
