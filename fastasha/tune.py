@@ -8,11 +8,12 @@ A Ray Tune script moves over by changing its imports::
 The module paths under ``ray.tune`` work under ``fastasha.tune`` as well:
 ``fastasha.tune.schedulers``, ``fastasha.tune.search``,
 ``fastasha.tune.stopper``, ``fastasha.tune.progress_reporter``,
-``fastasha.tune.logger`` and ``fastasha.tune.integration`` (and their
-submodules, such as ``fastasha.tune.integration.xgboost``) are the modules
+``fastasha.tune.logger``, ``fastasha.tune.result`` and
+``fastasha.tune.integration`` (and their submodules, such as
+``fastasha.tune.integration.xgboost``) are the modules
 ``fastasha.schedulers``, ``fastasha.search``, ``fastasha.stopper``,
-``fastasha.progress_reporter``, ``fastasha.logger`` and
-``fastasha.integration`` themselves, so
+``fastasha.progress_reporter``, ``fastasha.logger``, ``fastasha.result``
+and ``fastasha.integration`` themselves, so
 ``from fastasha.tune.stopper import TrialPlateauStopper`` and
 ``tune.schedulers.ASHAScheduler`` give the same objects as the short paths.
 """
@@ -78,7 +79,8 @@ _LAZY = {
 # The submodules a Ray user imports from ``ray.tune``; each is the fastasha
 # module of the same name, found by the finder that
 # :func:`~fastasha._ray_names.install_aliases` installs, on first use.
-_SUBMODULES = ("schedulers", "search", "stopper", "progress_reporter", "logger", "integration")
+_SUBMODULES = ("schedulers", "search", "stopper", "progress_reporter", "logger", "integration",
+               "result")
 
 # A __path__ makes the import system treat this module as a package, so that
 # ``import fastasha.tune.search`` looks for a submodule instead of failing with

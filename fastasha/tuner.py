@@ -23,6 +23,7 @@ from ._validation import check_bool, seconds_from_env
 from .callback import bound_hooks
 from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from .progress_reporter import MIN_REPORT_INTERVAL, ReporterCalls, is_stock_reporter
+from .result import default_results_dir
 from .results import ResultGrid, TrialError
 from .schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
 from .search import (
@@ -39,21 +40,14 @@ from .search.serialize import is_plain
 from .stopper import normalize_stop
 from .trainable import as_function, is_class_trainable
 
-STORAGE_ENV = "FASTASHA_STORAGE_PATH"
 # Address the driver listens on; loopback unless workers run on other machines.
 DRIVER_HOST_ENV = "FASTASHA_DRIVER_HOST"
-DEFAULT_STORAGE = "~/fastasha_results"
 # How long a search_alg may answer None while no trial runs before the sweep ends.
 SEARCHER_WAIT_ENV = "FASTASHA_SEARCHER_WAIT_S"
 DEFAULT_SEARCHER_WAIT_S = 10.0
 # Seconds between two redraws of the default status display, and between two
 # should_report() calls to a progress reporter of the user's own.
 PROGRESS_INTERVAL = 0.25
-
-
-def default_storage_path() -> Path:
-    """``$FASTASHA_STORAGE_PATH`` or ``~/fastasha_results``."""
-    return Path(os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE).expanduser()
 
 
 def searcher_wait_s() -> float:
@@ -266,7 +260,7 @@ class Tuner:
         rc = self.run_config
         # absolute: stored checkpoint paths must not depend on the working directory
         root = (Path(rc.storage_path).expanduser() if rc.storage_path
-                else default_storage_path()).absolute()
+                else Path(default_results_dir())).absolute()
         if rc.name:
             return root / rc.name
         # a generated name must not collide with an experiment started in the same second
