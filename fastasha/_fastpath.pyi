@@ -15,6 +15,8 @@ class Recorder:
     stop_requested: bool
     buffer: deque[tuple[float, dict]]
 
+DEFAULT_METRIC: str
+
 def report(metrics: dict[str, Any] | None = None, *, checkpoint: Any = None,
            **keywords: Any) -> None: ...
 def pack_columns(

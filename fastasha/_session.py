@@ -15,19 +15,22 @@ cannot swallow it.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import select
 import shutil
 import socket
+import tempfile
 import threading
 import warnings
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from . import _rows
-from ._fastpath import Recorder, local as _local, report
+from ._fastpath import DEFAULT_METRIC, Recorder, local as _local, report
 from .checkpoint import Checkpoint
 
 FLUSH_INTERVAL_S = 0.5
@@ -275,6 +278,7 @@ class Session(Recorder):
         self.stop_requested = False
         self.driver_gone = False      # a stop that only means nobody listens any more
         self._check_metric = self.metric is not None
+        self.held_checkpoint: str | None = None   # a tune.checkpoint_dir() folder, for the next report
         self._pid = os.getpid()
         now = time.time()
         self._start = now - spec.get("time_offset", 0.0)
@@ -311,12 +315,25 @@ class Session(Recorder):
 
     def report(self, metrics: Mapping, checkpoint: Checkpoint | None = None) -> None:
         """Record one report (the general path; :func:`report` takes the common case itself)."""
-        if type(metrics) is not dict and not isinstance(metrics, Mapping):
+        if isinstance(metrics, numbers.Real) and not isinstance(metrics, bool):
+            metrics = {DEFAULT_METRIC: metrics}     # Ray Tune up to 2.6: tune.report(value)
+        elif type(metrics) is not dict and not isinstance(metrics, Mapping):
             raise TypeError(
                 f"report() takes a dict of metrics, got {metrics!r} of type "
                 f"{type(metrics).__name__}; call tune.report({{'loss': loss}})"
             )
         metrics = dict(metrics)   # the caller may reuse its dict
+        held = None
+        if checkpoint is None and self.held_checkpoint is not None:
+            held, self.held_checkpoint = self.held_checkpoint, None
+            checkpoint = Checkpoint(held)
+        try:
+            self._report(metrics, checkpoint)
+        finally:
+            if held is not None:
+                shutil.rmtree(held, ignore_errors=True)   # copied into the trial's folder
+
+    def _report(self, metrics: dict, checkpoint: Checkpoint | None) -> None:
         now = _now()
         if self.fast:
             # reports taken by the common case since the last one here counted as
@@ -388,6 +405,28 @@ class Session(Recorder):
                 self.flush("sync")
         if self.stop_requested:
             raise TrialStopped()
+
+    def hold_checkpoint(self, folder: str) -> None:
+        """Keep a :func:`checkpoint_dir` folder for the next report (replacing one held)."""
+        if self.held_checkpoint is not None:
+            shutil.rmtree(self.held_checkpoint, ignore_errors=True)
+        self.held_checkpoint = folder
+        self.fast = False        # the next report takes the general path, which takes it
+
+    def end_held_checkpoint(self, keep: bool) -> None:
+        """At the trial's end: keep a held folder with the last result (``keep``), or drop it.
+
+        Ray Tune kept a ``checkpoint_dir`` written after the last report too;
+        without any report there is no result to keep it with.
+        """
+        folder, self.held_checkpoint = self.held_checkpoint, None
+        if folder is None:
+            return
+        try:
+            if keep:
+                self.save_after_stop(Checkpoint(folder))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def on_due(self) -> None:
         """Called by :func:`report` once ``due`` has passed: raise on a STOP, else flush."""
@@ -530,6 +569,42 @@ def get_context() -> TrialContext:
     """Information about the current trial (an empty context outside a trial)."""
     session = getattr(_local, "session", None)
     return session.context if session is not None else TrialContext()
+
+
+@contextmanager
+def checkpoint_dir(step: int) -> Iterator[str]:
+    """A folder to save the trial's state in; it goes with the next ``report()``.
+
+    Ray Tune's function API up to 2.4 (``with tune.checkpoint_dir(step=epoch)
+    as folder: ...``, then ``tune.report(...)``), with the objective declared
+    as ``def objective(config, checkpoint_dir=None)``: a trial that resumes
+    gets the folder of its latest checkpoint there. ``step`` is accepted for
+    Ray's signature; checkpoints are named by the report they go with. A
+    folder written after the last report is kept with the last result.
+
+    Raises
+    ------
+    RuntimeError
+        Outside a trial.
+    """
+    session = getattr(_local, "session", None)
+    if session is None:
+        raise RuntimeError(
+            "tune.checkpoint_dir() was called outside a trial; call it from inside the "
+            "objective function you pass to tune.Tuner"
+        )
+    folder = tempfile.mkdtemp(prefix=f"fastasha-checkpoint-{step}-")
+    try:
+        yield folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    session.hold_checkpoint(folder)
+
+
+def is_session_enabled() -> bool:
+    """Whether this code runs inside a trial (Ray Tune's name, up to 2.4)."""
+    return getattr(_local, "session", None) is not None
 
 
 def get_checkpoint() -> Checkpoint | None:

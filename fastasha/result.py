@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 
+from ._fastpath import DEFAULT_METRIC
 from .logger import EXPR_PARAM_FILE, EXPR_PARAM_PICKLE_FILE, EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
 
 # filled in for every result
@@ -47,9 +48,8 @@ CONFIG_PREFIX = "config"
 # a step() result with this key set checkpoints the class trainable
 SHOULD_CHECKPOINT = "should_checkpoint"
 
-# names by convention only
+# names by convention only (and DEFAULT_METRIC, the key of Ray 2.6's tune.report(value))
 NODE_IP = "node_ip"
-DEFAULT_METRIC = "_metric"
 MEAN_LOSS = "mean_loss"
 MEAN_ACCURACY = "mean_accuracy"
 EPISODE_REWARD_MEAN = "episode_reward_mean"

@@ -38,6 +38,8 @@ readers (which stay pickle-free).
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import os
 import pickle
 import tempfile
@@ -256,17 +258,51 @@ def _load(trainable: Trainable, folder: str) -> None:
         trainable.load_checkpoint(folder)
 
 
+class CheckpointDirFunction:
+    """Calls ``fn(config, checkpoint_dir=...)``, Ray Tune's function API up to 2.4.
+
+    ``checkpoint_dir`` is the folder of the checkpoint the trial resumes
+    from, or None on a fresh start (see :func:`fastasha.tune.checkpoint_dir`).
+    """
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn, updated=())
+
+    def __call__(self, config: dict, **parameters: Any) -> Any:
+        restored = _session.get_checkpoint()
+        return self.fn(config, checkpoint_dir=None if restored is None else restored.path,
+                       **parameters)
+
+
+def _takes_checkpoint_dir(fn: Any) -> bool:
+    """Whether ``fn`` is a function with a ``checkpoint_dir`` keyword (Ray up to 2.4)."""
+    if not (inspect.isfunction(fn) or isinstance(fn, functools.partial)):
+        return False
+    try:
+        parameter = inspect.signature(fn).parameters.get("checkpoint_dir")
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
 def as_function(trainable: Any, checkpoint_frequency: int = 0,
                 checkpoint_at_end: bool = False) -> Any:
-    """``trainable`` with a :class:`Trainable` subclass inside it run as a function objective.
+    """``trainable`` as the function objective a trial process calls with its config.
 
-    ``with_resources`` / ``with_parameters`` wrappers around the class are
-    copied (the caller's stay as they are); anything else comes back as it is.
+    A :class:`Trainable` subclass inside it runs as a function, and so does a
+    function with a ``checkpoint_dir`` parameter (see
+    :class:`CheckpointDirFunction`). ``with_resources`` / ``with_parameters``
+    wrappers around either are copied (the caller's stay as they are);
+    anything else comes back as it is.
     """
     from ._trainable import _Wrapped
 
     if isinstance(trainable, type) and issubclass(trainable, Trainable):
         return ClassTrainable(trainable, checkpoint_frequency, checkpoint_at_end)
+    if _takes_checkpoint_dir(trainable):
+        return CheckpointDirFunction(trainable)
     if isinstance(trainable, _Wrapped):
         inner = as_function(trainable.trainable, checkpoint_frequency, checkpoint_at_end)
         if inner is not trainable.trainable:

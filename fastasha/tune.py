@@ -28,8 +28,17 @@ from typing import TYPE_CHECKING, Any
 # what ``tune.report`` needs (numpy, joblib and SQLite stay out of it).
 from ._ray_names import install_aliases
 from ._resources import PlacementGroupFactory
-from ._session import TrialContext, TrialStopped, get_checkpoint, get_context, report
+from ._session import (
+    TrialContext,
+    TrialStopped,
+    checkpoint_dir,
+    get_checkpoint,
+    get_context,
+    is_session_enabled,
+    report,
+)
 from ._trainable import register_trainable, with_parameters, with_resources
+from .air.session import get_trial_dir, get_trial_id, get_trial_name, get_trial_resources
 from .callback import Callback
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig, FailureConfig, RunConfig, SyncConfig, TuneConfig
@@ -146,11 +155,17 @@ __all__ = [
     "TuneConfig",
     "TuneError",
     "Tuner",
+    "checkpoint_dir",
     "choice",
     "get_checkpoint",
     "get_context",
+    "get_trial_dir",
+    "get_trial_id",
+    "get_trial_name",
+    "get_trial_resources",
     "grid_search",
     "integration",
+    "is_session_enabled",
     "logger",
     "lograndint",
     "loguniform",

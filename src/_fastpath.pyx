@@ -91,7 +91,8 @@ def report(metrics=None, *, checkpoint=None, **keywords):
     **keywords
         Ray Tune 2.6 and earlier took the metrics as keywords,
         ``tune.report(mean_loss=loss)``; that form works too, instead of
-        the dict (not beside it).
+        the dict (not beside it), and so does its ``tune.report(value)``,
+        reported as ``{"_metric": value}``.
 
     Raises
     ------
@@ -128,15 +129,22 @@ def report(metrics=None, *, checkpoint=None, **keywords):
     session.report(metrics, checkpoint)
 
 
+# Ray Tune up to 2.6: the key of the value in tune.report(value)
+DEFAULT_METRIC = "_metric"
+
+
 def _keyword_metrics(metrics, dict keywords):
     """The metrics of ``tune.report(name=value, ...)``, Ray Tune's form up to 2.6."""
-    if metrics is not None:
-        raise TypeError(
-            f"tune.report() got a dict (or value) and the keywords {sorted(keywords)!r}; "
-            "pass the metrics one way: tune.report({'loss': loss}) or, as Ray Tune 2.6 and "
-            "earlier took them, tune.report(loss=loss)"
-        )
-    return keywords
+    if metrics is None:
+        return keywords
+    if isinstance(metrics, (int, float)) and not isinstance(metrics, bool):
+        keywords[DEFAULT_METRIC] = metrics       # tune.report(value, name=value)
+        return keywords
+    raise TypeError(
+        f"tune.report() got a dict (or value) and the keywords {sorted(keywords)!r}; "
+        "pass the metrics one way: tune.report({'loss': loss}) or, as Ray Tune 2.6 and "
+        "earlier took them, tune.report(loss=loss)"
+    )
 
 
 def pack_columns(list entries):

@@ -186,6 +186,7 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
         returned = trainable(spec["config"])
         if isinstance(returned, dict) and returned:
             session.report(returned)     # Ray's function API: a returned dict is a final result
+        session.end_held_checkpoint(keep=True)     # a checkpoint_dir() after the last report
     except _session.TrialStopped:
         pass
     except BaseException as err:   # noqa: BLE001 - any failure of the objective ends the trial
@@ -193,6 +194,7 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
         error = f"{type(err).__name__}: {err}"
         trace = traceback.format_exc()
     finally:
+        session.end_held_checkpoint(keep=False)    # (the trial failed or was stopped)
         _session.set_session(None)
         with link.lock:
             link.session = None

@@ -1,0 +1,96 @@
+"""Ray Tune's function API up to 2.4: ``checkpoint_dir``, keyword reports, session helpers."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import joblib
+import pytest
+
+from fastasha import tune
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+import objectives_legacy as legacy  # noqa: E402
+
+
+def _fit(tmp_path, trainable, param_space=None, **run_kwargs):
+    return tune.Tuner(
+        trainable,
+        param_space={"log_dir": str(tmp_path), **(param_space or {})},
+        tune_config=tune.TuneConfig(metric="loss", mode="min"),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="legacy", verbose=0,
+                                  **run_kwargs),
+    ).fit()
+
+
+def _attempts(tmp_path):
+    with open(tmp_path / "attempts.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+def _leftovers(step_tag):
+    return glob.glob(os.path.join(tempfile.gettempdir(), f"fastasha-checkpoint-{step_tag}-*"))
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_a_failed_trial_resumes_from_its_checkpoint_dir(tmp_path, backend):
+    with joblib.parallel_config(backend=backend):
+        grid = _fit(tmp_path, legacy.train, {"epochs": 5, "fail_at": 3, "step_tag": 424242},
+                    failure_config=tune.FailureConfig(max_failures=1))
+    result = grid[0]
+    assert result.status == "TERMINATED" and result.error is None
+    # the first attempt started fresh; the retry got the folder of epoch 2's checkpoint
+    first, retry = _attempts(tmp_path)
+    assert (first["start"], first["given"]) == (0, False)
+    assert (retry["start"], retry["given"]) == (3, True)
+    frame = result.metrics_dataframe
+    assert list(frame["epoch"]) == [0, 1, 2, 3, 4]
+    assert list(frame["training_iteration"]) == [1, 2, 3, 4, 5]
+    # every report went with the folder written just before it
+    with result.checkpoint.as_directory() as folder:
+        assert json.load(open(os.path.join(folder, "state.json"))) == {"epoch": 4}
+    assert len(result.best_checkpoints) == 5
+    assert _leftovers(424242) == []       # the temporary folders are gone
+
+
+def test_checkpoint_dir_goes_with_with_parameters(tmp_path):
+    grid = tune.Tuner(tune.with_parameters(legacy.train_with_data, data=[1, 2, 3]),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="p",
+                                                verbose=0)).fit()
+    assert grid[0].metrics["total"] == 6 and grid[0].metrics["given"] is False
+
+
+def test_a_checkpoint_dir_after_the_last_report_is_kept_with_it(tmp_path):
+    grid = _fit(tmp_path, legacy.saves_after_the_last_report)
+    result = grid[0]
+    assert result.metrics["training_iteration"] == 1
+    with result.checkpoint.as_directory() as folder:
+        assert json.load(open(os.path.join(folder, "state.json"))) == {"final": True}
+    assert _leftovers(1) == []
+
+
+def test_a_value_is_reported_as_rays_anonymous_metric(tmp_path):
+    grid = tune.Tuner(legacy.anonymous_value,
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="v",
+                                                verbose=0)).fit()
+    frame = grid[0].metrics_dataframe
+    assert list(frame["_metric"]) == [0.25, 0.5]
+    assert frame["acc"].iloc[1] == 1.0
+    assert tune.result.DEFAULT_METRIC == "_metric"
+
+
+def test_session_helpers_outside_a_trial():
+    assert tune.is_session_enabled() is False
+    assert tune.get_trial_id() is None and tune.get_trial_name() is None
+    assert tune.get_trial_dir() is None
+    with pytest.raises(RuntimeError, match=r"checkpoint_dir\(\) was called outside a trial"):
+        with tune.checkpoint_dir(step=0):
+            pass
