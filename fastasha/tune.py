@@ -16,6 +16,8 @@ The module paths under ``ray.tune`` work under ``fastasha.tune`` as well:
 and ``fastasha.integration`` themselves, so
 ``from fastasha.tune.stopper import TrialPlateauStopper`` and
 ``tune.schedulers.ASHAScheduler`` give the same objects as the short paths.
+Ray 1.x's ``ray.tune.suggest`` (``suggest.optuna``, ``suggest.suggestion``,
+...) is ``fastasha.search`` too.
 """
 
 from __future__ import annotations
@@ -98,8 +100,17 @@ _SUBMODULES = ("schedulers", "search", "stopper", "progress_reporter", "logger",
 __path__: list[str] = []
 
 
+# Ray 1.x's module paths of what Ray 2.0 moved: ``ray.tune.suggest`` became
+# ``ray.tune.search`` (``suggest.suggestion`` held Searcher and ConcurrencyLimiter)
+_RENAMED = {"suggest.suggestion": "search", "suggest": "search"}
+
+
 def _real_name(name: str) -> str | None:
     """``fastasha.<name>`` for an alias (``schedulers``, ``search.sample``, ...), else None."""
+    for old, new in _RENAMED.items():
+        if name == old or name.startswith(old + "."):
+            name = new + name[len(old):]
+            break
     if name.partition(".")[0] not in _SUBMODULES:
         return None
     real = f"{__package__}.{name}"
@@ -115,7 +126,7 @@ install_aliases(__name__, _real_name)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
+    if name in _SUBMODULES or name in _RENAMED:
         # the import sets the attribute on this module: later lookups do not come here
         return import_module(f"{__name__}.{name}")
     module = _LAZY.get(name)

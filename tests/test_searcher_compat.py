@@ -109,6 +109,26 @@ def test_ray_import_paths_give_fastasha_classes():
     assert Searcher.FINISHED == "FINISHED"
 
 
+def test_ray_1_suggest_paths_are_fastasha_search():
+    """Ray 1.x imported searchers from ray.tune.suggest (Ray 2.0 renamed it search)."""
+    import fastasha.search
+    import fastasha.search.basic_variant
+    import fastasha.tune.suggest
+    import fastasha.tune.suggest.basic_variant
+    from fastasha import tune
+    from fastasha.tune.suggest import BasicVariantGenerator
+    from fastasha.tune.suggest import ConcurrencyLimiter as Limiter
+    from fastasha.tune.suggest.suggestion import ConcurrencyLimiter as Limiter2
+    from fastasha.tune.suggest.suggestion import Searcher as Base
+
+    assert fastasha.tune.suggest is fastasha.search and tune.suggest is fastasha.search
+    assert fastasha.tune.suggest.basic_variant is fastasha.search.basic_variant
+    assert Limiter is Limiter2 is ConcurrencyLimiter and Base is Searcher
+    assert BasicVariantGenerator is fastasha.search.BasicVariantGenerator
+    with pytest.raises(ModuleNotFoundError, match="fastasha.tune.suggest.hyperopt"):
+        import fastasha.tune.suggest.hyperopt  # noqa: F401
+
+
 def test_the_base_class_has_rays_defaults():
     class Plain(Searcher):
         def suggest(self, trial_id):
