@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from ._rows import flatten
+from ._rows import flatten, lookup
 from ._validation import check_mode
 from .config import RAY_ONLY_DEFAULTS, check_sync_config, refuse_ray_only
 from .results import Result, ResultGrid, TuneError
@@ -244,10 +244,31 @@ class ExperimentAnalysis:
             trial = self.get_best_trial(metric, mode)
         return None if trial is None else trial.checkpoint
 
+    def get_trial_checkpoints_paths(self, trial: Result,
+                                    metric: str = "training_iteration") -> list[tuple[str, Any]]:
+        """``(path, value of metric)`` of each checkpoint ``trial`` kept, oldest first (Ray 1.x)."""
+        return [(checkpoint.path, lookup(metrics, metric, None))
+                for checkpoint, metrics in trial.best_checkpoints]
+
+    def get_best_logdir(self, metric: str | None = None, mode: str | None = None,
+                        scope: str = "last") -> str | None:
+        """The folder of :meth:`get_best_trial` (Ray 1.x's name); None if no trial reported it."""
+        best = self.get_best_trial(metric, mode, scope)
+        return None if best is None else best.path
+
+    @property
+    def best_logdir(self) -> str | None:
+        """The folder of the best trial by the default metric and mode."""
+        return self.get_best_logdir()
+
     @property
     def trial_dataframes(self) -> dict:
         """Every trial's results, one data frame per trial id."""
         return {r.trial_id: r.metrics_dataframe for r in self._grid}
+
+    def fetch_trial_dataframes(self) -> dict:
+        """:attr:`trial_dataframes` (Ray 1.x read them from the trials' files with this)."""
+        return self.trial_dataframes
 
     @property
     def best_dataframe(self):
@@ -277,8 +298,13 @@ class ExperimentAnalysis:
 
     @property
     def results_df(self):
-        """One row per trial with its last result (pandas)."""
-        return self._grid.get_dataframe()
+        """One row per trial with its last result (pandas), indexed by trial id as in Ray."""
+        frame = self._grid.get_dataframe()
+        return frame.set_index("trial_id") if "trial_id" in frame else frame
 
     def __repr__(self) -> str:
         return f"ExperimentAnalysis({self.experiment_path!r}, trials={len(self._grid)})"
+
+
+# Ray 1.x's name of the class ExperimentAnalysis grew out of (tune.Analysis(path))
+Analysis = ExperimentAnalysis

@@ -53,10 +53,34 @@ class Checkpoint:
     ``Checkpoint.from_dict({"step": step})`` and, on resume,
     ``checkpoint.to_dict()``. Here such a checkpoint is a directory as well,
     holding the pickled dict in one file.
+
+    Ray 1.x handed checkpoints out as paths (``analysis.best_checkpoint``,
+    ``trial.checkpoint.value``): a checkpoint is an ``os.PathLike`` of its
+    directory, so ``os.path.join(checkpoint, "model.pt")`` works, and
+    :attr:`value` and :attr:`local_path` are the path as a string.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = str(path)
+        self.path = os.fspath(path)
+        if not isinstance(self.path, str):
+            raise TypeError(f"a checkpoint's path must be a str or os.PathLike, got {path!r}")
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    @property
+    def value(self) -> str:
+        """The directory's path (Ray 1.x's ``trial.checkpoint.value``)."""
+        return self.path
+
+    @property
+    def local_path(self) -> str:
+        """The directory's path (Ray 1.x's ``TrialCheckpoint.local_path``)."""
+        return self.path
+
+    def to_air_checkpoint(self) -> Checkpoint:
+        """This checkpoint (Ray 2.0-2.4 converted its trial checkpoints with this)."""
+        return self
 
     @classmethod
     def from_directory(cls, path: str | os.PathLike) -> Checkpoint:

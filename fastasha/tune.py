@@ -80,6 +80,7 @@ _LAZY = {
     "TuneError": "fastasha.results",
     "Trainable": "fastasha.trainable",
     "ExperimentAnalysis": "fastasha.analysis",
+    "Analysis": "fastasha.analysis",
     "run": "fastasha.analysis",
     **{name: "fastasha.search" for name in (
         "choice", "grid_search", "lograndint", "loguniform", "qlograndint", "qloguniform",
@@ -142,6 +143,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Analysis",
     "CLIReporter",
     "Callback",
     "Checkpoint",

@@ -125,3 +125,30 @@ def test_the_rest_of_rays_analysis_names(tmp_path):
     assert list(analysis.best_dataframe["loss"]) == LOSSES
     assert analysis.best_result_df["loss"].tolist() == [4.0]
     assert best.local_path == best.logdir == best.path
+
+
+def test_ray_1_code_reads_checkpoints_as_paths_and_the_old_analysis_names(tmp_path):
+    """Ray 1.x returned checkpoints as paths and named trial folders logdirs."""
+    import os
+
+    analysis = tune.run(checkpoints_each_step, config={"x": tune.grid_search([1, 2])},
+                        storage_path=str(tmp_path), verbose=0, metric="loss", mode="min")
+    best = analysis.best_trial
+    # os.path.join(analysis.best_checkpoint, ...), trial.checkpoint.value: Ray 1.x's lines
+    with open(os.path.join(analysis.best_checkpoint, "step")) as f:
+        assert f.read() == "3"
+    assert best.checkpoint.value == best.checkpoint.local_path == best.checkpoint.path
+    assert best.checkpoint.to_air_checkpoint() is best.checkpoint
+    assert os.fspath(best.checkpoint) == best.checkpoint.path
+    assert tune.Checkpoint(best.checkpoint) == best.checkpoint
+    paths = analysis.get_trial_checkpoints_paths(best, "loss")
+    assert [value for _, value in paths] == LOSSES
+    assert all(os.path.isdir(path) for path, _ in paths)
+    assert analysis.get_best_logdir() == analysis.best_logdir == best.path
+    assert analysis.get_best_logdir("loss", "max") == best.path     # both trials report alike
+    assert set(analysis.fetch_trial_dataframes()) == {t.trial_id for t in analysis.trials}
+    frame = analysis.results_df
+    assert sorted(frame.index) == sorted(t.trial_id for t in analysis.trials)
+    assert frame.loc[best.trial_id, "loss"] == LOSSES[-1]
+    again = tune.Analysis(analysis.experiment_path, default_metric="loss", default_mode="min")
+    assert isinstance(again, tune.ExperimentAnalysis) and again.best_trial.trial_id == best.trial_id
