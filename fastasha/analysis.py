@@ -66,7 +66,10 @@ def run(
     The arguments mean what they mean in Ray Tune 2.x and go to a
     :class:`~fastasha.tuner.Tuner`: ``config`` is the param space,
     ``resources_per_trial`` goes to :func:`~fastasha.tune.with_resources`,
-    ``local_dir`` is taken as ``storage_path``, ``keep_checkpoints_num`` and
+    ``local_dir`` is taken as ``storage_path``, ``resume`` (True,
+    ``"LOCAL"`` or ``"AUTO"``, with Ray's ``"+ERRORED"``-style suffixes)
+    continues the experiment ``name`` with :meth:`Tuner.restore
+    <fastasha.tuner.Tuner.restore>`, ``keep_checkpoints_num`` and
     ``checkpoint_score_attr`` (``"min-loss"`` for a smaller-is-better
     score), ``checkpoint_freq`` and ``checkpoint_at_end`` (for a
     :class:`~fastasha.trainable.Trainable` class) build a
@@ -94,6 +97,7 @@ def run(
             "Experiment objects"
         )
     local_dir = ray_only.pop("local_dir", None)
+    resume = _resume_flags(ray_only.pop("resume", False))
     check_sync_config(ray_only.pop("sync_config", None), "tune.run")
     unknown = sorted(set(ray_only) - set(RAY_ONLY_DEFAULTS))
     if unknown:
@@ -118,7 +122,12 @@ def run(
                                                   checkpoint_score_order=order,
                                                   checkpoint_frequency=checkpoint_freq,
                                                   checkpoint_at_end=checkpoint_at_end)
-    tuner = tune.Tuner(
+    tuner = None
+    if resume is not None:
+        tuner = _resumed(trainable, name, storage_path, resume, config=config,
+                         scheduler=scheduler, search_alg=search_alg, stop=stop,
+                         callbacks=callbacks, progress_reporter=progress_reporter)
+    tuner = tuner or tune.Tuner(
         trainable,
         param_space=config,
         tune_config=tune.TuneConfig(
@@ -141,6 +150,72 @@ def run(
         raise TuneError(f"trials did not complete: {[r.trial_id for r in failed]}; "
                         f"the first error: {failed[0].error}")
     return analysis
+
+
+# Ray's tune.run(resume=...): the base values, and the suffixes that say what
+# becomes of errored trials (Tuner.restore's resume_unfinished, resume_errored,
+# restart_errored)
+_RESUME_BASES = {"LOCAL", "AUTO", "TRUE"}
+_RESUME_SUFFIXES = {
+    "ERRORED": {"resume_errored": True},
+    "RESTART_ERRORED": {"restart_errored": True},
+    "ERRORED_ONLY": {"resume_errored": True, "resume_unfinished": False},
+    "RESTART_ERRORED_ONLY": {"restart_errored": True, "resume_unfinished": False},
+}
+
+
+def _resume_flags(resume: Any) -> dict | None:
+    """What ``tune.run(resume=...)`` asks for: None (a new experiment) or restore flags.
+
+    The flags hold ``must_exist`` (True and ``"LOCAL"``: resuming nothing is
+    an error; ``"AUTO"``: then a new experiment starts) and the keyword
+    arguments of :meth:`Tuner.restore`.
+    """
+    if resume is None or resume is False:
+        return None
+    if resume is True:
+        return {"must_exist": True}
+    if not isinstance(resume, str):
+        raise TypeError(f"tune.run(resume=...) takes a bool or a string such as 'AUTO', got "
+                        f"{resume!r}")
+    base, *suffixes = resume.upper().split("+")
+    if base == "ERRORED_ONLY":           # Ray 1.x's spelling of LOCAL+ERRORED_ONLY
+        base, suffixes = "LOCAL", ["ERRORED_ONLY", *suffixes]
+    if base not in _RESUME_BASES or any(s not in _RESUME_SUFFIXES for s in suffixes):
+        hint = " (fastasha keeps experiments in local or mounted folders only)" \
+            if base in ("REMOTE", "PROMPT") else ""
+        raise ValueError(
+            f"tune.run(resume={resume!r}) is not one fastasha takes{hint}: use True, 'LOCAL' "
+            "or 'AUTO', optionally with '+ERRORED', '+RESTART_ERRORED', '+ERRORED_ONLY' or "
+            "'+RESTART_ERRORED_ONLY'"
+        )
+    flags: dict[str, Any] = {"must_exist": base != "AUTO"}
+    for suffix in suffixes:
+        flags.update(_RESUME_SUFFIXES[suffix])
+    return flags
+
+
+def _resumed(trainable: Any, name: str | None, storage_path: str | None, flags: dict,
+             **settings: Any) -> Any:
+    """The Tuner that resumes ``name`` for ``tune.run(resume=...)``; None to start anew."""
+    from .result import default_results_dir
+    from .tuner import Tuner
+
+    if name is None:
+        raise ValueError("tune.run(resume=...) needs the experiment's name=, the one it was "
+                         "first run with")
+    path = os.path.join(os.fspath(storage_path or default_results_dir()), name)
+    flags = dict(flags)
+    must_exist = flags.pop("must_exist")
+    if not Tuner.can_restore(path):
+        if must_exist:
+            raise ValueError(
+                f"tune.run(resume=...) found no experiment to resume at {path}; check name= "
+                "and storage_path=, or pass resume='AUTO' to start one when there is none"
+            )
+        return None
+    config = settings.pop("config")
+    return Tuner.restore(path, trainable, param_space=config, **flags, **settings)
 
 
 class ExperimentAnalysis:

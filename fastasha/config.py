@@ -18,14 +18,13 @@ from .progress_reporter import check_progress_reporter
 #: any other value is refused: fastasha has nothing to honour it with.
 RAY_ONLY_DEFAULTS: dict[str, Any] = {
     "storage_filesystem": None, "log_to_file": False,
-    "export_formats": None, "restore": None, "resume": None, "resume_config": None,
+    "export_formats": None, "restore": None, "resume_config": None,
     "server_port": None, "_remote": None,
 }
 _RAY_ONLY_HINTS = {
     "storage_filesystem": "pass a local or mounted folder as storage_path",
     "log_to_file": "a trial's output goes to the driver's console",
     "restore": "resume an experiment with Tuner.restore(path, trainable)",
-    "resume": "resume an experiment with Tuner.restore(path, trainable)",
     "resume_config": "resume an experiment with Tuner.restore(path, trainable)",
 }
 

@@ -152,3 +152,53 @@ def test_ray_1_code_reads_checkpoints_as_paths_and_the_old_analysis_names(tmp_pa
     assert frame.loc[best.trial_id, "loss"] == LOSSES[-1]
     again = tune.Analysis(analysis.experiment_path, default_metric="loss", default_mode="min")
     assert isinstance(again, tune.ExperimentAnalysis) and again.best_trial.trial_id == best.trial_id
+
+
+def slow_or_failing(config):
+    import os
+    import time
+
+    if os.path.exists(os.path.join(config["flags"], f"fail{config['i']}")):
+        raise RuntimeError(f"trial {config['i']} was told to fail")
+    time.sleep(config.get("sleep", 0.0))
+    tune.report(loss=float(config["i"]))
+
+
+def test_resume_continues_an_experiment_as_rays_tune_run_does(tmp_path):
+    """resume=True takes up the trials a time budget left; '+RESTART_ERRORED' reruns errors."""
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    (flags / "fail0").touch()
+    space = {"i": tune.grid_search(list(range(6))), "flags": str(flags), "sleep": 0.3}
+    common = dict(name="exp", storage_path=str(tmp_path / "runs"), verbose=0, metric="loss",
+                  mode="min", max_concurrent_trials=1, raise_on_failed_trial=False)
+    first = tune.run(slow_or_failing, config=space, time_budget_s=1.0, **common)
+    statuses = [t.status for t in first.trials]
+    assert statuses[0] == "ERROR" and "PENDING" in statuses      # the budget ran out
+    # resume=True: the PENDING trials run; the errored one stays as it was
+    second = tune.run(slow_or_failing, config=space, resume=True, **common)
+    assert [t.status for t in second.trials] == ["ERROR"] + ["TERMINATED"] * 5
+    (flags / "fail0").unlink()
+    third = tune.run(slow_or_failing, config=space, resume="LOCAL+RESTART_ERRORED", **common)
+    assert [t.status for t in third.trials] == ["TERMINATED"] * 6
+    assert third.best_config["i"] == 0
+    assert [len(t.metrics_dataframe) for t in third.trials] == [1] * 6   # each ran once
+
+
+def test_resume_values_and_what_they_need(tmp_path):
+    common = dict(config={"i": 1, "flags": str(tmp_path)}, storage_path=str(tmp_path),
+                  verbose=0)
+    with pytest.raises(ValueError, match="found no experiment to resume at .*nothing_here"):
+        tune.run(slow_or_failing, name="nothing_here", resume=True, **common)
+    with pytest.raises(ValueError, match=r"needs the experiment's name="):
+        tune.run(slow_or_failing, resume="AUTO", **common)
+    with pytest.raises(ValueError, match=r"resume='REMOTE'.*local or mounted folders"):
+        tune.run(slow_or_failing, name="x", resume="REMOTE", **common)
+    with pytest.raises(TypeError, match=r"takes a bool or a string"):
+        tune.run(slow_or_failing, name="x", resume=1, **common)
+    # AUTO starts an experiment when there is none; resume=False is Ray's default
+    fresh = tune.run(slow_or_failing, name="auto", resume="AUTO", **common)
+    assert [t.status for t in fresh.trials] == ["TERMINATED"]
+    again = tune.run(slow_or_failing, name="auto", resume="AUTO", **common)
+    assert [len(t.metrics_dataframe) for t in again.trials] == [1]    # nothing ran twice
+    assert tune.run(slow_or_failing, name="plain", resume=False, **common).trials
