@@ -219,6 +219,9 @@ class RunConfig:
     log_to_file : False
         Accepted at Ray's default (False); any other value raises
         ``TypeError``: a trial's output goes to the driver's console.
+    local_dir : str, path-like or None, default=None
+        Ray 2.0-2.5's name of ``storage_path``, taken as it (and then set
+        back to None); giving both is an error.
     """
 
     name: str | None = None
@@ -233,8 +236,18 @@ class RunConfig:
     storage_filesystem: Any = None
     sync_config: Any = None
     log_to_file: Any = False
+    local_dir: str | None = None
 
     def __post_init__(self) -> None:
+        if self.local_dir is not None:
+            if self.storage_path is not None and \
+                    os.fspath(self.storage_path) != os.fspath(self.local_dir):
+                raise ValueError(
+                    f"RunConfig got storage_path={self.storage_path!r} and local_dir="
+                    f"{self.local_dir!r}; local_dir is Ray 2.0-2.5's name of storage_path: "
+                    "pass one of them"
+                )
+            self.storage_path, self.local_dir = self.local_dir, None
         if self.name is not None:
             if not isinstance(self.name, str) or not self.name.strip():
                 raise ValueError(f"name must be a non-empty string, got {self.name!r}")

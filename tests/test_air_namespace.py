@@ -77,7 +77,8 @@ def test_a_script_written_with_air_runs_after_changing_its_imports(tmp_path):
     scheduler = AsyncHyperBandScheduler(grace_period=2, max_t=20)
     grid = tune.Tuner(
         tune.with_resources(easy_objective, {"cpu": 1, "gpu": 0}),
-        run_config=air.RunConfig(name="asynchyperband_test", storage_path=str(tmp_path),
+        # local_dir: the name of storage_path up to Ray 2.5
+        run_config=air.RunConfig(name="asynchyperband_test", local_dir=str(tmp_path),
                                  stop={"training_iteration": 15}, verbose=0),
         tune_config=tune.TuneConfig(metric="mean_loss", mode="min", scheduler=scheduler,
                                     num_samples=8, seed=5),
@@ -91,6 +92,15 @@ def test_a_script_written_with_air_runs_after_changing_its_imports(tmp_path):
         assert result.metrics["seen_cpus"] == 1
     iterations = sorted(r.metrics["training_iteration"] for r in grid)
     assert iterations[-1] == 15 and iterations[0] < 15
+    assert grid.experiment_path == str(tmp_path / "asynchyperband_test")
+
+
+def test_local_dir_is_storage_path_and_not_both():
+    config = air.RunConfig(local_dir="/tmp/somewhere")
+    assert config.storage_path == "/tmp/somewhere" and config.local_dir is None
+    assert air.RunConfig(local_dir="/a", storage_path="/a").storage_path == "/a"
+    with pytest.raises(ValueError, match="local_dir is Ray 2.0-2.5's name of storage_path"):
+        air.RunConfig(local_dir="/a", storage_path="/b")
 
 
 def dict_checkpointing_objective(config):
