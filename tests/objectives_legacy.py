@@ -54,3 +54,12 @@ def anonymous_value(config):
     """Ray's tune.report(value): the value is reported as "_metric"."""
     tune.report(0.25)
     tune.report(0.5, acc=1.0)
+
+
+def numpy_values(config):
+    """tune.report(value) with the numpy scalars a mean or a loss often is, keywords or not."""
+    import numpy as np
+
+    tune.report(np.float32(0.25))
+    tune.report(np.float32(0.5), acc=1.0)
+    tune.report(np.int64(2), acc=0.5)

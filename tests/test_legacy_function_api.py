@@ -94,3 +94,13 @@ def test_session_helpers_outside_a_trial():
     with pytest.raises(RuntimeError, match=r"checkpoint_dir\(\) was called outside a trial"):
         with tune.checkpoint_dir(step=0):
             pass
+
+
+def test_a_numpy_value_is_reported_with_keywords_as_without(tmp_path):
+    grid = tune.Tuner(legacy.numpy_values,
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="np",
+                                                verbose=0)).fit()
+    assert grid[0].error is None
+    frame = grid[0].metrics_dataframe
+    assert list(frame["_metric"]) == [0.25, 0.5, 2]
+    assert list(frame["acc"].iloc[1:]) == [1.0, 0.5]
