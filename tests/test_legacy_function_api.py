@@ -104,3 +104,14 @@ def test_a_numpy_value_is_reported_with_keywords_as_without(tmp_path):
     frame = grid[0].metrics_dataframe
     assert list(frame["_metric"]) == [0.25, 0.5, 2]
     assert list(frame["acc"].iloc[1:]) == [1.0, 0.5]
+
+
+def test_a_checkpoint_dir_after_a_report_with_one_replaces_it_once(tmp_path):
+    """The end checkpoint goes with the last result, which has one already: one entry, not two."""
+    grid = _fit(tmp_path, legacy.saves_with_and_after_the_last_report)
+    result = grid[0]
+    paths = [checkpoint.path for checkpoint, _ in result.best_checkpoints]
+    assert len(paths) == len(set(paths)) == 2
+    assert [m["training_iteration"] for _, m in result.best_checkpoints] == [1, 2]
+    with result.checkpoint.as_directory() as folder:
+        assert json.load(open(os.path.join(folder, "state.json"))) == {"final": True}
