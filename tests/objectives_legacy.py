@@ -75,3 +75,14 @@ def saves_with_and_after_the_last_report(config, checkpoint_dir=None):
     with tune.checkpoint_dir(step=2) as folder:
         with open(os.path.join(folder, "state.json"), "w") as f:
             json.dump({"final": True}, f)
+
+
+def killed_while_saving(config, checkpoint_dir=None):
+    """The trial process dies (SIGKILL: no finally runs) inside tune.checkpoint_dir()."""
+    import signal
+
+    tune.report(loss=1.0)
+    with tune.checkpoint_dir(step=config["step_tag"]) as folder:
+        with open(os.path.join(folder, "state.json"), "w") as f:
+            json.dump({"half": "written"}, f)
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -37,7 +37,7 @@ def _attempts(tmp_path):
 
 
 def _leftovers(step_tag):
-    return glob.glob(os.path.join(tempfile.gettempdir(), f"fastasha-checkpoint-{step_tag}-*"))
+    return glob.glob(os.path.join(tempfile.gettempdir(), f"fastasha-checkpoint-*-{step_tag}-*"))
 
 
 @pytest.mark.parametrize("backend", ["loky", "threading"])
@@ -115,3 +115,10 @@ def test_a_checkpoint_dir_after_a_report_with_one_replaces_it_once(tmp_path):
     assert [m["training_iteration"] for _, m in result.best_checkpoints] == [1, 2]
     with result.checkpoint.as_directory() as folder:
         assert json.load(open(os.path.join(folder, "state.json"))) == {"final": True}
+
+
+def test_the_folder_of_a_trial_process_killed_in_checkpoint_dir_is_removed(tmp_path):
+    """Its worker removes it: the dead process could not (a driver killed outright kills it so)."""
+    grid = _fit(tmp_path, legacy.killed_while_saving, {"step_tag": 535353})
+    assert grid[0].status == "ERROR"
+    assert _leftovers(535353) == []
