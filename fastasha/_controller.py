@@ -796,7 +796,9 @@ class Controller:
             score = lookup(result, cfg.checkpoint_score_attribute, None)
         # (path, report count, score, time_total_s, the result's training_iteration: the
         # objective may report its own, and results are matched with checkpoints by it)
-        trial.checkpoints = [*trial.checkpoints,
+        # a folder saved again (a tune.checkpoint_dir() after the last report, which went
+        # with a checkpoint of its own, is saved under the same report) is listed once
+        trial.checkpoints = [*(c for c in trial.checkpoints if c[0] != path),
                              (path, iteration, score, result.get("time_total_s", 0.0),
                               result.get("training_iteration", iteration))]
         if cfg.num_to_keep is not None and len(trial.checkpoints) > cfg.num_to_keep:

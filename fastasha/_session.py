@@ -42,6 +42,9 @@ ENDS_MAX = 16
 ENDS_HOLD_S = 0.002
 SHORT_TRIAL_S = 0.001
 
+# tune.checkpoint_dir() folders are named <this><pid>-<step>-<random>, in the temporary folder
+CHECKPOINT_DIR_PREFIX = "fastasha-checkpoint-"
+
 _now = time.time
 _HOSTNAME = socket.gethostname()
 
@@ -593,13 +596,29 @@ def checkpoint_dir(step: int) -> Iterator[str]:
             "tune.checkpoint_dir() was called outside a trial; call it from inside the "
             "objective function you pass to tune.Tuner"
         )
-    folder = tempfile.mkdtemp(prefix=f"fastasha-checkpoint-{step}-")
+    folder = tempfile.mkdtemp(prefix=f"{CHECKPOINT_DIR_PREFIX}{os.getpid()}-{step}-")
     try:
         yield folder
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     session.hold_checkpoint(folder)
+
+
+def remove_checkpoint_dirs(pid: int) -> None:
+    """Remove the :func:`checkpoint_dir` folders that the ended process ``pid`` left behind.
+
+    A trial process killed outright (SIGKILL, as when the driver is killed)
+    runs no ``finally``: the worker that forked it calls this once it is gone.
+    """
+    root = tempfile.gettempdir()
+    start = f"{CHECKPOINT_DIR_PREFIX}{pid}-"
+    try:
+        entries = [entry.name for entry in os.scandir(root) if entry.name.startswith(start)]
+    except OSError:
+        return
+    for name in entries:
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def is_session_enabled() -> bool:

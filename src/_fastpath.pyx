@@ -29,6 +29,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
+import numbers
 import threading
 
 # the session of the trial running in each thread (set by fastasha._session)
@@ -137,7 +138,9 @@ def _keyword_metrics(metrics, dict keywords):
     """The metrics of ``tune.report(name=value, ...)``, Ray Tune's form up to 2.6."""
     if metrics is None:
         return keywords
-    if isinstance(metrics, (int, float)) and not isinstance(metrics, bool):
+    # any real number, as Session.report takes a value alone (numpy's float32 and
+    # int64 are no float or int)
+    if isinstance(metrics, numbers.Real) and not isinstance(metrics, bool):
         keywords[DEFAULT_METRIC] = metrics       # tune.report(value, name=value)
         return keywords
     raise TypeError(

@@ -54,3 +54,35 @@ def anonymous_value(config):
     """Ray's tune.report(value): the value is reported as "_metric"."""
     tune.report(0.25)
     tune.report(0.5, acc=1.0)
+
+
+def numpy_values(config):
+    """tune.report(value) with the numpy scalars a mean or a loss often is, keywords or not."""
+    import numpy as np
+
+    tune.report(np.float32(0.25))
+    tune.report(np.float32(0.5), acc=1.0)
+    tune.report(np.int64(2), acc=0.5)
+
+
+def saves_with_and_after_the_last_report(config, checkpoint_dir=None):
+    """A checkpoint with each report, then one more after the loop (the final state)."""
+    for epoch in range(2):
+        with tune.checkpoint_dir(step=epoch) as folder:
+            with open(os.path.join(folder, "state.json"), "w") as f:
+                json.dump({"epoch": epoch}, f)
+        tune.report(loss=1.0 / (epoch + 1))
+    with tune.checkpoint_dir(step=2) as folder:
+        with open(os.path.join(folder, "state.json"), "w") as f:
+            json.dump({"final": True}, f)
+
+
+def killed_while_saving(config, checkpoint_dir=None):
+    """The trial process dies (SIGKILL: no finally runs) inside tune.checkpoint_dir()."""
+    import signal
+
+    tune.report(loss=1.0)
+    with tune.checkpoint_dir(step=config["step_tag"]) as folder:
+        with open(os.path.join(folder, "state.json"), "w") as f:
+            json.dump({"half": "written"}, f)
+        os.kill(os.getpid(), signal.SIGKILL)

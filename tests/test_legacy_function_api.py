@@ -37,7 +37,7 @@ def _attempts(tmp_path):
 
 
 def _leftovers(step_tag):
-    return glob.glob(os.path.join(tempfile.gettempdir(), f"fastasha-checkpoint-{step_tag}-*"))
+    return glob.glob(os.path.join(tempfile.gettempdir(), f"fastasha-checkpoint-*-{step_tag}-*"))
 
 
 @pytest.mark.parametrize("backend", ["loky", "threading"])
@@ -94,3 +94,31 @@ def test_session_helpers_outside_a_trial():
     with pytest.raises(RuntimeError, match=r"checkpoint_dir\(\) was called outside a trial"):
         with tune.checkpoint_dir(step=0):
             pass
+
+
+def test_a_numpy_value_is_reported_with_keywords_as_without(tmp_path):
+    grid = tune.Tuner(legacy.numpy_values,
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="np",
+                                                verbose=0)).fit()
+    assert grid[0].error is None
+    frame = grid[0].metrics_dataframe
+    assert list(frame["_metric"]) == [0.25, 0.5, 2]
+    assert list(frame["acc"].iloc[1:]) == [1.0, 0.5]
+
+
+def test_a_checkpoint_dir_after_a_report_with_one_replaces_it_once(tmp_path):
+    """The end checkpoint goes with the last result, which has one already: one entry, not two."""
+    grid = _fit(tmp_path, legacy.saves_with_and_after_the_last_report)
+    result = grid[0]
+    paths = [checkpoint.path for checkpoint, _ in result.best_checkpoints]
+    assert len(paths) == len(set(paths)) == 2
+    assert [m["training_iteration"] for _, m in result.best_checkpoints] == [1, 2]
+    with result.checkpoint.as_directory() as folder:
+        assert json.load(open(os.path.join(folder, "state.json"))) == {"final": True}
+
+
+def test_the_folder_of_a_trial_process_killed_in_checkpoint_dir_is_removed(tmp_path):
+    """Its worker removes it: the dead process could not (a driver killed outright kills it so)."""
+    grid = _fit(tmp_path, legacy.killed_while_saving, {"step_tag": 535353})
+    assert grid[0].status == "ERROR"
+    assert _leftovers(535353) == []

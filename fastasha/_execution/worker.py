@@ -253,6 +253,7 @@ def _supervise(task: SlotTask) -> int:
             (pid, page), child = child, None
             n_forked += 1
             code, told_to_exit = _wait_child(pid, sup)
+            _session.remove_checkpoint_dirs(pid)    # (a killed child could not)
             running = _read_board(page)
             page.close()
             if told_to_exit:
