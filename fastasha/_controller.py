@@ -283,12 +283,9 @@ class Controller:
             self.running.pop(trial.trial_id, None)
         trial.status = status
         if status in (TERMINATED, ERROR):
+            # (final: a restore that runs errored trials again makes them PENDING
+            # before they reach the controller)
             self._rank_finished(trial)
-        elif trial is self.best_finished:     # an errored trial run again (restart_errored)
-            self.best_finished = None
-            for other in self.trials.values():
-                if other.status in (TERMINATED, ERROR):
-                    self._rank_finished(other)
 
     @property
     def best(self) -> Trial | None:
