@@ -237,6 +237,22 @@ def test_a_space_with_functions_needs_the_param_space_again(tmp_path):
     assert [r.config for r in again] == [r.config for r in grid]
 
 
+def test_a_numpy_grid_restores_without_the_param_space(tmp_path):
+    """Ray 2.0-2.4's Tuner.restore(path) takes no param_space: a np.linspace grid is stored."""
+    import numpy as np
+
+    space = {"x": tune.grid_search(list(np.linspace(0.0, 1.0, 4))), "k": np.int64(3)}
+    tuner = tune.Tuner(graded, param_space=space,
+                       tune_config=tune.TuneConfig(max_concurrent_trials=1),
+                       run_config=_run_config(tmp_path, "numpy", stop=StopAllAfter(2)))
+    first = tuner.fit()
+    assert [r.status for r in first].count("TERMINATED") < 4      # the stopper ended it
+    again = tune.Tuner.restore(first.experiment_path, graded).fit()
+    assert [r.status for r in again] == ["TERMINATED"] * 4
+    assert [r.config["x"] for r in again] == [0.0, 1 / 3, 2 / 3, 1.0]
+    assert all(r.config["k"] == 3 for r in again)
+
+
 def test_another_param_space_is_refused(tmp_path):
     grid = _graded_tuner(tmp_path, "space").fit()
     with pytest.raises(ValueError, match="differs"):

@@ -843,16 +843,30 @@ def test_property_constant_trees_roundtrip(tree, seed):
         {"obj": object()},
         {"c": choice([object()])},
         {"nested": [{"arr": np.arange(3)}]},
-        {"np_scalar": np.float64(1.0)},
+        {"np_complex": np.complex128(1.0)},
         {("tuple", "key"): 1},
         {"g": grid_search([lambda: 1])},
         {"set": {1, 2}},
     ],
-    ids=["sample_from", "object", "category", "array", "numpy-scalar", "tuple-key", "grid",
+    ids=["sample_from", "object", "category", "array", "numpy-complex", "tuple-key", "grid",
          "set"],
 )
 def test_space_to_json_returns_none_when_not_describable(space):
     assert space_to_json(space) is None
+
+
+def test_numpy_scalars_roundtrip_with_their_type():
+    """Grids from np.linspace / np.arange are common in Ray scripts: they are stored too."""
+    values = [np.float64(0.5), np.float32(0.1), np.float16(2.5), np.int64(-3), np.uint8(7),
+              np.int32(2**31 - 1), np.bool_(True)]
+    rebuilt = roundtrip({"g": grid_search(values), "c": choice(values), "k": np.float32(0.3)})
+    for got, want in zip(rebuilt["g"]["grid_search"], values):
+        assert type(got) is type(want) and got == want
+    assert [type(c) for c in rebuilt["c"].categories] == [type(v) for v in values]
+    assert type(rebuilt["k"]) is np.float32 and rebuilt["k"] == np.float32(0.3)
+    with pytest.raises(ValueError, match="numpy bool, integer or float type name"):
+        space_from_json({"format": "fastasha.search_space/1",
+                         "space": {"numpy": ["object", 1]}})
 
 
 def test_space_to_json_validates_the_space():
@@ -872,7 +886,7 @@ def test_space_to_json_validates_the_space():
         ({"format": "fastasha.search_space/1", "space": {"list": []}}, ValueError,
          r"expected a 'dict' node at the top"),
         ({"format": "fastasha.search_space/1", "space": {"bogus": 1}}, ValueError,
-         r"at space: expected one of the keys const, dict"),
+         r"at space: expected one of the keys const, numpy, dict"),
         ({"format": "fastasha.search_space/1", "space": {"dict": [["a", {"const": [1]}]]}},
          ValueError, r"at space.dict\[0\]: expected a JSON scalar after 'const'"),
         ({"format": "fastasha.search_space/1", "space": {"dict": [["a"]]}},

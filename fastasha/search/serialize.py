@@ -13,6 +13,8 @@ The space description is a dict ``{"format": "fastasha.search_space/1",
 node                                     stands for
 =======================================  =====================================
 ``{"const": v}``                         ``v``: None, bool, int, float or str
+``{"numpy": [dtype, v]}``                ``numpy.dtype(dtype).type(v)``: a numpy
+                                         bool, integer or float scalar
 ``{"dict": [[key, node], ...]}``         a dict, in order; keys are JSON scalars
 ``{"list": [node, ...]}``                a list
 ``{"tuple": [node, ...]}``               a tuple
@@ -37,6 +39,10 @@ from .variant_generator import compile_space, grid_values
 
 SPACE_FORMAT = "fastasha.search_space/1"
 _SCALARS = (type(None), bool, int, float, str)
+# the numpy scalar types a description may name (never an arbitrary dtype string)
+_NUMPY_TYPES = frozenset(np.dtype(t).name for t in (
+    np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
+    np.uint64, np.float16, np.float32, np.float64))
 _FLOAT_FIELDS = tuple(f.name for f in fields(Float))
 _INTEGER_FIELDS = tuple(f.name for f in fields(Integer))
 
@@ -76,6 +82,9 @@ def _encode(obj: Any) -> dict:
         return {"tuple": [_encode(v) for v in obj]}
     if t in _SCALARS:
         return {"const": obj}
+    if isinstance(obj, (np.bool_, np.integer, np.floating)):
+        # np.linspace / np.arange grids: kept with their type (float32 stays float32)
+        return {"numpy": [obj.dtype.name, obj.item()]}
     raise _Undescribable
 
 
@@ -92,8 +101,9 @@ def space_to_json(param_space: dict) -> dict | None:
     dict or None
         A description that ``json.dumps`` can write, or ``None`` if the
         space holds a ``sample_from`` function, a constant or category that
-        is not None, bool, int, float, str or a dict, list or tuple of those,
-        or a dict key of another type.
+        is not None, bool, int, float, str, a numpy bool, integer or float
+        scalar, or a dict, list or tuple of those, or a dict key of another
+        type.
 
     Raises
     ------
@@ -150,6 +160,13 @@ def _decode(where: str, node: Any) -> Any:
         if type(value) not in _SCALARS:
             raise _bad(where, node, "a JSON scalar after 'const'")
         return value
+    if kind == "numpy":
+        value = node["numpy"]
+        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+                and value[0] in _NUMPY_TYPES and type(value[1]) in (bool, int, float)):
+            raise _bad(where, node, "[a numpy bool, integer or float type name, a number] "
+                                    "after 'numpy'")
+        return np.dtype(value[0]).type(value[1])
     if kind == "dict":
         pairs = node["dict"]
         if not isinstance(pairs, list):
@@ -172,7 +189,7 @@ def _decode(where: str, node: Any) -> Any:
         return Float(**_decode_fields(where, node, "float", _FLOAT_FIELDS))
     if kind == "integer":
         return Integer(**_decode_fields(where, node, "integer", _INTEGER_FIELDS))
-    raise _bad(where, node, "one of the keys const, dict, list, tuple, grid_search, "
+    raise _bad(where, node, "one of the keys const, numpy, dict, list, tuple, grid_search, "
                             "float, integer, categorical")
 
 
