@@ -32,7 +32,10 @@ that runs out). Ctrl-C saves none.
 A ``save_checkpoint`` that returns a dict has it pickled into the
 checkpoint folder, and ``load_checkpoint`` gets it back unpickled, as Ray
 does: only a trial of the experiment reads it, never the experiment file's
-readers (which stay pickle-free).
+readers (which stay pickle-free). One that returns a path inside the folder
+it was given (``os.path.join(checkpoint_dir, "model.pth")``, as Ray's
+examples do) has ``load_checkpoint`` called with the same path inside the
+restored folder, as Ray did up to 2.6.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from .checkpoint import TRAINABLE_DICT_FILE, Checkpoint
 
 _DICT_FILE = TRAINABLE_DICT_FILE   # a checkpoint saved as a dict, pickled here
 _ITERATION_FILE = "_fastasha_iteration"    # the steps done when it was saved
+_PATH_FILE = "_fastasha_returned_path"     # the path save_checkpoint returned, in the folder
 
 
 class Trainable:
@@ -225,12 +229,17 @@ class ClassTrainable:
 def _save(trainable: Trainable, folder: str) -> None:
     state = trainable.save_checkpoint(folder)
     if isinstance(state, (str, os.PathLike)):
-        if os.path.abspath(os.fspath(state)) != os.path.abspath(folder):
+        returned, root = os.path.abspath(os.fspath(state)), os.path.abspath(folder)
+        inside = os.path.relpath(returned, root)
+        if inside == os.pardir or inside.startswith(os.pardir + os.sep):
             raise ValueError(
-                f"{type(trainable).__name__}.save_checkpoint() returned the folder {state!r}; "
-                f"it must save into the one it is given ({folder!r}) and return that, None, "
-                "or a dict"
+                f"{type(trainable).__name__}.save_checkpoint() returned {state!r}, which is "
+                f"not in the folder it was given ({folder!r}); save into that folder and "
+                "return it, a path inside it, None, or a dict"
             )
+        if inside != os.curdir:     # a file in the folder: load_checkpoint gets its new path
+            with open(os.path.join(folder, _PATH_FILE), "w", encoding="utf-8") as f:
+                f.write(inside)
         state = None          # Ray's example returns the folder it wrote into
     if state is not None:
         if not isinstance(state, dict):
@@ -250,10 +259,14 @@ def _load(trainable: Trainable, folder: str) -> None:
         with open(iteration_file, encoding="utf-8") as f:
             trainable._iteration = int(f.read().strip() or 0)
     dict_file = os.path.join(folder, _DICT_FILE)
+    path_file = os.path.join(folder, _PATH_FILE)
     if os.path.exists(dict_file):
         # written by this trial's own save_checkpoint, in this experiment's folder
         with open(dict_file, "rb") as f:
             trainable.load_checkpoint(pickle.load(f))
+    elif os.path.exists(path_file):
+        with open(path_file, encoding="utf-8") as f:
+            trainable.load_checkpoint(os.path.join(folder, f.read()))
     else:
         trainable.load_checkpoint(folder)
 

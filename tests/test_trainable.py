@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,25 @@ class SavesFiles(tune.Trainable):
         self.x = int(Path(checkpoint, "x").read_text())
 
 
+class ReturnsItsFile(Countdown):
+    """Ray's mnist_pytorch_trainable.py: save_checkpoint returns the file it wrote."""
+
+    def save_checkpoint(self, checkpoint_dir):
+        path = os.path.join(checkpoint_dir, "sub", "model.pth")
+        os.makedirs(os.path.dirname(path))
+        Path(path).write_text(str(self.x))
+        return path
+
+    def load_checkpoint(self, checkpoint_path):
+        assert checkpoint_path.endswith(os.path.join("sub", "model.pth")), checkpoint_path
+        self.x = int(Path(checkpoint_path).read_text())
+
+
+class ReturnsAnotherFolder(SavesFiles):
+    def save_checkpoint(self, checkpoint_dir):
+        return tempfile.gettempdir()
+
+
 class ReturnsAList(tune.Trainable):
     def step(self):
         return [1.0]
@@ -104,6 +125,32 @@ def test_done_ends_a_trial_and_checkpoints_resume_a_failed_one(tmp_path):
     assert [c for _, c in result.best_checkpoints][-1]["x"] == 6
     # the dict save_checkpoint returned, read back as Ray 2.0-2.6 scripts do
     assert result.checkpoint.to_dict() == {"x": 6}
+
+
+def test_a_save_checkpoint_that_returns_its_file_gets_it_back_on_load(tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    grid = tune.Tuner(
+        ReturnsItsFile,
+        param_space={"rate": 1.0, "steps": 7, "fail_at": 5, "marker_dir": str(markers)},
+        run_config=_run_config(tmp_path, "file",
+                               failure_config=tune.FailureConfig(max_failures=1),
+                               checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2)),
+    ).fit()
+    (result,) = grid
+    # failed at step 5, resumed from step 4's file (in the trial's own checkpoint folder)
+    assert result.status == "TERMINATED", result.error
+    assert list(result.metrics_dataframe["x"]) == [1, 2, 3, 4, 5, 6, 7]
+    assert Path(result.checkpoint.path, "sub", "model.pth").read_text() == "6"
+
+
+def test_a_save_checkpoint_that_returns_a_path_elsewhere_fails_its_trial(tmp_path):
+    grid = tune.Tuner(
+        ReturnsAnotherFolder,
+        run_config=_run_config(tmp_path, "elsewhere", stop={"training_iteration": 3},
+                               checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1)),
+    ).fit()
+    assert "not in the folder it was given" in str(grid[0].error)
 
 
 def test_checkpoints_saved_as_files_and_at_the_end(tmp_path):
