@@ -22,6 +22,7 @@ Examples
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Callable
 
 from ._rows import flatten, lookup
@@ -88,6 +89,7 @@ def run(
     """
     from . import tune
     from ._trainable import resolve_trainable, with_resources
+    from .trainable import is_class_trainable
 
     run_or_experiment = resolve_trainable(run_or_experiment)   # a registered name
     if not callable(run_or_experiment):
@@ -95,6 +97,13 @@ def run(
             f"tune.run needs the objective function or the name it was registered under "
             f"(tune.register_trainable), got {run_or_experiment!r}; fastasha does not run "
             "Experiment objects"
+        )
+    loggers = ray_only.pop("loggers", None)
+    if loggers is not None:
+        raise TypeError(
+            "tune.run(loggers=...) is Ray 1.x's way to write log files; pass the callbacks "
+            "that write them instead: callbacks=[CSVLoggerCallback(), JsonLoggerCallback()] "
+            "from fastasha.tune.logger"
         )
     local_dir = ray_only.pop("local_dir", None)
     resume = _resume_flags(ray_only.pop("resume", False))
@@ -106,6 +115,13 @@ def run(
     if local_dir is not None and storage_path is None:
         storage_path = os.fspath(local_dir)
     trainable = run_or_experiment
+    if (checkpoint_freq or checkpoint_at_end) and not is_class_trainable(trainable):
+        # Ray 1.x: "no effect when using the Functional Training API"; the Tuner refuses them
+        warnings.warn(
+            "tune.run(checkpoint_freq=..., checkpoint_at_end=...) has no effect on a function "
+            "objective, as in Ray 1.x: it saves its checkpoints itself (tune.report(..., "
+            "checkpoint=...) or tune.checkpoint_dir)", UserWarning, stacklevel=2)
+        checkpoint_freq, checkpoint_at_end = 0, False
     if resources_per_trial is not None:
         trainable = with_resources(trainable, resources_per_trial)
     separate = keep_checkpoints_num is not None or checkpoint_score_attr or checkpoint_freq or \

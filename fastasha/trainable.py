@@ -104,8 +104,14 @@ class Trainable:
 
     def step(self) -> dict:
         """Run one step of training and return its result (a dict of metrics)."""
+        old = [name for name in ("_setup", "_train", "_save", "_restore", "_stop")
+               if hasattr(type(self), name)]
+        hint = ""
+        if old:     # Ray 0.8's method names, renamed in Ray 1.0
+            hint = (f"; it defines {', '.join(old)}, the names of Ray 0.8: rename them setup, "
+                    "step, save_checkpoint, load_checkpoint and cleanup")
         raise NotImplementedError(
-            f"{type(self).__name__} must override step() and return a dict of metrics"
+            f"{type(self).__name__} must override step() and return a dict of metrics{hint}"
         )
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -56,7 +57,14 @@ def searcher_wait_s() -> float:
 
 
 def _trainable_name(trainable: Callable) -> str:
+    """The objective's own name, under fastasha's wrappers and ``functools.partial``."""
     inner = getattr(trainable, "inner", trainable)
+    for _ in range(10):
+        unwrapped = inner.func if isinstance(inner, functools.partial) else \
+            getattr(inner, "__wrapped__", None)
+        if unwrapped is None:
+            break
+        inner = getattr(unwrapped, "inner", unwrapped)
     return getattr(inner, "__name__", type(inner).__name__)
 
 
@@ -312,7 +320,7 @@ class Tuner:
     def restore(
         cls,
         path: str | os.PathLike,
-        trainable: Callable | str,
+        trainable: Callable | str | None = None,
         *,
         resume_unfinished: bool = True,
         resume_errored: bool = False,
@@ -401,6 +409,13 @@ class Tuner:
             messages (a custom scheduler not passed, an unstored
             ``param_space``, ...).
         """
+        if trainable is None:
+            # Ray 2.0-2.4 wrote Tuner.restore(path): Ray pickled the objective with the experiment
+            raise TypeError(
+                "Tuner.restore needs the objective: fastasha does not store it with the "
+                "experiment (the experiment file holds no pickled code), so pass it as "
+                "Tuner.restore(path, trainable=objective), or the name it was registered under"
+            )
         check_bool("resume_unfinished", resume_unfinished)
         check_bool("resume_errored", resume_errored)
         check_bool("restart_errored", restart_errored)

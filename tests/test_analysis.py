@@ -202,3 +202,13 @@ def test_resume_values_and_what_they_need(tmp_path):
     again = tune.run(slow_or_failing, name="auto", resume="AUTO", **common)
     assert [len(t.metrics_dataframe) for t in again.trials] == [1]    # nothing ran twice
     assert tune.run(slow_or_failing, name="plain", resume=False, **common).trials
+
+
+def test_ray_1_checkpoint_settings_and_loggers_with_a_function(tmp_path):
+    with pytest.warns(UserWarning, match="no effect on a function objective"):
+        analysis = tune.run(checkpoints_each_step, storage_path=str(tmp_path), verbose=0,
+                            checkpoint_freq=2, checkpoint_at_end=True)
+    (trial,) = analysis.trials
+    assert len(trial.best_checkpoints) == len(LOSSES)      # its own checkpoints, as before
+    with pytest.raises(TypeError, match=r"loggers=\.\.\.\) is Ray 1.x's way.*CSVLoggerCallback"):
+        tune.run(checkpoints_each_step, storage_path=str(tmp_path), loggers=[object])

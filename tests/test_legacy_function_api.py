@@ -122,3 +122,19 @@ def test_the_folder_of_a_trial_process_killed_in_checkpoint_dir_is_removed(tmp_p
     grid = _fit(tmp_path, legacy.killed_while_saving, {"step_tag": 535353})
     assert grid[0].status == "ERROR"
     assert _leftovers(535353) == []
+
+
+def test_a_partial_objective_names_the_experiment_after_its_function(tmp_path):
+    import functools
+
+    grid = tune.Tuner(functools.partial(legacy.train_with_data, data=[1]),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    assert os.path.basename(grid.experiment_path).startswith("train_with_data")
+
+
+def test_restore_without_the_objective_says_to_pass_it(tmp_path):
+    grid = tune.Tuner(legacy.anonymous_value,
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="r",
+                                                verbose=0)).fit()
+    with pytest.raises(TypeError, match=r"Tuner.restore\(path, trainable=objective\)"):
+        tune.Tuner.restore(grid.experiment_path)

@@ -191,6 +191,17 @@ def test_a_trainable_class_is_named_and_refused_where_ray_refuses(tmp_path):
     with pytest.raises(NotImplementedError, match="must override step"):
         tune.Trainable({}).step()
 
+    class Ray08(tune.Trainable):        # Ray 0.8's names
+        def _train(self):
+            return {"loss": 1.0}
+
+        def _save(self, checkpoint_dir):
+            return checkpoint_dir
+
+    with pytest.raises(NotImplementedError, match=r"it defines _train, _save, the names of "
+                                                  r"Ray 0\.8: rename them setup, step"):
+        Ray08({}).step()
+
 
 class RaysDocExample(tune.Trainable):
     """Shaped like the class-API example of Ray's docs: saves files, returns the folder."""
