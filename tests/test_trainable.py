@@ -106,17 +106,22 @@ def test_a_trainable_class_runs_under_asha_and_always_cleans_up(tmp_path):
     assert cleaned == {r.trial_id: r.metrics["x"] for r in grid}   # even the stopped ones
 
 
-def test_done_ends_a_trial_and_checkpoints_resume_a_failed_one(tmp_path):
+def _fails_at_step_5(tmp_path, cls, name):
+    """One trial of 7 steps, checkpointed every 2, that crashes once in step 5."""
     markers = tmp_path / "markers"
     markers.mkdir()
-    grid = tune.Tuner(
-        Countdown,
+    (result,) = tune.Tuner(
+        cls,
         param_space={"rate": 1.0, "steps": 7, "fail_at": 5, "marker_dir": str(markers)},
-        run_config=_run_config(tmp_path, "resume",
+        run_config=_run_config(tmp_path, name,
                                failure_config=tune.FailureConfig(max_failures=1),
                                checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2)),
     ).fit()
-    (result,) = grid
+    return result
+
+
+def test_done_ends_a_trial_and_checkpoints_resume_a_failed_one(tmp_path):
+    result = _fails_at_step_5(tmp_path, Countdown, "resume")
     assert result.status == "TERMINATED" and result.metrics["done"] is True
     # failed in step 5, resumed from the checkpoint of step 4: steps 5, 6, 7 again
     assert result.metrics["x"] == 7 and result.metrics["training_iteration"] == 7
@@ -128,16 +133,7 @@ def test_done_ends_a_trial_and_checkpoints_resume_a_failed_one(tmp_path):
 
 
 def test_a_save_checkpoint_that_returns_its_file_gets_it_back_on_load(tmp_path):
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    grid = tune.Tuner(
-        ReturnsItsFile,
-        param_space={"rate": 1.0, "steps": 7, "fail_at": 5, "marker_dir": str(markers)},
-        run_config=_run_config(tmp_path, "file",
-                               failure_config=tune.FailureConfig(max_failures=1),
-                               checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2)),
-    ).fit()
-    (result,) = grid
+    result = _fails_at_step_5(tmp_path, ReturnsItsFile, "file")
     # failed at step 5, resumed from step 4's file (in the trial's own checkpoint folder)
     assert result.status == "TERMINATED", result.error
     assert list(result.metrics_dataframe["x"]) == [1, 2, 3, 4, 5, 6, 7]

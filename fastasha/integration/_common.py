@@ -163,3 +163,30 @@ def missing_library(err: ModuleNotFoundError, library: str) -> ModuleNotFoundErr
         f'install it with  pip install "fastasha[{library}]"',
         name=library,
     )
+
+
+class ReportOnly:
+    """Mixin of the ``TuneReportCallback`` classes: report each round, save no checkpoint.
+
+    Put it first among the bases, before the library's
+    ``TuneReportCheckpointCallback``, whose ``__init__`` it calls.
+    """
+
+    def __init__(self, metrics: Any = None,
+                 results_postprocessing_fn: PostprocessingFn | None = None) -> None:
+        super().__init__(metrics=metrics, frequency=0,    # type: ignore[call-arg]
+                         checkpoint_at_end=False,
+                         results_postprocessing_fn=results_postprocessing_fn)
+
+
+def refuse_ray_train(module: str, name: str, refused: frozenset, library: str,
+                     train: str) -> AttributeError:
+    """The module ``__getattr__``'s error: Ray Train's distributed names, or no such name."""
+    if name in refused:
+        return AttributeError(
+            f"{module} has no {name!r}: fastasha runs one process per trial, not Ray "
+            f"Train's distributed {library}. Call {train} in the objective with "
+            "callbacks=[TuneReportCheckpointCallback(...)], and load a model with "
+            "TuneReportCheckpointCallback.get_model(checkpoint)"
+        )
+    return AttributeError(f"module {module!r} has no attribute {name!r}")

@@ -179,7 +179,7 @@ class TuneReportCheckpointCallback(_ReportCallback):
     """
 
 
-class TuneReportCallback(TuneReportCheckpointCallback):
+class TuneReportCallback(_common.ReportOnly, TuneReportCheckpointCallback):
     """Report each boosting round of ``lightgbm.train``; no checkpoints.
 
     Ray 2.x's ``ray.tune.integration.lightgbm.TuneReportCallback`` (later Ray
@@ -194,14 +194,6 @@ class TuneReportCallback(TuneReportCheckpointCallback):
         As for :class:`RayTrainReportCallback`.
     """
 
-    def __init__(
-        self,
-        metrics: str | list[str] | dict[str, str] | None = None,
-        results_postprocessing_fn: _common.PostprocessingFn | None = None,
-    ) -> None:
-        super().__init__(metrics=metrics, frequency=0, checkpoint_at_end=False,
-                         results_postprocessing_fn=results_postprocessing_fn)
-
 
 # Ray Train's distributed LightGBM, which ``ray.train.lightgbm`` also holds
 _RAY_TRAIN_ONLY = frozenset({"LightGBMTrainer", "LightGBMConfig", "LightGBMCheckpoint",
@@ -209,11 +201,4 @@ _RAY_TRAIN_ONLY = frozenset({"LightGBMTrainer", "LightGBMConfig", "LightGBMCheck
 
 
 def __getattr__(name: str) -> Any:
-    if name in _RAY_TRAIN_ONLY:
-        raise AttributeError(
-            f"{__name__} has no {name!r}: fastasha runs one process per trial, not Ray "
-            "Train's distributed LightGBM. Call lightgbm.train in the objective with "
-            "callbacks=[TuneReportCheckpointCallback(...)], and load a model with "
-            "TuneReportCheckpointCallback.get_model(checkpoint)"
-        )
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise _common.refuse_ray_train(__name__, name, _RAY_TRAIN_ONLY, "LightGBM", "lightgbm.train")
