@@ -158,7 +158,13 @@ def run(
             failure_config=tune.FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
             checkpoint_config=checkpoint_config),
     )
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    except FileExistsError as err:
+        if resume is not None or name is None:
+            raise
+        raise FileExistsError(f"{err}; with tune.run, pass resume='AUTO' (or True) to "
+                              "continue it, as in Ray") from err
     analysis = ExperimentAnalysis(grid.experiment_path, default_metric=metric,
                                   default_mode=mode, _grid=grid)
     failed = [r for r in grid if r.status == "ERROR"]

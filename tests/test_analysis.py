@@ -202,6 +202,8 @@ def test_resume_values_and_what_they_need(tmp_path):
     again = tune.run(slow_or_failing, name="auto", resume="AUTO", **common)
     assert [len(t.metrics_dataframe) for t in again.trials] == [1]    # nothing ran twice
     assert tune.run(slow_or_failing, name="plain", resume=False, **common).trials
+    with pytest.raises(FileExistsError, match=r"with tune.run, pass resume='AUTO'"):
+        tune.run(slow_or_failing, name="plain", **common)
 
 
 def test_ray_1_checkpoint_settings_and_loggers_with_a_function(tmp_path):
