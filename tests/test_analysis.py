@@ -212,3 +212,22 @@ def test_ray_1_checkpoint_settings_and_loggers_with_a_function(tmp_path):
     assert len(trial.best_checkpoints) == len(LOSSES)      # its own checkpoints, as before
     with pytest.raises(TypeError, match=r"loggers=\.\.\.\) is Ray 1.x's way.*CSVLoggerCallback"):
         tune.run(checkpoints_each_step, storage_path=str(tmp_path), loggers=[object])
+
+
+def test_ray_1_analysis_methods_take_a_trial_as_its_logdir(tmp_path):
+    """Ray 1.x: get_trial_checkpoints_paths(trial=analysis.get_best_logdir(...)), and
+    the checkpoints' metric defaults to the analysis' default metric."""
+    from pathlib import Path
+
+    analysis = tune.run(checkpoints_each_step, config={"x": tune.grid_search([1, 2])},
+                        storage_path=str(tmp_path), verbose=0, metric="loss", mode="min")
+    best = analysis.best_trial
+    logdir = analysis.get_best_logdir()
+    assert analysis.get_trial_checkpoints_paths(logdir) == \
+        analysis.get_trial_checkpoints_paths(best, "loss")
+    assert [value for _, value in analysis.get_trial_checkpoints_paths(logdir)] == LOSSES
+    assert analysis.get_best_checkpoint(logdir) == analysis.get_best_checkpoint(best)
+    assert Path(analysis.get_best_checkpoint(logdir + "/").path, "step").read_text() == "3"
+    assert analysis.get_last_checkpoint(Path(logdir)) == best.checkpoint
+    with pytest.raises(ValueError, match="is not the folder of a trial"):
+        analysis.get_best_checkpoint(str(tmp_path))
