@@ -195,8 +195,10 @@ def _resume_flags(resume: Any) -> dict | None:
         raise TypeError(f"tune.run(resume=...) takes a bool or a string such as 'AUTO', got "
                         f"{resume!r}")
     base, *suffixes = resume.upper().split("+")
-    if base == "ERRORED_ONLY":           # Ray 1.x's spelling of LOCAL+ERRORED_ONLY
-        base, suffixes = "LOCAL", ["ERRORED_ONLY", *suffixes]
+    if base == "ERRORED_ONLY":
+        # Ray 1.x's value: errored trials start again from scratch (Ray 2.x reads it as
+        # LOCAL+RESTART_ERRORED_ONLY, and says so in its deprecation warning)
+        base, suffixes = "LOCAL", ["RESTART_ERRORED_ONLY", *suffixes]
     if base not in _RESUME_BASES or any(s not in _RESUME_SUFFIXES for s in suffixes):
         hint = " (fastasha keeps experiments in local or mounted folders only)" \
             if base in ("REMOTE", "PROMPT") else ""

@@ -231,3 +231,32 @@ def test_ray_1_analysis_methods_take_a_trial_as_its_logdir(tmp_path):
     assert analysis.get_last_checkpoint(Path(logdir)) == best.checkpoint
     with pytest.raises(ValueError, match="is not the folder of a trial"):
         analysis.get_best_checkpoint(str(tmp_path))
+
+
+def fails_after_a_checkpoint(config):
+    import os
+    import tempfile
+
+    resumed = tune.get_checkpoint() is not None
+    for step in range(3):
+        if step == 1 and os.path.exists(config["flag"]):
+            raise RuntimeError("told to fail")
+        with tempfile.TemporaryDirectory() as d:
+            tune.report({"loss": 1.0, "from_checkpoint": resumed},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def test_resume_errored_only_restarts_errored_trials_from_scratch(tmp_path):
+    """Ray 1.x's resume='ERRORED_ONLY' reset errored trials; Ray 2.x reads it as
+    'LOCAL+RESTART_ERRORED_ONLY'. Neither loads the errored trial's checkpoint."""
+    flag = tmp_path / "fail"
+    flag.touch()
+    common = dict(name="e", config={"flag": str(flag)}, storage_path=str(tmp_path / "runs"),
+                  verbose=0, raise_on_failed_trial=False)
+    (first,) = tune.run(fails_after_a_checkpoint, **common).trials
+    assert first.status == "ERROR" and first.checkpoint is not None
+    flag.unlink()
+    (again,) = tune.run(fails_after_a_checkpoint, resume="ERRORED_ONLY", **common).trials
+    assert again.status == "TERMINATED"
+    assert again.last_result["from_checkpoint"] is False
+    assert again.last_result["training_iteration"] == 3
