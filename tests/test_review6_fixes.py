@@ -23,3 +23,22 @@ def test_a_longdouble_metric_is_stored_as_a_float(tmp_path):
     assert result.status == "TERMINATED", result.error
     assert result.metrics["loss"] == 0.5 and type(result.metrics["loss"]) is float
     assert list(result.metrics_dataframe["loss"]) == [0.5]
+
+
+def test_run_config_takes_local_dir_and_storage_path_naming_one_folder(tmp_path, monkeypatch):
+    """Ray 2.0-2.5 scripts may pass both; the same folder spelled two ways is no conflict."""
+    import os
+    from pathlib import Path
+
+    import pytest
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for storage_path, local_dir in [(str(tmp_path), str(tmp_path) + "/"),
+                                    ("runs", str(tmp_path / "runs")),
+                                    ("~/runs", Path(tmp_path, "runs")),
+                                    (f"file://{tmp_path}", str(tmp_path))]:
+        config = tune.RunConfig(storage_path=storage_path, local_dir=local_dir)
+        assert config.storage_path == os.fspath(local_dir) and config.local_dir is None
+    with pytest.raises(ValueError, match="local_dir is Ray 2.0-2.5's name of storage_path"):
+        tune.RunConfig(storage_path=str(tmp_path), local_dir=str(tmp_path / "other"))
