@@ -42,3 +42,38 @@ def test_run_config_takes_local_dir_and_storage_path_naming_one_folder(tmp_path,
         assert config.storage_path == os.fspath(local_dir) and config.local_dir is None
     with pytest.raises(ValueError, match="local_dir is Ray 2.0-2.5's name of storage_path"):
         tune.RunConfig(storage_path=str(tmp_path), local_dir=str(tmp_path / "other"))
+
+
+class ReturnsItsResolvedFile(tune.Trainable):
+    """Ray's examples return os.path.join(checkpoint_dir, ...); some resolve it first."""
+
+    def setup(self, config):
+        self.x = config.get("x", 0)
+
+    def step(self):
+        self.x += 1
+        return {"x": self.x}
+
+    def save_checkpoint(self, checkpoint_dir):
+        from pathlib import Path
+
+        path = Path(checkpoint_dir, "model.txt").resolve()
+        path.write_text(str(self.x))
+        return path
+
+    def load_checkpoint(self, checkpoint_path):
+        from pathlib import Path
+
+        self.x = int(Path(checkpoint_path).read_text())
+
+
+def test_save_checkpoint_may_return_its_file_resolved_through_a_symlink(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    trainable = ReturnsItsResolvedFile({"x": 4})
+    trainable.train()
+    folder = trainable.save(str(tmp_path / "link" / "checkpoint"))
+    again = ReturnsItsResolvedFile({})
+    again.restore(folder)
+    assert again.x == 5
