@@ -64,7 +64,12 @@ def json_default(obj: Any) -> Any:
     item = getattr(obj, "item", None)
     if callable(item):
         try:
-            return obj.tolist() if getattr(obj, "ndim", 0) else item()
+            value = obj.tolist() if getattr(obj, "ndim", 0) else item()
+            if type(value) is not type(obj):
+                return value
+            # np.longdouble's item() is a np.longdouble: handed back, the encoder would call
+            # this again until the recursion limit
+            return float(obj) if obj.imag == 0 else repr(obj)
         except Exception:   # noqa: BLE001
             pass
     if isinstance(obj, (set, frozenset, tuple)):

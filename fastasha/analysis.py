@@ -201,8 +201,10 @@ def _resume_flags(resume: Any) -> dict | None:
         raise TypeError(f"tune.run(resume=...) takes a bool or a string such as 'AUTO', got "
                         f"{resume!r}")
     base, *suffixes = resume.upper().split("+")
-    if base == "ERRORED_ONLY":           # Ray 1.x's spelling of LOCAL+ERRORED_ONLY
-        base, suffixes = "LOCAL", ["ERRORED_ONLY", *suffixes]
+    if base == "ERRORED_ONLY":
+        # Ray 1.x's value: errored trials start again from scratch (Ray 2.x reads it as
+        # LOCAL+RESTART_ERRORED_ONLY, and says so in its deprecation warning)
+        base, suffixes = "LOCAL", ["RESTART_ERRORED_ONLY", *suffixes]
     if base not in _RESUME_BASES or any(s not in _RESUME_SUFFIXES for s in suffixes):
         hint = " (fastasha keeps experiments in local or mounted folders only)" \
             if base in ("REMOTE", "PROMPT") else ""
@@ -325,27 +327,44 @@ class ExperimentAnalysis:
         except RuntimeError:
             return best.checkpoint
 
-    def get_best_checkpoint(self, trial: Result, metric: str | None = None,
+    def _trial(self, trial: Result | str | os.PathLike) -> Result:
+        """``trial``, or the trial whose folder it is (Ray 1.x passed trials as their logdir)."""
+        if not isinstance(trial, (str, os.PathLike)):
+            return trial
+        folder = os.path.abspath(os.path.expanduser(os.fspath(trial)))
+        for result in self._grid:
+            if os.path.abspath(result.path) == folder:
+                return result
+        raise ValueError(
+            f"{os.fspath(trial)!r} is not the folder of a trial of the experiment at "
+            f"{self.experiment_path}; pass one of analysis.trials, or its .path"
+        )
+
+    def get_best_checkpoint(self, trial: Result | str, metric: str | None = None,
                             mode: str | None = None) -> Any:
-        """The checkpoint of ``trial`` whose result is best by ``metric``; None if it has none."""
+        """The checkpoint of ``trial`` (or of the trial in that folder) whose result is best
+        by ``metric``; None if it has none."""
+        trial = self._trial(trial)
         metric, mode = self._metric_mode(metric, mode)
         try:
             return trial.get_best_checkpoint(metric, mode)
         except RuntimeError:
             return None
 
-    def get_last_checkpoint(self, trial: Result | None = None,
+    def get_last_checkpoint(self, trial: Result | str | None = None,
                             metric: str = "training_iteration", mode: str = "max") -> Any:
         """The latest checkpoint of ``trial`` (by default of the best trial); None if none."""
-        if trial is None:
-            trial = self.get_best_trial(metric, mode)
+        trial = self.get_best_trial(metric, mode) if trial is None else self._trial(trial)
         return None if trial is None else trial.checkpoint
 
-    def get_trial_checkpoints_paths(self, trial: Result,
-                                    metric: str = "training_iteration") -> list[tuple[str, Any]]:
-        """``(path, value of metric)`` of each checkpoint ``trial`` kept, oldest first (Ray 1.x)."""
+    def get_trial_checkpoints_paths(self, trial: Result | str,
+                                    metric: str | None = None) -> list[tuple[str, Any]]:
+        """``(path, value of metric)`` of each checkpoint ``trial`` (or the trial in that folder)
+        kept, oldest first (Ray 1.x); ``metric`` defaults to the default metric, then to
+        ``training_iteration``, as in Ray."""
+        metric = metric or self.default_metric or "training_iteration"
         return [(checkpoint.path, lookup(metrics, metric, None))
-                for checkpoint, metrics in trial.best_checkpoints]
+                for checkpoint, metrics in self._trial(trial).best_checkpoints]
 
     def get_best_logdir(self, metric: str | None = None, mode: str | None = None,
                         scope: str = "last") -> str | None:

@@ -176,6 +176,18 @@ class CheckpointConfig:
             check_bool("checkpoint_at_end", self.checkpoint_at_end)
 
 
+def _folder_key(path: Any) -> Any:
+    """``path`` spelled one way (``~``, relative parts and a trailing slash resolved), to
+    compare two names of a folder; anything that is not a text path, as it is."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        return path
+    if isinstance(path, str) and path.startswith("file://"):
+        path = path[len("file://"):]
+    return os.path.abspath(os.path.expanduser(path)) if isinstance(path, str) else path
+
+
 @dataclass
 class RunConfig:
     """Where and how a sweep runs.
@@ -241,7 +253,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.local_dir is not None:
             if self.storage_path is not None and \
-                    os.fspath(self.storage_path) != os.fspath(self.local_dir):
+                    _folder_key(self.storage_path) != _folder_key(self.local_dir):
                 raise ValueError(
                     f"RunConfig got storage_path={self.storage_path!r} and local_dir="
                     f"{self.local_dir!r}; local_dir is Ray 2.0-2.5's name of storage_path: "

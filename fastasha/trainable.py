@@ -232,12 +232,18 @@ class ClassTrainable:
             _session.report(result, checkpoint=Checkpoint.from_directory(folder))
 
 
+def _outside(relative: str) -> bool:
+    return relative == os.pardir or relative.startswith(os.pardir + os.sep)
+
+
 def _save(trainable: Trainable, folder: str) -> None:
     state = trainable.save_checkpoint(folder)
     if isinstance(state, (str, os.PathLike)):
         returned, root = os.path.abspath(os.fspath(state)), os.path.abspath(folder)
         inside = os.path.relpath(returned, root)
-        if inside == os.pardir or inside.startswith(os.pardir + os.sep):
+        if _outside(inside):    # or it was resolved (Path.resolve()) through a symlink
+            inside = os.path.relpath(os.path.realpath(returned), os.path.realpath(root))
+        if _outside(inside):
             raise ValueError(
                 f"{type(trainable).__name__}.save_checkpoint() returned {state!r}, which is "
                 f"not in the folder it was given ({folder!r}); save into that folder and "

@@ -214,3 +214,51 @@ def test_ray_1_checkpoint_settings_and_loggers_with_a_function(tmp_path):
     assert len(trial.best_checkpoints) == len(LOSSES)      # its own checkpoints, as before
     with pytest.raises(TypeError, match=r"loggers=\.\.\.\) is Ray 1.x's way.*CSVLoggerCallback"):
         tune.run(checkpoints_each_step, storage_path=str(tmp_path), loggers=[object])
+
+
+def test_ray_1_analysis_methods_take_a_trial_as_its_logdir(tmp_path):
+    """Ray 1.x: get_trial_checkpoints_paths(trial=analysis.get_best_logdir(...)), and
+    the checkpoints' metric defaults to the analysis' default metric."""
+    from pathlib import Path
+
+    analysis = tune.run(checkpoints_each_step, config={"x": tune.grid_search([1, 2])},
+                        storage_path=str(tmp_path), verbose=0, metric="loss", mode="min")
+    best = analysis.best_trial
+    logdir = analysis.get_best_logdir()
+    assert analysis.get_trial_checkpoints_paths(logdir) == \
+        analysis.get_trial_checkpoints_paths(best, "loss")
+    assert [value for _, value in analysis.get_trial_checkpoints_paths(logdir)] == LOSSES
+    assert analysis.get_best_checkpoint(logdir) == analysis.get_best_checkpoint(best)
+    assert Path(analysis.get_best_checkpoint(logdir + "/").path, "step").read_text() == "3"
+    assert analysis.get_last_checkpoint(Path(logdir)) == best.checkpoint
+    with pytest.raises(ValueError, match="is not the folder of a trial"):
+        analysis.get_best_checkpoint(str(tmp_path))
+
+
+def fails_after_a_checkpoint(config):
+    import os
+    import tempfile
+
+    resumed = tune.get_checkpoint() is not None
+    for step in range(3):
+        if step == 1 and os.path.exists(config["flag"]):
+            raise RuntimeError("told to fail")
+        with tempfile.TemporaryDirectory() as d:
+            tune.report({"loss": 1.0, "from_checkpoint": resumed},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def test_resume_errored_only_restarts_errored_trials_from_scratch(tmp_path):
+    """Ray 1.x's resume='ERRORED_ONLY' reset errored trials; Ray 2.x reads it as
+    'LOCAL+RESTART_ERRORED_ONLY'. Neither loads the errored trial's checkpoint."""
+    flag = tmp_path / "fail"
+    flag.touch()
+    common = dict(name="e", config={"flag": str(flag)}, storage_path=str(tmp_path / "runs"),
+                  verbose=0, raise_on_failed_trial=False)
+    (first,) = tune.run(fails_after_a_checkpoint, **common).trials
+    assert first.status == "ERROR" and first.checkpoint is not None
+    flag.unlink()
+    (again,) = tune.run(fails_after_a_checkpoint, resume="ERRORED_ONLY", **common).trials
+    assert again.status == "TERMINATED"
+    assert again.last_result["from_checkpoint"] is False
+    assert again.last_result["training_iteration"] == 3

@@ -253,6 +253,24 @@ def test_a_numpy_grid_restores_without_the_param_space(tmp_path):
     assert all(r.config["k"] == 3 for r in again)
 
 
+def reports_x(config):
+    tune.report({"loss": float(config["x"])})
+
+
+def test_a_longdouble_grid_runs_and_restores_with_its_param_space(tmp_path):
+    """np.longdouble is no Python number: the space is not stored (the fit used to crash)."""
+    import numpy as np
+
+    space = {"x": tune.grid_search([np.longdouble(0.25), np.longdouble(0.5)])}
+    first = tune.Tuner(reports_x, param_space=space,
+                       run_config=_run_config(tmp_path, "ld")).fit()
+    assert [r.status for r in first] == ["TERMINATED"] * 2
+    with pytest.raises(ValueError, match="could not be stored as JSON"):
+        tune.Tuner.restore(first.experiment_path, reports_x)
+    again = tune.Tuner.restore(first.experiment_path, reports_x, param_space=space).fit()
+    assert [r.metrics["loss"] for r in again] == [0.25, 0.5]
+
+
 def test_another_param_space_is_refused(tmp_path):
     grid = _graded_tuner(tmp_path, "space").fit()
     with pytest.raises(ValueError, match="differs"):

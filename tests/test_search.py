@@ -867,6 +867,17 @@ def test_numpy_scalars_roundtrip_with_their_type():
     with pytest.raises(ValueError, match="numpy bool, integer or float type name"):
         space_from_json({"format": "fastasha.search_space/1",
                          "space": {"numpy": ["object", 1]}})
+    assert space_to_json({"x": np.longdouble(0.5)}) is None     # its item() is no Python float
+
+
+@pytest.mark.parametrize("node", [["uint8", 300], ["uint64", -1], ["int64", 2**70],
+                                  ["int64", 1.5], ["int8", True], ["bool", 5],
+                                  ["float16", 1e10], ["float32", "0.5"]])
+def test_a_numpy_node_out_of_its_types_range_or_kind_is_a_value_error(node):
+    """Never an OverflowError, a wrapped integer or a finite number turned infinite."""
+    description = {"format": "fastasha.search_space/1", "space": {"dict": [["a", {"numpy": node}]]}}
+    with pytest.raises(ValueError, match=r"at space.dict\[0\]: expected \[a numpy bool"):
+        space_from_json(description)
 
 
 def test_space_to_json_validates_the_space():

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from dataclasses import fields
 from typing import Any
 
@@ -82,8 +83,9 @@ def _encode(obj: Any) -> dict:
         return {"tuple": [_encode(v) for v in obj]}
     if t in _SCALARS:
         return {"const": obj}
-    if isinstance(obj, (np.bool_, np.integer, np.floating)):
-        # np.linspace / np.arange grids: kept with their type (float32 stays float32)
+    if isinstance(obj, (np.bool_, np.integer, np.floating)) and obj.dtype.name in _NUMPY_TYPES:
+        # np.linspace / np.arange grids: kept with their type (float32 stays float32); not
+        # np.longdouble, whose item() is no Python number
         return {"numpy": [obj.dtype.name, obj.item()]}
     raise _Undescribable
 
@@ -151,6 +153,27 @@ def _decode_fields(where: str, node: Any, kind: str, names: tuple) -> dict:
     return value
 
 
+def _numpy_scalar(value: Any) -> Any:
+    """The numpy scalar ``[type name, number]`` describes, or None if it describes none.
+
+    The number must be of the type's kind and in its range: an integer is
+    never wrapped, nor a finite float turned into an infinity (a float is
+    rounded to the type, as ``numpy.float32(0.1)`` is).
+    """
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+            and value[0] in _NUMPY_TYPES):
+        return None
+    dtype, number = np.dtype(value[0]), value[1]
+    if type(number) is not {"b": bool, "i": int, "u": int, "f": float}[dtype.kind]:
+        return None
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return dtype.type(number) if info.min <= number <= info.max else None
+    with np.errstate(over="ignore"):
+        scalar = dtype.type(number)
+    return None if math.isfinite(number) and not np.isfinite(scalar) else scalar
+
+
 def _decode(where: str, node: Any) -> Any:
     if not isinstance(node, dict) or len(node) != 1:
         raise _bad(where, node, "an object with one key such as {'const': ...}")
@@ -161,12 +184,11 @@ def _decode(where: str, node: Any) -> Any:
             raise _bad(where, node, "a JSON scalar after 'const'")
         return value
     if kind == "numpy":
-        value = node["numpy"]
-        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
-                and value[0] in _NUMPY_TYPES and type(value[1]) in (bool, int, float)):
-            raise _bad(where, node, "[a numpy bool, integer or float type name, a number] "
-                                    "after 'numpy'")
-        return np.dtype(value[0]).type(value[1])
+        scalar = _numpy_scalar(node["numpy"])
+        if scalar is None:
+            raise _bad(where, node, "[a numpy bool, integer or float type name, a number "
+                                    "of that type] after 'numpy'")
+        return scalar
     if kind == "dict":
         pairs = node["dict"]
         if not isinstance(pairs, list):
