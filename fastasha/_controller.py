@@ -108,6 +108,7 @@ class Trial:
         return None if self.root is None else os.path.join(self.root, self.trial_id)
 
     local_path = path
+    logdir = path       # Ray 2.0-2.6's name, still used by Ray's logging guide
 
     @property
     def placement_group_factory(self) -> TrialResources:
@@ -197,11 +198,13 @@ class Controller:
         config_json: Callable[[dict], str] | None = None,
         trial_name_creator: Callable[[Trial], str] | None = None,
         trials_dir: str | None = None,
+        chdir_to_trial_dir: bool = False,
         trainable_name: str | None = None,
         searcher_wait_s: float = 10.0,
     ) -> None:
         self._name_trial = trial_name_creator
         self.trials_dir = trials_dir
+        self.chdir_to_trial_dir = chdir_to_trial_dir
         self.trainable_name = trainable_name
         self._suggest = suggest
         self.total = total
@@ -343,6 +346,9 @@ class Controller:
         hooks = self._hooks[name]
         if not hooks:
             return
+        if name == "on_trial_start" and trial is not None and trial.path is not None:
+            # as in Ray, a callback finds the trial's folder there (its process makes it too)
+            os.makedirs(trial.path, mode=0o700, exist_ok=True)
         self.events += 1
         if trial is not None:
             info = {"iteration": self.events, "trials": self.trial_list, "trial": trial, **info}
@@ -678,6 +684,7 @@ class Controller:
             "checkpoint": latest[0] if latest else None,
             "checkpoint_root": checkpoint_root,
             "trial_dir": checkpoint_root,
+            "chdir": self.chdir_to_trial_dir,
             "resources": trial.request.as_dict(),
             "gpu_ids": list(alloc.gpu_ids) if alloc else [],
             # its PlacementGroupFactory, for get_trial_resources(); None for a dict request

@@ -60,6 +60,7 @@ def run(
     checkpoint_at_end: bool = False,
     trial_name_creator: Callable | None = None,
     trial_dirname_creator: Callable | None = None,
+    chdir_to_trial_dir: bool | None = None,
     **ray_only: Any,
 ) -> ExperimentAnalysis:
     """Run a sweep the way Ray Tune's ``tune.run`` does; returns an :class:`ExperimentAnalysis`.
@@ -150,7 +151,8 @@ def run(
             metric=metric, mode=mode, scheduler=scheduler, search_alg=search_alg,
             num_samples=num_samples, max_concurrent_trials=max_concurrent_trials,
             time_budget_s=time_budget_s, reuse_actors=reuse_actors,
-            trial_name_creator=trial_name_creator, trial_dirname_creator=trial_dirname_creator),
+            trial_name_creator=trial_name_creator, trial_dirname_creator=trial_dirname_creator,
+            chdir_to_trial_dir=chdir_to_trial_dir),
         run_config=tune.RunConfig(
             name=name, storage_path=storage_path, stop=stop,
             verbose=1 if verbose is None else verbose, callbacks=callbacks,

@@ -351,6 +351,14 @@ class TuneConfig:
     trial_dirname_creator : callable or None, default=None
         Accepted for Ray scripts, with a warning: trial folders are named
         by trial id here.
+    chdir_to_trial_dir : bool or None, default=None
+        Run each trial with its own folder (``<experiment>/trials/<trial
+        id>``) as the working directory, so that files an objective writes
+        under relative paths stay apart, as Ray Tune does. None means True,
+        unless the environment sets ``RAY_CHDIR_TO_TRIAL_DIR=0`` (Ray 2.7's
+        switch). Relative paths in a config then point into the trial's
+        folder: pass absolute ones. On the threading backend, where trials
+        share the driver's process, the directory is never changed.
     """
 
     metric: str | None = None
@@ -364,8 +372,12 @@ class TuneConfig:
     reuse_actors: bool = False
     trial_name_creator: Callable | None = None
     trial_dirname_creator: Callable | None = None
+    chdir_to_trial_dir: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.chdir_to_trial_dir is None:
+            self.chdir_to_trial_dir = os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0"
+        check_bool("chdir_to_trial_dir", self.chdir_to_trial_dir)
         if self.metric is not None and not isinstance(self.metric, str):
             raise TypeError(f"metric must be a string, got {self.metric!r}")
         check_mode(self.mode)

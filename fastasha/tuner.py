@@ -727,6 +727,7 @@ class _Run:
             trial_id_prefix=prefix, searcher=self.searcher, config_json=config_to_json,
             trial_name_creator=tc.trial_name_creator,
             trials_dir=str(self.directory / _storage.TRIALS_DIR),
+            chdir_to_trial_dir=tc.chdir_to_trial_dir,
             trainable_name=_trainable_name(self.tuner.trainable),
             searcher_wait_s=self.searcher_wait_s,
         )

@@ -260,8 +260,9 @@ class Driver:
         # joblib's backend choice is per thread: carry the caller's into the launcher
         backend = self._backend
         key, address = self._key, self._server.address
+        cwd = os.getcwd()
         tasks = [SlotTask(address, key, slot_id, self.trainable, os.getpid(),
-                          env=self.first_env)
+                          env=self.first_env, cwd=cwd)
                  for slot_id in self.slots]
         self._launcher_done.clear()
         self._launcher_error = None

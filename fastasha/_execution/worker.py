@@ -81,6 +81,9 @@ class SlotTask:
     # (every trial asks for the same CPUs and no GPU): the supervisor then forks its
     # trial process at once, while it connects, instead of asking the driver first.
     env: dict | None = None
+    # The driver's working directory when it launched the slots: a trial process starts
+    # there (a reused loky worker may still be in the one of an earlier fit()).
+    cwd: str | None = None
 
     def __repr__(self) -> str:   # never show the key
         return f"SlotTask(slot_id={self.slot_id}, address={self.address})"
@@ -143,7 +146,7 @@ def run_trials(conn: Any, task: SlotTask, mode: str, board: _Board | None = None
                 board.write(spec["trial_id"])
                 if spec.get("ahead"):
                     link.send(("start", spec["trial_id"]))
-            record = _run_one(link, task.trainable, spec)
+            record = _run_one(link, task.trainable, spec, own_process=mode == "fork")
             link.poll()
             spec = link.inbox.popleft() if link.inbox and not link.exit_seen else None
             if spec is not None:
@@ -156,8 +159,13 @@ def run_trials(conn: Any, task: SlotTask, mode: str, board: _Board | None = None
         link.close()
 
 
-def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
-    """Run one trial; return its end record for the driver."""
+def _run_one(link: _session.Link, trainable: Callable, spec: dict,
+             own_process: bool = False) -> tuple:
+    """Run one trial; return its end record for the driver.
+
+    In a trial process of its own (``own_process``) the trial runs in its
+    folder, made first, unless the sweep says not to (``spec["chdir"]``).
+    """
     started = time.perf_counter()
     if spec.get("config_shared") is not None:      # the object itself, from this process
         config = SHARED_CONFIGS.pop(spec["config_shared"], _WITHDRAWN)
@@ -183,6 +191,10 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict) -> tuple:
         link.session = session
     _session.set_session(session)
     try:
+        folder = spec.get("trial_dir")
+        if own_process and spec.get("chdir") and folder is not None:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            os.chdir(folder)
         returned = trainable(spec["config"])
         if isinstance(returned, dict) and returned:
             session.report(returned)     # Ray's function API: a returned dict is a final result
@@ -320,6 +332,11 @@ def _child_main(task: SlotTask, env: dict, parent_conn: Any, page: mmap.mmap,
         if parent_conn is not None:
             parent_conn.close()
         os.environ.update(env)
+        if task.cwd is not None:
+            try:
+                os.chdir(task.cwd)
+            except OSError:
+                pass        # (a worker on another machine, where that folder is not)
         _limit_threads(env, pools)
         conn = connect(task.address, task.key)
         try:

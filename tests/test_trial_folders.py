@@ -1,0 +1,76 @@
+"""Each trial's folder exists from its start, and is its working directory (as in Ray)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import joblib
+import pytest
+
+from fastasha import tune
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+import objectives_folders as objectives  # noqa: E402
+
+
+class OpensALogInTheFolder(tune.Callback):
+    """Ray's logging guide: a callback appends to a file in the trial's folder at its start."""
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        assert trial.logdir == trial.local_path        # Ray 2.0-2.6's name
+        with open(os.path.join(trial.local_path, "log_test.txt"), "a") as f:
+            f.write("started\n")
+
+
+def _fit(tmp_path, name, **tune_config):
+    return tune.Tuner(
+        objectives.writes_relative,
+        param_space={"i": tune.grid_search([0, 1, 2, 3])},
+        tune_config=tune.TuneConfig(**tune_config),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0,
+                                  callbacks=[OpensALogInTheFolder()]),
+    ).fit()
+
+
+def test_trials_run_in_their_own_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid = _fit(tmp_path, "apart")
+    assert grid.num_errors == 0
+    for result in grid:
+        assert result.metrics["cwd"] == result.path
+        assert Path(result.path, "artifact.txt").read_text() == str(result.config["i"])
+        assert Path(result.path, "log_test.txt").read_text() == "started\n"
+    assert not (tmp_path / "artifact.txt").exists()
+
+
+def test_chdir_to_trial_dir_false_keeps_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid = _fit(tmp_path, "shared", chdir_to_trial_dir=False, max_concurrent_trials=1)
+    assert grid.num_errors == 0
+    assert {r.metrics["cwd"] for r in grid} == {str(tmp_path)}
+    assert (tmp_path / "artifact.txt").read_text() == "3"      # each trial overwrote it
+
+
+def test_rays_environment_switch_sets_the_default(monkeypatch):
+    monkeypatch.setenv("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    assert tune.TuneConfig().chdir_to_trial_dir is False
+    assert tune.TuneConfig(chdir_to_trial_dir=True).chdir_to_trial_dir is True
+    monkeypatch.delenv("RAY_CHDIR_TO_TRIAL_DIR")
+    assert tune.TuneConfig().chdir_to_trial_dir is True
+    with pytest.raises(TypeError, match="chdir_to_trial_dir"):
+        tune.TuneConfig(chdir_to_trial_dir="yes")
+
+
+def test_the_threading_backend_never_changes_the_drivers_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with joblib.parallel_config(backend="threading"):
+        grid = _fit(tmp_path, "threads", max_concurrent_trials=1)
+    assert grid.num_errors == 0
+    assert os.getcwd() == str(tmp_path)
+    assert {r.metrics["cwd"] for r in grid} == {str(tmp_path)}
+    assert all(Path(r.path, "log_test.txt").exists() for r in grid)
