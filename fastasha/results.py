@@ -706,8 +706,19 @@ class ResultGrid:
     counts), not every result: a grid may hold 100,000 trials.
     """
 
-    def __init__(self, experiment_path: str | os.PathLike, results: list[Result],
+    def __init__(self, experiment_path: Any, results: list[Result] | None = None,
                  metric: str | None = None, mode: str | None = None) -> None:
+        if results is None:
+            # Ray's form: ResultGrid(experiment_analysis)
+            grid = getattr(experiment_path, "_grid", None)
+            if not isinstance(grid, ResultGrid):
+                raise TypeError(
+                    "ResultGrid takes an ExperimentAnalysis (as Ray's does), or the experiment "
+                    f"path with its results; got {experiment_path!r}. To read a folder, use "
+                    "ResultGrid.from_path(path)"
+                )
+            self.__dict__.update(grid.__dict__)
+            return
         self.experiment_path = str(experiment_path)
         self._results = results
         self._metric = metric

@@ -262,3 +262,16 @@ def test_resume_errored_only_restarts_errored_trials_from_scratch(tmp_path):
     assert again.status == "TERMINATED"
     assert again.last_result["from_checkpoint"] is False
     assert again.last_result["training_iteration"] == 3
+
+
+def test_rays_result_grid_of_an_analysis_and_module_path(tmp_path):
+    from fastasha.tune.analysis import ExperimentAnalysis
+
+    analysis = tune.run(checkpoints_each_step, config={"x": tune.grid_search([1, 2])},
+                        storage_path=str(tmp_path), verbose=0, metric="loss", mode="min")
+    assert ExperimentAnalysis is tune.ExperimentAnalysis
+    grid = tune.ResultGrid(analysis)               # Ray's ResultGrid(experiment_analysis)
+    assert len(grid) == 2 and grid.experiment_path == analysis.experiment_path
+    assert grid.get_best_result().trial_id == analysis.best_trial.trial_id
+    with pytest.raises(TypeError, match=r"ResultGrid takes an ExperimentAnalysis"):
+        tune.ResultGrid(str(tmp_path))
