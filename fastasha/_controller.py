@@ -199,12 +199,14 @@ class Controller:
         trial_name_creator: Callable[[Trial], str] | None = None,
         trials_dir: str | None = None,
         chdir_to_trial_dir: bool = False,
+        log_files: tuple[str, str] | None = None,
         trainable_name: str | None = None,
         searcher_wait_s: float = 10.0,
     ) -> None:
         self._name_trial = trial_name_creator
         self.trials_dir = trials_dir
         self.chdir_to_trial_dir = chdir_to_trial_dir
+        self.log_files = log_files
         self.trainable_name = trainable_name
         self._suggest = suggest
         self.total = total
@@ -685,6 +687,7 @@ class Controller:
             "checkpoint_root": checkpoint_root,
             "trial_dir": checkpoint_root,
             "chdir": self.chdir_to_trial_dir,
+            "log_files": self.log_files,
             "resources": trial.request.as_dict(),
             "gpu_ids": list(alloc.gpu_ids) if alloc else [],
             # its PlacementGroupFactory, for get_trial_resources(); None for a dict request

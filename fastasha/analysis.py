@@ -61,6 +61,7 @@ def run(
     trial_name_creator: Callable | None = None,
     trial_dirname_creator: Callable | None = None,
     chdir_to_trial_dir: bool | None = None,
+    log_to_file: bool | str | tuple[str, str] = False,
     **ray_only: Any,
 ) -> ExperimentAnalysis:
     """Run a sweep the way Ray Tune's ``tune.run`` does; returns an :class:`ExperimentAnalysis`.
@@ -156,7 +157,7 @@ def run(
         run_config=tune.RunConfig(
             name=name, storage_path=storage_path, stop=stop,
             verbose=1 if verbose is None else verbose, callbacks=callbacks,
-            progress_reporter=progress_reporter,
+            progress_reporter=progress_reporter, log_to_file=log_to_file,
             failure_config=tune.FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
             checkpoint_config=checkpoint_config),
     )

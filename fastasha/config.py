@@ -17,16 +17,33 @@ from .progress_reporter import check_progress_reporter
 #: at its default, such a setting is accepted (a Ray script passes them explicitly);
 #: any other value is refused: fastasha has nothing to honour it with.
 RAY_ONLY_DEFAULTS: dict[str, Any] = {
-    "storage_filesystem": None, "log_to_file": False,
+    "storage_filesystem": None,
     "export_formats": None, "restore": None, "resume_config": None,
     "server_port": None, "_remote": None,
 }
 _RAY_ONLY_HINTS = {
     "storage_filesystem": "pass a local or mounted folder as storage_path",
-    "log_to_file": "a trial's output goes to the driver's console",
     "restore": "resume an experiment with Tuner.restore(path, trainable)",
     "resume_config": "resume an experiment with Tuner.restore(path, trainable)",
 }
+
+
+def check_log_to_file(value: Any) -> bool | str | tuple[str, str]:
+    """``RunConfig(log_to_file=...)`` checked: a bool, a file name, or a pair of them."""
+    names = [value] if isinstance(value, str) else \
+        list(value) if isinstance(value, (tuple, list)) and len(value) == 2 else None
+    if isinstance(value, bool):
+        return value
+    if names is None or not all(isinstance(n, str) and n.strip() for n in names):
+        raise TypeError(
+            f"log_to_file must be True/False, a file name, or a pair (stdout file, stderr "
+            f"file), got {value!r}"
+        )
+    for n in names:
+        if os.path.isabs(n) or os.pardir in n.replace("\\", "/").split("/"):
+            raise ValueError(f"log_to_file names a file in the trial's folder; got {n!r}: "
+                             "pass a plain file name such as 'output.log'")
+    return names[0] if isinstance(value, str) else (names[0], names[1])
 
 
 def refuse_ray_only(caller: str, settings: Mapping[str, Any]) -> None:
@@ -228,9 +245,12 @@ class RunConfig:
     storage_filesystem : None
         A Ray cluster setting, accepted at its default (None) for Ray
         scripts; any other value raises ``TypeError``.
-    log_to_file : False
-        Accepted at Ray's default (False); any other value raises
-        ``TypeError``: a trial's output goes to the driver's console.
+    log_to_file : bool, str or (str, str), default=False
+        Write each trial's standard output and error into files in its
+        folder instead of the driver's console, as Ray does: True gives
+        ``stdout`` and ``stderr``, a file name gives one file for both, a
+        pair of names one file each. On the threading backend, whose trials
+        share the driver's process, output is not redirected.
     local_dir : str, path-like or None, default=None
         Ray 2.0-2.5's name of ``storage_path``, taken as it (and then set
         back to None); giving both is an error.
@@ -247,7 +267,7 @@ class RunConfig:
     progress_reporter: Any = None
     storage_filesystem: Any = None
     sync_config: Any = None
-    log_to_file: Any = False
+    log_to_file: bool | str | tuple[str, str] = False
     local_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -307,8 +327,20 @@ class RunConfig:
         self.callbacks = check_callbacks(self.callbacks)
         self.progress_reporter = check_progress_reporter(self.progress_reporter)
         check_sync_config(self.sync_config, "RunConfig")
-        refuse_ray_only("RunConfig", {"storage_filesystem": self.storage_filesystem,
-                                      "log_to_file": self.log_to_file})
+        refuse_ray_only("RunConfig", {"storage_filesystem": self.storage_filesystem})
+        self.log_to_file = check_log_to_file(self.log_to_file)
+
+    @property
+    def log_files(self) -> tuple[str, str] | None:
+        """The names of a trial's output and error files, or None (``log_to_file``)."""
+        value = self.log_to_file
+        if value is False:
+            return None
+        if value is True:
+            return ("stdout", "stderr")
+        if isinstance(value, str):
+            return (value, value)
+        return (value[0], value[1])
 
 
 @dataclass

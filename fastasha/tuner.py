@@ -453,6 +453,7 @@ class Tuner:
             search_alg=search_alg, num_samples=settings["num_samples"],
             max_concurrent_trials=settings.get("max_concurrent_trials"),
             time_budget_s=settings.get("time_budget_s"), seed=settings["seed"],
+            chdir_to_trial_dir=settings.get("chdir_to_trial_dir"),
         )
         if stop is None:
             stop = settings.get("stop", {}).get("criteria")   # a custom stopper is code: not stored
@@ -464,6 +465,7 @@ class Tuner:
             failure_config=FailureConfig(**settings["failure_config"]),
             checkpoint_config=CheckpointConfig(**settings["checkpoint_config"]),
             callbacks=callbacks, progress_reporter=progress_reporter,
+            log_to_file=settings.get("log_to_file", False),
         )
         tuner = cls(trainable, param_space=space, tune_config=tune_config, run_config=run_config,
                     resources=resources,
@@ -563,6 +565,10 @@ class _Run:
         trainable = tuner.trainable
         if not _backend_is_threading():
             _check_picklable(trainable)
+        elif rc.log_to_file:
+            warnings.warn("RunConfig(log_to_file=...) has no effect on the threading backend: "
+                          "its trials share the driver's process, and so its output",
+                          UserWarning, stacklevel=4)
         self.scheduler = tuner._scheduler()
         self.metric, self.mode = tc.metric, tc.mode
         current = (getattr(self.scheduler, "metric", None), getattr(self.scheduler, "mode", None))
@@ -695,6 +701,8 @@ class _Run:
             "stop": {"criteria": self.stop_dict} if self.stopper is None
             else {"custom": repr(self.stopper)},
             "verbose": rc.verbose,
+            "chdir_to_trial_dir": tc.chdir_to_trial_dir,
+            "log_to_file": rc.log_to_file,
             # what a restore cannot rebuild, by class name, to warn when it is not passed again
             "code": {"callbacks": [type(c).__name__ for c in rc.callbacks or ()],
                      "progress_reporter": None if rc.progress_reporter is None
@@ -727,7 +735,7 @@ class _Run:
             trial_id_prefix=prefix, searcher=self.searcher, config_json=config_to_json,
             trial_name_creator=tc.trial_name_creator,
             trials_dir=str(self.directory / _storage.TRIALS_DIR),
-            chdir_to_trial_dir=tc.chdir_to_trial_dir,
+            chdir_to_trial_dir=tc.chdir_to_trial_dir, log_files=rc.log_files,
             trainable_name=_trainable_name(self.tuner.trainable),
             searcher_wait_s=self.searcher_wait_s,
         )

@@ -12,3 +12,14 @@ def writes_relative(config):
     with open("artifact.txt", "w") as f:
         f.write(str(config["i"]))
     tune.report({"cwd": os.getcwd(), "i": config["i"]})
+
+
+def prints(config):
+    """Writes to stdout and stderr from Python and from a child process (fd level)."""
+    import subprocess
+    import sys
+
+    print(f"out {config['i']}")
+    print(f"err {config['i']}", file=sys.stderr)
+    subprocess.run(["echo", f"child {config['i']}"], check=True)
+    tune.report({"i": config["i"]})

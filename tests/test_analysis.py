@@ -70,8 +70,8 @@ def test_failed_trials_raise_a_tune_error_unless_told_not_to(tmp_path):
 
 
 def test_tune_run_refuses_what_it_cannot_honour(tmp_path):
-    with pytest.raises(TypeError, match=r"log_to_file=\.\.\..*no equivalent"):
-        tune.run(fails_for_big_height, config={"height": 1}, log_to_file=True,
+    with pytest.raises(TypeError, match=r"server_port=\.\.\..*no equivalent"):
+        tune.run(fails_for_big_height, config={"height": 1}, server_port=4321,
                  storage_path=str(tmp_path))
     with pytest.raises(TypeError, match="unexpected keyword.*'no_such_argument'"):
         tune.run(fails_for_big_height, no_such_argument=1)
@@ -81,7 +81,7 @@ def test_tune_run_refuses_what_it_cannot_honour(tmp_path):
         tune.run(object())
     with pytest.raises(ValueError, match="pass metric and mode"):
         tune.run(fails_for_big_height, config={"height": 1}, storage_path=str(tmp_path),
-                 verbose=0, log_to_file=False).get_best_config()
+                 verbose=0, server_port=None).get_best_config()
     assert list(tmp_path.iterdir())[0].name.startswith("fails_for_big_height")
 
 

@@ -74,3 +74,40 @@ def test_the_threading_backend_never_changes_the_drivers_directory(tmp_path, mon
     assert os.getcwd() == str(tmp_path)
     assert {r.metrics["cwd"] for r in grid} == {str(tmp_path)}
     assert all(Path(r.path, "log_test.txt").exists() for r in grid)
+
+
+@pytest.mark.parametrize("log_to_file, files", [
+    (True, {"stdout": ["out", "child"], "stderr": ["err"]}),
+    ("all.log", {"all.log": ["out", "err", "child"]}),
+    (("o.txt", "e.txt"), {"o.txt": ["out", "child"], "e.txt": ["err"]}),
+])
+def test_log_to_file_writes_each_trials_output_in_its_folder(tmp_path, log_to_file, files):
+    grid = tune.Tuner(
+        objectives.prints,
+        param_space={"i": tune.grid_search([0, 1, 2])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=1),    # one process runs them all
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="logs", verbose=0,
+                                  log_to_file=log_to_file),
+    ).fit()
+    assert grid.num_errors == 0
+    for result in grid:
+        i = result.config["i"]
+        for name, kinds in files.items():
+            lines = sorted(Path(result.path, name).read_text().split("\n"))
+            assert [line for line in lines if line] == sorted(f"{k} {i}" for k in kinds)
+
+
+def test_log_to_file_is_kept_by_a_restore(tmp_path):
+    grid = tune.Tuner(objectives.prints, param_space={"i": 7},
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="kept",
+                                                verbose=0, log_to_file="all.log")).fit()
+    restored = tune.Tuner.restore(grid.experiment_path, objectives.prints)
+    assert restored.run_config.log_to_file == "all.log"
+
+
+def test_log_to_file_warns_that_threads_cannot_redirect(tmp_path):
+    with joblib.parallel_config(backend="threading"):
+        with pytest.warns(UserWarning, match="log_to_file=.*no effect on the threading backend"):
+            tune.Tuner(objectives.writes_relative, param_space={"i": 1},
+                       run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                                 log_to_file=True)).fit()

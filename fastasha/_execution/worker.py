@@ -190,11 +190,14 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
     with link.lock:
         link.session = session
     _session.set_session(session)
+    redirected = None
     try:
         folder = spec.get("trial_dir")
         if own_process and spec.get("chdir") and folder is not None:
             os.makedirs(folder, mode=0o700, exist_ok=True)
             os.chdir(folder)
+        if own_process and spec.get("log_files") and folder is not None:
+            redirected = _redirect_output(folder, spec["log_files"])
         returned = trainable(spec["config"])
         if isinstance(returned, dict) and returned:
             session.report(returned)     # Ray's function API: a returned dict is a final result
@@ -206,6 +209,8 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
         error = f"{type(err).__name__}: {err}"
         trace = traceback.format_exc()
     finally:
+        if redirected is not None:
+            _restore_output(redirected)
         session.end_held_checkpoint(keep=False)    # (the trial failed or was stopped)
         _session.set_session(None)
         with link.lock:
@@ -213,6 +218,41 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
             blob, n_rows, last = session.drain()
     return (session.trial_id, blob, n_rows, last, status, error, trace,
             time.perf_counter() - started)
+
+
+def _redirect_output(folder: str, names: tuple[str, str]) -> list[tuple[int, int]]:
+    """Send this process's stdout and stderr into files of ``folder`` (``log_to_file``).
+
+    Returns what :func:`_restore_output` needs: ``(fd, saved copy)`` pairs.
+    The files are appended to, so that a trial run again adds to them.
+    """
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = []
+    opened: dict[str, int] = {}
+    for fd, name in ((1, names[0]), (2, names[1])):
+        target = opened.get(name)
+        if target is None:
+            target = opened[name] = os.open(os.path.join(folder, name),
+                                            os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        saved.append((fd, os.dup(fd)))
+        os.dup2(target, fd)
+    for target in opened.values():
+        os.close(target)
+    return saved
+
+
+def _restore_output(saved: list[tuple[int, int]]) -> None:
+    """Undo :func:`_redirect_output`: the process writes where it did before."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    for fd, copy in saved:
+        os.dup2(copy, fd)
+        os.close(copy)
 
 
 # --------------------------------------------------------------- supervisor
