@@ -185,6 +185,16 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
                     f"the trial's config could not be unpickled in the worker: "
                     f"{type(err).__name__}: {err}", traceback.format_exc(),
                     time.perf_counter() - started)
+    folder = spec.get("trial_dir")
+    if own_process and spec.get("chdir") and folder is not None:
+        try:    # before the session: its clock (time_total_s) starts with the objective
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            os.chdir(folder)
+        except OSError as err:
+            return (spec["trial_id"], "", 0, None, "ERROR",
+                    f"the trial's folder could not be made its working directory: {err}; "
+                    "check storage_path, or pass TuneConfig(chdir_to_trial_dir=False)",
+                    traceback.format_exc(), time.perf_counter() - started)
     session = _session.Session(link, spec)
     status, error, trace = "TERMINATED", None, None
     with link.lock:
@@ -192,10 +202,6 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
     _session.set_session(session)
     redirected = None
     try:
-        folder = spec.get("trial_dir")
-        if own_process and spec.get("chdir") and folder is not None:
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-            os.chdir(folder)
         if own_process and spec.get("log_files") and folder is not None:
             redirected = _redirect_output(folder, spec["log_files"])
         returned = trainable(spec["config"])
