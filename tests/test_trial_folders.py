@@ -1,4 +1,4 @@
-"""Each trial's folder exists from its start, and is its working directory (as in Ray)."""
+"""Trial folders: the working directory of their trials when asked (Ray's default), log files."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _fit(tmp_path, name, **tune_config):
 
 def test_trials_run_in_their_own_folders(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    grid = _fit(tmp_path, "apart")
+    grid = _fit(tmp_path, "apart", chdir_to_trial_dir=True)
     assert grid.num_errors == 0
     for result in grid:
         assert result.metrics["cwd"] == result.path
@@ -48,20 +48,22 @@ def test_trials_run_in_their_own_folders(tmp_path, monkeypatch):
     assert not (tmp_path / "artifact.txt").exists()
 
 
-def test_chdir_to_trial_dir_false_keeps_the_working_directory(tmp_path, monkeypatch):
+def test_by_default_trials_run_in_the_drivers_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    grid = _fit(tmp_path, "shared", chdir_to_trial_dir=False, max_concurrent_trials=1)
+    grid = _fit(tmp_path, "shared", max_concurrent_trials=1)
     assert grid.num_errors == 0
     assert {r.metrics["cwd"] for r in grid} == {str(tmp_path)}
     assert (tmp_path / "artifact.txt").read_text() == "3"      # each trial overwrote it
 
 
 def test_rays_environment_switch_sets_the_default(monkeypatch):
+    monkeypatch.setenv("RAY_CHDIR_TO_TRIAL_DIR", "1")
+    assert tune.TuneConfig().chdir_to_trial_dir is True
+    assert tune.TuneConfig(chdir_to_trial_dir=False).chdir_to_trial_dir is False
     monkeypatch.setenv("RAY_CHDIR_TO_TRIAL_DIR", "0")
     assert tune.TuneConfig().chdir_to_trial_dir is False
-    assert tune.TuneConfig(chdir_to_trial_dir=True).chdir_to_trial_dir is True
     monkeypatch.delenv("RAY_CHDIR_TO_TRIAL_DIR")
-    assert tune.TuneConfig().chdir_to_trial_dir is True
+    assert tune.TuneConfig().chdir_to_trial_dir is False
     with pytest.raises(TypeError, match="chdir_to_trial_dir"):
         tune.TuneConfig(chdir_to_trial_dir="yes")
 
@@ -69,7 +71,7 @@ def test_rays_environment_switch_sets_the_default(monkeypatch):
 def test_the_threading_backend_never_changes_the_drivers_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with joblib.parallel_config(backend="threading"):
-        grid = _fit(tmp_path, "threads", max_concurrent_trials=1)
+        grid = _fit(tmp_path, "threads", max_concurrent_trials=1, chdir_to_trial_dir=True)
     assert grid.num_errors == 0
     assert os.getcwd() == str(tmp_path)
     assert {r.metrics["cwd"] for r in grid} == {str(tmp_path)}
