@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from fastasha import tune
 
 
@@ -96,3 +98,25 @@ def test_log_to_file_survives_an_objective_that_left_sys_stdout_closed(tmp_path)
     assert [r.status for r in grid] == ["ERROR", "TERMINATED", "TERMINATED"], \
         [r.error for r in grid]
     assert "failed while silenced" in str(grid[0].error)
+
+
+def counts_fds(config):
+    i = config["i"]
+    if i == 0:    # the next trial's stderr file cannot be opened: a folder has its name
+        context = tune.get_context()
+        trial_id = context.get_trial_id()
+        following = f"{trial_id[:-5]}{int(trial_id[-5:]) + 1:05d}"
+        os.makedirs(os.path.join(os.path.dirname(context.get_trial_dir()), following,
+                                 "err.txt"))
+    tune.report({"i": i, "fds": len(os.listdir("/proc/self/fd"))})
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts fds in /proc")
+def test_log_to_file_that_cannot_open_its_second_file_changes_nothing(tmp_path):
+    """stdout was swapped before the stderr file was opened: when that failed, fd 1
+    stayed in the failed trial's file and two fds leaked, in every such trial."""
+    grid = _fit(tmp_path, counts_fds, 3, log_to_file=("out.txt", "err.txt"))
+    assert [r.status for r in grid] == ["TERMINATED", "ERROR", "TERMINATED"], \
+        [r.error for r in grid]
+    assert "err.txt" in str(grid[1].error)
+    assert grid[2].metrics["fds"] == grid[0].metrics["fds"]

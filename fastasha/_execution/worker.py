@@ -236,15 +236,21 @@ def _redirect_output(folder: str, names: tuple[str, str]) -> list[tuple[int, int
     _flush_output()
     saved = []
     opened: dict[str, int] = {}
-    for fd, name in ((1, names[0]), (2, names[1])):
-        target = opened.get(name)
-        if target is None:
-            target = opened[name] = os.open(os.path.join(folder, name),
-                                            os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        saved.append((fd, os.dup(fd)))
-        os.dup2(target, fd)
-    for target in opened.values():
-        os.close(target)
+    try:
+        for name in names:       # both first: a file that cannot be opened changes nothing
+            if name not in opened:
+                opened[name] = os.open(os.path.join(folder, name),
+                                       os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for fd, name in ((1, names[0]), (2, names[1])):
+                saved.append((fd, os.dup(fd)))
+                os.dup2(opened[name], fd)
+        except BaseException:
+            _put_back(saved)
+            raise
+    finally:
+        for target in opened.values():
+            os.close(target)
     return saved
 
 
