@@ -247,9 +247,12 @@ class RunConfig:
         scripts; any other value raises ``TypeError``.
     log_to_file : bool, str or (str, str), default=False
         Write each trial's standard output and error into files in its
-        folder instead of the driver's console, as Ray does: True gives
-        ``stdout`` and ``stderr``, a file name gives one file for both, a
-        pair of names one file each. On the threading backend, whose trials
+        folder, as Ray does: True gives ``stdout`` and ``stderr``, a file
+        name gives one file for both, a pair of names one file each; a
+        retried or restored trial appends to them. Unlike Ray, which also
+        copies Python's output to the console, the output goes to the files
+        only, caught at the file-descriptor level (a compiled library's or a
+        child process's output too). On the threading backend, whose trials
         share the driver's process, output is not redirected.
     local_dir : str, path-like or None, default=None
         Ray 2.0-2.5's name of ``storage_path``, taken as it (and then set

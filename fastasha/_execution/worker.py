@@ -233,32 +233,67 @@ def _redirect_output(folder: str, names: tuple[str, str]) -> list[tuple[int, int
     The files are appended to, so that a trial run again adds to them.
     """
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _flush_output()
     saved = []
     opened: dict[str, int] = {}
-    for fd, name in ((1, names[0]), (2, names[1])):
-        target = opened.get(name)
-        if target is None:
-            target = opened[name] = os.open(os.path.join(folder, name),
-                                            os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        saved.append((fd, os.dup(fd)))
-        os.dup2(target, fd)
-    for target in opened.values():
-        os.close(target)
+    try:
+        for name in names:       # both first: a file that cannot be opened changes nothing
+            if name not in opened:
+                opened[name] = os.open(os.path.join(folder, name),
+                                       os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for fd, name in ((1, names[0]), (2, names[1])):
+                saved.append((fd, os.dup(fd)))
+                os.dup2(opened[name], fd)
+        except BaseException:
+            _put_back(saved)
+            raise
+    finally:
+        for target in opened.values():
+            os.close(target)
     return saved
 
 
 def _restore_output(saved: list[tuple[int, int]]) -> None:
     """Undo :func:`_redirect_output`: the process writes where it did before."""
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
+    _flush_output()
+    _put_back(saved)
+
+
+def _put_back(saved: list[tuple[int, int]]) -> None:
     for fd, copy in saved:
         os.dup2(copy, fd)
         os.close(copy)
+
+
+_libc: Any = None     # the C library, for fflush (False where it cannot be reached)
+
+
+def _flush_output() -> None:
+    """Write out what the process holds for its output, to where fds 1 and 2 point now.
+
+    That is Python's streams, the original ones too (an objective may have
+    replaced or closed ``sys.stdout``), and the C library's buffers, where a
+    compiled extension's ``printf`` waits; ``os._exit`` would drop them.
+    Never raises.
+    """
+    global _libc
+    streams = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+    for i, stream in enumerate(streams):
+        if stream is not None and all(stream is not s for s in streams[:i]):
+            try:
+                stream.flush()
+            except Exception:   # noqa: BLE001 - closed, or not a file at all
+                pass
+    if _libc is None:
+        try:
+            import ctypes   # (loaded already: threadpoolctl uses it in the supervisor)
+            _libc = ctypes.CDLL(None)
+            _libc.fflush.argtypes = [ctypes.c_void_p]
+        except Exception:   # noqa: BLE001
+            _libc = False
+    if _libc:
+        _libc.fflush(None)
 
 
 # --------------------------------------------------------------- supervisor
@@ -396,9 +431,8 @@ def _child_main(task: SlotTask, env: dict, parent_conn: Any, page: mmap.mmap,
         traceback.print_exc()
     finally:
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            remove_dict_folders()     # (os._exit skips the finalizers that would)
+            _flush_output()           # (os._exit skips the flushes and finalizers)
+            remove_dict_folders()
         finally:
             os._exit(code)
 
