@@ -92,7 +92,7 @@ _LAZY = {
 # module of the same name, found by the finder that
 # :func:`~fastasha._ray_names.install_aliases` installs, on first use.
 _SUBMODULES = ("schedulers", "search", "stopper", "progress_reporter", "logger", "integration",
-               "result", "analysis")
+               "result", "analysis", "utils")
 
 # A __path__ makes the import system treat this module as a package, so that
 # ``import fastasha.tune.search`` looks for a submodule instead of failing with

@@ -367,3 +367,40 @@ def test_an_end_save_past_its_own_grace_is_ended_with_a_warning(tmp_path, monkey
         (result,) = _stopped_by_the_budget(tmp_path, "too_slow", save_s=30)
     assert time.monotonic() - started < 10        # killed, not waited for
     assert result.status == "TERMINATED" and result.checkpoint is None
+
+
+class CountsItself(tune.Trainable):
+    """Reports its own training_iteration; ``forgets`` makes load_checkpoint lose it."""
+
+    def setup(self, config):
+        self.n = 0
+        self.forgets = config.get("forgets", False)
+
+    def step(self):
+        self.n += 1
+        return {"training_iteration": self.n}
+
+    def save_checkpoint(self, checkpoint_dir):
+        return {"n": self.n}
+
+    def load_checkpoint(self, checkpoint):
+        if not self.forgets:
+            self.n = checkpoint["n"]
+
+
+class FailsToLoad(CountsItself):
+    def load_checkpoint(self, checkpoint):
+        raise KeyError("weights")
+
+
+def test_validate_save_restore_as_in_ray():
+    from fastasha.tune.utils import validate_save_restore
+
+    assert validate_save_restore(CountsItself) is True
+    assert validate_save_restore(SavesFiles) is True
+    with pytest.raises(AssertionError, match=r"went on at iteration 1, not 4"):
+        validate_save_restore(CountsItself, config={"forgets": True})
+    with pytest.raises(KeyError, match="weights"):
+        validate_save_restore(FailsToLoad)
+    with pytest.raises(TypeError, match="checks a tune.Trainable subclass"):
+        validate_save_restore(lambda config: None)
