@@ -346,7 +346,11 @@ def _supervise(task: SlotTask) -> int:
             (pid, page), child = child, None
             n_forked += 1
             code, told_to_exit = _wait_child(pid, sup)
-            _session.remove_checkpoint_dirs(pid)    # (a killed child could not)
+            if code != 0:
+                # a killed child ran no finally: remove the checkpoint_dir() folders it left
+                # (a clean exit removed its own; the scan of the temporary folder takes
+                # about a millisecond, at the end of every sweep otherwise)
+                _session.remove_checkpoint_dirs(pid)
             running = _read_board(page)
             page.close()
             if told_to_exit:
