@@ -387,6 +387,8 @@ class Session(Recorder):
                     continue
                 if value >= bound:
                     stop_hit = True
+            if "done" in metrics and _is_done(metrics["done"]):
+                stop_hit = True           # as in Ray Tune: a true "done" ends the trial
         except BaseException:
             # a report that is refused is not recorded, so it does not count: the
             # iterations of the buffered reports stay consecutive
@@ -547,6 +549,17 @@ class Session(Recorder):
 
 
 _warned_stop_keys: set = set()
+
+
+def _is_done(value: Any) -> bool:
+    """Whether a reported ``"done"`` is true (Ray Tune tests its truth value)."""
+    try:
+        return bool(value)
+    except Exception as err:       # noqa: BLE001 - e.g. a numpy array of several values
+        raise TypeError(
+            f"the result key 'done' ends the trial when it is true; report True or False, "
+            f"got {value!r} of type {type(value).__name__}"
+        ) from err
 
 
 def _warn_missing_stop_key(key: str, trial_id: str, metrics: dict) -> None:

@@ -36,6 +36,7 @@ import threading
 local = threading.local()
 
 cdef str _TRAINING_ITERATION = "training_iteration"
+cdef str _DONE = "done"       # a report with it may end the trial (Session.report)
 
 
 cdef inline double _wall_time():
@@ -85,7 +86,9 @@ def report(metrics=None, *, checkpoint=None, **keywords):
         Metric names to values. fastasha adds ``training_iteration`` (the
         1-based count of reports), ``time_this_iter_s``, ``time_total_s``,
         ``timestamp``, ``date``, ``trial_id``, ``hostname``, ``pid`` and
-        ``done``; keys you report yourself take precedence.
+        ``done``; keys you report yourself take precedence. A true
+        ``"done"`` ends the trial after this result, as in Ray Tune (status
+        ``TERMINATED``).
     checkpoint : Checkpoint, optional
         A directory to keep with this result; the trial resumes from its
         latest checkpoint after a failure or a restore.
@@ -100,7 +103,8 @@ def report(metrics=None, *, checkpoint=None, **keywords):
     RuntimeError
         When called outside a trial.
     TrialStopped
-        When the scheduler, a stopper or the sweep's budget ends the trial;
+        When the scheduler, a stopper, the sweep's budget or a true
+        ``"done"`` in the metrics ends the trial;
         let it propagate (it is not an ``Exception``).
     """
     cdef Recorder rec
@@ -116,7 +120,8 @@ def report(metrics=None, *, checkpoint=None, **keywords):
         metrics = _keyword_metrics(metrics, keywords)
     rec = <Recorder?>session
     if rec.fast and checkpoint is None and PyDict_CheckExact(metrics) and \
-            not PyDict_Contains(metrics, _TRAINING_ITERATION):
+            not PyDict_Contains(metrics, _TRAINING_ITERATION) and \
+            not PyDict_Contains(metrics, _DONE):
         iteration = rec.iteration + 1
         if iteration < rec.decision_point:
             # the common case: buffer it, nothing to decide or check

@@ -86,3 +86,19 @@ def killed_while_saving(config, checkpoint_dir=None):
         with open(os.path.join(folder, "state.json"), "w") as f:
             json.dump({"half": "written"}, f)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def done_at(config):
+    """Ray 1.x's way to end a trial early: ``tune.report(..., done=True)``, then go on."""
+    for step in range(10):
+        _log(config, step=step)
+        if config["form"] == "keywords":
+            tune.report(loss=float(step), done=step == config["done_at"])
+        else:
+            tune.report({"loss": float(step), "done": step == config["done_at"]})
+
+
+def done_not_a_bool(config):
+    import numpy as np
+
+    tune.report({"loss": 1.0, "done": np.array([True, False])})

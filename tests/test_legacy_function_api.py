@@ -138,3 +138,31 @@ def test_restore_without_the_objective_says_to_pass_it(tmp_path):
                                                 verbose=0)).fit()
     with pytest.raises(TypeError, match=r"Tuner.restore\(path, trainable=objective\)"):
         tune.Tuner.restore(grid.experiment_path)
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+@pytest.mark.parametrize("form", ["keywords", "dict"])
+def test_a_true_done_ends_the_trial_after_its_result(tmp_path, backend, form):
+    # Ray Tune stops a trial whose result has a true "done" (Ray 1.x scripts use
+    # tune.report(..., done=True)); a false one changes nothing
+    with joblib.parallel_config(backend=backend):
+        grid = _fit(tmp_path, legacy.done_at,
+                    {"form": form, "done_at": tune.grid_search([3, -1])})
+    by_done_at = {r.config["done_at"]: r for r in grid}
+    early, full = by_done_at[3], by_done_at[-1]
+    assert early.status == full.status == "TERMINATED"
+    assert early.error is None and full.error is None
+    assert list(early.metrics_dataframe["loss"]) == [0.0, 1.0, 2.0, 3.0]
+    assert list(early.metrics_dataframe["done"]) == [False, False, False, True]
+    assert early.metrics["done"] is True and early.metrics["training_iteration"] == 4
+    assert len(full.metrics_dataframe) == 10 and full.metrics["done"] is True
+    # the objective did not go on after the result that said done
+    steps = sorted(e["step"] for e in _attempts(tmp_path) if e["trial_id"] == early.trial_id)
+    assert steps == [0, 1, 2, 3]
+
+
+def test_a_done_without_a_truth_value_fails_its_trial(tmp_path):
+    grid = _fit(tmp_path, legacy.done_not_a_bool)
+    assert grid[0].status == "ERROR"
+    assert "result key 'done'" in str(grid[0].error)
+    assert "report True or False" in str(grid[0].error)
