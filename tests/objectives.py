@@ -199,6 +199,27 @@ def only_returns(config):
     return {"loss": config["x"] * 2}
 
 
+def returns_value(config):
+    """Ray's function API: a number returned is the result ``{"_metric": value}``."""
+    tune.report({"_metric": 1.0})
+    return config["x"] * 3
+
+
+def yields_results(config):
+    """Ray's function API: a generator objective; each yield is a report, falsy ones none."""
+    yield {"loss": 3.0}
+    yield None
+    yield 2.0
+    tune.report({"loss": 1.0})
+    yield {"loss": 0.5}
+
+
+def returns_other(config):
+    """Returns what Ray's function API refuses (not a dict, not a number)."""
+    tune.report({"loss": 1.0})
+    return config["what"]
+
+
 def timed_steps(config):
     """Reports ``t0`` (entry time) and ``t`` (report time) every ``sleep`` seconds."""
     t0 = time.time()

@@ -705,6 +705,29 @@ def test_returned_dict_is_a_final_result(tmp_path, backend):
     assert only[0].status == "TERMINATED"
 
 
+def test_returned_numbers_and_yields_are_results_as_in_ray(tmp_path, backend):
+    value = fit(objectives.returns_value, tmp_path, name="value", param_space={"x": 2.0})
+    assert list(value[0].metrics_dataframe["_metric"]) == [1.0, 6.0]
+    yields = fit(objectives.yields_results, tmp_path, name="yields")
+    history = yields[0].metrics_dataframe
+    assert yields[0].status == "TERMINATED"
+    assert list(history["training_iteration"]) == [1, 2, 3, 4]
+    assert list(history["loss"].fillna(-1.0)) == [3.0, -1.0, 1.0, 0.5]
+    assert list(history["_metric"].fillna(-1.0)) == [-1.0, 2.0, -1.0, -1.0]
+
+
+@pytest.mark.parametrize("what, shown", [
+    ("a string", "returned 'a string' of type str"),
+    ([1.0, 2.0], "returned [1.0, 2.0] of type list"),
+])
+def test_a_returned_value_ray_refuses_fails_the_trial_after_its_reports(tmp_path, what, shown):
+    grid = fit(objectives.returns_other, tmp_path, param_space={"what": what})
+    result = grid[0]
+    assert result.status == "ERROR"
+    assert shown in str(result.error) and "tune.report()" in str(result.error)
+    assert list(result.metrics_dataframe["loss"]) == [1.0]     # the report before it is kept
+
+
 # ------------------------------------------------------ 10. custom scheduler
 
 class CountingScheduler(TrialScheduler):

@@ -22,7 +22,9 @@ is missing, the task runs the trials itself ("inline").
 
 from __future__ import annotations
 
+import inspect
 import mmap
+import numbers
 import os
 import signal
 import sys
@@ -34,6 +36,7 @@ from multiprocessing.connection import wait
 from typing import Any, Callable
 
 from .. import _session
+from .._fastpath import DEFAULT_METRIC
 from ..checkpoint import remove_dict_folders
 from .channel import connect
 
@@ -205,8 +208,11 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
         if own_process and spec.get("log_files") and folder is not None:
             redirected = _redirect_output(folder, spec["log_files"])
         returned = trainable(spec["config"])
-        if isinstance(returned, dict) and returned:
-            session.report(returned)     # Ray's function API: a returned dict is a final result
+        if inspect.isgenerator(returned):
+            for output in returned:      # Ray's function API: each yield is a report
+                _report_output(session, output, "yielded")
+        else:
+            _report_output(session, returned, "returned")
         session.end_held_checkpoint(keep=True)     # a checkpoint_dir() after the last report
     except _session.TrialStopped:
         pass
@@ -224,6 +230,45 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
             blob, n_rows, last = session.drain()
     return (session.trial_id, blob, n_rows, last, status, error, trace,
             time.perf_counter() - started)
+
+
+def _report_output(session: _session.Session, output: Any, how: str) -> None:
+    """What an objective returned or yielded, as Ray's function API takes it.
+
+    Nothing for a false value (``None``, ``{}``, ``0``), a report for a dict,
+    ``{"_metric": value}`` for a number; anything else fails the trial.
+    """
+    if not _truth(output, how):
+        return
+    if isinstance(output, dict):
+        session.report(output)
+    elif isinstance(output, numbers.Number):
+        session.report({DEFAULT_METRIC: output})
+    else:
+        raise ValueError(
+            f"the objective {how} {_short_repr(output)} of type {type(output).__name__}; an "
+            f"objective may return or yield a dict of metrics or a single number (reported "
+            "as '_metric'), or nothing: report results with tune.report() and return None"
+        )
+
+
+def _truth(output: Any, how: str) -> bool:
+    try:
+        return bool(output)
+    except Exception as err:      # noqa: BLE001 - e.g. a numpy array of several values
+        raise ValueError(
+            f"the objective {how} {_short_repr(output)} of type {type(output).__name__}, "
+            "which has no truth value; return or yield a dict of metrics, a single number, "
+            "or nothing"
+        ) from err
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:             # noqa: BLE001 - a broken __repr__ must not hide the error
+        text = f"<{type(value).__name__} object>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _redirect_output(folder: str, names: tuple[str, str]) -> list[tuple[int, int]]:
