@@ -225,7 +225,7 @@ def test_sample_is_vectorised_and_handles_zero():
 def test_function_sample_calls_func_with_spec():
     seen = []
     domain = sample_from(lambda spec: seen.append(dict(spec.config)) or spec.config["x"] + 1)
-    assert domain.sample(rng(), 2, config={"x": 1}) == [2, 2]
+    assert domain.draw(rng(), 2, config={"x": 1}) == [2, 2]
     assert seen == [{"x": 1}, {"x": 1}]
     assert sample_from(lambda: 5).sample(rng(), 3) == [5, 5, 5]
     assert isinstance(domain, Function) and domain.pass_spec
@@ -243,9 +243,11 @@ def test_domains_are_frozen_and_comparable():
     assert isinstance(d, Domain) and isinstance(choice([1]), Domain)
 
 
-def test_base_domain_sample_is_abstract():
-    with pytest.raises(NotImplementedError, match="does not implement sample"):
+def test_base_domain_draw_is_abstract():
+    with pytest.raises(NotImplementedError, match="does not implement draw"):
         Domain().sample(rng(), 1)
+    with pytest.raises(NotImplementedError, match="does not implement draw"):
+        Domain().sample()
 
 
 # ============================================================== primitives: seeding
@@ -416,10 +418,54 @@ def test_domain_errors(make, exc, match):
 )
 @pytest.mark.parametrize("domain", [uniform(0, 1), randint(0, 3), choice([1]),
                                     sample_from(lambda: 1)], ids=repr)
-def test_sample_argument_errors(domain, args, exc, match):
+def test_draw_argument_errors(domain, args, exc, match):
     generator, n = args
     with pytest.raises(exc, match=match):
-        domain.sample(rng() if generator is None else generator, n)
+        domain.draw(rng() if generator is None else generator, n)
+
+
+@pytest.mark.parametrize("domain", [uniform(0, 1), qrandint(0, 10, 2), choice(["a", "b"]),
+                                    sample_from(lambda: 1), randn(0, 1)], ids=repr)
+def test_sample_takes_ray_tunes_arguments(domain):
+    # Ray Tune's Domain.sample(config=None, size=1, random_state=None): one value for size 1
+    one = domain.sample()
+    many = domain.sample(size=5)
+    assert not isinstance(one, list) and isinstance(many, list) and len(many) == 5
+    # a seed, or a RandomState, makes it reproducible
+    assert domain.sample(size=4, random_state=7) == domain.sample(size=4, random_state=7)
+    assert domain.sample(None, 3, np.random.RandomState(3)) == \
+        domain.sample(None, 3, np.random.RandomState(3))
+    # a Generator is drawn from, as by draw(); sample(rng, n) is draw(rng, n)
+    assert domain.sample(random_state=rng(5), size=6) == domain.draw(rng(5), 6)
+    assert domain.sample(rng(5), 6) == domain.draw(rng(5), 6)
+    assert domain.sample(rng(5), 1) == domain.draw(rng(5), 1)     # a list, as draw's
+
+
+def test_sample_values_keep_the_domain_semantics():
+    assert set(randint(1, 3).sample(size=300, random_state=0)) == {1, 2}
+    assert all(0.0 <= v < 1.0 for v in uniform(0, 1).sample(size=300, random_state=0))
+    assert set(qrandint(0, 10, 5).sample(size=300, random_state=0)) == {0, 5, 10}
+
+
+def test_sample_from_sees_the_config_given_to_sample():
+    domain = sample_from(lambda spec: spec.config["a"] * 2)
+    assert domain.sample({"a": 4}) == 8
+    assert domain.sample(config={"a": 1}, size=2) == [2, 2]
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "match"), [
+    ({"config": "rng"}, TypeError, r"takes the config dict \(or None\) first.*got 'rng'"),
+    ({"config": np.random.RandomState(0)}, TypeError, r"numpy.random.Generator as in sample"),
+    ({"size": 0}, ValueError, r"size must be at least 1, got 0"),
+    ({"size": 2.0}, TypeError, r"size must be an integer"),
+    ({"random_state": "x"}, TypeError, r"random_state must be None, a seed"),
+    ({"random_state": -1}, ValueError, r"random_state must be a seed of at least 0"),
+    ({"config": np.random.default_rng(), "random_state": 1}, TypeError,
+     r"sample\(rng, n\) takes no random_state"),
+])
+def test_sample_argument_errors(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        uniform(0, 1).sample(**kwargs)
 
 
 def test_domain_errors_name_what_to_do_for_log_of_value():

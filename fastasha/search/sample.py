@@ -150,6 +150,24 @@ def _check_n(n: Any) -> int:
     return check_int("n", n, minimum=0, hint="; it is the number of values to draw")
 
 
+def _as_generator(random_state: Any) -> np.random.Generator:
+    """The generator of Ray's ``random_state``: None, a seed, a Generator or a RandomState."""
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**32, dtype=np.uint64))
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be a seed of at least 0, got {random_state}")
+        return np.random.default_rng(int(random_state))
+    raise TypeError(
+        f"random_state must be None, a seed (int), a numpy.random.Generator or a "
+        f"numpy.random.RandomState, got {random_state!r} of type {type(random_state).__name__}"
+    )
+
+
 def as_options(name: str, values: Any) -> list:
     """Return ``values`` as a new non-empty list; used for categories and grid values.
 
@@ -213,10 +231,62 @@ class Domain:
     """Base class of the search-space domains.
 
     A domain is immutable and knows how to draw values with an explicit
-    random number generator. Subclasses implement :meth:`sample`.
+    random number generator. Subclasses implement :meth:`draw`;
+    :meth:`sample` takes Ray Tune's arguments as well.
     """
 
-    def sample(self, rng: np.random.Generator, n: int) -> list:
+    def sample(self, config: Any = None, size: int = 1, random_state: Any = None) -> Any:
+        """Draw values: Ray Tune's ``sample()``, or fastasha's ``sample(rng, n)``.
+
+        Parameters
+        ----------
+        config : dict, None or numpy.random.Generator, default=None
+            As in Ray Tune, the config a ``sample_from`` function sees
+            (``spec.config``); other domains ignore it. A
+            ``numpy.random.Generator`` here means ``sample(rng, n)``: the same
+            as :meth:`draw`, a list of ``n`` values.
+        size : int, default=1
+            How many values to draw.
+        random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+            The source of randomness, as in Ray Tune: a seed, a generator
+            (drawn from), a ``RandomState`` (a seed is drawn from it), or
+            None for fresh entropy (fastasha never uses numpy's global
+            random state).
+
+        Returns
+        -------
+        object or list
+            One value when ``size`` is 1, else a list of ``size`` values, as
+            in Ray Tune (``sample(rng, n)`` always gives a list).
+
+        Examples
+        --------
+        >>> randint(1, 10).sample(random_state=0) in range(1, 10)
+        True
+        >>> len(uniform(0, 1).sample(size=3))
+        3
+        """
+        if isinstance(config, np.random.Generator):        # sample(rng, n)
+            if random_state is not None:
+                raise TypeError("sample(rng, n) takes no random_state: the rng is the source "
+                                "of randomness")
+            return self.draw(config, size)
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(
+                f"sample() takes the config dict (or None) first, as in Ray Tune, or a "
+                f"numpy.random.Generator as in sample(rng, n); got {config!r} of type "
+                f"{type(config).__name__}. Pass a seed as sample(random_state=seed)"
+            )
+        size = check_int("size", size, minimum=1, hint="; it is the number of values to draw")
+        values = self._draw_in(_as_generator(random_state), size,
+                               None if config is None else dict(config))
+        return values[0] if size == 1 else values
+
+    def _draw_in(self, rng: np.random.Generator, n: int, config: dict | None) -> list:
+        """:meth:`draw` for :meth:`sample` (a ``sample_from`` function sees ``config``)."""
+        return self.draw(rng, n)
+
+    def draw(self, rng: np.random.Generator, n: int) -> list:
         """Draw ``n`` values with ``rng``; implemented by every subclass.
 
         Parameters
@@ -231,7 +301,7 @@ class Domain:
         list
             ``n`` plain Python values.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement sample()")
+        raise NotImplementedError(f"{type(self).__name__} does not implement draw()")
 
 
 @dataclass(frozen=True)
@@ -327,7 +397,7 @@ class Float(Domain):
                 _multiple_index("upper", self.upper, q)
             setattr_(self, "q", q)
 
-    def sample(self, rng: np.random.Generator, n: int) -> list[float]:
+    def draw(self, rng: np.random.Generator, n: int) -> list[float]:
         """Draw ``n`` floats with ``rng``.
 
         Parameters
@@ -442,7 +512,7 @@ class Integer(Domain):
                 )
             setattr_(self, "q", q)
 
-    def sample(self, rng: np.random.Generator, n: int) -> list[int]:
+    def draw(self, rng: np.random.Generator, n: int) -> list[int]:
         """Draw ``n`` ints with ``rng``.
 
         Parameters
@@ -519,7 +589,7 @@ class Categorical(Domain):
         object.__setattr__(self, "categories", tuple(as_options("categories", self.categories)))
 
     def sample_indices(self, rng: np.random.Generator, n: int) -> list[int]:
-        """Draw ``n`` category indices; :meth:`sample` uses the same draws.
+        """Draw ``n`` category indices; :meth:`draw` uses the same draws.
 
         Parameters
         ----------
@@ -537,7 +607,7 @@ class Categorical(Domain):
         n = _check_n(n)
         return rng.integers(0, len(self.categories), n).tolist()
 
-    def sample(self, rng: np.random.Generator, n: int) -> list:
+    def draw(self, rng: np.random.Generator, n: int) -> list:
         """Draw ``n`` categories with ``rng``, each equally likely.
 
         Parameters
@@ -621,7 +691,10 @@ class Function(Domain):
         """
         return self.func(spec) if self.pass_spec else self.func()
 
-    def sample(self, rng: np.random.Generator, n: int, config: dict | None = None) -> list:
+    def _draw_in(self, rng: np.random.Generator, n: int, config: dict | None) -> list:
+        return self.draw(rng, n, config)
+
+    def draw(self, rng: np.random.Generator, n: int, config: dict | None = None) -> list:
         """Call ``func`` ``n`` times, with a spec over ``config``.
 
         Parameters

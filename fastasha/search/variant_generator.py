@@ -566,7 +566,7 @@ class VariantGenerator:
         if not buffer:
             domain = node.domain
             drawn = domain.sample_indices(self._rng, _CHUNK) if indices else \
-                domain.sample(self._rng, _CHUNK)
+                domain.draw(self._rng, _CHUNK)
             buffer = self._buffers[id(node)] = list(reversed(drawn))
         return buffer.pop()
 
