@@ -38,6 +38,7 @@ from __future__ import annotations
 import heapq
 import math
 import numbers
+import os
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -162,6 +163,25 @@ class ProgressSnapshot:
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
+
+
+# The width of the default console when standard output is a file or a pipe (a log):
+# lines as long as the tables need, as Ray's reporter prints them, rather than rich's
+# 80 columns, which cut trial names and left out config columns.
+LOG_WIDTH = 1000
+
+
+def default_console() -> Console:
+    """A console on standard output; in a log, as wide as the tables need.
+
+    On a terminal (or in Jupyter) rich's width is the screen's. Elsewhere
+    rich assumes 80 columns unless ``COLUMNS`` is set; then the width is
+    ``LOG_WIDTH`` instead, so that a table is printed whole.
+    """
+    console = Console()
+    if not is_live(console) and not os.environ.get("COLUMNS", "").strip().isdigit():
+        console = Console(width=LOG_WIDTH)
+    return console
 
 
 def is_live(console: Console) -> bool:
@@ -499,8 +519,10 @@ class ProgressReporter:
     experiment_name : str, default=""
         Shown in the header and the closing summary when not empty.
     console : rich.console.Console or None, default=None
-        Where to write; None creates a ``Console()`` on standard output (unless
-        ``verbose`` is 0, in which case nothing is ever written).
+        Where to write; None writes to standard output (unless ``verbose`` is
+        0, in which case nothing is ever written), as wide as the screen on a
+        terminal and as wide as the tables need in a log (see
+        :func:`default_console`).
     max_rows : int, default=20
         Running trials shown in the table: the best ``max_rows`` by the metric
         (all of them in the order given when the snapshot has no ``mode``),
@@ -590,7 +612,7 @@ class ProgressReporter:
         self._experiment_name = experiment_name
         self._metric = metric
         if console is None and self._verbose > 0:
-            console = Console()
+            console = default_console()
         self._console = console
         self._live: Live | None = None
         self._started = False

@@ -335,12 +335,10 @@ class TuneReporterBase(ProgressReporter):
         subclass that overrides :meth:`should_report`, and by a subclass's
         own ``report`` through ``super().report(...)``.
         """
-        from rich.console import Console
-
         from ._progress import ProgressReporter as Display
-        from ._progress import snapshot_of_trials
+        from ._progress import default_console, snapshot_of_trials
 
-        console = Console()
+        console = default_console()
         display = Display(1, console=console, max_rows=self._max_progress_rows,
                           layout=self._layout(verbose=1, live=console.is_terminal))
         snapshot = snapshot_of_trials(trials, total=self._total_samples,

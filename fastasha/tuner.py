@@ -894,9 +894,8 @@ class _Run:
         rc = self.tuner.run_config
         if not rc.verbose:
             return None, None, None
-        from rich.console import Console
 
-        from ._progress import FinishedRows, ProgressReporter, is_live  # imports rich
+        from ._progress import FinishedRows, ProgressReporter, default_console, is_live  # rich
 
         name = self.directory.name
         started = time.monotonic()
@@ -913,7 +912,7 @@ class _Run:
         # the reporter's own metric and mode pick the best trial of the display
         metric = progress_reporter.metric or self.metric
         mode = progress_reporter.mode or self.mode
-        console = Console()
+        console = default_console()
         n_rows = progress_reporter.max_progress_rows
         finished = FinishedRows(n_rows, progress_reporter.max_error_rows, metric, mode,
                                 progress_reporter.sort_by_metric)

@@ -396,3 +396,49 @@ def test_other_argument_errors():
 def test_snapshot_mode_is_checked():
     with pytest.raises(ValueError, match="mode must be one of 'min', 'max'"):
         ProgressSnapshot(0.0, {}, None, None, [], "loss", "best")
+
+
+# -- standard output that is a log, not a terminal ---------------------------------------
+
+
+def _long_config_objective(config):
+    from fastasha import tune
+
+    tune.report({"loss": config["learning_rate"]})
+
+
+def test_a_log_gets_the_whole_table(tmp_path, capsys, monkeypatch):
+    # rich assumes 80 columns when stdout is not a terminal; Ray's reporter prints the
+    # whole table to a log, and so does fastasha: whole trial names, every column asked for
+    from fastasha import tune
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    names = ["learning_rate", "weight_decay", "hidden_units", "dropout_rate", "momentum"]
+    grid = tune.Tuner(
+        _long_config_objective,
+        param_space={name: tune.uniform(0.1, 0.2) for name in names},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=3),
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path), name="log", verbose=1,
+            progress_reporter=tune.CLIReporter(parameter_columns=names, metric_columns=["loss"])),
+    ).fit()
+    out = capsys.readouterr().out
+    table = out[out.rindex("╭"):out.rindex("╯")]
+    assert re.search(r"│ Trial name +│ status +│ " + " +│ ".join(names) + r" +│ +loss │", table)
+    for result in grid:
+        assert re.search(rf"│ {result.trial_id} +│ TERMINATED +│", table)
+    assert "…" not in table
+    assert max(len(line) for line in table.splitlines()) > 80
+    # the closing line is one line, however long
+    best = grid.get_best_result()
+    assert re.search(rf"^Experiment 'log' finished .* Best trial: {best.trial_id} with loss=",
+                     out, re.MULTILINE)
+
+
+def test_the_log_width_gives_way_to_columns(monkeypatch):
+    from fastasha._progress import LOG_WIDTH, default_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert default_console().width == LOG_WIDTH
+    monkeypatch.setenv("COLUMNS", "100")
+    assert default_console().width == 100
