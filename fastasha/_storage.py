@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Collection, Iterator
 
 from ._rows import RunTracker, decode, head, json_default
+from .config import OVERWRITE_ENV
 
 FILE_NAME = "experiment.db"
 _PARTIAL = ".experiment.db.creating-"
@@ -291,7 +292,8 @@ class ExperimentStore:
                     raise FileExistsError(
                         f"{directory} already holds an experiment; resume it with "
                         f"Tuner.restore({str(directory)!r}, trainable), choose another "
-                        "RunConfig(name=...), or delete the folder"
+                        "RunConfig(name=...), or replace it: RunConfig(overwrite=True), or "
+                        f"run the script with the environment variable {OVERWRITE_ENV}=1"
                     )
                 # only ever overwrite one of ours; read-only, so that checking a
                 # foreign SQLite file does not switch it to WAL (rewriting its header)

@@ -13,6 +13,9 @@ from ._validation import check_bool, check_choice, check_int, check_mode
 from .callback import check_callbacks
 from .progress_reporter import check_progress_reporter
 
+# RunConfig(overwrite=None) is True when the environment sets this to 1
+OVERWRITE_ENV = "FASTASHA_OVERWRITE"
+
 #: Ray Tune settings for a Ray cluster or for Ray's loggers, with Ray's defaults. Left
 #: at its default, such a setting is accepted (a Ray script passes them explicitly);
 #: any other value is refused: fastasha has nothing to honour it with.
@@ -224,10 +227,12 @@ class RunConfig:
         0 silent, 1 live status table, 2 also a line per finished trial.
     failure_config : FailureConfig, optional
     checkpoint_config : CheckpointConfig, optional
-    overwrite : bool, default=False
+    overwrite : bool or None, default=None
         Replace an existing experiment of the same name instead of refusing
         to start (a fastasha extension; without it, resume the old one with
-        ``Tuner.restore``).
+        ``Tuner.restore``). None means False unless the environment sets
+        ``FASTASHA_OVERWRITE=1``, which lets a script with a fixed ``name``
+        run again unchanged, as Ray scripts are run.
     callbacks : list of Callback, optional
         :class:`~fastasha.callback.Callback` objects (Ray Tune's hooks and
         arguments), called in the driver.
@@ -266,7 +271,7 @@ class RunConfig:
     failure_config: FailureConfig | None = None
     checkpoint_config: CheckpointConfig | None = None
     callbacks: list | None = None
-    overwrite: bool = False
+    overwrite: bool | None = None
     progress_reporter: Any = None
     storage_filesystem: Any = None
     sync_config: Any = None
@@ -309,6 +314,8 @@ class RunConfig:
                 )
             if scheme == "file":
                 self.storage_path = self.storage_path[len("file://"):]
+        if self.overwrite is None:
+            self.overwrite = os.environ.get(OVERWRITE_ENV, "0") == "1"
         check_bool("overwrite", self.overwrite)
         if isinstance(self.verbose, bool) or not isinstance(self.verbose, int) \
                 or self.verbose not in (0, 1, 2, 3):

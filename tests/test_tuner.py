@@ -1347,3 +1347,28 @@ def test_callbacks_see_rays_trial_attributes(tmp_path):
         assert path == local_path == result.path
         assert tag.startswith(f"{grid._results.index(result)}_") and "x=" in tag
         assert checkpoint == result.checkpoint.path and checkpoint.startswith(path)
+
+
+# ------------------------------------------------ a script with a fixed name, run again
+
+
+def test_a_second_run_of_a_fixed_name_is_refused_unless_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv("FASTASHA_OVERWRITE", raising=False)
+    first = fit(objectives.only_returns, tmp_path, name="fixed", param_space={"x": 1.0})
+    with pytest.raises(FileExistsError) as refused:
+        fit(objectives.only_returns, tmp_path, name="fixed", param_space={"x": 2.0})
+    message = str(refused.value)
+    assert "Tuner.restore(" in message and "RunConfig(overwrite=True)" in message
+    assert "FASTASHA_OVERWRITE=1" in message
+    # the refused run changed nothing
+    kept = tune.ResultGrid.from_path(first.experiment_path)
+    assert [r.metrics["loss"] for r in kept] == [2.0]
+    # the environment lets the script run again unchanged, as Ray scripts are run
+    monkeypatch.setenv("FASTASHA_OVERWRITE", "1")
+    second = fit(objectives.only_returns, tmp_path, name="fixed", param_space={"x": 2.0})
+    assert [r.metrics["loss"] for r in second] == [4.0]
+    assert [r.metrics["loss"] for r in tune.ResultGrid.from_path(second.experiment_path)] == [4.0]
+    # an explicit overwrite=False wins over the environment
+    with pytest.raises(FileExistsError):
+        fit(objectives.only_returns, tmp_path, name="fixed", param_space={"x": 3.0},
+            overwrite=False)
