@@ -35,5 +35,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(autouse=True)
 def _experiments_in_tmp(tmp_path_factory, monkeypatch):
-    """Experiments that name no storage_path go to a temporary folder, never ~."""
+    """Experiments that name no storage_path go to a temporary folder, never ~.
+
+    And a developer's ``FASTASHA_OVERWRITE=1`` does not change what the tests see.
+    """
     monkeypatch.setenv("FASTASHA_STORAGE_PATH", str(tmp_path_factory.mktemp("fastasha_results")))
+    monkeypatch.delenv("FASTASHA_OVERWRITE", raising=False)

@@ -1353,7 +1353,6 @@ def test_callbacks_see_rays_trial_attributes(tmp_path):
 
 
 def test_a_second_run_of_a_fixed_name_is_refused_unless_asked(tmp_path, monkeypatch):
-    monkeypatch.delenv("FASTASHA_OVERWRITE", raising=False)
     first = fit(objectives.only_returns, tmp_path, name="fixed", param_space={"x": 1.0})
     with pytest.raises(FileExistsError) as refused:
         fit(objectives.only_returns, tmp_path, name="fixed", param_space={"x": 2.0})
