@@ -17,7 +17,8 @@ and ``fastasha.integration`` themselves, so
 ``from fastasha.tune.stopper import TrialPlateauStopper`` and
 ``tune.schedulers.ASHAScheduler`` give the same objects as the short paths.
 Ray 1.x's ``ray.tune.suggest`` (``suggest.optuna``, ``suggest.suggestion``,
-...) is ``fastasha.search`` too.
+...) is ``fastasha.search`` too. ``fastasha.tune.experiment`` (and
+``experiment.trial``) holds ``Trial``.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ _LAZY = {
 # module of the same name, found by the finder that
 # :func:`~fastasha._ray_names.install_aliases` installs, on first use.
 _SUBMODULES = ("schedulers", "search", "stopper", "progress_reporter", "logger", "integration",
-               "result", "analysis", "utils")
+               "result", "analysis", "utils", "experiment")
 
 # A __path__ makes the import system treat this module as a package, so that
 # ``import fastasha.tune.search`` looks for a submodule instead of failing with

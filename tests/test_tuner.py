@@ -1371,3 +1371,23 @@ def test_a_second_run_of_a_fixed_name_is_refused_unless_asked(tmp_path, monkeypa
     with pytest.raises(FileExistsError):
         fit(objectives.only_returns, tmp_path, name="fixed", param_space={"x": 3.0},
             overwrite=False)
+
+
+def test_the_trial_callbacks_get_is_importable_where_ray_keeps_it(tmp_path):
+    from fastasha.tune.experiment import Trial
+    from fastasha.tune.experiment.trial import Trial as TrialByModulePath
+
+    assert Trial is TrialByModulePath
+
+    class Finished(tune.Callback):
+        def __init__(self):
+            self.trials = []
+
+        def on_trial_complete(self, iteration, trials, trial: Trial, **info):
+            self.trials.append(trial)
+
+    seen = Finished()
+    grid = fit(objectives.only_returns, tmp_path, param_space={"x": tune.grid_search([1, 2])},
+               callbacks=[seen])
+    assert len(seen.trials) == 2 and all(isinstance(t, Trial) for t in seen.trials)
+    assert sorted(t.trial_id for t in seen.trials) == sorted(r.trial_id for r in grid)
