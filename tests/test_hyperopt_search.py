@@ -15,10 +15,12 @@ import os
 import re
 import subprocess
 import sys
+import types
 import warnings
 from pathlib import Path
 
 import numpy as np
+import objectives  # tests/objectives.py (pytest puts tests/ on sys.path)
 import pytest
 
 hyperopt = pytest.importorskip("hyperopt")
@@ -48,26 +50,36 @@ def _draws(space, n, loss, seed=0, n_initial_points=20, mode="min"):
 
 # ------------------------------------------------------------------------- import
 
-def test_importing_fastasha_search_does_not_import_hyperopt():
-    code = ("import sys; import fastasha.search, fastasha.search.hyperopt, fastasha.tune; "
+def test_hyperopt_is_imported_when_a_searcher_is_built_not_before():
+    code = ("import sys; import fastasha.search, fastasha.tune; "
+            "from fastasha.tune.search.hyperopt import HyperOptSearch; "
+            "print('hyperopt' in sys.modules, end=' '); HyperOptSearch(); "
             "print('hyperopt' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
-    assert run.stdout.strip() == "False"
+    assert run.stdout.split() == ["False", "True"]
 
 
-def test_the_ray_paths_give_the_same_class():
-    from fastasha.tune.search.hyperopt import HyperOptSearch as ray2
-    from fastasha.tune.suggest.hyperopt import HyperOptSearch as ray1
+def test_the_ray_paths_are_the_same_module():
+    import fastasha.search.hyperopt as module
+    import fastasha.tune.search.hyperopt as ray2
+    import fastasha.tune.suggest.hyperopt as ray1     # Ray 1.x's path
 
-    assert ray1 is ray2 is HyperOptSearch
-    assert tune.search.hyperopt.HyperOptSearch is HyperOptSearch
-    assert issubclass(HyperOptSearch, Searcher)
+    assert ray1 is ray2 is module and tune.search.hyperopt is module
+    assert module.HyperOptSearch is HyperOptSearch and issubclass(HyperOptSearch, Searcher)
 
 
-def test_without_hyperopt_construction_says_how_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "hyperopt", None)      # makes `import hyperopt` fail
-    with pytest.raises(ImportError, match=r'pip install "fastasha\[hyperopt\]"'):
+@pytest.mark.parametrize("installed, match", [
+    (None, r'HyperOptSearch needs the optional dependency hyperopt.*'
+           r'pip install "fastasha\[hyperopt\]"'),
+    ("0.2.5", r'needs hyperopt 0.2.7 or newer, found 0.2.5: pip install -U "fastasha'),
+], ids=["missing", "too-old"])
+def test_without_a_recent_hyperopt_construction_says_how_to_install(monkeypatch, installed,
+                                                                     match):
+    # None in sys.modules makes `import hyperopt` fail
+    found = None if installed is None else types.SimpleNamespace(__version__=installed)
+    monkeypatch.setitem(sys.modules, "hyperopt", found)
+    with pytest.raises(ImportError, match=match):
         HyperOptSearch()
 
 
@@ -237,12 +249,10 @@ def test_what_hyperopt_cannot_search_is_refused(space, error, match):
 
 
 def test_a_sweep_with_an_unsupported_domain_fails_before_any_trial(tmp_path):
-    tuner = tune.Tuner(quadratic, param_space={"x": tune.sample_from(lambda spec: 0.1)},
-                       tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=2,
-                                                   search_alg=HyperOptSearch()),
-                       run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0))
+    space = {"x": tune.sample_from(lambda spec: 0.1), "n": 1}
     with pytest.raises(ValueError, match="sample_from"):
-        tuner.fit()
+        _sweep(tmp_path, "refused", objectives.steps, space, HyperOptSearch(), num_samples=2)
+    assert not list((tmp_path / "refused").glob("*/result.json"))
 
 
 def test_the_space_given_twice_or_not_at_all_is_refused():
@@ -412,90 +422,66 @@ def test_set_max_concurrency_leaves_it_to_the_limiter():
 
 
 # ------------------------------------------------------------------------- sweeps
+# (the objectives are tests/objectives.py's: a worker imports that small module)
 
-def quadratic(config):
-    """One report: ``loss = (x - 0.3)^2``."""
-    tune.report({"loss": (config["x"] - 0.3) ** 2})
-
-
-def stepped(config):
-    """Up to 8 reports, getting better; fails for ``x > 0.8``."""
-    for step in range(1, 9):
-        if config["x"] > 0.8 and step == 2:
-            raise RuntimeError("diverged")
-        tune.report({"loss": (config["x"] - 0.3) ** 2 + config["sub"]["k"] + 1.0 / step})
-
-
-def timed(config):
-    """A few reports that take time, each with when the trial started and when it reported."""
-    import time
-
-    start = time.time()
-    for step in range(3):
-        time.sleep(0.05)
-        tune.report({"loss": (config["x"] - 0.3) ** 2 + 1.0 / (step + 1), "start": start,
-                     "now": time.time()})
-
-
-SPACE = {"x": tune.uniform(-1.0, 1.0), "sub": {"k": tune.randint(0, 3), "c": "const"},
-         "lr": tune.qloguniform(1e-4, 1e-1, 1e-4), "act": tune.choice(["relu", "tanh"])}
-
-
-def _in_space(config):
-    return (-1.0 <= config["x"] < 1.0 and config["sub"]["k"] in (0, 1, 2)
-            and config["sub"]["c"] == "const" and 1e-4 <= config["lr"] <= 1e-1
-            and config["act"] in ("relu", "tanh"))
+def _sweep(tmp_path, name, objective, param_space, search_alg, stop=None, metric="loss",
+           **tune_config):
+    """The ResultGrid of a sweep that minimises ``metric``, in ``tmp_path/name``."""
+    return tune.Tuner(
+        objective, param_space=param_space,
+        tune_config=tune.TuneConfig(metric=metric, mode="min", search_alg=search_alg,
+                                    **tune_config),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0,
+                                  stop=stop)).fit()
 
 
 def test_an_asha_sweep_with_hyperopt(tmp_path):
-    points = [{"x": 0.9, "sub": {"k": 0}, "lr": 1e-3, "act": "relu"},      # fails at step 2
-              {"x": 0.3, "sub": {"k": 0}, "lr": 1e-2, "act": "tanh"}]      # the best there is
-    grid = tune.Tuner(
-        stepped, param_space=SPACE,
-        tune_config=tune.TuneConfig(
-            metric="loss", mode="min", num_samples=16,
-            search_alg=HyperOptSearch(points_to_evaluate=points, random_state_seed=3,
-                                      n_initial_points=6),
-            scheduler=AsyncHyperBandScheduler(max_t=8, grace_period=1)),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="asha", verbose=0)).fit()
+    # fails_for: loss = x * step for 3 steps, and x == bad fails at step 2
+    space = {"x": tune.uniform(0.1, 1.0), "bad": 0.5,
+             "sub": {"k": tune.randint(0, 3), "c": "const"},
+             "lr": tune.qloguniform(1e-4, 1e-1, 1e-4), "act": tune.choice(["relu", "tanh"])}
+    points = [{"x": 0.5, "sub": {"k": 0}, "lr": 1e-3, "act": "relu"},
+              {"x": 0.1, "sub": {"k": 2}, "lr": 1e-2, "act": "tanh"}]
+    searcher = HyperOptSearch(points_to_evaluate=points, random_state_seed=3,
+                              n_initial_points=6)
+    grid = _sweep(tmp_path, "asha", objectives.fails_for, space, searcher, num_samples=16,
+                  scheduler=AsyncHyperBandScheduler(max_t=3, grace_period=1))
     assert len(grid) == 16
-    assert all(_in_space(r.config) for r in grid)
     configs = [r.config for r in grid]
-    assert configs[:2] == [{**p, "sub": {"k": 0, "c": "const"}} for p in points]
-    assert grid[0].status == "ERROR"
-    assert any(len(r.metrics_dataframe) < 8 for r in grid if r.status == "TERMINATED")
-
-
-def _sequential_configs(tmp_path, name, seed, limiter=False):
-    searcher = HyperOptSearch(random_state_seed=seed, n_initial_points=5)
-    grid = tune.Tuner(
-        quadratic, param_space={"x": tune.uniform(-1.0, 1.0), "k": tune.randint(0, 5)},
-        tune_config=tune.TuneConfig(
-            metric="loss", mode="min", num_samples=12,
-            search_alg=ConcurrencyLimiter(searcher, 1) if limiter else searcher,
-            max_concurrent_trials=None if limiter else 1),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0)).fit()
-    return [r.config for r in grid]
+    assert configs[:2] == [{**p, "bad": 0.5, "sub": {**p["sub"], "c": "const"}}
+                           for p in points]
+    assert grid[0].status == "ERROR" and grid.num_errors == 1
+    for c in configs:
+        assert 0.1 <= c["x"] < 1.0 and c["sub"]["k"] in (0, 1, 2) and c["sub"]["c"] == "const"
+        assert 1e-4 <= c["lr"] <= 1e-1 and c["act"] in ("relu", "tanh")
+    assert any(len(r.metrics_dataframe) < 3 for r in grid if r.status == "TERMINATED")
 
 
 def test_the_same_seed_gives_the_same_sweep(tmp_path):
-    first = _sequential_configs(tmp_path, "a", seed=11)
-    again = _sequential_configs(tmp_path, "b", seed=11, limiter=True)
-    other = _sequential_configs(tmp_path, "c", seed=12)
+    # one trial at a time, so that each suggestion follows the same results
+    space = {"x": tune.uniform(-1.0, 1.0), "k": tune.randint(0, 5), "n": 2}
+    sweeps = [
+        _sweep(tmp_path, name, objectives.steps, space, search_alg, num_samples=12, **cap)
+        for name, search_alg, cap in [
+            ("a", HyperOptSearch(random_state_seed=11, n_initial_points=5),
+             {"max_concurrent_trials": 1}),
+            ("b", ConcurrencyLimiter(HyperOptSearch(random_state_seed=11, n_initial_points=5),
+                                     max_concurrent=1), {}),
+            ("c", HyperOptSearch(random_state_seed=12, n_initial_points=5),
+             {"max_concurrent_trials": 1})]]
+    first, again, other = ([r.config for r in grid] for grid in sweeps)
     assert len(first) == 12 and first == again
     assert other != first
 
 
 def test_a_concurrency_limiter_caps_the_trials_it_runs_at_once(tmp_path):
-    grid = tune.Tuner(
-        timed, param_space={"x": tune.uniform(-1.0, 1.0)},
-        tune_config=tune.TuneConfig(
-            metric="loss", mode="min", num_samples=8,
-            search_alg=ConcurrencyLimiter(HyperOptSearch(random_state_seed=0), max_concurrent=1),
-            scheduler=AsyncHyperBandScheduler(max_t=3, grace_period=1)),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="cap", verbose=0)).fit()
-    assert len(grid) == 8 and grid.num_errors == 0
-    spans = sorted((r.metrics["start"], r.metrics["now"]) for r in grid)
+    # timed_steps reports t0 (its start) and t (each report's time); the sweep has 2 cores
+    searcher = ConcurrencyLimiter(HyperOptSearch(random_state_seed=0), max_concurrent=1)
+    grid = _sweep(tmp_path, "cap", objectives.timed_steps,
+                  {"x": tune.uniform(-1.0, 1.0), "n": 3, "sleep": 0.05}, searcher,
+                  metric="t", num_samples=6)
+    assert len(grid) == 6 and grid.num_errors == 0
+    spans = sorted((r.metrics["t0"], r.metrics["t"]) for r in grid)
     assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
 
 
@@ -532,46 +518,29 @@ def test_save_and_restore_continue_the_same_suggestions(tmp_path):
         early.restore(str(tmp_path / "other.pkl"))
 
 
-class StopAllAfter(tune.Stopper):
-    """Ends the whole sweep once ``n`` trials reported."""
-
-    def __init__(self, n):
-        self.n, self.seen = n, set()
-
-    def __call__(self, trial_id, result):
-        self.seen.add(trial_id)
-        return False
-
-    def stop_all(self):
-        return len(self.seen) >= self.n
-
-
 def test_a_stopped_sweep_restored_runs_as_if_never_stopped(tmp_path):
-    space = {"x": tune.uniform(-1.0, 1.0), "k": tune.randint(0, 5)}
+    space = {"x": tune.uniform(-1.0, 1.0), "k": tune.randint(0, 5), "n": 1}
 
-    def tuner(name, stop=None):
-        return tune.Tuner(
-            quadratic, param_space=space,
-            tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=12,
-                                        search_alg=_searcher(), max_concurrent_trials=1),
-            run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0,
-                                      stop=stop))
+    def run(name, stop=None):
+        searcher = HyperOptSearch(random_state_seed=8, n_initial_points=4,
+                                  points_to_evaluate=[{"x": 0.5, "k": 1}])
+        return _sweep(tmp_path, name, objectives.steps, space, searcher, stop=stop,
+                      num_samples=12, max_concurrent_trials=1)
 
-    def _searcher():
-        return HyperOptSearch(random_state_seed=8, n_initial_points=4,
-                              points_to_evaluate=[{"x": 0.5, "k": 1}])
-
-    whole = tuner("whole").fit()
-    half = tuner("half", stop=StopAllAfter(5)).fit()
+    whole = run("whole")
+    # ends the sweep at the 5th result: the top 5 values "plateau" within a std of 1e9
+    half = run("half", stop=tune.stopper.ExperimentPlateauStopper("loss", std=1e9, top=5))
     assert 5 <= len(half) < 12
     with warnings.catch_warnings():
         warnings.simplefilter("error")          # no replay mismatch, nothing unsaved
-        restored = tune.Tuner.restore(half.experiment_path, quadratic,
-                                      search_alg=_searcher()).fit()
+        restored = tune.Tuner.restore(
+            half.experiment_path, objectives.steps,
+            search_alg=HyperOptSearch(random_state_seed=8, n_initial_points=4,
+                                      points_to_evaluate=[{"x": 0.5, "k": 1}])).fit()
     assert len(restored) == 12
     assert [r.status for r in restored] == ["TERMINATED"] * 12
     assert [r.config for r in restored] == [r.config for r in whole]
-    assert restored[0].config == {"x": 0.5, "k": 1}
+    assert restored[0].config == {"x": 0.5, "k": 1, "n": 1}
 
 
 # ------------------------------------------------------------------------ example

@@ -12,6 +12,7 @@ takes its space, metric and mode from the sweep as Ray's searchers do
 
 from __future__ import annotations
 
+import copy
 import pickle
 import re
 from importlib import import_module
@@ -263,18 +264,24 @@ class ExternalSearcher(Searcher):
     """A searcher that asks a library for configs: its space, metric and mode, as in Ray.
 
     A subclass keeps its converted space in ``self._space`` (``None`` until
-    known) and defines the hooks :meth:`_to_space`, :meth:`_is_native`,
-    :meth:`_ready` and :meth:`_setup`, and the class attributes below.
+    known) and the flat params of each running trial it suggested in
+    ``self._configs`` (by trial id), and defines the hooks :meth:`_to_space`,
+    :meth:`_is_native`, :meth:`_setup`, :meth:`_ask`, :meth:`_state` and
+    :meth:`_set_state`, and the class attributes below.
     """
 
-    #: the library's name in messages ("Optuna")
-    _LIBRARY = ""
+    #: the library's module, and its oldest version that works
+    _MODULE = ""
+    _MIN_VERSION: tuple[int, ...] = ()
     #: the attribute that holds the library's module (not pickled)
     _MODULE_ATTR = ""
+    #: the attribute that holds the library's state (a study, trials): None until set up
+    _STATE_ATTR = ""
     #: the "format" of the state ``save`` writes
     _STATE_FORMAT = ""
 
     _space: Any = None
+    _configs: dict                  # running trial id -> its params (flat); set by __init__
     _metric_defaulted = False       # metric set to DEFAULT_METRIC by _fill_metric
 
     # ------------------------------------------------------------ hooks
@@ -287,17 +294,21 @@ class ExternalSearcher(Searcher):
         """Whether ``obj`` is the library's own search-space object."""
         raise NotImplementedError
 
-    def _ready(self) -> bool:
-        """Whether the library's state (study, trials) is set up."""
-        raise NotImplementedError
-
     def _setup(self) -> None:
         """Set up the library's state, once the space and the mode are known."""
         raise NotImplementedError
 
+    def _ask(self, trial_id: str) -> dict:
+        """The flat params (``{"outer/inner": value}``) of a new trial ``trial_id``."""
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        """Whether the library's state is set up."""
+        return getattr(self, self._STATE_ATTR, None) is not None
+
     def _import(self) -> Any:
         """The library's module (:func:`import_library`)."""
-        raise NotImplementedError
+        return import_library(self._MODULE, type(self).__name__, self._MIN_VERSION)
 
     # ------------------------------------------------------------ shared steps
 
@@ -335,20 +346,38 @@ class ExternalSearcher(Searcher):
             return True
         return False
 
-    def _dump(self, checkpoint_path: str, state: dict) -> None:
-        """Pickle ``state`` (with the format tag) to ``checkpoint_path``."""
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump({"format": self._STATE_FORMAT, **state}, f,
-                        protocol=pickle.HIGHEST_PROTOCOL)
+    def _state(self) -> dict:
+        """What :meth:`save` keeps besides the metric and the mode (picklable values)."""
+        raise NotImplementedError
 
-    def _load(self, checkpoint_path: str) -> dict:
-        """The state :meth:`_dump` wrote, or a ValueError for another file."""
+    def _set_state(self, state: dict) -> None:
+        """Take back what :meth:`_state` gave (``state`` has the metric and mode too)."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------------- state
+
+    def save(self, checkpoint_path: str) -> None:
+        """Pickle the searcher's state (the library's, and the running trials) to a file."""
+        state = {"format": self._STATE_FORMAT, "metric": self._metric, "mode": self._mode,
+                 **self._state()}
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Take back the state :meth:`save` wrote (it replaces this searcher's).
+
+        Raises
+        ------
+        ValueError
+            If the file was not written by :meth:`save`.
+        """
         with open(checkpoint_path, "rb") as f:
             state = pickle.load(f)
         if not isinstance(state, dict) or state.get("format") != self._STATE_FORMAT:
             raise ValueError(f"{checkpoint_path} is not a state saved by "
                              f"{type(self).__name__}.save")
-        return state
+        self._metric, self._mode = state["metric"], state["mode"]
+        self._set_state(state)
 
     # ------------------------------------------------------------ the sweep's calls
 
@@ -365,14 +394,10 @@ class ExternalSearcher(Searcher):
 
         Parameters
         ----------
-        metric : str or None
-            ``TuneConfig.metric``.
-        mode : {"min", "max"} or None
-            ``TuneConfig.mode``.
-        config : dict
-            The Tuner's ``param_space``.
-        **spec
-            ``stop``, ``time_budget_s``, ``num_samples``; not used.
+        metric, mode, config, **spec
+            ``TuneConfig.metric``, ``TuneConfig.mode``, the Tuner's
+            ``param_space``, and what else the sweep passes (see
+            :meth:`Searcher.set_search_properties`; not used).
 
         Returns
         -------
@@ -427,6 +452,23 @@ class ExternalSearcher(Searcher):
     def _check_metric_mode(self) -> None:
         """Ray's rules for the metric and the mode (a subclass may refuse more)."""
         _check_metric_mode(self._metric, self._mode)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        """The config of trial ``trial_id``, asked of the library.
+
+        Asked again with the same id, it gives the same config. Nested
+        parameters (``"outer/inner"``) come back as nested dicts.
+
+        Raises
+        ------
+        RuntimeError
+            If the searcher has no search space, metric or mode yet.
+        """
+        params = self._configs.get(trial_id)
+        if params is None:
+            self._require_ready("suggest")
+            params = self._configs[trial_id] = self._ask(trial_id)
+        return unflatten(copy.deepcopy(params))
 
     # -------------------------------------------------------------------- pickling
 

@@ -88,21 +88,25 @@ Where fastasha differs from Ray:
 
 Examples
 --------
+A conditional space: the depth is searched only for the forest.
+
 >>> from fastasha import tune
 >>> from fastasha.search.hyperopt import HyperOptSearch
->>> searcher = HyperOptSearch(metric="loss", mode="min", random_state_seed=0)
->>> searcher.set_search_properties(None, None, {"lr": tune.loguniform(1e-4, 1e-1),
-...                                             "layers": tune.randint(1, 5)})
+>>> space = {"model": tune.choice([{"kind": "linear"},
+...                                {"kind": "forest", "depth": tune.randint(2, 9)}])}
+>>> searcher = HyperOptSearch(metric="loss", mode="min", random_state_seed=0,
+...                           points_to_evaluate=[{"model": {"kind": "forest", "depth": 4}}])
+>>> searcher.set_search_properties(None, None, space)
 True
->>> config = searcher.suggest("t0")
->>> sorted(config), 1e-4 <= config["lr"] < 1e-1, config["layers"] in (1, 2, 3, 4)
-(['layers', 'lr'], True, True)
+>>> searcher.suggest("t0")
+{'model': {'kind': 'forest', 'depth': 4}}
 >>> searcher.on_trial_complete("t0", {"loss": 0.5})
+>>> searcher.suggest("t1")["model"]["kind"] in ("linear", "forest")
+True
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 import warnings
@@ -115,11 +119,9 @@ from ._external import (
     ExternalSearcher,
     check_points,
     holds_search,
-    import_library,
     param_name,
     sample_from_error,
     split_point,
-    unflatten,
     walk_space,
 )
 from .sample import Categorical, Domain, Float, Function, Integer
@@ -127,16 +129,10 @@ from .variant_generator import _same
 
 __all__ = ["HyperOptSearch"]
 
-MIN_HYPEROPT = (0, 2, 7)
 STATE_FORMAT = "fastasha.hyperopt_search/1"
 # TPE gets a seed of its own for each suggestion, drawn below this (as in Ray)
 SEED_BOUND = 2**31 - 1
 SEARCHER = "HyperOptSearch"
-
-
-def _import_hyperopt() -> Any:
-    """The ``hyperopt`` module, or an ImportError that says how to install it."""
-    return import_library("hyperopt", SEARCHER, MIN_HYPEROPT)
 
 
 def _identity(config: dict) -> dict:
@@ -224,8 +220,10 @@ def _category(category: Any, path: tuple, hpo: Any, domains: dict) -> Any:
     is_native = lambda obj: isinstance(obj, apply)  # noqa: E731
     if isinstance(category, dict) and holds_search(category, is_native):
         # built here, not by HyperOpt's as_apply, which would sort the keys
-        args = [(key, hpo.pyll.as_apply(_category(value, path + (key,), hpo, domains)))
-                for key, value in category.items() if param_name(path + (key,), SEARCHER)]
+        args = []
+        for key, value in category.items():
+            param_name(path + (key,), SEARCHER)         # a str key without "/"
+            args.append((key, hpo.pyll.as_apply(_category(value, path + (key,), hpo, domains))))
         return hpo.pyll.Apply("dict", [], args, len(args))
     if isinstance(category, (list, tuple)) and holds_search(category, is_native):
         raise ValueError(
@@ -458,15 +456,14 @@ class HyperOptSearch(ExternalSearcher):
     >>> searcher.on_trial_complete("t0", {"loss": 0.25})
     """
 
-    _LIBRARY = "HyperOpt"
-    _MODULE_ATTR = "_hpo"
-    _STATE_FORMAT = STATE_FORMAT
+    _MODULE, _MIN_VERSION, _MODULE_ATTR = "hyperopt", (0, 2, 7), "_hpo"
+    _STATE_ATTR, _STATE_FORMAT = "_trials", STATE_FORMAT
 
     def __init__(self, space: dict | None = None, metric: str | None = None,
                  mode: str | None = None, points_to_evaluate: list[dict] | None = None,
                  n_initial_points: int | None = 20, random_state_seed: int | None = None,
                  gamma: float | None = 0.25) -> None:
-        hpo = _import_hyperopt()
+        hpo = self._import()
         super().__init__(metric=metric, mode=mode)
         self._check_metric_mode()
         if n_initial_points is not None:
@@ -507,17 +504,11 @@ class HyperOptSearch(ExternalSearcher):
 
     # ------------------------------------------------------------ HyperOpt's state
 
-    def _import(self) -> Any:
-        return _import_hyperopt()
-
     def _to_space(self, space: Any, given_as: str) -> _Space:
         return _to_space(space, self._hpo, given_as)
 
     def _is_native(self, obj: Any) -> bool:
         return isinstance(obj, self._hpo.pyll.Apply)
-
-    def _ready(self) -> bool:
-        return self._trials is not None
 
     def _check_metric_mode(self) -> None:
         super()._check_metric_mode()
@@ -563,48 +554,33 @@ class HyperOptSearch(ExternalSearcher):
 
     # ------------------------------------------------------------ the sweep's calls
 
-    def suggest(self, trial_id: str) -> dict | None:
-        """The config of trial ``trial_id``: the next point to evaluate, or TPE's proposal.
-
-        Asked again with the same id, it gives the same config. Nested
-        parameters (``"outer/inner"``) come back as nested dicts.
-
-        Raises
-        ------
-        RuntimeError
-            If the searcher has no search space, metric or mode yet.
-        """
-        params = self._configs.get(trial_id)
-        if params is None:
-            self._require_ready("suggest")
-            hpo = self._hpo
-            tid = self._trials.new_trial_ids(1)[0]
-            if self._pending_points:
-                doc = self._new_trial(tid, self._pending_points.pop(0))
-            else:
-                options = {} if self._n_initial_points is None else \
-                    {"n_startup_jobs": self._n_initial_points}
-                if self._gamma is not None:
-                    options["gamma"] = self._gamma
-                seed = int(self._rng.integers(SEED_BOUND))
-                doc = hpo.tpe.suggest([tid], self._domain, self._trials, seed, verbose=False,
-                                      **options)[0]
-                for label, values in doc["misc"]["vals"].items():
-                    if values and label in self._space.domains:
-                        values[0] = _snap(self._space.domains[label], values[0])
-            self._trials.insert_trial_docs([doc])
-            self._trials.refresh()
-            doc = self._trials.trials[-1]       # the stored copy
-            if doc["tid"] != tid:
-                raise RuntimeError(f"unreachable: HyperOpt stored trial {doc['tid']} last, "
-                                   f"not {tid}")
-            vals = {label: values[0] for label, values in doc["misc"]["vals"].items() if values}
-            found = hpo.space_eval(self._domain.expr, vals)
-            params = {name: found[name] if name in found else value
-                      for name, value in self._space.entries.items()}
-            self._live[trial_id] = doc
-            self._configs[trial_id] = params
-        return unflatten(copy.deepcopy(params))
+    def _ask(self, trial_id: str) -> dict:
+        """The params of a new trial: the next point to evaluate, or TPE's proposal."""
+        hpo = self._hpo
+        tid = self._trials.new_trial_ids(1)[0]
+        if self._pending_points:
+            doc = self._new_trial(tid, self._pending_points.pop(0))
+        else:
+            options = {} if self._n_initial_points is None else \
+                {"n_startup_jobs": self._n_initial_points}
+            if self._gamma is not None:
+                options["gamma"] = self._gamma
+            seed = int(self._rng.integers(SEED_BOUND))
+            doc = hpo.tpe.suggest([tid], self._domain, self._trials, seed, verbose=False,
+                                  **options)[0]
+            for label, values in doc["misc"]["vals"].items():
+                if values and label in self._space.domains:
+                    values[0] = _snap(self._space.domains[label], values[0])
+        self._trials.insert_trial_docs([doc])
+        self._trials.refresh()
+        doc = self._trials.trials[-1]       # the stored copy
+        if doc["tid"] != tid:
+            raise RuntimeError(f"unreachable: HyperOpt stored trial {doc['tid']} last, not {tid}")
+        vals = {label: values[0] for label, values in doc["misc"]["vals"].items() if values}
+        found = hpo.space_eval(self._domain.expr, vals)
+        self._live[trial_id] = doc
+        return {name: found[name] if name in found else value
+                for name, value in self._space.entries.items()}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
@@ -661,25 +637,15 @@ class HyperOptSearch(ExternalSearcher):
 
     # -------------------------------------------------------------------- state
 
-    def save(self, checkpoint_path: str) -> None:
-        """Pickle HyperOpt's trials, the random state and the running trials to a file."""
-        self._dump(checkpoint_path, {
-            "metric": self._metric, "mode": self._mode, "space": self._space,
-            "trials": self._trials, "rng": self._rng, "live": self._live,
+    def _state(self) -> dict:
+        """HyperOpt's trials, the space, the random state, the running trials, the points left."""
+        return {
+            "space": self._space, "trials": self._trials, "rng": self._rng, "live": self._live,
             "configs": self._configs, "completed": self._completed,
             "pending_points": self._pending_points, "warned_missing": self._warned_missing,
-        })
+        }
 
-    def restore(self, checkpoint_path: str) -> None:
-        """Take back the state :meth:`save` wrote (it replaces this searcher's trials and space).
-
-        Raises
-        ------
-        ValueError
-            If the file was not written by :meth:`save`.
-        """
-        state = self._load(checkpoint_path)
-        self._metric, self._mode = state["metric"], state["mode"]
+    def _set_state(self, state: dict) -> None:
         self._space, self._trials, self._rng = state["space"], state["trials"], state["rng"]
         self._live, self._configs = state["live"], state["configs"]
         self._completed, self._pending_points = state["completed"], state["pending_points"]

@@ -78,7 +78,6 @@ True
 
 from __future__ import annotations
 
-import copy
 import numbers
 import warnings
 from collections.abc import Callable
@@ -88,11 +87,9 @@ from ._external import (
     ExternalSearcher,
     check_points,
     flatten,
-    import_library,
     param_name,
     sample_from_error,
     split_point,
-    unflatten,
     walk_space,
 )
 from .sample import Categorical, Domain, Float, Function, Integer
@@ -100,13 +97,7 @@ from .variant_generator import compile_space, is_dynamic
 
 __all__ = ["OptunaSearch"]
 
-MIN_OPTUNA = (3, 4)
 STATE_FORMAT = "fastasha.optuna_search/1"
-
-
-def _import_optuna() -> Any:
-    """The ``optuna`` module, or an ImportError that says how to install it."""
-    return import_library("optuna", "OptunaSearch", MIN_OPTUNA)
 
 
 # ------------------------------------------------------------------ the search space
@@ -280,7 +271,7 @@ class OptunaSearch(ExternalSearcher):
                  mode: str | list | None = None, points_to_evaluate: list[dict] | None = None,
                  sampler: Any = None, study_name: str | None = None, storage: Any = None,
                  seed: int | None = None, evaluated_rewards: list | None = None) -> None:
-        ot = _import_optuna()
+        ot = self._import()
         super().__init__(metric=metric, mode=mode)
         if sampler is not None and not isinstance(sampler, ot.samplers.BaseSampler):
             raise TypeError(
@@ -336,21 +327,14 @@ class OptunaSearch(ExternalSearcher):
 
     # ---------------------------------------------------------------- the study
 
-    _LIBRARY = "Optuna"
-    _MODULE_ATTR = "_ot"
-    _STATE_FORMAT = STATE_FORMAT
-
-    def _import(self) -> Any:
-        return _import_optuna()
+    _MODULE, _MIN_VERSION, _MODULE_ATTR = "optuna", (3, 4), "_ot"
+    _STATE_ATTR, _STATE_FORMAT = "_study", STATE_FORMAT
 
     def _to_space(self, space: Any, given_as: str) -> dict:
         return _to_distributions(space, self._ot, given_as)
 
     def _is_native(self, obj: Any) -> bool:
         return isinstance(obj, self._ot.distributions.BaseDistribution)
-
-    def _ready(self) -> bool:
-        return self._study is not None
 
     def _setup(self) -> None:
         """Create the study once the space and the mode are known (Ray: as soon as it can)."""
@@ -403,42 +387,33 @@ class OptunaSearch(ExternalSearcher):
                                  f"in its search space {dist!r}; fix the point or widen the "
                                  "domain")
 
-    def suggest(self, trial_id: str) -> dict | None:
-        """The config of trial ``trial_id``, asked of the study (``study.ask``).
-
-        Asked again with the same id, it gives the same config. Nested
-        parameters (``"outer/inner"``) come back as nested dicts.
+    def _ask(self, trial_id: str) -> dict:
+        """The params of a new trial, asked of the study (``study.ask``).
 
         Raises
         ------
-        RuntimeError
-            If the searcher has no search space, metric or mode yet.
         TypeError
             If a define-by-run ``space`` returns something else than ``None``
             or a dict with str keys.
         """
-        params = self._configs.get(trial_id)
-        if params is None:
-            self._require_ready("suggest")
-            if getattr(self, "_pending_points", None):
-                points, self._pending_points = self._pending_points, []
-                for point in points:
-                    self._study.enqueue_trial(point)
-            if callable(self._space):
-                trial = self._study.ask()
-                constants = self._space(trial)
-                if constants is not None and (not isinstance(constants, dict) or not all(
-                        isinstance(k, str) for k in constants)):
-                    raise TypeError(
-                        f"the define-by-run space function returned {constants!r}; it must "
-                        "return None or a dict with str keys (constants to add to the config)")
-                params = {**trial.params, **(constants or {})}
-            else:
-                trial = self._study.ask(fixed_distributions=self._space)
-                params = dict(trial.params)
-            self._trials[trial_id] = trial
-            self._configs[trial_id] = params
-        return unflatten(copy.deepcopy(params))
+        if getattr(self, "_pending_points", None):
+            points, self._pending_points = self._pending_points, []
+            for point in points:
+                self._study.enqueue_trial(point)
+        if callable(self._space):
+            trial = self._study.ask()
+            constants = self._space(trial)
+            if constants is not None and (not isinstance(constants, dict) or not all(
+                    isinstance(k, str) for k in constants)):
+                raise TypeError(
+                    f"the define-by-run space function returned {constants!r}; it must "
+                    "return None or a dict with str keys (constants to add to the config)")
+            params = {**trial.params, **(constants or {})}
+        else:
+            trial = self._study.ask(fixed_distributions=self._space)
+            params = dict(trial.params)
+        self._trials[trial_id] = trial
+        return params
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Report the metric's value at the result's ``training_iteration`` to the study.
@@ -558,30 +533,20 @@ class OptunaSearch(ExternalSearcher):
 
     # -------------------------------------------------------------------- state
 
-    def save(self, checkpoint_path: str) -> None:
-        """Pickle the study (sampler and trials included) and the running trials to a file.
+    def _state(self) -> dict:
+        """The study (sampler and trials included) and the running trials.
 
         A define-by-run ``space`` is not saved: the searcher that restores
         keeps its own.
         """
-        self._dump(checkpoint_path, {
-            "metric": self._metric, "mode": self._mode,
+        return {
             "space": None if callable(self._space) else self._space,
             "study": self._study, "trials": self._trials, "configs": self._configs,
             "last_step": self._last_step, "completed": self._completed,
             "pending_points": getattr(self, "_pending_points", []),
-        })
+        }
 
-    def restore(self, checkpoint_path: str) -> None:
-        """Take back the state :meth:`save` wrote (it replaces this searcher's study).
-
-        Raises
-        ------
-        ValueError
-            If the file was not written by :meth:`save`.
-        """
-        state = self._load(checkpoint_path)
-        self._metric, self._mode = state["metric"], state["mode"]
+    def _set_state(self, state: dict) -> None:
         if not callable(self._space) or state["space"] is not None:
             self._space = state["space"]
         self._study = state["study"]
