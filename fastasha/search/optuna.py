@@ -78,72 +78,36 @@ True
 
 from __future__ import annotations
 
-import copy
 import numbers
-import pickle
-import re
 import warnings
 from collections.abc import Callable
 from typing import Any
 
+from ._external import (
+    ExternalSearcher,
+    check_points,
+    flatten,
+    param_name,
+    sample_from_error,
+    split_point,
+    walk_space,
+)
 from .sample import Categorical, Domain, Float, Function, Integer
-from .searcher import Searcher, _check_metric_mode
-from .variant_generator import check_points, compile_space, grid_values, is_dynamic
+from .variant_generator import compile_space, is_dynamic
 
 __all__ = ["OptunaSearch"]
 
-INSTALL_HINT = 'pip install "fastasha[optuna]" (or: pip install "optuna>=3.4")'
-MIN_OPTUNA = (3, 4)
-# the separator of nested parameter names inside the study, as in Ray
-SEP = "/"
-# Ray's name for the metric when only a mode is given (ray.tune.result.DEFAULT_METRIC)
-DEFAULT_METRIC = "_metric"
 STATE_FORMAT = "fastasha.optuna_search/1"
-
-
-def _import_optuna() -> Any:
-    """The ``optuna`` module, or an ImportError that says how to install it."""
-    try:
-        import optuna
-    except ImportError as err:
-        raise ImportError(
-            f"OptunaSearch needs the optional dependency optuna, which is not installed: "
-            f"{INSTALL_HINT}") from err
-    found = tuple(int(p) for p in re.findall(r"\d+", optuna.__version__)[:2])
-    if found < MIN_OPTUNA:
-        raise ImportError(
-            f"OptunaSearch needs optuna 3.4 or newer, found {optuna.__version__}: "
-            f"{INSTALL_HINT.replace('pip install', 'pip install -U', 1)}")
-    return optuna
 
 
 # ------------------------------------------------------------------ the search space
 
-def _name(path: tuple) -> str:
-    """The study's name of the parameter at ``path`` (``"outer/inner"``)."""
-    for key in path:
-        if not isinstance(key, str):
-            raise TypeError(
-                f"the search space has a domain under the key {key!r} of type "
-                f"{type(key).__name__} (at {list(path)!r}); OptunaSearch names parameters by "
-                "their string keys: use str keys on the way to a domain")
-        if SEP in key:
-            raise ValueError(
-                f"the key {key!r} (at {list(path)!r}) holds {SEP!r}, which OptunaSearch uses "
-                "to name nested parameters ('outer/inner'); rename the key or nest a dict "
-                "instead")
-    return SEP.join(path)
-
-
 def _convert_domain(domain: Domain, path: tuple, ot: Any) -> Any:
     """The Optuna distribution of a fastasha domain, with Ray's meaning (module docstring)."""
-    name = _name(path)
+    name = param_name(path, "OptunaSearch")
     dist = ot.distributions
     if isinstance(domain, Function):
-        raise ValueError(
-            f"{name!r} is a sample_from() function, which Optuna cannot search (it draws only "
-            "from distributions); use a domain (uniform, randint, choice, ...) and compute the "
-            "derived value inside the objective from the config")
+        raise sample_from_error(name, "Optuna")
     if isinstance(domain, Categorical):
         for category in domain.categories:
             if is_dynamic(compile_space(category, path, in_choice=True)):
@@ -187,86 +151,17 @@ def _convert_domain(domain: Domain, path: tuple, ot: Any) -> Any:
         "uniform, quniform, loguniform, randint, qrandint, lograndint or choice")
 
 
-def _holds_search(obj: Any, ot: Any) -> bool:
-    """Whether ``obj`` holds a domain, a grid search or an Optuna distribution."""
-    if isinstance(obj, ot.distributions.BaseDistribution):
-        return True
-    if isinstance(obj, dict):
-        return grid_values(obj, ()) is not None or any(_holds_search(v, ot) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return any(_holds_search(v, ot) for v in obj)
-    return isinstance(obj, Domain)
-
-
-def _walk(obj: Any, path: tuple, out: dict, ot: Any, given_as: str) -> None:
-    """Put the Optuna distribution of every parameter under ``obj`` into ``out``, by name."""
-    if isinstance(obj, ot.distributions.BaseDistribution):
-        out[_name(path)] = obj
-    elif isinstance(obj, Domain):
-        out[_name(path)] = _convert_domain(obj, path, ot)
-    elif isinstance(obj, dict) and grid_values(obj, path) is not None:
-        raise ValueError(
-            f"{_name(path)!r} is a grid_search(), which OptunaSearch cannot search (Optuna "
-            "draws configs one by one; it does not cross a grid); use choice([...]) to let "
-            "Optuna pick among the values, or leave search_alg out to run the grid")
-    elif isinstance(obj, dict):
-        for key, value in obj.items():
-            _walk(value, path + (key,), out, ot, given_as)
-    elif isinstance(obj, (list, tuple)):
-        if _holds_search(obj, ot):
-            raise ValueError(
-                f"the search space has a domain inside the list at {list(path)!r}, which "
-                "OptunaSearch cannot name; use a dict ({'0': ..., '1': ...}) instead")
-        if given_as == "space":
-            _constant_in_space(path, obj)
-    elif given_as == "space":
-        _constant_in_space(path, obj)
-
-
-def _constant_in_space(path: tuple, value: Any) -> None:
-    raise ValueError(
-        f"space= holds the constant {value!r} at {list(path)!r}; OptunaSearch(space=...) "
-        "takes only domains and Optuna distributions. Put constants in the Tuner's "
-        "param_space: they are merged into every config")
-
-
 def _to_distributions(space: Any, ot: Any, given_as: str) -> dict:
     """The flat ``{name: distribution}`` of a space of domains and Optuna distributions."""
-    if not isinstance(space, dict):
-        raise TypeError(f"{given_as} must be a dict, got {space!r} of type "
-                        f"{type(space).__name__}")
-    compile_space(space)        # refuses Ray Tune's own objects and eval strings, as sweeps do
-    out: dict = {}
-    _walk(space, (), out, ot, given_as)
-    return out
-
-
-def _flatten(config: dict, path: tuple = ()) -> dict:
-    """``{"a": {"b": 1}}`` as ``{"a/b": 1}``."""
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, path + (key,)))
-        else:
-            out[SEP.join(str(k) for k in path + (key,))] = value
-    return out
-
-
-def _unflatten(params: dict) -> dict:
-    """``{"a/b": 1}`` as ``{"a": {"b": 1}}`` (the config a trial gets)."""
-    out: dict = {}
-    for name, value in params.items():
-        *outer, last = name.split(SEP)
-        node = out
-        for key in outer:
-            node = node.setdefault(key, {})
-        node[last] = value
-    return out
+    return walk_space(space, given_as, searcher="OptunaSearch", library="Optuna",
+                      natives="Optuna distributions",
+                      convert=lambda domain, path: _convert_domain(domain, path, ot),
+                      is_native=lambda obj: isinstance(obj, ot.distributions.BaseDistribution))
 
 
 # ------------------------------------------------------------------------ searcher
 
-class OptunaSearch(Searcher):
+class OptunaSearch(ExternalSearcher):
     """Suggest configs with an Optuna sampler (TPE by default), as Ray Tune's ``OptunaSearch``.
 
     Each trial of the sweep is a trial of one Optuna study: :meth:`suggest`
@@ -376,7 +271,7 @@ class OptunaSearch(Searcher):
                  mode: str | list | None = None, points_to_evaluate: list[dict] | None = None,
                  sampler: Any = None, study_name: str | None = None, storage: Any = None,
                  seed: int | None = None, evaluated_rewards: list | None = None) -> None:
-        ot = _import_optuna()
+        ot = self._import()
         super().__init__(metric=metric, mode=mode)
         if sampler is not None and not isinstance(sampler, ot.samplers.BaseSampler):
             raise TypeError(
@@ -398,7 +293,7 @@ class OptunaSearch(Searcher):
             raise TypeError(
                 f"storage must be an optuna.storages.BaseStorage, a database URL or None, got "
                 f"{storage!r} of type {type(storage).__name__}")
-        self._points_to_evaluate = _check_points(points_to_evaluate, evaluated_rewards)
+        self._points_to_evaluate = check_points(points_to_evaluate, evaluated_rewards)
         self._evaluated_rewards = list(evaluated_rewards) if evaluated_rewards else None
         if space is None or (isinstance(space, dict) and not space):
             self._space: dict | Callable | None = None
@@ -425,24 +320,26 @@ class OptunaSearch(Searcher):
         self._configs: dict[str, dict] = {}     # running trial id -> its params (flat)
         self._last_step: dict[str, int] = {}    # running trial id -> last step reported
         self._completed: set[str] = set()
-        self._metric_defaulted = False          # metric set to DEFAULT_METRIC by _setup_study
+        self._metric_defaulted = False          # metric set to DEFAULT_METRIC by _fill_metric
         self._pending_points: list[dict] = []   # points_to_evaluate not enqueued yet (flat)
         if self._space is not None and self.mode is not None:
-            self._setup_study()
+            self._setup()
 
     # ---------------------------------------------------------------- the study
 
-    def _setup_study(self) -> None:
+    _MODULE, _MIN_VERSION, _MODULE_ATTR = "optuna", (3, 4), "_ot"
+    _STATE_ATTR, _STATE_FORMAT = "_study", STATE_FORMAT
+
+    def _to_space(self, space: Any, given_as: str) -> dict:
+        return _to_distributions(space, self._ot, given_as)
+
+    def _is_native(self, obj: Any) -> bool:
+        return isinstance(obj, self._ot.distributions.BaseDistribution)
+
+    def _setup(self) -> None:
         """Create the study once the space and the mode are known (Ray: as soon as it can)."""
         ot = self._ot
-        if self.mode is None:
-            raise ValueError(
-                "OptunaSearch needs a mode ('min' or 'max'): give it to OptunaSearch(metric=..., "
-                "mode=...) or to TuneConfig(metric=..., mode=...)")
-        if self.metric is None and isinstance(self.mode, str):
-            self._metric = DEFAULT_METRIC
-            self._metric_defaulted = True       # the sweep's metric may still replace it
-        _check_metric_mode(self.metric, self.mode)
+        self._fill_metric()
         if isinstance(self.mode, list):
             if self.metric is None:
                 raise ValueError("mode is a list (several objectives), so metric must be the "
@@ -462,7 +359,7 @@ class OptunaSearch(Searcher):
                                       **directions)
         if not self._points_to_evaluate:
             return
-        points = [_flatten(p) for p in self._points_to_evaluate]
+        points = [flatten(p) for p in self._points_to_evaluate]
         if isinstance(self._space, dict):
             for point in points:
                 self._check_point(point)
@@ -478,16 +375,7 @@ class OptunaSearch(Searcher):
     def _check_point(self, point: dict) -> None:
         """A ValueError unless the flat ``point`` gives every parameter a value of its domain."""
         space = self._space
-        missing = sorted(set(space) - set(point))
-        unknown = sorted(set(point) - set(space))
-        if missing or unknown:
-            raise ValueError(
-                f"the point {point!r} does not fit the search space: "
-                f"{'missing ' + repr(missing) if missing else ''}"
-                f"{'; ' if missing and unknown else ''}"
-                f"{'not in the space ' + repr(unknown) if unknown else ''}. A point of "
-                f"points_to_evaluate gives a value to each of {sorted(space)!r} (nested as "
-                "in the config)")
+        split_point(point, space)
         for name, value in point.items():
             dist = space[name]
             try:
@@ -499,126 +387,33 @@ class OptunaSearch(Searcher):
                                  f"in its search space {dist!r}; fix the point or widen the "
                                  "domain")
 
-    def _require_study(self, what: str) -> None:
-        if self._space is None:
-            raise RuntimeError(
-                f"OptunaSearch.{what} has no search space to work on: give domains in the "
-                "Tuner's param_space, or OptunaSearch(space=...)")
-        if self._study is None:
-            raise RuntimeError(
-                f"OptunaSearch.{what} needs a metric and a mode: give them to "
-                "OptunaSearch(metric=..., mode=...) or to TuneConfig(metric=..., mode=...)")
-
-    # ------------------------------------------------------------ the sweep's calls
-
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
-                              **spec: Any) -> bool:
-        """Take the search space from ``param_space`` (``config``), and the metric and mode.
-
-        Without ``space=``, the domains of ``config`` (nested ones too)
-        become the study's distributions, and ``metric`` and ``mode``, when
-        given, replace the searcher's own (as in Ray). With ``space=``, the
-        searcher keeps its space; ``metric`` and ``mode`` fill in only those
-        it lacks, ``metric`` also the ``"_metric"`` a searcher given only a
-        mode optimises (Ray ignores them here).
-
-        Parameters
-        ----------
-        metric : str or None
-            ``TuneConfig.metric``.
-        mode : {"min", "max"} or None
-            ``TuneConfig.mode``.
-        config : dict
-            The Tuner's ``param_space``.
-        **spec
-            ``stop``, ``time_budget_s``, ``num_samples``; not used.
-
-        Returns
-        -------
-        bool
-            ``True`` when the space was taken from ``config``; ``False``
-            when the searcher had ``space=`` (``config`` then holds
-            constants only).
+    def _ask(self, trial_id: str) -> dict:
+        """The params of a new trial, asked of the study (``study.ask``).
 
         Raises
         ------
-        ValueError
-            If ``config`` holds domains while ``space=`` was given (the
-            space given twice), if neither holds any domain, or for a domain
-            Optuna cannot search.
-        """
-        ot = self._ot
-        if self._space is not None:
-            if config and _holds_search(config, ot):
-                raise ValueError(
-                    "the search space was given twice: to OptunaSearch(space=...) and as "
-                    "domains in the Tuner's param_space. Give it once: either drop space= "
-                    "(the searcher then takes param_space's domains) or keep only constants "
-                    "in param_space")
-            if metric and getattr(self, "_metric_defaulted", False):
-                # given only a mode: the sweep's metric, not the "_metric" no result has
-                # (every trial would end PRUNED, and TPE would learn nothing)
-                self._metric, self._metric_defaulted = metric, False
-            super().set_search_properties(metric, mode, config)
-            if self._study is None:
-                self._setup_study()
-            return False
-        space = _to_distributions(config or {}, ot, "param_space")
-        if not space:
-            raise ValueError(
-                "OptunaSearch has no search space: param_space holds no domain and no space= "
-                "was given. Put domains in param_space (tune.uniform(...), tune.choice([...]), "
-                "...) or pass OptunaSearch(space=...)")
-        previous = (self._metric, self._mode)
-        if metric:
-            self._metric = metric
-        if mode:
-            self._mode = mode
-        try:
-            _check_metric_mode(self._metric, self._mode)
-        except (TypeError, ValueError):
-            self._metric, self._mode = previous
-            raise
-        self._space = space
-        self._setup_study()
-        return True
-
-    def suggest(self, trial_id: str) -> dict | None:
-        """The config of trial ``trial_id``, asked of the study (``study.ask``).
-
-        Asked again with the same id, it gives the same config. Nested
-        parameters (``"outer/inner"``) come back as nested dicts.
-
-        Raises
-        ------
-        RuntimeError
-            If the searcher has no search space, metric or mode yet.
         TypeError
             If a define-by-run ``space`` returns something else than ``None``
             or a dict with str keys.
         """
-        params = self._configs.get(trial_id)
-        if params is None:
-            self._require_study("suggest")
-            if getattr(self, "_pending_points", None):
-                points, self._pending_points = self._pending_points, []
-                for point in points:
-                    self._study.enqueue_trial(point)
-            if callable(self._space):
-                trial = self._study.ask()
-                constants = self._space(trial)
-                if constants is not None and (not isinstance(constants, dict) or not all(
-                        isinstance(k, str) for k in constants)):
-                    raise TypeError(
-                        f"the define-by-run space function returned {constants!r}; it must "
-                        "return None or a dict with str keys (constants to add to the config)")
-                params = {**trial.params, **(constants or {})}
-            else:
-                trial = self._study.ask(fixed_distributions=self._space)
-                params = dict(trial.params)
-            self._trials[trial_id] = trial
-            self._configs[trial_id] = params
-        return _unflatten(copy.deepcopy(params))
+        if getattr(self, "_pending_points", None):
+            points, self._pending_points = self._pending_points, []
+            for point in points:
+                self._study.enqueue_trial(point)
+        if callable(self._space):
+            trial = self._study.ask()
+            constants = self._space(trial)
+            if constants is not None and (not isinstance(constants, dict) or not all(
+                    isinstance(k, str) for k in constants)):
+                raise TypeError(
+                    f"the define-by-run space function returned {constants!r}; it must "
+                    "return None or a dict with str keys (constants to add to the config)")
+            params = {**trial.params, **(constants or {})}
+        else:
+            trial = self._study.ask(fixed_distributions=self._space)
+            params = dict(trial.params)
+        self._trials[trial_id] = trial
+        return params
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Report the metric's value at the result's ``training_iteration`` to the study.
@@ -655,10 +450,7 @@ class OptunaSearch(Searcher):
         the same trial, or one about a trial this searcher did not suggest,
         is ignored with a warning.
         """
-        if trial_id in self._completed or trial_id not in self._trials:
-            known = "already ended" if trial_id in self._completed else "was not suggested by it"
-            warnings.warn(f"OptunaSearch heard the end of trial {trial_id}, which {known}; "
-                          "ignored", UserWarning, stacklevel=2)
+        if self._stray_end(trial_id, self._trials, self._completed):
             return
         trial = self._trials.pop(trial_id)
         self._configs.pop(trial_id, None)
@@ -724,8 +516,8 @@ class OptunaSearch(Searcher):
             raise TypeError(
                 "add_evaluated_point needs a space of domains or Optuna distributions, not a "
                 "define-by-run function (as in Ray); give space as a dict")
-        self._require_study("add_evaluated_point")
-        point = _flatten(parameters)
+        self._require_ready("add_evaluated_point")
+        point = flatten(parameters)
         self._check_point(point)
         state = self._ot.trial.TrialState
         outcome = state.FAIL if error else state.PRUNED if pruned else state.COMPLETE
@@ -741,36 +533,20 @@ class OptunaSearch(Searcher):
 
     # -------------------------------------------------------------------- state
 
-    def save(self, checkpoint_path: str) -> None:
-        """Pickle the study (sampler and trials included) and the running trials to a file.
+    def _state(self) -> dict:
+        """The study (sampler and trials included) and the running trials.
 
         A define-by-run ``space`` is not saved: the searcher that restores
         keeps its own.
         """
-        state = {
-            "format": STATE_FORMAT,
-            "metric": self._metric, "mode": self._mode,
+        return {
             "space": None if callable(self._space) else self._space,
             "study": self._study, "trials": self._trials, "configs": self._configs,
             "last_step": self._last_step, "completed": self._completed,
             "pending_points": getattr(self, "_pending_points", []),
         }
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def restore(self, checkpoint_path: str) -> None:
-        """Take back the state :meth:`save` wrote (it replaces this searcher's study).
-
-        Raises
-        ------
-        ValueError
-            If the file was not written by :meth:`save`.
-        """
-        with open(checkpoint_path, "rb") as f:
-            state = pickle.load(f)
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ValueError(f"{checkpoint_path} is not a state saved by OptunaSearch.save")
-        self._metric, self._mode = state["metric"], state["mode"]
+    def _set_state(self, state: dict) -> None:
         if not callable(self._space) or state["space"] is not None:
             self._space = state["space"]
         self._study = state["study"]
@@ -778,26 +554,3 @@ class OptunaSearch(Searcher):
         self._last_step, self._completed = state["last_step"], state["completed"]
         # the points the saved study has not been given yet (none: it has them all)
         self._pending_points = state.get("pending_points", [])
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state.pop("_ot", None)          # a module does not pickle
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._ot = _import_optuna()
-
-
-def _check_points(points: Any, rewards: Any) -> list[dict]:
-    """``points_to_evaluate`` as a list of dicts, checked against ``evaluated_rewards``."""
-    points = check_points(points)
-    if rewards is not None:
-        if not isinstance(rewards, (list, tuple)):
-            raise TypeError(f"evaluated_rewards must be a list, got {rewards!r} of type "
-                            f"{type(rewards).__name__}")
-        if len(rewards) != len(points):
-            raise ValueError(
-                f"evaluated_rewards must give one value per point of points_to_evaluate, got "
-                f"{len(rewards)} values for {len(points)} points")
-    return points

@@ -1,0 +1,482 @@
+"""What the searchers wrapping an optional library share (``OptunaSearch``, ``HyperOptSearch``).
+
+Each such searcher imports its library only when it is built
+(:func:`import_library`), names the parameters of a nested space
+``"outer/inner"`` (:func:`param_name`, :func:`flatten`,
+:func:`unflatten`), turns a space of fastasha domains and of the library's
+own objects into a flat ``{name: converted}`` (:func:`walk_space`), checks
+``points_to_evaluate`` (:func:`check_points`, :func:`split_point`), and
+takes its space, metric and mode from the sweep as Ray's searchers do
+(:class:`ExternalSearcher`).
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import re
+from importlib import import_module
+import warnings
+from collections.abc import Callable, Collection
+from typing import Any
+
+from .sample import Domain
+from .searcher import Searcher, _check_metric_mode
+from .variant_generator import check_points as _check_point_list
+from .variant_generator import compile_space, grid_values
+
+__all__ = ["DEFAULT_METRIC", "SEP", "ExternalSearcher", "check_points", "flatten",
+           "holds_search", "import_library", "param_name", "sample_from_error", "split_point",
+           "unflatten", "walk_space"]
+
+# the separator of nested parameter names inside the library, as in Ray
+SEP = "/"
+# Ray's name for the metric when only a mode is given (ray.tune.result.DEFAULT_METRIC)
+DEFAULT_METRIC = "_metric"
+
+
+def import_library(module: str, searcher: str, minimum: tuple[int, ...]) -> Any:
+    """The module ``module`` (``minimum`` or newer), or an ImportError that says how to install it.
+
+    The extra of fastasha that installs it has the module's name
+    (``pip install "fastasha[optuna]"``).
+    """
+    wanted = ".".join(str(p) for p in minimum)
+    hint = f'pip install "fastasha[{module}]" (or: pip install "{module}>={wanted}")'
+    try:
+        library = import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"{searcher} needs the optional dependency {module}, which is not installed: "
+            f"{hint}") from err
+    version = getattr(library, "__version__", "")
+    found = tuple(int(p) for p in re.findall(r"\d+", version)[:len(minimum)])
+    if found < minimum:
+        raise ImportError(
+            f"{searcher} needs {module} {wanted} or newer, found {version}: "
+            f"{hint.replace('pip install', 'pip install -U', 1)}")
+    return library
+
+
+# ------------------------------------------------------------------ the search space
+
+def param_name(path: tuple, searcher: str) -> str:
+    """The library's name of the parameter at ``path`` (``"outer/inner"``).
+
+    Raises
+    ------
+    TypeError
+        For a key on the way that is not a str.
+    ValueError
+        For a key that holds ``"/"``.
+    """
+    for key in path:
+        if not isinstance(key, str):
+            raise TypeError(
+                f"the search space has a domain under the key {key!r} of type "
+                f"{type(key).__name__} (at {list(path)!r}); {searcher} names parameters by "
+                "their string keys: use str keys on the way to a domain")
+        if SEP in key:
+            raise ValueError(
+                f"the key {key!r} (at {list(path)!r}) holds {SEP!r}, which {searcher} uses "
+                "to name nested parameters ('outer/inner'); rename the key or nest a dict "
+                "instead")
+    return SEP.join(path)
+
+
+def sample_from_error(name: str, library: str) -> ValueError:
+    """The error for a ``sample_from`` function at ``name``, which no library can search."""
+    return ValueError(
+        f"{name!r} is a sample_from() function, which {library} cannot search (it draws only "
+        "from distributions); use a domain (uniform, randint, choice, ...) and compute the "
+        "derived value inside the objective from the config")
+
+
+def holds_search(obj: Any, is_native: Callable[[Any], bool]) -> bool:
+    """Whether ``obj`` holds a domain, a grid search or a library object (``is_native``)."""
+    if is_native(obj):
+        return True
+    if isinstance(obj, dict):
+        return grid_values(obj, ()) is not None or \
+            any(holds_search(v, is_native) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(holds_search(v, is_native) for v in obj)
+    return isinstance(obj, Domain)
+
+
+def walk_space(space: Any, given_as: str, *, searcher: str, library: str, natives: str,
+               convert: Callable[[Domain, tuple], Any], is_native: Callable[[Any], bool],
+               keep_constants: bool = False) -> dict:
+    """The flat ``{name: converted}`` of a (nested) space of domains and library objects.
+
+    Parameters
+    ----------
+    space : dict
+        The space: ``param_space`` (``given_as="param_space"``) or the
+        searcher's ``space=`` (``given_as="space"``).
+    given_as : {"param_space", "space"}
+        Where it comes from, for messages; constants of ``param_space`` are
+        left out (the sweep merges them into every config).
+    searcher, library, natives : str
+        The searcher's class name, the library's name and what its objects
+        are called (``"Optuna distributions"``), for messages.
+    convert : callable
+        ``convert(domain, path)``: the library's object for a domain.
+    is_native : callable
+        Whether an object is the library's own; it is kept as it is.
+    keep_constants : bool, default=False
+        Whether constants of ``space=`` are kept (as they are, by name);
+        otherwise they are refused.
+
+    Raises
+    ------
+    TypeError
+        If ``space`` is not a dict, or for a key that is not a str on the way
+        to a domain.
+    ValueError
+        For a grid search, a domain inside a list, or a constant in
+        ``space=`` (without ``keep_constants``).
+    """
+    if not isinstance(space, dict):
+        raise TypeError(f"{given_as} must be a dict, got {space!r} of type "
+                        f"{type(space).__name__}")
+    compile_space(space)        # refuses Ray Tune's own objects and eval strings, as sweeps do
+    out: dict = {}
+
+    def constant(path: tuple, value: Any) -> None:
+        if given_as != "space":
+            return
+        if not keep_constants:
+            raise ValueError(
+                f"space= holds the constant {value!r} at {list(path)!r}; {searcher}(space=...) "
+                f"takes only domains and {natives}. Put constants in the Tuner's "
+                "param_space: they are merged into every config")
+        out[param_name(path, searcher)] = value
+
+    def walk(obj: Any, path: tuple) -> None:
+        if is_native(obj):
+            out[param_name(path, searcher)] = obj
+        elif isinstance(obj, Domain):
+            out[param_name(path, searcher)] = convert(obj, path)
+        elif isinstance(obj, dict) and grid_values(obj, path) is not None:
+            raise ValueError(
+                f"{param_name(path, searcher)!r} is a grid_search(), which {searcher} cannot "
+                f"search ({library} draws configs one by one; it does not cross a grid); use "
+                f"choice([...]) to let {library} pick among the values, or leave search_alg "
+                "out to run the grid")
+        elif isinstance(obj, dict):
+            for key, value in obj.items():
+                walk(value, path + (key,))
+        elif isinstance(obj, (list, tuple)) and holds_search(obj, is_native):
+            raise ValueError(
+                f"the search space has a domain inside the list at {list(path)!r}, which "
+                f"{searcher} cannot name; use a dict ({{'0': ..., '1': ...}}) instead")
+        else:
+            constant(path, obj)
+
+    walk(space, ())
+    return out
+
+
+def flatten(config: dict, path: tuple = ()) -> dict:
+    """``{"a": {"b": 1}}`` as ``{"a/b": 1}``."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, path + (key,)))
+        else:
+            out[SEP.join(str(k) for k in path + (key,))] = value
+    return out
+
+
+def unflatten(params: dict) -> dict:
+    """``{"a/b": 1}`` as ``{"a": {"b": 1}}`` (the config a trial gets)."""
+    out: dict = {}
+    for name, value in params.items():
+        *outer, last = name.split(SEP)
+        node = out
+        for key in outer:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return out
+
+
+# ----------------------------------------------------------------- points to evaluate
+
+def check_points(points: Any, rewards: Any = None) -> list[dict]:
+    """``points_to_evaluate`` as a list of dicts, checked against ``evaluated_rewards``."""
+    points = _check_point_list(points)
+    if rewards is not None:
+        if not isinstance(rewards, (list, tuple)):
+            raise TypeError(f"evaluated_rewards must be a list, got {rewards!r} of type "
+                            f"{type(rewards).__name__}")
+        if len(rewards) != len(points):
+            raise ValueError(
+                f"evaluated_rewards must give one value per point of points_to_evaluate, got "
+                f"{len(rewards)} values for {len(points)} points")
+    return points
+
+
+def split_point(point: dict, names: Collection[str]) -> dict:
+    """The value ``point`` gives each parameter of ``names``, as ``{name: value}``.
+
+    ``point`` is nested as the config is, or has ``"outer/inner"`` keys; a
+    parameter's value may itself be a dict (a category of a choice, say).
+
+    Raises
+    ------
+    ValueError
+        If a parameter has no value in ``point``, or ``point`` has a key
+        that is no parameter.
+    """
+    found: dict = {}
+    unknown: list[str] = []
+
+    def visit(node: dict, path: tuple) -> None:
+        for key, value in node.items():
+            here = path + (key,)
+            full = SEP.join(str(k) for k in here)
+            if full in names:
+                found[full] = value
+            elif isinstance(value, dict) and value and \
+                    any(n.startswith(full + SEP) for n in names):
+                visit(value, here)
+            else:
+                unknown.extend(flatten({key: value}, path))
+
+    visit(point, ())
+    missing = sorted(set(names) - set(found))
+    unknown = sorted(unknown)
+    if missing or unknown:
+        raise ValueError(
+            f"the point {point!r} does not fit the search space: "
+            f"{'missing ' + repr(missing) if missing else ''}"
+            f"{'; ' if missing and unknown else ''}"
+            f"{'not in the space ' + repr(unknown) if unknown else ''}. A point of "
+            f"points_to_evaluate gives a value to each of {sorted(names)!r} (nested as "
+            "in the config)")
+    return {name: found[name] for name in names}
+
+
+# ------------------------------------------------------------------------ searcher
+
+class ExternalSearcher(Searcher):
+    """A searcher that asks a library for configs: its space, metric and mode, as in Ray.
+
+    A subclass keeps its converted space in ``self._space`` (``None`` until
+    known) and the flat params of each running trial it suggested in
+    ``self._configs`` (by trial id), and defines the hooks :meth:`_to_space`,
+    :meth:`_is_native`, :meth:`_setup`, :meth:`_ask`, :meth:`_state` and
+    :meth:`_set_state`, and the class attributes below.
+    """
+
+    #: the library's module, and its oldest version that works
+    _MODULE = ""
+    _MIN_VERSION: tuple[int, ...] = ()
+    #: the attribute that holds the library's module (not pickled)
+    _MODULE_ATTR = ""
+    #: the attribute that holds the library's state (a study, trials): None until set up
+    _STATE_ATTR = ""
+    #: the "format" of the state ``save`` writes
+    _STATE_FORMAT = ""
+
+    _space: Any = None
+    _configs: dict                  # running trial id -> its params (flat); set by __init__
+    _metric_defaulted = False       # metric set to DEFAULT_METRIC by _fill_metric
+
+    # ------------------------------------------------------------ hooks
+
+    def _to_space(self, space: Any, given_as: str) -> Any:
+        """The converted space of ``space`` (see :func:`walk_space`)."""
+        raise NotImplementedError
+
+    def _is_native(self, obj: Any) -> bool:
+        """Whether ``obj`` is the library's own search-space object."""
+        raise NotImplementedError
+
+    def _setup(self) -> None:
+        """Set up the library's state, once the space and the mode are known."""
+        raise NotImplementedError
+
+    def _ask(self, trial_id: str) -> dict:
+        """The flat params (``{"outer/inner": value}``) of a new trial ``trial_id``."""
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        """Whether the library's state is set up."""
+        return getattr(self, self._STATE_ATTR, None) is not None
+
+    def _import(self) -> Any:
+        """The library's module (:func:`import_library`)."""
+        return import_library(self._MODULE, type(self).__name__, self._MIN_VERSION)
+
+    # ------------------------------------------------------------ shared steps
+
+    def _fill_metric(self) -> None:
+        """Refuse a missing mode; a mode alone optimises Ray's ``"_metric"`` (as in Ray)."""
+        name = type(self).__name__
+        if self.mode is None:
+            raise ValueError(
+                f"{name} needs a mode ('min' or 'max'): give it to {name}(metric=..., "
+                "mode=...) or to TuneConfig(metric=..., mode=...)")
+        if self.metric is None and isinstance(self.mode, str):
+            self._metric = DEFAULT_METRIC
+            self._metric_defaulted = True       # the sweep's metric may still replace it
+        _check_metric_mode(self.metric, self.mode)
+
+    def _require_ready(self, what: str) -> None:
+        """A RuntimeError unless the searcher has a space, a metric and a mode."""
+        name = type(self).__name__
+        if self._space is None:
+            raise RuntimeError(
+                f"{name}.{what} has no search space to work on: give domains in the "
+                f"Tuner's param_space, or {name}(space=...)")
+        if not self._ready():
+            raise RuntimeError(
+                f"{name}.{what} needs a metric and a mode: give them to "
+                f"{name}(metric=..., mode=...) or to TuneConfig(metric=..., mode=...)")
+
+    def _stray_end(self, trial_id: str, running: Collection[str],
+                   completed: Collection[str]) -> bool:
+        """Whether the end of ``trial_id`` is to be ignored (warned of): ended, or unknown."""
+        if trial_id in completed or trial_id not in running:
+            known = "already ended" if trial_id in completed else "was not suggested by it"
+            warnings.warn(f"{type(self).__name__} heard the end of trial {trial_id}, which "
+                          f"{known}; ignored", UserWarning, stacklevel=3)
+            return True
+        return False
+
+    def _state(self) -> dict:
+        """What :meth:`save` keeps besides the metric and the mode (picklable values)."""
+        raise NotImplementedError
+
+    def _set_state(self, state: dict) -> None:
+        """Take back what :meth:`_state` gave (``state`` has the metric and mode too)."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------------- state
+
+    def save(self, checkpoint_path: str) -> None:
+        """Pickle the searcher's state (the library's, and the running trials) to a file."""
+        state = {"format": self._STATE_FORMAT, "metric": self._metric, "mode": self._mode,
+                 **self._state()}
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Take back the state :meth:`save` wrote (it replaces this searcher's).
+
+        Raises
+        ------
+        ValueError
+            If the file was not written by :meth:`save`.
+        """
+        with open(checkpoint_path, "rb") as f:
+            state = pickle.load(f)
+        if not isinstance(state, dict) or state.get("format") != self._STATE_FORMAT:
+            raise ValueError(f"{checkpoint_path} is not a state saved by "
+                             f"{type(self).__name__}.save")
+        self._metric, self._mode = state["metric"], state["mode"]
+        self._set_state(state)
+
+    # ------------------------------------------------------------ the sweep's calls
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                              **spec: Any) -> bool:
+        """Take the search space from ``param_space`` (``config``), and the metric and mode.
+
+        Without ``space=``, the domains of ``config`` (nested ones too)
+        become the searcher's space, and ``metric`` and ``mode``, when
+        given, replace the searcher's own (as in Ray). With ``space=``, the
+        searcher keeps its space; ``metric`` and ``mode`` fill in only those
+        it lacks, ``metric`` also the ``"_metric"`` a searcher given only a
+        mode optimises (Ray ignores them here).
+
+        Parameters
+        ----------
+        metric, mode, config, **spec
+            ``TuneConfig.metric``, ``TuneConfig.mode``, the Tuner's
+            ``param_space``, and what else the sweep passes (see
+            :meth:`Searcher.set_search_properties`; not used).
+
+        Returns
+        -------
+        bool
+            ``True`` when the space was taken from ``config``; ``False``
+            when the searcher had ``space=`` (``config`` then holds
+            constants only).
+
+        Raises
+        ------
+        ValueError
+            If ``config`` holds domains while ``space=`` was given (the
+            space given twice), if neither holds any domain, or for a domain
+            the library cannot search.
+        """
+        name = type(self).__name__
+        if self._space is not None:
+            if config and holds_search(config, self._is_native):
+                raise ValueError(
+                    f"the search space was given twice: to {name}(space=...) and as "
+                    "domains in the Tuner's param_space. Give it once: either drop space= "
+                    "(the searcher then takes param_space's domains) or keep only constants "
+                    "in param_space")
+            if metric and self._metric_defaulted:
+                # given only a mode: the sweep's metric, not the "_metric" no result has
+                # (no trial would tell the library anything)
+                self._metric, self._metric_defaulted = metric, False
+            super().set_search_properties(metric, mode, config)
+            if not self._ready():
+                self._setup()
+            return False
+        space = self._to_space(config or {}, "param_space")
+        if not space:
+            raise ValueError(
+                f"{name} has no search space: param_space holds no domain and no space= "
+                "was given. Put domains in param_space (tune.uniform(...), tune.choice([...]), "
+                f"...) or pass {name}(space=...)")
+        previous = (self._metric, self._mode)
+        if metric:
+            self._metric = metric
+        if mode:
+            self._mode = mode
+        try:
+            self._check_metric_mode()
+        except (TypeError, ValueError):
+            self._metric, self._mode = previous
+            raise
+        self._space = space
+        self._setup()
+        return True
+
+    def _check_metric_mode(self) -> None:
+        """Ray's rules for the metric and the mode (a subclass may refuse more)."""
+        _check_metric_mode(self._metric, self._mode)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        """The config of trial ``trial_id``, asked of the library.
+
+        Asked again with the same id, it gives the same config. Nested
+        parameters (``"outer/inner"``) come back as nested dicts.
+
+        Raises
+        ------
+        RuntimeError
+            If the searcher has no search space, metric or mode yet.
+        """
+        params = self._configs.get(trial_id)
+        if params is None:
+            self._require_ready("suggest")
+            params = self._configs[trial_id] = self._ask(trial_id)
+        return unflatten(copy.deepcopy(params))
+
+    # -------------------------------------------------------------------- pickling
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop(self._MODULE_ATTR, None)         # a module does not pickle
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        setattr(self, self._MODULE_ATTR, self._import())
