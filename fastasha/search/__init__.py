@@ -13,9 +13,10 @@ algorithms and its wrapper that caps their concurrent trials
 (``TuneConfig(search_alg=...)``). :class:`BasicVariantGenerator`, passed
 as a ``search_alg``, sets options of the built-in sampling (points to run
 first, a concurrency cap, constant grid draws, the seed), as Ray's
-does. Ray's ``OptunaSearch`` is in
-:mod:`fastasha.search.optuna`, which needs the optional optuna (importing
-this package does not import it).
+does. Ray's searchers backed by other libraries are in their own modules,
+each needing its library (importing this package imports none of them):
+``OptunaSearch`` in :mod:`fastasha.search.optuna` and ``HyperOptSearch``
+in :mod:`fastasha.search.hyperopt`.
 
 Examples
 --------
