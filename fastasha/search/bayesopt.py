@@ -1,0 +1,782 @@
+"""BayesOptSearch: Ray Tune's searcher that asks a Gaussian process for configs.
+
+It has the arguments and behaviour of Ray Tune 2.x's
+``ray.tune.search.bayesopt.BayesOptSearch``, so that a Ray script pairing
+ASHA with Bayesian optimisation runs after changing its imports
+(``from fastasha.search.bayesopt import BayesOptSearch``, or
+``fastasha.tune.search.bayesopt``; Ray 1.x's ``ray.tune.suggest.bayesopt``
+is ``fastasha.tune.suggest.bayesopt``). The Gaussian process (GP) and its
+acquisition function come from the package ``bayesian-optimization``
+(``import bayes_opt``), an optional dependency: this module imports it only
+when a :class:`BayesOptSearch` is built, so importing ``fastasha.search``
+(or this module) never loads it. Install it with
+``pip install "fastasha[bayesopt]"`` (or
+``pip install "bayesian-optimization>=3"``; versions 3.x are supported).
+
+How a sweep goes, as in Ray: the first ``random_search_steps`` trials (the
+``points_to_evaluate`` first, then random draws) run without waiting for
+each other; once every one of them has ended, their results reach the GP
+together, and from then on each suggestion maximises the acquisition
+function (the upper confidence bound by default) of a GP fitted to every
+result so far. A trial's result is the metric's value in its last result,
+negated for ``mode="min"`` (the GP maximises).
+
+BayesOpt searches continuous ranges only. The search space comes from
+``param_space`` (as with any fastasha sweep) or from ``space=``, and each
+parameter becomes the range Ray Tune makes of it:
+
+==============================  ===============================================
+parameter                       the range BayesOpt searches
+==============================  ===============================================
+``uniform(a, b)``               ``(a, b)``
+``quniform(a, b, q)``           ``(a, b)``: BayesOpt has no steps, so ``q`` is
+                                dropped, with a warning, and values are not
+                                rounded (as in Ray)
+``loguniform(a, b)``            ``(a, b)`` on a linear scale: BayesOpt has no
+                                log scale, so it is dropped, with a warning (as
+                                in Ray); search the exponent instead
+                                (``uniform(log10(a), log10(b))``)
+``qloguniform(a, b, q)``        ``(a, b)``, both dropped, with one warning
+``(low, high)`` in ``space=``   ``(low, high)``, BayesOpt's own form (as in Ray)
+==============================  ===============================================
+
+Refused, with a ``ValueError`` that says what to use instead, as Ray
+refuses them: ``randint``, ``qrandint``, ``lograndint`` and
+``qlograndint`` (integers), ``choice``, ``grid_search`` and
+``sample_from``; and ``randn`` / ``qrandn`` (see below). Nested dicts are
+searched too: their parameters are named with ``/`` (``"model/lr"``)
+inside the GP, and configs come back nested, as in Ray. A GP may propose
+a range's upper bound itself.
+
+Where fastasha differs from Ray:
+
+- bayesian-optimization 3.x is used (Ray builds 1.x's ``UtilityFunction``,
+  which 2.0 removed, so it needs 1.4.3 or older). ``utility_kwargs`` keep
+  Ray's meaning: ``kind="ucb"`` is ``UpperConfidenceBound(kappa=kappa)``,
+  ``"ei"`` is ``ExpectedImprovement(xi=xi)``, ``"poi"`` is
+  ``ProbabilityOfImprovement(xi=xi)``. A key left out takes Ray's default
+  (Ray passes the dict on as it is, and 1.x fails without all three);
+  ``kappa_decay`` and ``kappa_decay_delay`` are accepted with a warning and
+  have no effect, as in Ray (where only bayes_opt's own ``maximize`` loop
+  decays kappa).
+- ``randn`` and ``qrandn`` are refused: a normal distribution has no
+  bounds (Ray warns, drops the sampler, and fails inside bayes_opt).
+- A trial of the first phase that fails or reports no usable value counts
+  as ended: the GP starts once all of them ended (Ray waits for a result
+  from each, so one failed random trial stalls its sweep for good). While
+  it waits, the searcher draws nothing (Ray draws a config at every
+  suggestion and drops it, so that its configs depend on how often it is
+  asked), and it never drops a point of ``points_to_evaluate``: with more
+  points than ``random_search_steps``, the first phase is the points (Ray
+  drops one at every suggestion it answers ``None`` meanwhile).
+- A result without the metric, or with a value that is no number, gives
+  the GP nothing (Ray raises ``KeyError``); NaN and infinite values give it
+  nothing either, as in Ray.
+- Configs are duplicates (``skip_duplicate``, ``patience``) when they agree
+  to 1e-5 of each parameter's range (Ray: to 5 decimal places, so that in a
+  range such as ``(1e-6, 1e-4)`` most configs are duplicates of each
+  other). After skipping a duplicate of the GP's while trials run, the
+  searcher proposes nothing until one of them ends, and so counts nothing
+  towards ``patience`` meanwhile (Ray asks the GP again at every
+  suggestion, so that one slow trial can exhaust ``patience`` and end the
+  sweep). A config the GP already has a result for is not registered
+  again (Ray's bayes_opt raises ``NotUniqueError``, which ends the sweep,
+  when ``skip_duplicate=False`` runs a config twice).
+- ``points_to_evaluate`` may be nested dicts, as configs are, and each must
+  give every parameter a number inside its range (Ray passes them to
+  bayes_opt as given, where a nested or partial point fails).
+- When ``space=`` is given, the sweep's ``metric`` and ``mode`` fill in those
+  the searcher lacks (Ray leaves the searcher without them, and it fails at
+  its first suggestion); a ``param_space`` that holds domains as well is
+  refused at once.
+- ``analysis=`` takes fastasha's ``ExperimentAnalysis`` (or a
+  ``ResultGrid``): the GP gets each trial's best value of the metric, as
+  in Ray, and a trial whose config does not give every parameter a number
+  inside its range is left out, with a warning (Ray fails on it).
+- ``patience=None`` never ends the sweep (Ray fails on ``None``).
+
+Examples
+--------
+>>> from fastasha import tune
+>>> from fastasha.search.bayesopt import BayesOptSearch
+>>> searcher = BayesOptSearch(metric="loss", mode="min", random_search_steps=2)
+>>> searcher.set_search_properties(None, None, {"model": {"lr": tune.uniform(0.0, 0.1)},
+...                                             "batch": 32})
+True
+>>> config = searcher.suggest("t0")
+>>> sorted(config), 0.0 <= config["model"]["lr"] <= 0.1
+(['model'], True)
+>>> searcher.on_trial_complete("t0", {"loss": 0.5})
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import pickle
+import re
+import warnings
+from typing import Any
+
+from .._rows import flatten
+from .._validation import check_bool, check_choice, check_int, check_real
+from .optuna import DEFAULT_METRIC, _flatten, _name, _unflatten
+from .sample import Categorical, Domain, Float, Function, Integer
+from .searcher import Searcher, _check_metric_mode
+from .variant_generator import check_points, compile_space, grid_values, is_dynamic
+
+__all__ = ["BayesOptSearch"]
+
+INSTALL_HINT = ('pip install "fastasha[bayesopt]" (or: pip install '
+                '"bayesian-optimization>=3")')
+MIN_BAYES_OPT = (3, 0)
+STATE_FORMAT = "fastasha.bayesopt_search/1"
+# what save() keeps: what the searcher learnt (its arguments come with the searcher restored)
+STATE_ATTRIBUTES = ("_metric", "_mode", "_metric_defaulted", "_space", "optimizer",
+                    "_pending_points", "_live", "_completed", "_counts", "_n_first",
+                    "_first_ids", "_n_first_started", "_n_first_ended", "_buffer", "_n_ended",
+                    "_stale_at")
+# Ray's utility_kwargs defaults (those of bayes_opt 1.x's UtilityFunction)
+DEFAULT_UTILITY = {"kind": "ucb", "kappa": 2.576, "xi": 0.0}
+UTILITY_KINDS = ("ucb", "ei", "poi")
+# bayes_opt 1.x's decay arguments, which Ray passes on and which have no effect there
+IGNORED_UTILITY_KEYS = ("kappa_decay", "kappa_decay_delay")
+# configs that agree to this many decimals of each parameter's range are duplicates
+DUPLICATE_DIGITS = 5
+
+
+def _import_bayes_opt() -> Any:
+    """The ``bayes_opt`` module, or an ImportError that says how to install it."""
+    try:
+        import bayes_opt
+    except ImportError as err:
+        raise ImportError(
+            "BayesOptSearch needs the optional dependency bayesian-optimization, which is not "
+            f"installed: {INSTALL_HINT}") from err
+    version = str(getattr(bayes_opt, "__version__", "0"))
+    found = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
+    if found < MIN_BAYES_OPT:
+        raise ImportError(
+            f"BayesOptSearch needs bayesian-optimization 3.0 or newer (its acquisition "
+            f"functions), found {version}: "
+            f"{INSTALL_HINT.replace('pip install', 'pip install -U', 1)}")
+    return bayes_opt
+
+
+# ------------------------------------------------------------------ the search space
+
+def _param_name(path: tuple) -> str:
+    """The GP's name of the parameter at ``path`` (``"outer/inner"``), as OptunaSearch names it."""
+    try:
+        return _name(path)
+    except (TypeError, ValueError) as err:      # its messages name OptunaSearch
+        raise type(err)(str(err).replace("OptunaSearch", "BayesOptSearch")) from None
+
+
+def _convert_domain(domain: Domain, path: tuple) -> tuple[float, float]:
+    """The range BayesOpt searches for a fastasha domain, with Ray's meaning (module docstring)."""
+    name = _param_name(path)
+    if isinstance(domain, Float):
+        if domain.sampler == "normal":
+            kind = "qrandn" if domain.q is not None else "randn"
+            raise ValueError(
+                f"{name!r} is a {kind}() domain, but BayesOpt searches bounded ranges and a "
+                f"normal distribution has no bounds; use uniform(lower, upper) over the range "
+                f"that matters (mean - 3 sd to mean + 3 sd, say: here "
+                f"{domain.mean - 3 * domain.sd:g} to {domain.mean + 3 * domain.sd:g})")
+        lower, upper = float(domain.lower), float(domain.upper)
+        dropped = []
+        if domain.sampler == "loguniform":
+            dropped.append("its log scale (search the exponent instead: uniform("
+                           f"{math.log10(lower):g}, {math.log10(upper):g}) and 10 ** x in the "
+                           "objective)")
+        if domain.q is not None:
+            dropped.append(f"its step q={domain.q:g} (values are not rounded; round them in the "
+                           "objective)")
+        if dropped:
+            kind = ("q" if domain.q is not None else "") + (
+                "loguniform" if domain.sampler == "loguniform" else "uniform")
+            warnings.warn(
+                f"{name!r} is a {kind}() domain, but BayesOpt searches plain ranges: "
+                f"BayesOptSearch searches uniform({lower:g}, {upper:g}) and drops "
+                f"{' and '.join(dropped)}, as Ray does. Use uniform() to silence this",
+                UserWarning, stacklevel=5)
+        return lower, upper
+    if isinstance(domain, Integer):
+        raise ValueError(
+            f"{name!r} is an integer domain (randint, qrandint, lograndint, qlograndint), but "
+            "BayesOpt searches continuous ranges only; use uniform("
+            f"{domain.lower}, {domain.upper}) and round the value in the objective, or "
+            "OptunaSearch, which searches integers")
+    if isinstance(domain, Categorical):
+        raise ValueError(
+            f"{name!r} is a choice() domain, but BayesOpt searches continuous ranges only; use "
+            "OptunaSearch, which searches categories, or a range whose value the objective maps "
+            f"to a category (uniform(0, {len(domain.categories)}), then int(x) as an index)")
+    if isinstance(domain, Function):
+        raise ValueError(
+            f"{name!r} is a sample_from() function, which BayesOpt cannot search (it proposes "
+            "values from ranges); use uniform(lower, upper) and compute the derived value "
+            "inside the objective from the config")
+    raise TypeError(
+        f"{name!r} is a {type(domain).__name__}, a domain BayesOptSearch does not know; use "
+        "uniform(lower, upper)")
+
+
+def _is_pair(obj: Any) -> bool:
+    """Whether ``obj`` is Ray's ``(low, high)``: two real numbers in a tuple or list."""
+    return isinstance(obj, (tuple, list)) and len(obj) == 2 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in obj)
+
+
+def _pair_bounds(pair: Any, path: tuple) -> tuple[float, float]:
+    low, high = float(pair[0]), float(pair[1])
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(
+            f"the range {tuple(pair)!r} of {_param_name(path)!r} in space= must be two finite "
+            "numbers (low, high) with low < high")
+    return low, high
+
+
+def _walk(obj: Any, path: tuple, out: dict, given_as: str) -> None:
+    """Put the range of every parameter under ``obj`` into ``out``, by name."""
+    if isinstance(obj, Domain):
+        out[_param_name(path)] = _convert_domain(obj, path)
+    elif isinstance(obj, dict) and grid_values(obj, path) is not None:
+        raise ValueError(
+            f"{_param_name(path)!r} is a grid_search(), which BayesOptSearch cannot search (the "
+            "GP proposes configs one by one; it does not cross a grid); leave search_alg out to "
+            "run the grid, or search a range uniform(lower, upper) instead")
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            _walk(value, path + (key,), out, given_as)
+    elif given_as == "space" and _is_pair(obj):
+        out[_param_name(path)] = _pair_bounds(obj, path)
+    elif isinstance(obj, (list, tuple)) and is_dynamic(compile_space(obj, path)):
+        raise ValueError(
+            f"the search space has a domain inside the list at {list(path)!r}, which "
+            "BayesOptSearch cannot name; use a dict ({'0': ..., '1': ...}) instead")
+    elif given_as == "space":
+        raise ValueError(
+            f"space= holds {obj!r} at {list(path)!r}; BayesOptSearch(space=...) takes only "
+            "ranges: (low, high) pairs of numbers and uniform(low, high) domains. Put constants "
+            "in the Tuner's param_space: they are merged into every config")
+
+
+def _to_bounds(space: Any, given_as: str) -> dict[str, tuple[float, float]]:
+    """The flat ``{name: (low, high)}`` of a space of domains (and, in ``space=``, pairs)."""
+    if not isinstance(space, dict):
+        raise TypeError(f"{given_as} must be a dict, got {space!r} of type "
+                        f"{type(space).__name__}")
+    compile_space(space)        # refuses Ray Tune's own objects and eval strings, as sweeps do
+    out: dict[str, tuple[float, float]] = {}
+    _walk(space, (), out, given_as)
+    return out
+
+
+def _check_one_objective(metric: Any, mode: Any) -> None:
+    if isinstance(metric, list) or isinstance(mode, list):
+        raise ValueError(
+            f"BayesOptSearch optimises one metric, got metric={metric!r} and mode={mode!r}; "
+            "give one result key and 'min' or 'max' (OptunaSearch optimises several)")
+
+
+def _utility(utility_kwargs: Any) -> dict:
+    """Ray's ``utility_kwargs``, checked, with Ray's defaults for the keys left out."""
+    if utility_kwargs is None:
+        return dict(DEFAULT_UTILITY)
+    if not isinstance(utility_kwargs, dict):
+        raise TypeError(
+            f"utility_kwargs must be a dict such as {DEFAULT_UTILITY!r} or None, got "
+            f"{utility_kwargs!r} of type {type(utility_kwargs).__name__}")
+    known = (*DEFAULT_UTILITY, *IGNORED_UTILITY_KEYS)
+    unknown = sorted(str(k) for k in utility_kwargs if k not in known)
+    if unknown:
+        raise ValueError(
+            f"utility_kwargs has the unknown key(s) {unknown!r}; its keys are 'kind' ('ucb', "
+            "'ei' or 'poi'), 'kappa' (for 'ucb') and 'xi' (for 'ei' and 'poi')")
+    ignored = [k for k in IGNORED_UTILITY_KEYS if k in utility_kwargs]
+    if ignored:
+        warnings.warn(
+            f"utility_kwargs {ignored!r} have no effect: Ray's BayesOptSearch passes them to "
+            "bayes_opt, which decays kappa only in its own maximize() loop, and neither Ray nor "
+            "fastasha runs that loop; leave them out to silence this", UserWarning, stacklevel=3)
+    utility = {**DEFAULT_UTILITY, **{k: v for k, v in utility_kwargs.items()
+                                     if k in DEFAULT_UTILITY}}
+    check_choice("utility_kwargs['kind']", utility["kind"], UTILITY_KINDS,
+                 hint=" ('ucb': upper confidence bound, 'ei': expected improvement, 'poi': "
+                      "probability of improvement)")
+    for key in ("kappa", "xi"):
+        value = check_real(f"utility_kwargs[{key!r}]", utility[key])
+        if not value >= 0 or not math.isfinite(value):
+            raise ValueError(f"utility_kwargs[{key!r}] must be a finite number of 0 or more, "
+                             f"got {utility[key]!r}")
+        utility[key] = value
+    return utility
+
+
+def _acquisition(utility: dict, byo: Any) -> Any:
+    """The bayes_opt 3.x acquisition function of a checked ``utility`` (Ray's meaning)."""
+    acq = byo.acquisition
+    if utility["kind"] == "ucb":
+        return acq.UpperConfidenceBound(kappa=utility["kappa"])
+    if utility["kind"] == "ei":
+        return acq.ExpectedImprovement(xi=utility["xi"])
+    return acq.ProbabilityOfImprovement(xi=utility["xi"])
+
+
+# ------------------------------------------------------------------------ searcher
+
+class BayesOptSearch(Searcher):
+    """Suggest configs with Bayesian optimisation (a GP), as Ray Tune's ``BayesOptSearch``.
+
+    The first ``random_search_steps`` trials are ``points_to_evaluate`` and
+    random draws; once they have all ended, a Gaussian process fitted to
+    every result so far proposes each further config, the maximum of its
+    acquisition function (see the module docstring for the whole story,
+    how each domain is converted, and what is refused). Results reach the
+    GP in :meth:`on_trial_complete` only: an ASHA scheduler's early stops
+    count with their last value, as in Ray.
+
+    Parameters
+    ----------
+    space : dict or None, default=None
+        The search space, when not taken from ``param_space``: a dict (it may
+        be nested) of BayesOpt ranges ``(low, high)`` (Ray's form) or of
+        fastasha ``uniform(low, high)`` domains. ``param_space`` must then
+        hold constants only.
+    metric : str or None, default=None
+        The result key to optimise; ``None`` takes ``TuneConfig.metric``.
+    mode : {"min", "max"} or None, default=None
+        Whether smaller or larger values are better; ``None`` takes
+        ``TuneConfig.mode``. A mode without a metric optimises
+        ``TuneConfig.metric``, or when there is none Ray's anonymous metric
+        ``"_metric"``.
+    points_to_evaluate : list of dict, optional
+        Configs to run first, in order, before any random draw. Each gives
+        a number inside its range to every parameter of the space, nested
+        as the config is. They count among the ``random_search_steps``.
+    utility_kwargs : dict, optional
+        The acquisition function: ``{"kind": "ucb", "kappa": 2.576, "xi":
+        0.0}`` when ``None`` (Ray's defaults, which also fill in the keys
+        left out). ``"ucb"`` (upper confidence bound, ``mean + kappa *
+        sd``: a larger ``kappa`` explores more), ``"ei"`` (expected
+        improvement) or ``"poi"`` (probability of improvement), both over
+        the best value by at least ``xi``.
+    random_state : int or None, default=42
+        Seeds the random draws and the GP's fitting, so that two sweeps
+        with the same seed that hear the same results in the same order
+        suggest the same configs; ``None`` draws a seed.
+    random_search_steps : int, default=10
+        How many trials (``points_to_evaluate`` included) run before the GP
+        takes over; they run without waiting for each other's results, and
+        the GP waits for all of them.
+    verbose : int, default=0
+        bayes_opt's verbosity: 1 or 2 print each result the GP gets.
+    patience : int or None, default=5
+        The sweep ends (``Searcher.FINISHED``, with a warning) once a config
+        has been proposed more than ``patience`` times, the GP having
+        converged there (see ``skip_duplicate`` for what counts as the same
+        config); ``None``: never.
+    skip_duplicate : bool, default=True
+        Whether a config proposed before is skipped: ``suggest`` answers
+        ``None`` and is asked again later (once a running trial has ended,
+        if any runs: with no news, the GP would propose the same).
+        Configs are the same when they agree to 1e-5 of each parameter's
+        range.
+    analysis : ExperimentAnalysis or ResultGrid, optional
+        An earlier experiment to start from: each of its trials' configs
+        with the best value of ``metric`` it reported goes to the GP before
+        the first suggestion (see :meth:`register_analysis`).
+
+    Raises
+    ------
+    ImportError
+        If bayesian-optimization (3.0 or newer) is not installed; the
+        message says how to install it.
+    TypeError
+        For arguments of the wrong type: a ``space`` that is not a dict,
+        ``points_to_evaluate`` that are not a list of dicts, a seed or a
+        count that is not an int, ...
+    ValueError
+        For a bad metric or mode (a list of them too: BayesOpt optimises one
+        metric), a domain BayesOpt cannot search (see the module
+        docstring), a point of ``points_to_evaluate`` that does not fit the
+        space, unknown ``utility_kwargs``, or a negative count.
+
+    Notes
+    -----
+    The sweep saves the searcher with :meth:`save` (a pickle of the GP and
+    of what the searcher knows of the trials, as in Ray), and
+    ``Tuner.restore(path, objective, search_alg=BayesOptSearch(...))``
+    continues it from that state: pass a searcher built with the same
+    arguments. Pickled state is code: restore only experiments you trust.
+
+    As in Ray, ``set_max_concurrency`` returns ``False``: wrap the searcher
+    in a :class:`~fastasha.search.ConcurrencyLimiter` (Ray's example uses
+    ``max_concurrent=4``), or set ``TuneConfig(max_concurrent_trials=...)``.
+    The GP proposes each config from the trials ended so far, so many
+    trials at once propose the same config more often (a duplicate, which
+    ``skip_duplicate`` skips).
+
+    Examples
+    --------
+    A space in BayesOpt's own form given to the searcher, with its metric:
+
+    >>> from fastasha.search.bayesopt import BayesOptSearch
+    >>> searcher = BayesOptSearch({"width": (0, 20), "height": (-100, 100)}, metric="mean_loss",
+    ...                           mode="min", points_to_evaluate=[{"width": 10, "height": 0}])
+    >>> searcher.suggest("t0")
+    {'width': 10.0, 'height': 0.0}
+    >>> searcher.on_trial_complete("t0", {"mean_loss": 0.25})
+    """
+
+    def __init__(self, space: dict | None = None, metric: str | None = None,
+                 mode: str | None = None, points_to_evaluate: list[dict] | None = None,
+                 utility_kwargs: dict | None = None, random_state: int | None = 42,
+                 random_search_steps: int = 10, verbose: int = 0, patience: int | None = 5,
+                 skip_duplicate: bool = True, analysis: Any = None) -> None:
+        _import_bayes_opt()
+        super().__init__(metric=metric, mode=mode)
+        _check_one_objective(metric, mode)
+        self._utility = _utility(utility_kwargs)
+        if random_state is not None:
+            random_state = check_int("random_state", random_state, minimum=0)
+            if random_state >= 2**32:
+                raise ValueError(f"random_state must be less than 2**32 (numpy's RandomState), "
+                                 f"got {random_state}")
+        self._random_state = random_state
+        self._random_search_steps = check_int("random_search_steps", random_search_steps,
+                                              minimum=0)
+        self._verbose = check_int("verbose", verbose, minimum=0)
+        self._patience = None if patience is None else \
+            check_int("patience", patience, minimum=1, hint=" (or None: never end the sweep)")
+        self._skip_duplicate = check_bool("skip_duplicate", skip_duplicate)
+        if analysis is not None:
+            _analysis_trials(analysis)          # the type, at once
+        self._analysis = analysis
+        self._points_to_evaluate = check_points(points_to_evaluate)
+        if space is None or (isinstance(space, dict) and not space):
+            self._space: dict[str, tuple[float, float]] | None = None
+        else:
+            self._space = _to_bounds(space, "space")
+        #: the ``bayes_opt.BayesianOptimization`` (its GP and the results it has), as in Ray;
+        #: ``None`` until the space and the mode are known
+        self.optimizer: Any = None
+        self._metric_defaulted = False      # metric set to DEFAULT_METRIC by _setup_optimizer
+        self._pending_points: list[dict] = []    # points_to_evaluate not suggested yet (flat)
+        self._live: dict[str, dict] = {}         # running trial id -> its params (flat)
+        self._completed: set[str] = set()
+        self._counts: dict[tuple, int] = {}      # how often each config was proposed
+        self._n_first = 0                        # trials in the first phase (before the GP)
+        self._first_ids: set[str] = set()        # running trials of the first phase
+        self._n_first_started = 0
+        self._n_first_ended = 0
+        self._buffer: list[tuple[dict, float]] = []   # first-phase results for the GP
+        self._n_ended = 0                        # trials heard ended: news for the GP
+        self._stale_at: int | None = None        # _n_ended when the GP last proposed a duplicate
+        if self._space is not None and self.mode is not None:
+            self._setup_optimizer()
+
+    # ------------------------------------------------------------ the optimizer
+
+    def _setup_optimizer(self) -> None:
+        """Build the optimizer once the space and the mode are known (Ray: as soon as it can)."""
+        if self.mode is None:
+            raise ValueError(
+                "BayesOptSearch needs a mode ('min' or 'max'): give it to "
+                "BayesOptSearch(metric=..., mode=...) or to TuneConfig(metric=..., mode=...)")
+        if self.metric is None:
+            self._metric = DEFAULT_METRIC
+            self._metric_defaulted = True       # the sweep's metric may still replace it
+        _check_metric_mode(self.metric, self.mode)
+        _check_one_objective(self.metric, self.mode)
+        points = [_flatten(p) for p in self._points_to_evaluate]
+        for point in points:
+            self._check_point(point)
+        byo = _import_bayes_opt()
+        self.optimizer = byo.BayesianOptimization(
+            f=None, pbounds=dict(self._space),
+            acquisition_function=_acquisition(self._utility, byo),
+            random_state=self._random_state, verbose=self._verbose)
+        self._pending_points = [{name: float(point[name]) for name in self._space}
+                                for point in points]
+        self._n_first = max(self._random_search_steps, len(points))
+        if self._analysis is not None:
+            self.register_analysis(self._analysis)
+
+    def _check_point(self, point: dict) -> None:
+        """A ValueError unless the flat ``point`` gives every parameter a number in its range."""
+        if set(point) != set(self._space):
+            raise ValueError(
+                f"the point {point!r} does not fit the search space: a point of "
+                f"points_to_evaluate gives a number to each of {sorted(self._space)!r} and to "
+                "nothing else (nested as in the config)")
+        for name, value in point.items():
+            low, high = self._space[name]
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+                    not low <= value <= high:
+                raise ValueError(f"the value {value!r} of {name!r} in the point {point!r} is not "
+                                 f"a number in its range [{low:g}, {high:g}]; fix the point or "
+                                 "widen the range")
+
+    def _require_optimizer(self, what: str) -> None:
+        if self._space is None:
+            raise RuntimeError(
+                f"BayesOptSearch.{what} has no search space to work on: give uniform() domains "
+                "in the Tuner's param_space, or BayesOptSearch(space=...)")
+        if self.optimizer is None:
+            raise RuntimeError(
+                f"BayesOptSearch.{what} needs a metric and a mode: give them to "
+                "BayesOptSearch(metric=..., mode=...) or to TuneConfig(metric=..., mode=...)")
+
+    def _target(self, value: Any) -> float | None:
+        """What the GP maximises for a metric's value (None for no number, NaN or infinity)."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+                not math.isfinite(value):
+            return None
+        return float(value) if self.mode == "max" else -float(value)
+
+    def _register(self, params: dict, target: float) -> None:
+        """Give the GP a result, unless it has one for exactly these params already."""
+        space = self.optimizer.space
+        if tuple(params[k] for k in space.keys) in space:    # bayes_opt would refuse it
+            return
+        self.optimizer.register(params=params, target=target)
+
+    def _duplicate_key(self, params: dict) -> tuple:
+        return tuple(round((params[name] - low) / (high - low), DUPLICATE_DIGITS)
+                     for name, (low, high) in self._space.items())
+
+    def _finished(self) -> bool:
+        return self._patience is not None and bool(self._counts) and \
+            max(self._counts.values()) > self._patience
+
+    # ------------------------------------------------------------ the sweep's calls
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                              **spec: Any) -> bool:
+        """Take the ranges from ``param_space`` (``config``) unless ``space=`` was given.
+
+        Without ``space=``, the domains of ``config`` become the GP's ranges
+        and the sweep's ``metric`` and ``mode``, when given, replace the
+        searcher's own (as in Ray); it returns ``True``. With ``space=``,
+        ``config`` must hold constants only, the sweep's ``metric`` and
+        ``mode`` fill in those the searcher lacks (Ray ignores them here),
+        and it returns ``False``.
+
+        Raises
+        ------
+        ValueError
+            If ``config`` holds domains while ``space=`` was given (the
+            space given twice), if neither holds any domain, if there is no
+            mode, or for a domain BayesOpt cannot search.
+        """
+        if self._space is not None:
+            if config and is_dynamic(compile_space(config)):
+                raise ValueError(
+                    "the search space was given twice: to BayesOptSearch(space=...) and as "
+                    "domains in the Tuner's param_space. Give it once: either drop space= "
+                    "(the searcher then takes param_space's domains) or keep only constants "
+                    "in param_space")
+            if metric and self._metric_defaulted:
+                # given only a mode: the sweep's metric, not the "_metric" no result has
+                self._metric, self._metric_defaulted = metric, False
+            super().set_search_properties(metric, mode, config)
+            if self.optimizer is None:
+                self._setup_optimizer()
+            return False
+        space = _to_bounds(config or {}, "param_space")
+        if not space:
+            raise ValueError(
+                "BayesOptSearch has no search space: param_space holds no domain and no space= "
+                "was given. Put ranges in param_space (tune.uniform(low, high)) or pass "
+                "BayesOptSearch(space={'x': (low, high)})")
+        previous = (self._metric, self._mode)
+        if metric:
+            self._metric = metric
+        if mode:
+            self._mode = mode
+        try:
+            _check_metric_mode(self._metric, self._mode)
+            self._space = space
+            self._setup_optimizer()
+        except (TypeError, ValueError):
+            self._metric, self._mode = previous
+            self._space = None
+            raise
+        return True
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        """The config of trial ``trial_id``: a point, a random draw or the GP's proposal.
+
+        Asked again with the same id while the trial runs, it gives the
+        same config. Nested parameters (``"outer/inner"``) come back as
+        nested dicts.
+
+        Returns
+        -------
+        dict, None or Searcher.FINISHED
+            The config; ``None`` while the first phase waits for its
+            trials to end, for a duplicate that ``skip_duplicate`` skips,
+            and after one while no running trial has ended since;
+            ``FINISHED`` once a config was proposed more than ``patience``
+            times.
+
+        Raises
+        ------
+        RuntimeError
+            If the searcher has no search space, metric or mode yet.
+        """
+        params = self._live.get(trial_id)
+        if params is not None:
+            return _unflatten(dict(params))
+        self._require_optimizer("suggest")
+        if self._finished():
+            return Searcher.FINISHED
+        first_phase = self._n_first_ended < self._n_first
+        if first_phase and self._n_first_started >= self._n_first:
+            return None             # the GP waits for every trial of the first phase
+        from_gp = not self._pending_points
+        if from_gp and self._live and self._stale_at == self._n_ended:
+            return None             # it would propose its duplicate again: wait for news
+        if from_gp:
+            params = {name: float(value) for name, value in self.optimizer.suggest().items()}
+        else:
+            params = self._pending_points.pop(0)
+        key = self._duplicate_key(params)
+        seen = key in self._counts
+        self._counts[key] = self._counts.get(key, 0) + 1
+        if self._finished():
+            warnings.warn(
+                f"BayesOptSearch ends the sweep: it proposed the config {_unflatten(params)!r} "
+                f"{self._counts[key]} times, more than patience={self._patience} (the GP has "
+                "converged there, as Ray's would). Pass a larger patience (or None), or more "
+                "random_search_steps, to search on", UserWarning, stacklevel=2)
+            return Searcher.FINISHED
+        if seen and self._skip_duplicate:
+            if from_gp and self._live:
+                self._stale_at = self._n_ended
+            return None
+        if first_phase:
+            self._n_first_started += 1
+            self._first_ids.add(trial_id)
+        self._live[trial_id] = params
+        return _unflatten(dict(params))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        """Give the GP the metric's value in the last result of trial ``trial_id``.
+
+        As in Ray: nothing for a trial that failed (``error``), and nothing
+        for a value that is NaN or infinite; nothing either (Ray raises) for
+        a result without the metric. The value is negated for
+        ``mode="min"``. A trial of the first phase waits, with its value,
+        until every trial of that phase has ended. A second call about the
+        same trial, or one about a trial this searcher did not suggest, is
+        ignored with a warning.
+        """
+        params = self._live.pop(trial_id, None)
+        if params is None:
+            known = "already ended" if trial_id in self._completed else "was not suggested by it"
+            warnings.warn(f"BayesOptSearch heard the end of trial {trial_id}, which {known}; "
+                          "ignored", UserWarning, stacklevel=2)
+            return
+        self._completed.add(trial_id)
+        self._n_ended += 1
+        target = None if error or not result else self._target(result.get(self.metric))
+        if trial_id not in self._first_ids:
+            if target is not None:
+                self._register(params, target)
+            return
+        self._first_ids.discard(trial_id)
+        self._n_first_ended += 1
+        if target is not None:
+            self._buffer.append((params, target))
+        if self._n_first_ended >= self._n_first:
+            for first, value in self._buffer:
+                self._register(first, value)
+            self._buffer = []
+
+    def register_analysis(self, analysis: Any) -> None:
+        """Give the GP the trials of an earlier experiment (Ray's ``register_analysis``).
+
+        Each trial's config goes to the GP with the best value of the
+        searcher's metric among the trial's results (by its mode), as in
+        Ray. Trials without a finite value are left out, and so are those
+        whose config does not give every parameter of the space a number
+        inside its range (with a warning that counts them).
+
+        Parameters
+        ----------
+        analysis : ExperimentAnalysis or ResultGrid
+            The experiment (``tune.ExperimentAnalysis(path)``,
+            ``ResultGrid.from_path(path)``, or what ``tune.run`` and
+            ``Tuner.fit`` return).
+
+        Raises
+        ------
+        TypeError
+            For anything else.
+        RuntimeError
+            If the searcher has no search space, metric or mode yet.
+        """
+        trials = _analysis_trials(analysis)
+        self._require_optimizer("register_analysis")
+        unfit = 0
+        for trial in trials:
+            targets = [self._target(flatten(row).get(self.metric)) for row in trial.history()]
+            targets = [t for t in targets if t is not None]
+            if not targets:
+                continue
+            config = _flatten(trial.config or {})
+            params = {name: config.get(name) for name in self._space}
+            try:
+                self._check_point(params)
+            except ValueError:
+                unfit += 1
+                continue
+            self._register({k: float(v) for k, v in params.items()}, max(targets))
+        if unfit:
+            warnings.warn(
+                f"{unfit} trial(s) of the analysis were left out: their configs do not give "
+                f"every parameter of {sorted(self._space)!r} a number inside its range",
+                UserWarning, stacklevel=2)
+
+    # -------------------------------------------------------------------- state
+
+    def save(self, checkpoint_path: str) -> None:
+        """Pickle the optimizer (GP, results, random state) and the trials' story to a file."""
+        state = {name: getattr(self, name) for name in STATE_ATTRIBUTES}
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump((STATE_FORMAT, state), f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Take back the state :meth:`save` wrote (it replaces this searcher's optimizer).
+
+        Raises
+        ------
+        ValueError
+            If the file was not written by :meth:`save`.
+        """
+        with open(checkpoint_path, "rb") as f:
+            saved = pickle.load(f)
+        if not (isinstance(saved, tuple) and len(saved) == 2 and saved[0] == STATE_FORMAT):
+            raise ValueError(f"{checkpoint_path} is not a state saved by BayesOptSearch.save")
+        for name in STATE_ATTRIBUTES:
+            setattr(self, name, saved[1][name])
+
+
+def _analysis_trials(analysis: Any) -> list:
+    """The trials (``Result`` objects) of an ``ExperimentAnalysis`` or a ``ResultGrid``."""
+    from ..analysis import ExperimentAnalysis
+    from ..results import ResultGrid
+
+    if isinstance(analysis, ExperimentAnalysis):
+        return analysis.trials
+    if isinstance(analysis, ResultGrid):
+        return list(analysis)
+    raise TypeError(
+        f"analysis must be a fastasha ExperimentAnalysis (tune.ExperimentAnalysis(path)) or a "
+        f"ResultGrid (ResultGrid.from_path(path)), got {analysis!r} of type "
+        f"{type(analysis).__name__}")
