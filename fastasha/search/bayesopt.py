@@ -120,7 +120,8 @@ from typing import Any
 
 from .._rows import flatten
 from .._validation import check_bool, check_choice, check_int, check_real
-from .optuna import DEFAULT_METRIC, _flatten, _name, _unflatten
+from ._external import DEFAULT_METRIC, param_name, unflatten
+from ._external import flatten as flatten_config
 from .sample import Categorical, Domain, Float, Function, Integer
 from .searcher import Searcher, _check_metric_mode
 from .variant_generator import check_points, compile_space, grid_values, is_dynamic
@@ -166,11 +167,8 @@ def _import_bayes_opt() -> Any:
 # ------------------------------------------------------------------ the search space
 
 def _param_name(path: tuple) -> str:
-    """The GP's name of the parameter at ``path`` (``"outer/inner"``), as OptunaSearch names it."""
-    try:
-        return _name(path)
-    except (TypeError, ValueError) as err:      # its messages name OptunaSearch
-        raise type(err)(str(err).replace("OptunaSearch", "BayesOptSearch")) from None
+    """The GP's name of the parameter at ``path`` (``"outer/inner"``), as the other searchers."""
+    return param_name(path, "BayesOptSearch")
 
 
 def _convert_domain(domain: Domain, path: tuple) -> tuple[float, float]:
@@ -491,7 +489,7 @@ class BayesOptSearch(Searcher):
             self._metric_defaulted = True       # the sweep's metric may still replace it
         _check_metric_mode(self.metric, self.mode)
         _check_one_objective(self.metric, self.mode)
-        points = [_flatten(p) for p in self._points_to_evaluate]
+        points = [flatten_config(p) for p in self._points_to_evaluate]
         for point in points:
             self._check_point(point)
         byo = _import_bayes_opt()
@@ -630,7 +628,7 @@ class BayesOptSearch(Searcher):
         """
         params = self._live.get(trial_id)
         if params is not None:
-            return _unflatten(dict(params))
+            return unflatten(dict(params))
         self._require_optimizer("suggest")
         if self._finished():
             return Searcher.FINISHED
@@ -649,7 +647,7 @@ class BayesOptSearch(Searcher):
         self._counts[key] = self._counts.get(key, 0) + 1
         if self._finished():
             warnings.warn(
-                f"BayesOptSearch ends the sweep: it proposed the config {_unflatten(params)!r} "
+                f"BayesOptSearch ends the sweep: it proposed the config {unflatten(params)!r} "
                 f"{self._counts[key]} times, more than patience={self._patience} (the GP has "
                 "converged there, as Ray's would). Pass a larger patience (or None), or more "
                 "random_search_steps, to search on", UserWarning, stacklevel=2)
@@ -662,7 +660,7 @@ class BayesOptSearch(Searcher):
             self._n_first_started += 1
             self._first_ids.add(trial_id)
         self._live[trial_id] = params
-        return _unflatten(dict(params))
+        return unflatten(dict(params))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
@@ -729,7 +727,7 @@ class BayesOptSearch(Searcher):
             targets = [t for t in targets if t is not None]
             if not targets:
                 continue
-            config = _flatten(trial.config or {})
+            config = flatten_config(trial.config or {})
             params = {name: config.get(name) for name in self._space}
             try:
                 self._check_point(params)
