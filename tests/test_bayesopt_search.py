@@ -228,7 +228,7 @@ def test_a_missing_mode_is_refused_before_the_sweep():
 
 def test_points_that_do_not_fit_the_space_are_refused():
     space = {"x": (0.0, 1.0), "sub": {"y": (0.0, 1.0)}}
-    with pytest.raises(ValueError, match=r"to each of \['sub/y', 'x'\] and to nothing else"):
+    with pytest.raises(ValueError, match=r"missing \['sub/y'\].*to each of \['sub/y', 'x'\]"):
         BayesOptSearch(space, metric="loss", mode="min", points_to_evaluate=[{"x": 0.5}])
     with pytest.raises(ValueError, match=r"not a number in its range \[0, 1\]"):
         BayesOptSearch(space, metric="loss", mode="min",
@@ -277,6 +277,19 @@ def test_the_first_phase_waits_for_all_its_trials_however_they_end():
         searcher.on_trial_complete("d", {"loss": 0.0})
     with pytest.warns(UserWarning, match="was not suggested by it"):
         searcher.on_trial_complete("zz", {"loss": 0.0})
+
+
+def test_an_ended_trials_id_suggested_again_is_a_new_trial():
+    searcher = BayesOptSearch({"x": (0.0, 1.0)}, metric="loss", mode="max",
+                              random_search_steps=0, random_state=0)
+    first = searcher.suggest("a")
+    searcher.on_trial_complete("a", {"loss": 0.5})
+    again = searcher.suggest("a")
+    assert again != first
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # its end is heard, not "already ended"
+        searcher.on_trial_complete("a", {"loss": 0.25})
+    assert _targets(searcher) == [(first, 0.5), (again, 0.25)]
 
 
 def test_nan_and_infinite_values_are_not_given_to_the_gp():

@@ -1,4 +1,4 @@
-"""What the searchers wrapping an optional library share (``OptunaSearch``, ``HyperOptSearch``).
+"""What the searchers wrapping an optional library share (Optuna, HyperOpt and BayesOpt's).
 
 Each such searcher imports its library only when it is built
 (:func:`import_library`), names the parameters of a nested space
@@ -20,14 +20,14 @@ import warnings
 from collections.abc import Callable, Collection
 from typing import Any
 
-from .sample import Domain
+from .sample import Domain, Float
 from .searcher import Searcher, _check_metric_mode
 from .variant_generator import check_points as _check_point_list
 from .variant_generator import compile_space, grid_values
 
 __all__ = ["DEFAULT_METRIC", "SEP", "ExternalSearcher", "check_points", "flatten",
-           "holds_search", "import_library", "param_name", "sample_from_error", "split_point",
-           "unflatten", "walk_space"]
+           "holds_search", "import_library", "normal_error", "param_name", "sample_from_error",
+           "split_point", "unflatten", "walk_space"]
 
 # the separator of nested parameter names inside the library, as in Ray
 SEP = "/"
@@ -35,25 +35,39 @@ SEP = "/"
 DEFAULT_METRIC = "_metric"
 
 
-def import_library(module: str, searcher: str, minimum: tuple[int, ...]) -> Any:
+def import_library(module: str, searcher: str, minimum: tuple[int, ...], *,
+                   extra: str = "", package: str = "") -> Any:
     """The module ``module`` (``minimum`` or newer), or an ImportError that says how to install it.
 
-    The extra of fastasha that installs it has the module's name
-    (``pip install "fastasha[optuna]"``).
+    Parameters
+    ----------
+    module : str
+        The module to import (``"bayes_opt"``).
+    searcher : str
+        The searcher's class name, for messages.
+    minimum : tuple of int
+        The oldest version that works (``(3, 0)``).
+    extra : str, optional
+        The extra of fastasha that installs it (``pip install
+        "fastasha[bayesopt]"``); the module's name when empty.
+    package : str, optional
+        Its name on PyPI (``"bayesian-optimization"``), which the messages
+        use; the module's name when empty.
     """
+    extra, package = extra or module, package or module
     wanted = ".".join(str(p) for p in minimum)
-    hint = f'pip install "fastasha[{module}]" (or: pip install "{module}>={wanted}")'
+    hint = f'pip install "fastasha[{extra}]" (or: pip install "{package}>={wanted}")'
     try:
         library = import_module(module)
     except ImportError as err:
         raise ImportError(
-            f"{searcher} needs the optional dependency {module}, which is not installed: "
+            f"{searcher} needs the optional dependency {package}, which is not installed: "
             f"{hint}") from err
-    version = getattr(library, "__version__", "")
+    version = str(getattr(library, "__version__", ""))
     found = tuple(int(p) for p in re.findall(r"\d+", version)[:len(minimum)])
     if found < minimum:
         raise ImportError(
-            f"{searcher} needs {module} {wanted} or newer, found {version}: "
+            f"{searcher} needs {package} {wanted} or newer, found {version}: "
             f"{hint.replace('pip install', 'pip install -U', 1)}")
     return library
 
@@ -84,12 +98,25 @@ def param_name(path: tuple, searcher: str) -> str:
     return SEP.join(path)
 
 
-def sample_from_error(name: str, library: str) -> ValueError:
-    """The error for a ``sample_from`` function at ``name``, which no library can search."""
+def sample_from_error(name: str, library: str,
+                      use: str = "a domain (uniform, randint, choice, ...)") -> ValueError:
+    """The error for a ``sample_from`` function at ``name``, which no library can search.
+
+    ``use`` is what to search instead, among what the library can.
+    """
     return ValueError(
         f"{name!r} is a sample_from() function, which {library} cannot search (it draws only "
-        "from distributions); use a domain (uniform, randint, choice, ...) and compute the "
-        "derived value inside the objective from the config")
+        f"from distributions); use {use} and compute the derived value inside the objective "
+        "from the config")
+
+
+def normal_error(name: str, domain: Float, why: str) -> ValueError:
+    """The error for a ``randn``/``qrandn`` domain at ``name``; ``why``: what the library lacks."""
+    kind = "qrandn" if domain.q is not None else "randn"
+    return ValueError(
+        f"{name!r} is a {kind}() domain, but {why}; use uniform(lower, upper) over the range "
+        f"that matters (mean - 3 sd to mean + 3 sd, say: here "
+        f"{domain.mean - 3 * domain.sd:g} to {domain.mean + 3 * domain.sd:g})")
 
 
 def holds_search(obj: Any, is_native: Callable[[Any], bool]) -> bool:
@@ -104,9 +131,11 @@ def holds_search(obj: Any, is_native: Callable[[Any], bool]) -> bool:
     return isinstance(obj, Domain)
 
 
-def walk_space(space: Any, given_as: str, *, searcher: str, library: str, natives: str,
+def walk_space(space: Any, given_as: str, *, searcher: str, library: str, space_takes: str,
                convert: Callable[[Domain, tuple], Any], is_native: Callable[[Any], bool],
-               keep_constants: bool = False) -> dict:
+               convert_native: Callable[[Any, tuple], Any] | None = None,
+               natives_in_param_space: bool = True, keep_constants: bool = False,
+               grid_hint: str = "") -> dict:
     """The flat ``{name: converted}`` of a (nested) space of domains and library objects.
 
     Parameters
@@ -117,16 +146,29 @@ def walk_space(space: Any, given_as: str, *, searcher: str, library: str, native
     given_as : {"param_space", "space"}
         Where it comes from, for messages; constants of ``param_space`` are
         left out (the sweep merges them into every config).
-    searcher, library, natives : str
-        The searcher's class name, the library's name and what its objects
-        are called (``"Optuna distributions"``), for messages.
+    searcher, library : str
+        The searcher's class name and the library's name, for messages.
+    space_takes : str
+        What ``space=`` may hold (``"domains and Optuna distributions"``),
+        for the message that refuses a constant there.
     convert : callable
         ``convert(domain, path)``: the library's object for a domain.
     is_native : callable
-        Whether an object is the library's own; it is kept as it is.
+        Whether an object is the library's own.
+    convert_native : callable, optional
+        ``convert_native(obj, path)``: what a library object becomes (it may
+        check it); by default it is kept as it is.
+    natives_in_param_space : bool, default=True
+        Whether library objects are searched in ``param_space`` too;
+        otherwise they are searched in ``space=`` only, and are constants
+        of ``param_space`` (BayesOpt's ``(low, high)`` is a tuple there).
     keep_constants : bool, default=False
         Whether constants of ``space=`` are kept (as they are, by name);
         otherwise they are refused.
+    grid_hint : str, optional
+        What to do instead of a grid search, for the message that refuses
+        one; by default, ``choice`` or running the grid without the
+        searcher.
 
     Raises
     ------
@@ -141,6 +183,10 @@ def walk_space(space: Any, given_as: str, *, searcher: str, library: str, native
         raise TypeError(f"{given_as} must be a dict, got {space!r} of type "
                         f"{type(space).__name__}")
     compile_space(space)        # refuses Ray Tune's own objects and eval strings, as sweeps do
+    if given_as != "space" and not natives_in_param_space:
+        is_native = _nothing
+    grid_hint = grid_hint or (f"use choice([...]) to let {library} pick among the values, or "
+                              "leave search_alg out to run the grid")
     out: dict = {}
 
     def constant(path: tuple, value: Any) -> None:
@@ -149,21 +195,21 @@ def walk_space(space: Any, given_as: str, *, searcher: str, library: str, native
         if not keep_constants:
             raise ValueError(
                 f"space= holds the constant {value!r} at {list(path)!r}; {searcher}(space=...) "
-                f"takes only domains and {natives}. Put constants in the Tuner's "
-                "param_space: they are merged into every config")
+                f"takes only {space_takes}. Put constants in the Tuner's param_space: they are "
+                "merged into every config")
         out[param_name(path, searcher)] = value
 
     def walk(obj: Any, path: tuple) -> None:
         if is_native(obj):
-            out[param_name(path, searcher)] = obj
+            out[param_name(path, searcher)] = obj if convert_native is None else \
+                convert_native(obj, path)
         elif isinstance(obj, Domain):
             out[param_name(path, searcher)] = convert(obj, path)
         elif isinstance(obj, dict) and grid_values(obj, path) is not None:
             raise ValueError(
                 f"{param_name(path, searcher)!r} is a grid_search(), which {searcher} cannot "
-                f"search ({library} draws configs one by one; it does not cross a grid); use "
-                f"choice([...]) to let {library} pick among the values, or leave search_alg "
-                "out to run the grid")
+                f"search ({library} draws configs one by one; it does not cross a grid); "
+                f"{grid_hint}")
         elif isinstance(obj, dict):
             for key, value in obj.items():
                 walk(value, path + (key,))
@@ -176,6 +222,11 @@ def walk_space(space: Any, given_as: str, *, searcher: str, library: str, native
 
     walk(space, ())
     return out
+
+
+def _nothing(obj: Any) -> bool:
+    """No object is the library's own (:func:`walk_space` in ``param_space``)."""
+    return False
 
 
 def flatten(config: dict, path: tuple = ()) -> dict:
@@ -273,12 +324,19 @@ class ExternalSearcher(Searcher):
     #: the library's module, and its oldest version that works
     _MODULE = ""
     _MIN_VERSION: tuple[int, ...] = ()
+    #: the extra of fastasha that installs it, and its name on PyPI ("": the module's)
+    _EXTRA = ""
+    _PACKAGE = ""
     #: the attribute that holds the library's module (not pickled)
     _MODULE_ATTR = ""
     #: the attribute that holds the library's state (a study, trials): None until set up
     _STATE_ATTR = ""
     #: the "format" of the state ``save`` writes
     _STATE_FORMAT = ""
+    #: whether the library's own objects in param_space are searched (else: constants)
+    _NATIVES_IN_PARAM_SPACE = True
+    #: the domains to put in param_space, for messages
+    _DOMAINS = "tune.uniform(...), tune.choice([...]), ..."
 
     _space: Any = None
     _configs: dict                  # running trial id -> its params (flat); set by __init__
@@ -298,8 +356,12 @@ class ExternalSearcher(Searcher):
         """Set up the library's state, once the space and the mode are known."""
         raise NotImplementedError
 
-    def _ask(self, trial_id: str) -> dict:
-        """The flat params (``{"outer/inner": value}``) of a new trial ``trial_id``."""
+    def _ask(self, trial_id: str) -> dict | str | None:
+        """The flat params (``{"outer/inner": value}``) of a new trial ``trial_id``.
+
+        Or what :meth:`suggest` returns instead of a config: ``None`` (ask
+        again later) or ``Searcher.FINISHED``.
+        """
         raise NotImplementedError
 
     def _ready(self) -> bool:
@@ -308,7 +370,8 @@ class ExternalSearcher(Searcher):
 
     def _import(self) -> Any:
         """The library's module (:func:`import_library`)."""
-        return import_library(self._MODULE, type(self).__name__, self._MIN_VERSION)
+        return import_library(self._MODULE, type(self).__name__, self._MIN_VERSION,
+                              extra=self._EXTRA, package=self._PACKAGE)
 
     # ------------------------------------------------------------ shared steps
 
@@ -338,13 +401,17 @@ class ExternalSearcher(Searcher):
 
     def _stray_end(self, trial_id: str, running: Collection[str],
                    completed: Collection[str]) -> bool:
-        """Whether the end of ``trial_id`` is to be ignored (warned of): ended, or unknown."""
-        if trial_id in completed or trial_id not in running:
-            known = "already ended" if trial_id in completed else "was not suggested by it"
-            warnings.warn(f"{type(self).__name__} heard the end of trial {trial_id}, which "
-                          f"{known}; ignored", UserWarning, stacklevel=3)
-            return True
-        return False
+        """Whether the end of ``trial_id`` is to be ignored (warned of): ended, or unknown.
+
+        A trial that runs is not: its id may have been suggested again after
+        it ended (a new trial).
+        """
+        if trial_id in running:
+            return False
+        known = "already ended" if trial_id in completed else "was not suggested by it"
+        warnings.warn(f"{type(self).__name__} heard the end of trial {trial_id}, which "
+                      f"{known}; ignored", UserWarning, stacklevel=3)
+        return True
 
     def _state(self) -> dict:
         """What :meth:`save` keeps besides the metric and the mode (picklable values)."""
@@ -415,7 +482,8 @@ class ExternalSearcher(Searcher):
         """
         name = type(self).__name__
         if self._space is not None:
-            if config and holds_search(config, self._is_native):
+            is_native = self._is_native if self._NATIVES_IN_PARAM_SPACE else _nothing
+            if config and holds_search(config, is_native):
                 raise ValueError(
                     f"the search space was given twice: to {name}(space=...) and as "
                     "domains in the Tuner's param_space. Give it once: either drop space= "
@@ -433,31 +501,34 @@ class ExternalSearcher(Searcher):
         if not space:
             raise ValueError(
                 f"{name} has no search space: param_space holds no domain and no space= "
-                "was given. Put domains in param_space (tune.uniform(...), tune.choice([...]), "
-                f"...) or pass {name}(space=...)")
-        previous = (self._metric, self._mode)
+                f"was given. Put domains in param_space ({self._DOMAINS}) or pass "
+                f"{name}(space=...)")
+        previous = (self._metric, self._mode, self._metric_defaulted)
         if metric:
             self._metric = metric
         if mode:
             self._mode = mode
         try:
             self._check_metric_mode()
+            self._space = space
+            self._setup()
         except (TypeError, ValueError):
-            self._metric, self._mode = previous
+            # as it was: a call with what was missing (a mode, say) may follow
+            self._metric, self._mode, self._metric_defaulted = previous
+            self._space = None
             raise
-        self._space = space
-        self._setup()
         return True
 
     def _check_metric_mode(self) -> None:
         """Ray's rules for the metric and the mode (a subclass may refuse more)."""
         _check_metric_mode(self._metric, self._mode)
 
-    def suggest(self, trial_id: str) -> dict | None:
+    def suggest(self, trial_id: str) -> dict | str | None:
         """The config of trial ``trial_id``, asked of the library.
 
-        Asked again with the same id, it gives the same config. Nested
-        parameters (``"outer/inner"``) come back as nested dicts.
+        Asked again with the same id while the trial runs, it gives the same
+        config. Nested parameters (``"outer/inner"``) come back as nested
+        dicts.
 
         Raises
         ------
@@ -467,7 +538,10 @@ class ExternalSearcher(Searcher):
         params = self._configs.get(trial_id)
         if params is None:
             self._require_ready("suggest")
-            params = self._configs[trial_id] = self._ask(trial_id)
+            params = self._ask(trial_id)
+            if not isinstance(params, dict):        # None or Searcher.FINISHED
+                return params
+            self._configs[trial_id] = params
         return unflatten(copy.deepcopy(params))
 
     # -------------------------------------------------------------------- pickling

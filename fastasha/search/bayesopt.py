@@ -113,30 +113,34 @@ from __future__ import annotations
 
 import math
 import numbers
-import pickle
-import re
 import warnings
 from typing import Any
 
 from .._rows import flatten
 from .._validation import check_bool, check_choice, check_int, check_real
-from ._external import DEFAULT_METRIC, param_name, unflatten
+from ._external import (
+    ExternalSearcher,
+    check_points,
+    normal_error,
+    param_name,
+    sample_from_error,
+    split_point,
+    unflatten,
+    walk_space,
+)
 from ._external import flatten as flatten_config
 from .sample import Categorical, Domain, Float, Function, Integer
-from .searcher import Searcher, _check_metric_mode
-from .variant_generator import check_points, compile_space, grid_values, is_dynamic
+from .searcher import Searcher
 
 __all__ = ["BayesOptSearch"]
 
-INSTALL_HINT = ('pip install "fastasha[bayesopt]" (or: pip install '
-                '"bayesian-optimization>=3")')
-MIN_BAYES_OPT = (3, 0)
-STATE_FORMAT = "fastasha.bayesopt_search/1"
-# what save() keeps: what the searcher learnt (its arguments come with the searcher restored)
-STATE_ATTRIBUTES = ("_metric", "_mode", "_metric_defaulted", "_space", "optimizer",
-                    "_pending_points", "_live", "_completed", "_counts", "_n_first",
-                    "_first_ids", "_n_first_started", "_n_first_ended", "_buffer", "_n_ended",
-                    "_stale_at")
+SEARCHER = "BayesOptSearch"
+STATE_FORMAT = "fastasha.bayesopt_search/2"
+# what save() keeps besides the metric and the mode: what the searcher learnt (its
+# arguments come with the searcher restored)
+STATE_ATTRIBUTES = ("_metric_defaulted", "_space", "optimizer", "_pending_points", "_configs",
+                    "_completed", "_counts", "_n_first", "_first_ids", "_n_first_started",
+                    "_n_first_ended", "_buffer", "_n_ended", "_stale_at")
 # Ray's utility_kwargs defaults (those of bayes_opt 1.x's UtilityFunction)
 DEFAULT_UTILITY = {"kind": "ucb", "kappa": 2.576, "xi": 0.0}
 UTILITY_KINDS = ("ucb", "ei", "poi")
@@ -146,42 +150,15 @@ IGNORED_UTILITY_KEYS = ("kappa_decay", "kappa_decay_delay")
 DUPLICATE_DIGITS = 5
 
 
-def _import_bayes_opt() -> Any:
-    """The ``bayes_opt`` module, or an ImportError that says how to install it."""
-    try:
-        import bayes_opt
-    except ImportError as err:
-        raise ImportError(
-            "BayesOptSearch needs the optional dependency bayesian-optimization, which is not "
-            f"installed: {INSTALL_HINT}") from err
-    version = str(getattr(bayes_opt, "__version__", "0"))
-    found = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
-    if found < MIN_BAYES_OPT:
-        raise ImportError(
-            f"BayesOptSearch needs bayesian-optimization 3.0 or newer (its acquisition "
-            f"functions), found {version}: "
-            f"{INSTALL_HINT.replace('pip install', 'pip install -U', 1)}")
-    return bayes_opt
-
-
 # ------------------------------------------------------------------ the search space
-
-def _param_name(path: tuple) -> str:
-    """The GP's name of the parameter at ``path`` (``"outer/inner"``), as the other searchers."""
-    return param_name(path, "BayesOptSearch")
-
 
 def _convert_domain(domain: Domain, path: tuple) -> tuple[float, float]:
     """The range BayesOpt searches for a fastasha domain, with Ray's meaning (module docstring)."""
-    name = _param_name(path)
+    name = param_name(path, SEARCHER)
     if isinstance(domain, Float):
         if domain.sampler == "normal":
-            kind = "qrandn" if domain.q is not None else "randn"
-            raise ValueError(
-                f"{name!r} is a {kind}() domain, but BayesOpt searches bounded ranges and a "
-                f"normal distribution has no bounds; use uniform(lower, upper) over the range "
-                f"that matters (mean - 3 sd to mean + 3 sd, say: here "
-                f"{domain.mean - 3 * domain.sd:g} to {domain.mean + 3 * domain.sd:g})")
+            raise normal_error(name, domain, "BayesOpt searches bounded ranges and a normal "
+                                             "distribution has no bounds")
         lower, upper = float(domain.lower), float(domain.upper)
         dropped = []
         if domain.sampler == "loguniform":
@@ -198,7 +175,7 @@ def _convert_domain(domain: Domain, path: tuple) -> tuple[float, float]:
                 f"{name!r} is a {kind}() domain, but BayesOpt searches plain ranges: "
                 f"BayesOptSearch searches uniform({lower:g}, {upper:g}) and drops "
                 f"{' and '.join(dropped)}, as Ray does. Use uniform() to silence this",
-                UserWarning, stacklevel=5)
+                UserWarning, stacklevel=7)
         return lower, upper
     if isinstance(domain, Integer):
         raise ValueError(
@@ -212,10 +189,7 @@ def _convert_domain(domain: Domain, path: tuple) -> tuple[float, float]:
             "OptunaSearch, which searches categories, or a range whose value the objective maps "
             f"to a category (uniform(0, {len(domain.categories)}), then int(x) as an index)")
     if isinstance(domain, Function):
-        raise ValueError(
-            f"{name!r} is a sample_from() function, which BayesOpt cannot search (it proposes "
-            "values from ranges); use uniform(lower, upper) and compute the derived value "
-            "inside the objective from the config")
+        raise sample_from_error(name, "BayesOpt", use="uniform(lower, upper)")
     raise TypeError(
         f"{name!r} is a {type(domain).__name__}, a domain BayesOptSearch does not know; use "
         "uniform(lower, upper)")
@@ -228,55 +202,24 @@ def _is_pair(obj: Any) -> bool:
 
 
 def _pair_bounds(pair: Any, path: tuple) -> tuple[float, float]:
+    """The range of a ``(low, high)`` of ``space=``, checked."""
     low, high = float(pair[0]), float(pair[1])
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(
-            f"the range {tuple(pair)!r} of {_param_name(path)!r} in space= must be two finite "
-            "numbers (low, high) with low < high")
+            f"the range {tuple(pair)!r} of {param_name(path, SEARCHER)!r} in space= must be two "
+            "finite numbers (low, high) with low < high")
     return low, high
-
-
-def _walk(obj: Any, path: tuple, out: dict, given_as: str) -> None:
-    """Put the range of every parameter under ``obj`` into ``out``, by name."""
-    if isinstance(obj, Domain):
-        out[_param_name(path)] = _convert_domain(obj, path)
-    elif isinstance(obj, dict) and grid_values(obj, path) is not None:
-        raise ValueError(
-            f"{_param_name(path)!r} is a grid_search(), which BayesOptSearch cannot search (the "
-            "GP proposes configs one by one; it does not cross a grid); leave search_alg out to "
-            "run the grid, or search a range uniform(lower, upper) instead")
-    elif isinstance(obj, dict):
-        for key, value in obj.items():
-            _walk(value, path + (key,), out, given_as)
-    elif given_as == "space" and _is_pair(obj):
-        out[_param_name(path)] = _pair_bounds(obj, path)
-    elif isinstance(obj, (list, tuple)) and is_dynamic(compile_space(obj, path)):
-        raise ValueError(
-            f"the search space has a domain inside the list at {list(path)!r}, which "
-            "BayesOptSearch cannot name; use a dict ({'0': ..., '1': ...}) instead")
-    elif given_as == "space":
-        raise ValueError(
-            f"space= holds {obj!r} at {list(path)!r}; BayesOptSearch(space=...) takes only "
-            "ranges: (low, high) pairs of numbers and uniform(low, high) domains. Put constants "
-            "in the Tuner's param_space: they are merged into every config")
 
 
 def _to_bounds(space: Any, given_as: str) -> dict[str, tuple[float, float]]:
     """The flat ``{name: (low, high)}`` of a space of domains (and, in ``space=``, pairs)."""
-    if not isinstance(space, dict):
-        raise TypeError(f"{given_as} must be a dict, got {space!r} of type "
-                        f"{type(space).__name__}")
-    compile_space(space)        # refuses Ray Tune's own objects and eval strings, as sweeps do
-    out: dict[str, tuple[float, float]] = {}
-    _walk(space, (), out, given_as)
-    return out
-
-
-def _check_one_objective(metric: Any, mode: Any) -> None:
-    if isinstance(metric, list) or isinstance(mode, list):
-        raise ValueError(
-            f"BayesOptSearch optimises one metric, got metric={metric!r} and mode={mode!r}; "
-            "give one result key and 'min' or 'max' (OptunaSearch optimises several)")
+    return walk_space(space, given_as, searcher=SEARCHER, library="BayesOpt",
+                      space_takes="ranges: (low, high) pairs of numbers and uniform(low, high) "
+                                  "domains",
+                      convert=_convert_domain, is_native=_is_pair, convert_native=_pair_bounds,
+                      natives_in_param_space=False,
+                      grid_hint="leave search_alg out to run the grid, or search a range "
+                                "uniform(lower, upper) instead")
 
 
 def _utility(utility_kwargs: Any) -> dict:
@@ -325,7 +268,7 @@ def _acquisition(utility: dict, byo: Any) -> Any:
 
 # ------------------------------------------------------------------------ searcher
 
-class BayesOptSearch(Searcher):
+class BayesOptSearch(ExternalSearcher):
     """Suggest configs with Bayesian optimisation (a GP), as Ray Tune's ``BayesOptSearch``.
 
     The first ``random_search_steps`` trials are ``points_to_evaluate`` and
@@ -429,14 +372,20 @@ class BayesOptSearch(Searcher):
     >>> searcher.on_trial_complete("t0", {"mean_loss": 0.25})
     """
 
+    _MODULE, _MIN_VERSION, _MODULE_ATTR = "bayes_opt", (3, 0), "_byo"
+    _EXTRA, _PACKAGE = "bayesopt", "bayesian-optimization"
+    _STATE_ATTR, _STATE_FORMAT = "optimizer", STATE_FORMAT
+    _NATIVES_IN_PARAM_SPACE = False         # a (low, high) there is a constant tuple
+    _DOMAINS = "tune.uniform(low, high)"
+
     def __init__(self, space: dict | None = None, metric: str | None = None,
                  mode: str | None = None, points_to_evaluate: list[dict] | None = None,
                  utility_kwargs: dict | None = None, random_state: int | None = 42,
                  random_search_steps: int = 10, verbose: int = 0, patience: int | None = 5,
                  skip_duplicate: bool = True, analysis: Any = None) -> None:
-        _import_bayes_opt()
+        byo = self._import()
         super().__init__(metric=metric, mode=mode)
-        _check_one_objective(metric, mode)
+        self._check_metric_mode()
         self._utility = _utility(utility_kwargs)
         if random_state is not None:
             random_state = check_int("random_state", random_state, minimum=0)
@@ -454,6 +403,7 @@ class BayesOptSearch(Searcher):
             _analysis_trials(analysis)          # the type, at once
         self._analysis = analysis
         self._points_to_evaluate = check_points(points_to_evaluate)
+        self._byo = byo
         if space is None or (isinstance(space, dict) and not space):
             self._space: dict[str, tuple[float, float]] | None = None
         else:
@@ -461,9 +411,9 @@ class BayesOptSearch(Searcher):
         #: the ``bayes_opt.BayesianOptimization`` (its GP and the results it has), as in Ray;
         #: ``None`` until the space and the mode are known
         self.optimizer: Any = None
-        self._metric_defaulted = False      # metric set to DEFAULT_METRIC by _setup_optimizer
+        self._metric_defaulted = False      # metric set to DEFAULT_METRIC by _fill_metric
         self._pending_points: list[dict] = []    # points_to_evaluate not suggested yet (flat)
-        self._live: dict[str, dict] = {}         # running trial id -> its params (flat)
+        self._configs: dict[str, dict] = {}      # running trial id -> its params (flat)
         self._completed: set[str] = set()
         self._counts: dict[tuple, int] = {}      # how often each config was proposed
         self._n_first = 0                        # trials in the first phase (before the GP)
@@ -474,59 +424,49 @@ class BayesOptSearch(Searcher):
         self._n_ended = 0                        # trials heard ended: news for the GP
         self._stale_at: int | None = None        # _n_ended when the GP last proposed a duplicate
         if self._space is not None and self.mode is not None:
-            self._setup_optimizer()
+            self._setup()
 
     # ------------------------------------------------------------ the optimizer
 
-    def _setup_optimizer(self) -> None:
-        """Build the optimizer once the space and the mode are known (Ray: as soon as it can)."""
-        if self.mode is None:
+    def _to_space(self, space: Any, given_as: str) -> dict[str, tuple[float, float]]:
+        return _to_bounds(space, given_as)
+
+    def _is_native(self, obj: Any) -> bool:
+        return _is_pair(obj)
+
+    def _check_metric_mode(self) -> None:
+        super()._check_metric_mode()
+        if isinstance(self._metric, list) or isinstance(self._mode, list):
             raise ValueError(
-                "BayesOptSearch needs a mode ('min' or 'max'): give it to "
-                "BayesOptSearch(metric=..., mode=...) or to TuneConfig(metric=..., mode=...)")
-        if self.metric is None:
-            self._metric = DEFAULT_METRIC
-            self._metric_defaulted = True       # the sweep's metric may still replace it
-        _check_metric_mode(self.metric, self.mode)
-        _check_one_objective(self.metric, self.mode)
-        points = [flatten_config(p) for p in self._points_to_evaluate]
-        for point in points:
-            self._check_point(point)
-        byo = _import_bayes_opt()
-        self.optimizer = byo.BayesianOptimization(
+                f"BayesOptSearch optimises one metric, got metric={self._metric!r} and "
+                f"mode={self._mode!r}; give one result key and 'min' or 'max' (OptunaSearch "
+                "optimises several)")
+
+    def _setup(self) -> None:
+        """Build the optimizer once the space and the mode are known (Ray: as soon as it can)."""
+        self._fill_metric()
+        self._check_metric_mode()
+        points = [self._check_point(p) for p in self._points_to_evaluate]
+        self.optimizer = self._byo.BayesianOptimization(
             f=None, pbounds=dict(self._space),
-            acquisition_function=_acquisition(self._utility, byo),
+            acquisition_function=_acquisition(self._utility, self._byo),
             random_state=self._random_state, verbose=self._verbose)
-        self._pending_points = [{name: float(point[name]) for name in self._space}
-                                for point in points]
+        self._pending_points = points
         self._n_first = max(self._random_search_steps, len(points))
         if self._analysis is not None:
             self.register_analysis(self._analysis)
 
-    def _check_point(self, point: dict) -> None:
-        """A ValueError unless the flat ``point`` gives every parameter a number in its range."""
-        if set(point) != set(self._space):
-            raise ValueError(
-                f"the point {point!r} does not fit the search space: a point of "
-                f"points_to_evaluate gives a number to each of {sorted(self._space)!r} and to "
-                "nothing else (nested as in the config)")
-        for name, value in point.items():
+    def _check_point(self, point: dict) -> dict[str, float]:
+        """The params of ``point`` (nested, or flat); a ValueError unless each is in its range."""
+        params = split_point(point, self._space)
+        for name, value in params.items():
             low, high = self._space[name]
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
                     not low <= value <= high:
                 raise ValueError(f"the value {value!r} of {name!r} in the point {point!r} is not "
                                  f"a number in its range [{low:g}, {high:g}]; fix the point or "
                                  "widen the range")
-
-    def _require_optimizer(self, what: str) -> None:
-        if self._space is None:
-            raise RuntimeError(
-                f"BayesOptSearch.{what} has no search space to work on: give uniform() domains "
-                "in the Tuner's param_space, or BayesOptSearch(space=...)")
-        if self.optimizer is None:
-            raise RuntimeError(
-                f"BayesOptSearch.{what} needs a metric and a mode: give them to "
-                "BayesOptSearch(metric=..., mode=...) or to TuneConfig(metric=..., mode=...)")
+        return {name: float(value) for name, value in params.items()}
 
     def _target(self, value: Any) -> float | None:
         """What the GP maximises for a metric's value (None for no number, NaN or infinity)."""
@@ -552,59 +492,6 @@ class BayesOptSearch(Searcher):
 
     # ------------------------------------------------------------ the sweep's calls
 
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
-                              **spec: Any) -> bool:
-        """Take the ranges from ``param_space`` (``config``) unless ``space=`` was given.
-
-        Without ``space=``, the domains of ``config`` become the GP's ranges
-        and the sweep's ``metric`` and ``mode``, when given, replace the
-        searcher's own (as in Ray); it returns ``True``. With ``space=``,
-        ``config`` must hold constants only, the sweep's ``metric`` and
-        ``mode`` fill in those the searcher lacks (Ray ignores them here),
-        and it returns ``False``.
-
-        Raises
-        ------
-        ValueError
-            If ``config`` holds domains while ``space=`` was given (the
-            space given twice), if neither holds any domain, if there is no
-            mode, or for a domain BayesOpt cannot search.
-        """
-        if self._space is not None:
-            if config and is_dynamic(compile_space(config)):
-                raise ValueError(
-                    "the search space was given twice: to BayesOptSearch(space=...) and as "
-                    "domains in the Tuner's param_space. Give it once: either drop space= "
-                    "(the searcher then takes param_space's domains) or keep only constants "
-                    "in param_space")
-            if metric and self._metric_defaulted:
-                # given only a mode: the sweep's metric, not the "_metric" no result has
-                self._metric, self._metric_defaulted = metric, False
-            super().set_search_properties(metric, mode, config)
-            if self.optimizer is None:
-                self._setup_optimizer()
-            return False
-        space = _to_bounds(config or {}, "param_space")
-        if not space:
-            raise ValueError(
-                "BayesOptSearch has no search space: param_space holds no domain and no space= "
-                "was given. Put ranges in param_space (tune.uniform(low, high)) or pass "
-                "BayesOptSearch(space={'x': (low, high)})")
-        previous = (self._metric, self._mode)
-        if metric:
-            self._metric = metric
-        if mode:
-            self._mode = mode
-        try:
-            _check_metric_mode(self._metric, self._mode)
-            self._space = space
-            self._setup_optimizer()
-        except (TypeError, ValueError):
-            self._metric, self._mode = previous
-            self._space = None
-            raise
-        return True
-
     def suggest(self, trial_id: str) -> dict | str | None:
         """The config of trial ``trial_id``: a point, a random draw or the GP's proposal.
 
@@ -626,17 +513,17 @@ class BayesOptSearch(Searcher):
         RuntimeError
             If the searcher has no search space, metric or mode yet.
         """
-        params = self._live.get(trial_id)
-        if params is not None:
-            return unflatten(dict(params))
-        self._require_optimizer("suggest")
+        return super().suggest(trial_id)
+
+    def _ask(self, trial_id: str) -> dict | str | None:
+        """The params of a new trial (see :meth:`suggest`), or ``None`` or ``FINISHED``."""
         if self._finished():
             return Searcher.FINISHED
         first_phase = self._n_first_ended < self._n_first
         if first_phase and self._n_first_started >= self._n_first:
             return None             # the GP waits for every trial of the first phase
         from_gp = not self._pending_points
-        if from_gp and self._live and self._stale_at == self._n_ended:
+        if from_gp and self._configs and self._stale_at == self._n_ended:
             return None             # it would propose its duplicate again: wait for news
         if from_gp:
             params = {name: float(value) for name, value in self.optimizer.suggest().items()}
@@ -650,17 +537,16 @@ class BayesOptSearch(Searcher):
                 f"BayesOptSearch ends the sweep: it proposed the config {unflatten(params)!r} "
                 f"{self._counts[key]} times, more than patience={self._patience} (the GP has "
                 "converged there, as Ray's would). Pass a larger patience (or None), or more "
-                "random_search_steps, to search on", UserWarning, stacklevel=2)
+                "random_search_steps, to search on", UserWarning, stacklevel=4)
             return Searcher.FINISHED
         if seen and self._skip_duplicate:
-            if from_gp and self._live:
+            if from_gp and self._configs:
                 self._stale_at = self._n_ended
             return None
         if first_phase:
             self._n_first_started += 1
             self._first_ids.add(trial_id)
-        self._live[trial_id] = params
-        return unflatten(dict(params))
+        return params
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
@@ -674,12 +560,9 @@ class BayesOptSearch(Searcher):
         same trial, or one about a trial this searcher did not suggest, is
         ignored with a warning.
         """
-        params = self._live.pop(trial_id, None)
-        if params is None:
-            known = "already ended" if trial_id in self._completed else "was not suggested by it"
-            warnings.warn(f"BayesOptSearch heard the end of trial {trial_id}, which {known}; "
-                          "ignored", UserWarning, stacklevel=2)
+        if self._stray_end(trial_id, self._configs, self._completed):
             return
+        params = self._configs.pop(trial_id)
         self._completed.add(trial_id)
         self._n_ended += 1
         target = None if error or not result else self._target(result.get(self.metric))
@@ -720,7 +603,7 @@ class BayesOptSearch(Searcher):
             If the searcher has no search space, metric or mode yet.
         """
         trials = _analysis_trials(analysis)
-        self._require_optimizer("register_analysis")
+        self._require_ready("register_analysis")
         unfit = 0
         for trial in trials:
             targets = [self._target(flatten(row).get(self.metric)) for row in trial.history()]
@@ -728,13 +611,12 @@ class BayesOptSearch(Searcher):
             if not targets:
                 continue
             config = flatten_config(trial.config or {})
-            params = {name: config.get(name) for name in self._space}
             try:
-                self._check_point(params)
+                params = self._check_point({name: config.get(name) for name in self._space})
             except ValueError:
                 unfit += 1
                 continue
-            self._register({k: float(v) for k, v in params.items()}, max(targets))
+            self._register(params, max(targets))
         if unfit:
             warnings.warn(
                 f"{unfit} trial(s) of the analysis were left out: their configs do not give "
@@ -743,26 +625,13 @@ class BayesOptSearch(Searcher):
 
     # -------------------------------------------------------------------- state
 
-    def save(self, checkpoint_path: str) -> None:
-        """Pickle the optimizer (GP, results, random state) and the trials' story to a file."""
-        state = {name: getattr(self, name) for name in STATE_ATTRIBUTES}
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump((STATE_FORMAT, state), f, protocol=pickle.HIGHEST_PROTOCOL)
+    def _state(self) -> dict:
+        """The optimizer (GP, results, random state) and the trials' story."""
+        return {name: getattr(self, name) for name in STATE_ATTRIBUTES}
 
-    def restore(self, checkpoint_path: str) -> None:
-        """Take back the state :meth:`save` wrote (it replaces this searcher's optimizer).
-
-        Raises
-        ------
-        ValueError
-            If the file was not written by :meth:`save`.
-        """
-        with open(checkpoint_path, "rb") as f:
-            saved = pickle.load(f)
-        if not (isinstance(saved, tuple) and len(saved) == 2 and saved[0] == STATE_FORMAT):
-            raise ValueError(f"{checkpoint_path} is not a state saved by BayesOptSearch.save")
+    def _set_state(self, state: dict) -> None:
         for name in STATE_ATTRIBUTES:
-            setattr(self, name, saved[1][name])
+            setattr(self, name, state[name])
 
 
 def _analysis_trials(analysis: Any) -> list:

@@ -238,7 +238,7 @@ def _to_space(space: Any, hpo: Any, given_as: str) -> _Space:
     """The :class:`_Space` of a space of domains, HyperOpt expressions (and constants)."""
     domains: dict = {}
     entries = walk_space(space, given_as, searcher=SEARCHER, library="HyperOpt",
-                         natives="HyperOpt expressions",
+                         space_takes="domains, HyperOpt expressions and constants",
                          convert=lambda domain, path: _expression(domain, path, hpo, domains),
                          is_native=lambda obj: isinstance(obj, hpo.pyll.Apply),
                          keep_constants=True)

@@ -87,6 +87,7 @@ from ._external import (
     ExternalSearcher,
     check_points,
     flatten,
+    normal_error,
     param_name,
     sample_from_error,
     split_point,
@@ -118,12 +119,7 @@ def _convert_domain(domain: Domain, path: tuple, ot: Any) -> Any:
         return dist.CategoricalDistribution(domain.categories)
     if isinstance(domain, Float):
         if domain.sampler == "normal":
-            kind = "qrandn" if domain.q is not None else "randn"
-            raise ValueError(
-                f"{name!r} is a {kind}() domain, but Optuna has no normal distribution; use "
-                f"uniform(lower, upper) over the range that matters (mean - 3 sd to mean + 3 "
-                f"sd, say: here {domain.mean - 3 * domain.sd:g} to "
-                f"{domain.mean + 3 * domain.sd:g})")
+            raise normal_error(name, domain, "Optuna has no normal distribution")
         log = domain.sampler == "loguniform"
         if log and domain.q is not None:
             warnings.warn(
@@ -154,7 +150,7 @@ def _convert_domain(domain: Domain, path: tuple, ot: Any) -> Any:
 def _to_distributions(space: Any, ot: Any, given_as: str) -> dict:
     """The flat ``{name: distribution}`` of a space of domains and Optuna distributions."""
     return walk_space(space, given_as, searcher="OptunaSearch", library="Optuna",
-                      natives="Optuna distributions",
+                      space_takes="domains and Optuna distributions",
                       convert=lambda domain, path: _convert_domain(domain, path, ot),
                       is_native=lambda obj: isinstance(obj, ot.distributions.BaseDistribution))
 
