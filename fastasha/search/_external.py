@@ -523,6 +523,14 @@ class ExternalSearcher(Searcher):
         """Ray's rules for the metric and the mode (a subclass may refuse more)."""
         _check_metric_mode(self._metric, self._mode)
 
+    def _refuse_lists(self, error: type[Exception]) -> None:
+        """``error`` for a list of metrics or modes, which a library of one objective refuses."""
+        if isinstance(self._metric, list) or isinstance(self._mode, list):
+            raise error(
+                f"{type(self).__name__} optimises one metric, got metric={self._metric!r} and "
+                f"mode={self._mode!r}; give one result key and 'min' or 'max' (OptunaSearch "
+                "optimises several)")
+
     def suggest(self, trial_id: str) -> dict | str | None:
         """The config of trial ``trial_id``, asked of the library.
 

@@ -287,12 +287,13 @@ class BayesOptSearch(ExternalSearcher):
         fastasha ``uniform(low, high)`` domains. ``param_space`` must then
         hold constants only.
     metric : str or None, default=None
-        The result key to optimise; ``None`` takes ``TuneConfig.metric``.
+        The result key to optimise (one: the GP models one value per
+        config); ``None`` takes ``TuneConfig.metric``.
     mode : {"min", "max"} or None, default=None
-        Whether smaller or larger values are better; ``None`` takes
-        ``TuneConfig.mode``. A mode without a metric optimises
-        ``TuneConfig.metric``, or when there is none Ray's anonymous metric
-        ``"_metric"``.
+        Whether smaller or larger values are better (the GP maximises, so
+        ``"min"`` gives it the values negated); ``None`` takes
+        ``TuneConfig.mode``. A mode alone optimises ``TuneConfig.metric``,
+        or Ray's anonymous ``"_metric"`` when the sweep has none.
     points_to_evaluate : list of dict, optional
         Configs to run first, in order, before any random draw. Each gives
         a number inside its range to every parameter of the space, nested
@@ -436,11 +437,7 @@ class BayesOptSearch(ExternalSearcher):
 
     def _check_metric_mode(self) -> None:
         super()._check_metric_mode()
-        if isinstance(self._metric, list) or isinstance(self._mode, list):
-            raise ValueError(
-                f"BayesOptSearch optimises one metric, got metric={self._metric!r} and "
-                f"mode={self._mode!r}; give one result key and 'min' or 'max' (OptunaSearch "
-                "optimises several)")
+        self._refuse_lists(ValueError)
 
     def _setup(self) -> None:
         """Build the optimizer once the space and the mode are known (Ray: as soon as it can)."""

@@ -512,11 +512,7 @@ class HyperOptSearch(ExternalSearcher):
 
     def _check_metric_mode(self) -> None:
         super()._check_metric_mode()
-        if isinstance(self._metric, list) or isinstance(self._mode, list):
-            raise TypeError(
-                f"HyperOptSearch optimises one metric, got metric={self._metric!r} and "
-                f"mode={self._mode!r}; give one result key and 'min' or 'max' (OptunaSearch "
-                "optimises several)")
+        self._refuse_lists(TypeError)
 
     def _setup(self) -> None:
         """Start HyperOpt's trials once the space and the mode are known (Ray: as soon as it can)."""
