@@ -4,21 +4,18 @@ What the Gaussian process was given is read back through Ray's public
 attribute ``BayesOptSearch.optimizer`` (a ``bayes_opt.BayesianOptimization``)
 and bayes_opt's public ``res`` (each registered point with its target).
 Sweeps run on joblib's default backend (loky): their objectives are
-module-level functions of this file.
+module-level functions of this file. The recipes the three library-backed
+searchers' tests share are tests/searcher_helpers.py's.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+import searcher_helpers as helpers  # tests/searcher_helpers.py
 
 bayes_opt = pytest.importorskip("bayes_opt")
 
@@ -26,8 +23,6 @@ from fastasha import tune  # noqa: E402
 from fastasha.schedulers import AsyncHyperBandScheduler  # noqa: E402
 from fastasha.search import ConcurrencyLimiter, Searcher  # noqa: E402
 from fastasha.search.bayesopt import BayesOptSearch  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _targets(searcher):
@@ -42,11 +37,8 @@ def _tell(searcher, trial_id, loss):
 # ------------------------------------------------------------------------- import
 
 def test_importing_fastasha_search_does_not_import_bayes_opt():
-    code = ("import sys; import fastasha.search, fastasha.search.bayesopt, fastasha.tune; "
-            "print('bayes_opt' in sys.modules)")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True)
-    assert run.stdout.strip() == "False"
+    assert helpers.python_prints("import sys; import fastasha.search, fastasha.search.bayesopt, "
+                                 "fastasha.tune; print('bayes_opt' in sys.modules)") == "False"
 
 
 def test_the_ray_paths_give_the_same_class():
@@ -59,15 +51,13 @@ def test_the_ray_paths_give_the_same_class():
 
 
 def test_without_bayes_opt_construction_says_how_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "bayes_opt", None)      # makes `import bayes_opt` fail
-    with pytest.raises(ImportError, match=r'pip install "fastasha\[bayesopt\]"'):
-        BayesOptSearch()
+    helpers.check_install_hint(monkeypatch, BayesOptSearch, "bayes_opt", None,
+                               r'bayesian-optimization.*pip install "fastasha\[bayesopt\]"')
 
 
 def test_the_bayes_opt_ray_pins_is_refused_with_how_to_upgrade(monkeypatch):
-    monkeypatch.setattr(bayes_opt, "__version__", "1.4.3")
-    with pytest.raises(ImportError, match=r"3\.0 or newer.*found 1\.4\.3: pip install -U"):
-        BayesOptSearch()
+    helpers.check_install_hint(monkeypatch, BayesOptSearch, "bayes_opt", "1.4.3",
+                               r"3\.0 or newer.*found 1\.4\.3: pip install -U")
 
 
 # -------------------------------------------------------------------- the space
@@ -150,20 +140,13 @@ def test_quantised_domains_drop_their_step_with_a_warning_as_in_ray():
 ], ids=["randn", "qrandn", "randint", "qrandint", "lograndint", "choice", "grid_search",
         "sample_from", "list", "slash"])
 def test_domains_bayesopt_cannot_search_are_refused(space, match):
-    searcher = BayesOptSearch(metric="loss", mode="min")
-    with pytest.raises(ValueError, match=match):
-        searcher.set_search_properties(None, None, space)
-    with pytest.raises(ValueError, match=match):
-        BayesOptSearch(space=space, metric="loss", mode="min")
+    helpers.check_refused(BayesOptSearch, space, match)
 
 
 def test_a_sweep_with_an_unsupported_domain_fails_before_any_trial(tmp_path):
-    tuner = tune.Tuner(quadratic, param_space={"x": tune.choice([0.1, 0.2])},
-                       tune_config=tune.TuneConfig(metric="loss", mode="min",
-                                                   search_alg=BayesOptSearch(), num_samples=2),
-                       run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0))
     with pytest.raises(ValueError, match="continuous ranges only"):
-        tuner.fit()
+        helpers.sweep(tmp_path, None, quadratic, {"x": tune.choice([0.1, 0.2])},
+                      BayesOptSearch(), num_samples=2)
     assert not any(tmp_path.rglob("experiment.db"))
 
 
@@ -205,25 +188,12 @@ def test_bad_arguments_are_refused(kwargs, error, match):
         BayesOptSearch(**kwargs)
 
 
-def test_the_space_given_twice_is_refused():
-    searcher = BayesOptSearch(space={"x": (0.0, 1.0)}, metric="loss", mode="min")
-    with pytest.raises(ValueError, match="given twice"):
-        searcher.set_search_properties(None, None, {"y": tune.uniform(0, 1)})
-
-
-def test_no_space_at_all_is_refused():
-    with pytest.raises(ValueError, match="no search space"):
-        BayesOptSearch(metric="loss", mode="min").set_search_properties(None, None, {"c": 1})
-    with pytest.raises(RuntimeError, match="no search space"):
-        BayesOptSearch(metric="loss", mode="min").suggest("t0")
+def test_the_space_given_twice_or_not_at_all_is_refused():
+    helpers.check_space_refusals(BayesOptSearch, {"x": (0.0, 1.0)})
 
 
 def test_a_missing_mode_is_refused_before_the_sweep():
-    searcher = BayesOptSearch()
-    with pytest.raises(ValueError, match="needs a mode"):
-        searcher.set_search_properties("loss", None, {"x": tune.uniform(0, 1)})
-    searcher.set_search_properties("loss", "min", {"x": tune.uniform(0, 1)})    # then given
-    assert isinstance(searcher.suggest("t0"), dict)
+    helpers.check_a_missing_mode(BayesOptSearch)
 
 
 def test_points_that_do_not_fit_the_space_are_refused():
@@ -379,10 +349,9 @@ def test_the_gp_uses_the_results_it_is_given():
 
 
 def test_analysis_gives_the_gp_each_trials_best_value(tmp_path):
-    grid = tune.Tuner(
-        three_steps, param_space={"x": tune.uniform(-1.0, 1.0), "y": tune.uniform(0, 1)},
-        tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=5),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="before", verbose=0)).fit()
+    grid = helpers.sweep(tmp_path, "before", three_steps,
+                         {"x": tune.uniform(-1.0, 1.0), "y": tune.uniform(0, 1)}, None,
+                         num_samples=5)
     analysis = tune.ExperimentAnalysis(grid.experiment_path)
     searcher = BayesOptSearch({"x": (-1.0, 1.0)}, metric="loss", mode="min", analysis=analysis)
     best = sorted(-(r.config["x"] - 0.3) ** 2 for r in grid)        # at step 2, not the last
@@ -424,13 +393,10 @@ def test_an_asha_sweep_under_a_concurrency_limiter_as_in_rays_example(tmp_path):
     # the first points are sure to fail and to report nothing; the GP gets neither
     points = [{"x": 0.95, "sub": {"h": 0.5}}, {"x": -0.95, "sub": {"h": 0.5}}]
     searcher = BayesOptSearch(points_to_evaluate=points, random_search_steps=5, random_state=7)
-    grid = tune.Tuner(
-        stepped, param_space={"x": tune.uniform(-1.0, 1.0),
-                              "sub": {"h": tune.uniform(0.0, 1.0), "c": "const"}},
-        tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=14,
-                                    search_alg=ConcurrencyLimiter(searcher, max_concurrent=4),
-                                    scheduler=AsyncHyperBandScheduler(max_t=6, grace_period=1)),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="asha", verbose=0)).fit()
+    space = {"x": tune.uniform(-1.0, 1.0), "sub": {"h": tune.uniform(0.0, 1.0), "c": "const"}}
+    grid = helpers.sweep(tmp_path, "asha", stepped, space,
+                         ConcurrencyLimiter(searcher, max_concurrent=4), num_samples=14,
+                         scheduler=AsyncHyperBandScheduler(max_t=6, grace_period=1))
     assert len(grid) == 14
     configs = [r.config for r in grid]
     assert configs[:2] == [{**p, "sub": {**p["sub"], "c": "const"}} for p in points]
@@ -444,22 +410,10 @@ def test_an_asha_sweep_under_a_concurrency_limiter_as_in_rays_example(tmp_path):
     assert any(r.metrics.get("training_iteration", 6) < 6 for r in grid)   # ASHA stopped some
 
 
-def _sequential_configs(tmp_path, name, seed, limiter=False):
-    searcher = BayesOptSearch(random_state=seed, random_search_steps=3)
-    grid = tune.Tuner(
-        quadratic, param_space={"x": tune.uniform(-1.0, 1.0), "y": tune.uniform(0.0, 2.0)},
-        tune_config=tune.TuneConfig(
-            metric="loss", mode="min", num_samples=7,
-            search_alg=ConcurrencyLimiter(searcher, 1) if limiter else searcher,
-            max_concurrent_trials=None if limiter else 1),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0)).fit()
-    return [r.config for r in grid]
-
-
 def test_the_same_seed_gives_the_same_sweep(tmp_path):
-    first = _sequential_configs(tmp_path, "a", seed=11)
-    again = _sequential_configs(tmp_path, "b", seed=11, limiter=True)
-    other = _sequential_configs(tmp_path, "c", seed=12)
+    first, again, other = helpers.same_seed_sweeps(
+        tmp_path, quadratic, {"x": tune.uniform(-1.0, 1.0), "y": tune.uniform(0.0, 2.0)},
+        lambda seed: BayesOptSearch(random_state=seed, random_search_steps=3), num_samples=7)
     assert len(first) == 7 and first == again
     assert other[0] != first[0]
 
@@ -468,19 +422,11 @@ def test_the_same_seed_gives_the_same_sweep(tmp_path):
 
 def test_save_and_restore_continue_the_same_suggestions(tmp_path):
     space = {"x": (-1.0, 1.0)}
-    searcher = BayesOptSearch(space, metric="loss", mode="min", random_state=4,
-                              random_search_steps=3)
-    for i in range(4):
-        x = searcher.suggest(str(i))["x"]
-        _tell(searcher, str(i), (x - 0.3) ** 2)
-    running = searcher.suggest("running")
-    searcher.save(str(tmp_path / "state.pkl"))
-    fresh = BayesOptSearch(space, metric="loss", mode="min", random_state=99)
-    fresh.restore(str(tmp_path / "state.pkl"))
-    assert fresh.suggest("running") == running
-    _tell(fresh, "running", 1.0)
-    _tell(searcher, "running", 1.0)
-    assert fresh.suggest("next") == searcher.suggest("next")
+    before, after = helpers.suggestions_after_restore(
+        tmp_path, BayesOptSearch(space, metric="loss", mode="min", random_state=4,
+                                 random_search_steps=3),
+        BayesOptSearch(space, metric="loss", mode="min", random_state=99), n_told=4)
+    assert after == before
 
 
 def test_restore_refuses_a_file_it_did_not_write(tmp_path):
@@ -491,41 +437,12 @@ def test_restore_refuses_a_file_it_did_not_write(tmp_path):
         BayesOptSearch().restore(str(tmp_path / "other.pkl"))
 
 
-class StopAllAfter(tune.Stopper):
-    """Ends the whole sweep once ``n`` trials reported."""
-
-    def __init__(self, n):
-        self.n, self.seen = n, set()
-
-    def __call__(self, trial_id, result):
-        self.seen.add(trial_id)
-        return False
-
-    def stop_all(self):
-        return len(self.seen) >= self.n
-
-
 def test_a_stopped_sweep_restored_runs_as_if_never_stopped(tmp_path):
-    space = {"x": tune.uniform(-1.0, 1.0), "c": 5}
-
-    def tuner(name, stop=None):
-        return tune.Tuner(
-            quadratic, param_space=space,
-            tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=8,
-                                        search_alg=BayesOptSearch(random_search_steps=3,
-                                                                  random_state=8),
-                                        max_concurrent_trials=1),
-            run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0,
-                                      stop=stop))
-
-    whole = tuner("whole").fit()
-    half = tuner("half", stop=StopAllAfter(4)).fit()
+    whole, half, restored = helpers.stopped_and_restored(
+        tmp_path, quadratic, {"x": tune.uniform(-1.0, 1.0), "c": 5},
+        lambda: BayesOptSearch(random_search_steps=3, random_state=8), helpers.StopAllAfter(4),
+        num_samples=8)
     assert 4 <= len(half) < 8
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")          # no replay mismatch, nothing unsaved
-        restored = tune.Tuner.restore(half.experiment_path, quadratic,
-                                      search_alg=BayesOptSearch(random_search_steps=3,
-                                                                random_state=8)).fit()
     assert len(restored) == 8
     assert [r.status for r in restored] == ["TERMINATED"] * 8
     assert [r.config for r in restored] == [r.config for r in whole]
@@ -534,16 +451,8 @@ def test_a_stopped_sweep_restored_runs_as_if_never_stopped(tmp_path):
 # ------------------------------------------------------------------------ the example
 
 def test_the_bayesopt_example_smoke_test(tmp_path):
-    env = dict(os.environ, FASTASHA_STORAGE_PATH=str(tmp_path))
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "bayesopt_example.py"), "--smoke-test"],
-        check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    match = re.search(r"^Best hyperparameters found: (\{.*\})$", proc.stdout, re.MULTILINE)
-    assert match is not None, proc.stdout
-    assert "'width'" in match.group(1) and "'height'" in match.group(1)
-    (experiment,) = [p.parent for p in tmp_path.glob("*/experiment.db")]
-    grid = tune.ResultGrid.from_path(experiment)
+    best, grid = helpers.run_example(tmp_path, "bayesopt_example.py")
+    assert "'width'" in best and "'height'" in best
     # 4 random trials, then the GP's; patience may end the sweep before its 10 (as in Ray)
     assert 5 <= len(grid) <= 10 and grid.num_errors == 0
     assert all(0 <= r.config["width"] <= 20 and -100 <= r.config["height"] <= 100

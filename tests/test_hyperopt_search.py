@@ -3,25 +3,20 @@
 The searcher is driven through its public methods (``set_search_properties``,
 ``suggest``, ``on_trial_complete``, ``save``/``restore``) for the many draws
 that check each domain's conversion, and through real sweeps (joblib's
-default loky backend; the objectives are module-level functions of this
-file) for the rest. What TPE learnt is read from what it suggests next.
+default loky backend; the objectives are tests/objectives.py's) for the
+rest. What TPE learnt is read from what it suggests next. The recipes the
+three library-backed searchers' tests share are tests/searcher_helpers.py's.
 """
 
 from __future__ import annotations
 
 import collections
 import math
-import os
-import re
-import subprocess
-import sys
-import types
-import warnings
-from pathlib import Path
 
 import numpy as np
 import objectives  # tests/objectives.py (pytest puts tests/ on sys.path)
 import pytest
+import searcher_helpers as helpers  # tests/searcher_helpers.py
 
 hyperopt = pytest.importorskip("hyperopt")
 
@@ -31,8 +26,6 @@ from fastasha import tune  # noqa: E402
 from fastasha.schedulers import AsyncHyperBandScheduler  # noqa: E402
 from fastasha.search import ConcurrencyLimiter, Searcher  # noqa: E402
 from fastasha.search.hyperopt import HyperOptSearch  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _draws(space, n, loss, seed=0, n_initial_points=20, mode="min"):
@@ -55,9 +48,7 @@ def test_hyperopt_is_imported_when_a_searcher_is_built_not_before():
             "from fastasha.tune.search.hyperopt import HyperOptSearch; "
             "print('hyperopt' in sys.modules, end=' '); HyperOptSearch(); "
             "print('hyperopt' in sys.modules)")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True)
-    assert run.stdout.split() == ["False", "True"]
+    assert helpers.python_prints(code).split() == ["False", "True"]
 
 
 def test_the_ray_paths_are_the_same_module():
@@ -76,11 +67,7 @@ def test_the_ray_paths_are_the_same_module():
 ], ids=["missing", "too-old"])
 def test_without_a_recent_hyperopt_construction_says_how_to_install(monkeypatch, installed,
                                                                      match):
-    # None in sys.modules makes `import hyperopt` fail
-    found = None if installed is None else types.SimpleNamespace(__version__=installed)
-    monkeypatch.setitem(sys.modules, "hyperopt", found)
-    with pytest.raises(ImportError, match=match):
-        HyperOptSearch()
+    helpers.check_install_hint(monkeypatch, HyperOptSearch, "hyperopt", installed, match)
 
 
 # -------------------------------------------------------------------- conversion
@@ -241,28 +228,20 @@ def test_space_given_to_the_searcher_takes_the_sweeps_metric_and_mode():
 ], ids=["grid_search", "sample_from", "sample_from-in-choice", "grid-in-choice", "list",
         "list-in-choice", "slash", "int-key", "label-twice"])
 def test_what_hyperopt_cannot_search_is_refused(space, error, match):
-    with pytest.raises(error, match=match):
-        HyperOptSearch(space=space, metric="loss", mode="min")
-    if not any(isinstance(v, hyperopt.pyll.Apply) for v in space.values()):
-        with pytest.raises(error, match=match):
-            HyperOptSearch(metric="loss", mode="min").set_search_properties(None, None, space)
+    helpers.check_refused(HyperOptSearch, space, match, error, as_param_space=not any(
+        isinstance(v, hyperopt.pyll.Apply) for v in space.values()))
 
 
 def test_a_sweep_with_an_unsupported_domain_fails_before_any_trial(tmp_path):
     space = {"x": tune.sample_from(lambda spec: 0.1), "n": 1}
     with pytest.raises(ValueError, match="sample_from"):
-        _sweep(tmp_path, "refused", objectives.steps, space, HyperOptSearch(), num_samples=2)
+        helpers.sweep(tmp_path, "refused", objectives.steps, space, HyperOptSearch(),
+                      num_samples=2)
     assert not list((tmp_path / "refused").glob("*/result.json"))
 
 
 def test_the_space_given_twice_or_not_at_all_is_refused():
-    searcher = HyperOptSearch({"x": tune.uniform(0, 1)}, metric="loss", mode="min")
-    with pytest.raises(ValueError, match="given twice"):
-        searcher.set_search_properties(None, None, {"y": tune.uniform(0, 1)})
-    with pytest.raises(ValueError, match="no search space"):
-        HyperOptSearch(metric="loss", mode="min").set_search_properties(None, None, {"c": 1})
-    with pytest.raises(RuntimeError, match="no search space"):
-        HyperOptSearch(metric="loss", mode="min").suggest("t0")
+    helpers.check_space_refusals(HyperOptSearch, {"x": tune.uniform(0, 1)})
     with pytest.raises(RuntimeError, match="needs a metric and a mode"):
         HyperOptSearch({"x": tune.uniform(0, 1)}).suggest("t0")
     with pytest.raises(ValueError, match="nothing to search"):
@@ -288,8 +267,7 @@ def test_bad_arguments_are_refused(kwargs, error, match):
 
 
 def test_a_missing_mode_is_refused_before_the_sweep():
-    with pytest.raises(ValueError, match="needs a mode"):
-        HyperOptSearch().set_search_properties("loss", None, {"x": tune.uniform(0, 1)})
+    helpers.check_a_missing_mode(HyperOptSearch)
 
 
 @pytest.mark.parametrize("point, match", [
@@ -424,17 +402,6 @@ def test_set_max_concurrency_leaves_it_to_the_limiter():
 # ------------------------------------------------------------------------- sweeps
 # (the objectives are tests/objectives.py's: a worker imports that small module)
 
-def _sweep(tmp_path, name, objective, param_space, search_alg, stop=None, metric="loss",
-           **tune_config):
-    """The ResultGrid of a sweep that minimises ``metric``, in ``tmp_path/name``."""
-    return tune.Tuner(
-        objective, param_space=param_space,
-        tune_config=tune.TuneConfig(metric=metric, mode="min", search_alg=search_alg,
-                                    **tune_config),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0,
-                                  stop=stop)).fit()
-
-
 def test_an_asha_sweep_with_hyperopt(tmp_path):
     # fails_for: loss = x * step for 3 steps, and x == bad fails at step 2
     space = {"x": tune.uniform(0.1, 1.0), "bad": 0.5,
@@ -444,8 +411,8 @@ def test_an_asha_sweep_with_hyperopt(tmp_path):
               {"x": 0.1, "sub": {"k": 2}, "lr": 1e-2, "act": "tanh"}]
     searcher = HyperOptSearch(points_to_evaluate=points, random_state_seed=3,
                               n_initial_points=6)
-    grid = _sweep(tmp_path, "asha", objectives.fails_for, space, searcher, num_samples=16,
-                  scheduler=AsyncHyperBandScheduler(max_t=3, grace_period=1))
+    grid = helpers.sweep(tmp_path, "asha", objectives.fails_for, space, searcher,
+                         num_samples=16, scheduler=AsyncHyperBandScheduler(max_t=3, grace_period=1))
     assert len(grid) == 16
     configs = [r.config for r in grid]
     assert configs[:2] == [{**p, "bad": 0.5, "sub": {**p["sub"], "c": "const"}}
@@ -458,18 +425,10 @@ def test_an_asha_sweep_with_hyperopt(tmp_path):
 
 
 def test_the_same_seed_gives_the_same_sweep(tmp_path):
-    # one trial at a time, so that each suggestion follows the same results
     space = {"x": tune.uniform(-1.0, 1.0), "k": tune.randint(0, 5), "n": 2}
-    sweeps = [
-        _sweep(tmp_path, name, objectives.steps, space, search_alg, num_samples=12, **cap)
-        for name, search_alg, cap in [
-            ("a", HyperOptSearch(random_state_seed=11, n_initial_points=5),
-             {"max_concurrent_trials": 1}),
-            ("b", ConcurrencyLimiter(HyperOptSearch(random_state_seed=11, n_initial_points=5),
-                                     max_concurrent=1), {}),
-            ("c", HyperOptSearch(random_state_seed=12, n_initial_points=5),
-             {"max_concurrent_trials": 1})]]
-    first, again, other = ([r.config for r in grid] for grid in sweeps)
+    first, again, other = helpers.same_seed_sweeps(
+        tmp_path, objectives.steps, space,
+        lambda seed: HyperOptSearch(random_state_seed=seed, n_initial_points=5), num_samples=12)
     assert len(first) == 12 and first == again
     assert other != first
 
@@ -477,9 +436,9 @@ def test_the_same_seed_gives_the_same_sweep(tmp_path):
 def test_a_concurrency_limiter_caps_the_trials_it_runs_at_once(tmp_path):
     # timed_steps reports t0 (its start) and t (each report's time); the sweep has 2 cores
     searcher = ConcurrencyLimiter(HyperOptSearch(random_state_seed=0), max_concurrent=1)
-    grid = _sweep(tmp_path, "cap", objectives.timed_steps,
-                  {"x": tune.uniform(-1.0, 1.0), "n": 3, "sleep": 0.05}, searcher,
-                  metric="t", num_samples=6)
+    grid = helpers.sweep(tmp_path, "cap", objectives.timed_steps,
+                         {"x": tune.uniform(-1.0, 1.0), "n": 3, "sleep": 0.05}, searcher,
+                         metric="t", num_samples=6)
     assert len(grid) == 6 and grid.num_errors == 0
     spans = sorted((r.metrics["t0"], r.metrics["t"]) for r in grid)
     assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
@@ -520,23 +479,13 @@ def test_save_and_restore_continue_the_same_suggestions(tmp_path):
 
 def test_a_stopped_sweep_restored_runs_as_if_never_stopped(tmp_path):
     space = {"x": tune.uniform(-1.0, 1.0), "k": tune.randint(0, 5), "n": 1}
-
-    def run(name, stop=None):
-        searcher = HyperOptSearch(random_state_seed=8, n_initial_points=4,
-                                  points_to_evaluate=[{"x": 0.5, "k": 1}])
-        return _sweep(tmp_path, name, objectives.steps, space, searcher, stop=stop,
-                      num_samples=12, max_concurrent_trials=1)
-
-    whole = run("whole")
-    # ends the sweep at the 5th result: the top 5 values "plateau" within a std of 1e9
-    half = run("half", stop=tune.stopper.ExperimentPlateauStopper("loss", std=1e9, top=5))
+    whole, half, restored = helpers.stopped_and_restored(
+        tmp_path, objectives.steps, space,
+        lambda: HyperOptSearch(random_state_seed=8, n_initial_points=4,
+                               points_to_evaluate=[{"x": 0.5, "k": 1}]),
+        # ends the sweep at the 5th result: the top 5 values "plateau" within a std of 1e9
+        tune.stopper.ExperimentPlateauStopper("loss", std=1e9, top=5), num_samples=12)
     assert 5 <= len(half) < 12
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")          # no replay mismatch, nothing unsaved
-        restored = tune.Tuner.restore(
-            half.experiment_path, objectives.steps,
-            search_alg=HyperOptSearch(random_state_seed=8, n_initial_points=4,
-                                      points_to_evaluate=[{"x": 0.5, "k": 1}])).fit()
     assert len(restored) == 12
     assert [r.status for r in restored] == ["TERMINATED"] * 12
     assert [r.config for r in restored] == [r.config for r in whole]
@@ -546,15 +495,7 @@ def test_a_stopped_sweep_restored_runs_as_if_never_stopped(tmp_path):
 # ------------------------------------------------------------------------ example
 
 def test_the_hyperopt_example_smoke_test(tmp_path):
-    env = dict(os.environ, FASTASHA_STORAGE_PATH=str(tmp_path))
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "hyperopt_example.py"), "--smoke-test"],
-        check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    match = re.search(r"^Best hyperparameters found: (\{.*\})$", proc.stdout, re.MULTILINE)
-    assert match is not None, proc.stdout
-    [experiment] = [p for p in tmp_path.iterdir() if p.is_dir()]
-    grid = tune.ResultGrid.from_path(experiment)
+    _, grid = helpers.run_example(tmp_path, "hyperopt_example.py")
     assert len(grid) == 10 and grid.num_errors == 0
     configs = [r.config for r in grid]
     assert configs[0] == {"steps": 20, "width": 10.0, "height": 0.0, "activation": "relu"}

@@ -4,17 +4,17 @@ The study a searcher works on is read back through Optuna's public API: the
 searcher is given an ``InMemoryStorage`` of the test's own, and
 ``optuna.load_study`` opens the study there. Sweeps run on joblib's default
 backend (loky): their objectives are module-level functions of this file.
+The recipes the three library-backed searchers' tests share are
+tests/searcher_helpers.py's.
 """
 
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-import warnings
 
 import numpy as np
 import pytest
+import searcher_helpers as helpers  # tests/searcher_helpers.py
 
 optuna = pytest.importorskip("optuna")
 
@@ -27,7 +27,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from fastasha import tune  # noqa: E402
 from fastasha.schedulers import ASHAScheduler  # noqa: E402
-from fastasha.search import ConcurrencyLimiter, Searcher  # noqa: E402
+from fastasha.search import Searcher  # noqa: E402
 from fastasha.search.optuna import OptunaSearch  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -54,11 +54,8 @@ def _distributions(space):
 # ------------------------------------------------------------------------- import
 
 def test_importing_fastasha_search_does_not_import_optuna():
-    code = ("import sys; import fastasha.search, fastasha.search.optuna, fastasha.tune; "
-            "print('optuna' in sys.modules)")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True)
-    assert run.stdout.strip() == "False"
+    assert helpers.python_prints("import sys; import fastasha.search, fastasha.search.optuna, "
+                                 "fastasha.tune; print('optuna' in sys.modules)") == "False"
 
 
 def test_the_ray_paths_give_the_same_class():
@@ -70,9 +67,8 @@ def test_the_ray_paths_give_the_same_class():
 
 
 def test_without_optuna_construction_says_how_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "optuna", None)      # makes `import optuna` fail
-    with pytest.raises(ImportError, match=r'pip install "fastasha\[optuna\]"'):
-        OptunaSearch()
+    helpers.check_install_hint(monkeypatch, OptunaSearch, "optuna", None,
+                               r'pip install "fastasha\[optuna\]"')
 
 
 # -------------------------------------------------------------------- conversion
@@ -147,33 +143,17 @@ def test_space_given_to_the_searcher_takes_the_sweeps_metric_and_mode():
 ], ids=["randn", "qrandn", "qlograndint", "grid_search", "sample_from", "nested-choice",
         "list", "slash"])
 def test_domains_optuna_cannot_search_are_refused(space, match):
-    searcher = OptunaSearch(metric="loss", mode="min")
-    with pytest.raises(ValueError, match=match):
-        searcher.set_search_properties(None, None, space)
-    with pytest.raises(ValueError, match=match):
-        OptunaSearch(space=space, metric="loss", mode="min")
+    helpers.check_refused(OptunaSearch, space, match)
 
 
 def test_a_sweep_with_an_unsupported_domain_fails_before_any_trial(tmp_path):
-    tuner = tune.Tuner(quadratic, param_space={"x": tune.randn(0, 1)},
-                       tune_config=tune.TuneConfig(metric="loss", mode="min",
-                                                   search_alg=OptunaSearch(), num_samples=2),
-                       run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0))
     with pytest.raises(ValueError, match="no normal distribution"):
-        tuner.fit()
+        helpers.sweep(tmp_path, None, quadratic, {"x": tune.randn(0, 1)}, OptunaSearch(),
+                      num_samples=2)
 
 
-def test_the_space_given_twice_is_refused():
-    searcher = OptunaSearch(space={"x": tune.uniform(0, 1)}, metric="loss", mode="min")
-    with pytest.raises(ValueError, match="given twice"):
-        searcher.set_search_properties(None, None, {"y": tune.uniform(0, 1)})
-
-
-def test_no_space_at_all_is_refused():
-    with pytest.raises(ValueError, match="no search space"):
-        OptunaSearch(metric="loss", mode="min").set_search_properties(None, None, {"c": 1})
-    with pytest.raises(RuntimeError, match="no search space"):
-        OptunaSearch(metric="loss", mode="min").suggest("t0")
+def test_the_space_given_twice_or_not_at_all_is_refused():
+    helpers.check_space_refusals(OptunaSearch, {"x": tune.uniform(0, 1)})
 
 
 def test_constants_in_space_are_refused():
@@ -200,8 +180,7 @@ def test_bad_arguments_are_refused(kwargs, error, match):
 
 
 def test_a_missing_mode_is_refused_before_the_sweep():
-    with pytest.raises(ValueError, match="needs a mode"):
-        OptunaSearch().set_search_properties("loss", None, {"x": tune.uniform(0, 1)})
+    helpers.check_a_missing_mode(OptunaSearch)
 
 
 def test_points_that_do_not_fit_the_space_are_refused():
@@ -340,12 +319,8 @@ def test_an_asha_sweep_tells_the_study_how_each_trial_ended(tmp_path):
     points = [{"x": 0.9, "sub": {"k": 0}, "lr": 1e-3, "act": "relu"},
               {"x": -0.9, "sub": {"k": 1}, "lr": 1e-2, "act": "tanh"}]
     searcher, storage = _searcher(seed=3, points_to_evaluate=points)
-    grid = tune.Tuner(
-        stepped, param_space=SPACE,
-        tune_config=tune.TuneConfig(metric="loss", mode="min", search_alg=searcher,
-                                    scheduler=ASHAScheduler(max_t=8, grace_period=1),
-                                    num_samples=24),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="asha", verbose=0)).fit()
+    grid = helpers.sweep(tmp_path, "asha", stepped, SPACE, searcher,
+                         scheduler=ASHAScheduler(max_t=8, grace_period=1), num_samples=24)
     assert len(grid) == 24
     assert all(_in_space(r.config) for r in grid)
     trials = _study(storage).trials
@@ -369,22 +344,10 @@ def test_an_asha_sweep_tells_the_study_how_each_trial_ended(tmp_path):
     assert any(len(r.metrics_dataframe) < 8 for r in grid if r.status == "TERMINATED")
 
 
-def _sequential_configs(tmp_path, name, seed, limiter=False):
-    searcher = OptunaSearch(seed=seed)
-    grid = tune.Tuner(
-        quadratic, param_space={"x": tune.uniform(-1.0, 1.0), "k": tune.randint(0, 5)},
-        tune_config=tune.TuneConfig(
-            metric="loss", mode="min", num_samples=14,
-            search_alg=ConcurrencyLimiter(searcher, 1) if limiter else searcher,
-            max_concurrent_trials=None if limiter else 1),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0)).fit()
-    return [r.config for r in grid]
-
-
 def test_the_same_seed_gives_the_same_sweep(tmp_path):
-    first = _sequential_configs(tmp_path, "a", seed=11)
-    again = _sequential_configs(tmp_path, "b", seed=11, limiter=True)
-    other = _sequential_configs(tmp_path, "c", seed=12)
+    first, again, other = helpers.same_seed_sweeps(
+        tmp_path, quadratic, {"x": tune.uniform(-1.0, 1.0), "k": tune.randint(0, 5)},
+        lambda seed: OptunaSearch(seed=seed), num_samples=14)
     assert len(first) == 14 and first == again
     assert other != first
 
@@ -393,53 +356,17 @@ def test_the_same_seed_gives_the_same_sweep(tmp_path):
 
 def test_save_and_restore_continue_the_same_suggestions(tmp_path):
     space = {"x": tune.uniform(-1.0, 1.0)}
-    searcher = OptunaSearch(space, metric="loss", mode="min", seed=4)
-    for i in range(12):
-        x = searcher.suggest(str(i))["x"]
-        searcher.on_trial_complete(str(i), {"loss": (x - 0.3) ** 2})
-    running = searcher.suggest("running")
-    searcher.save(str(tmp_path / "state.pkl"))
-    fresh = OptunaSearch(space, metric="loss", mode="min", seed=4)
-    fresh.restore(str(tmp_path / "state.pkl"))
-    assert fresh.suggest("running") == running
-    fresh.on_trial_complete("running", {"loss": 1.0})
-    searcher.on_trial_complete("running", {"loss": 1.0})
-    assert fresh.suggest("next") == searcher.suggest("next")
-
-
-class StopAllAfter(tune.Stopper):
-    """Ends the whole sweep once ``n`` trials reported."""
-
-    def __init__(self, n):
-        self.n, self.seen = n, set()
-
-    def __call__(self, trial_id, result):
-        self.seen.add(trial_id)
-        return False
-
-    def stop_all(self):
-        return len(self.seen) >= self.n
+    before, after = helpers.suggestions_after_restore(
+        tmp_path, OptunaSearch(space, metric="loss", mode="min", seed=4),
+        OptunaSearch(space, metric="loss", mode="min", seed=4), n_told=12)
+    assert after == before
 
 
 def test_a_stopped_sweep_restored_runs_as_if_never_stopped(tmp_path):
-    space = {"x": tune.uniform(-1.0, 1.0), "k": tune.randint(0, 5)}
-
-    def tuner(name, stop=None):
-        return tune.Tuner(
-            quadratic, param_space=space,
-            tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=14,
-                                        search_alg=OptunaSearch(seed=8),
-                                        max_concurrent_trials=1),
-            run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0,
-                                      stop=stop))
-
-    whole = tuner("whole").fit()
-    half = tuner("half", stop=StopAllAfter(5)).fit()
+    whole, half, restored = helpers.stopped_and_restored(
+        tmp_path, quadratic, {"x": tune.uniform(-1.0, 1.0), "k": tune.randint(0, 5)},
+        lambda: OptunaSearch(seed=8), helpers.StopAllAfter(5), num_samples=14)
     assert 5 <= len(half) < 14
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")          # no replay mismatch, nothing unsaved
-        restored = tune.Tuner.restore(half.experiment_path, quadratic,
-                                      search_alg=OptunaSearch(seed=8)).fit()
     assert len(restored) == 14
     assert [r.status for r in restored] == ["TERMINATED"] * 14
     assert [r.config for r in restored] == [r.config for r in whole]
