@@ -32,6 +32,10 @@ from fastasha.search.optuna import OptunaSearch  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+# tests/test_review4b_fixes.py imports StopAllAfter from this module; it lives in
+# tests/searcher_helpers.py now
+StopAllAfter = helpers.StopAllAfter
+
 
 def _searcher(**kwargs):
     """An OptunaSearch with a storage of the test's own; the study is ``_study(storage)``."""
@@ -365,7 +369,7 @@ def test_save_and_restore_continue_the_same_suggestions(tmp_path):
 def test_a_stopped_sweep_restored_runs_as_if_never_stopped(tmp_path):
     whole, half, restored = helpers.stopped_and_restored(
         tmp_path, quadratic, {"x": tune.uniform(-1.0, 1.0), "k": tune.randint(0, 5)},
-        lambda: OptunaSearch(seed=8), helpers.StopAllAfter(5), num_samples=14)
+        lambda: OptunaSearch(seed=8), StopAllAfter(5), num_samples=14)
     assert 5 <= len(half) < 14
     assert len(restored) == 14
     assert [r.status for r in restored] == ["TERMINATED"] * 14
