@@ -26,3 +26,9 @@ def yields_until_stopped(config, greeting):
     finally:
         print(f"{greeting} of {config['name']}", flush=True)
         _log(config, "cleanup", name=config["name"], trial_id=tune.get_context().get_trial_id())
+
+
+def done_with_accuracy(config):
+    """Ends its own trial with a true "done" at its third report, with its accuracy."""
+    for step in range(1, 6):
+        tune.report({"acc": config["acc"] if step == 3 else 0.0, "done": step == 3})

@@ -64,3 +64,43 @@ def test_a_stopped_generator_cleans_up_inside_its_trial(tmp_path, backend, how):
     assert _lines(tmp_path / "cleanup.jsonl") == [{"name": how, "trial_id": result.trial_id}]
     if backend == "loky":
         assert (Path(result.path) / "stdout").read_text() == f"cleanup of {how}\n"
+
+
+# -- a Stopper sees the result that says "done" ------------------------------------------------
+
+
+class _TargetStopper(tune.Stopper):
+    """Ray's docs' pattern: stop everything once any trial reached the target."""
+
+    def __init__(self):
+        self.seen = []
+        self.reached = False
+
+    def __call__(self, trial_id, result):
+        self.seen.append((trial_id, result["training_iteration"], result["done"]))
+        self.reached = self.reached or result["acc"] > 0.9
+        return self.reached
+
+    def stop_all(self):
+        return self.reached
+
+
+def test_a_stopper_sees_the_result_that_ends_the_trial_with_done(tmp_path):
+    # Ray asks the stopper about every result, a true "done" one too (before it looks
+    # at "done"); fastasha skipped the stopper for it, so a stopper never saw the
+    # result that reached its target, and stop_all() never ended the sweep
+    stopper = _TargetStopper()
+    grid = tune.Tuner(
+        objectives.done_with_accuracy,
+        param_space={"acc": tune.grid_search([0.95, 0.5, 0.5])},
+        tune_config=tune.TuneConfig(metric="acc", mode="max", max_concurrent_trials=1),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="stopper", verbose=0,
+                                  stop=stopper),
+    ).fit()
+    first = next(r for r in grid if r.config["acc"] == 0.95)
+    assert first.status == "TERMINATED" and first.metrics["training_iteration"] == 3
+    assert [s for s in stopper.seen if s[0] == first.trial_id] == \
+        [(first.trial_id, 1, False), (first.trial_id, 2, False), (first.trial_id, 3, True)]
+    # the stopper's stop_all() ended the sweep: no other trial ran to its "done"
+    others = [r for r in grid if r.trial_id != first.trial_id]
+    assert all((r.metrics or {}).get("training_iteration", 0) < 3 for r in others)
