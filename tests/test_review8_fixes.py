@@ -8,6 +8,8 @@ processes import are in ``tests/objectives_review8.py``.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -104,3 +106,33 @@ def test_a_stopper_sees_the_result_that_ends_the_trial_with_done(tmp_path):
     # the stopper's stop_all() ended the sweep: no other trial ran to its "done"
     others = [r for r in grid if r.trial_id != first.trial_id]
     assert all((r.metrics or {}).get("training_iteration", 0) < 3 for r in others)
+
+
+# -- an overwritten experiment's searcher state is not taken for the new one's -------------
+
+
+def test_a_replaced_experiments_searcher_state_is_not_taken_for_the_new_ones(tmp_path):
+    # A script crashed (its driver killed) after its searcher saved its state, and is run
+    # again with FASTASHA_OVERWRITE=1 (or overwrite=True). The new sweep's searcher
+    # cannot save; its first save looked for the file it should have written, found
+    # the crashed run's file of the same name, and took it for its own: the new
+    # experiment then claimed a saved state that belongs to the one it replaced.
+    crashed = subprocess.run(
+        [sys.executable, str(TESTS_DIR / "objectives_review8.py"), str(tmp_path), "again"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert list((tmp_path / "again").glob("searcher-state-*.pkl"))     # what it left
+    with pytest.warns(UserWarning, match="does not implement save"):
+        grid = tune.Tuner(
+            objectives.reports_x,
+            tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=2,
+                                        search_alg=objectives.UnsavedSearcher()),
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name="again", verbose=0,
+                                      overwrite=True),
+        ).fit()
+    assert [r.config for r in grid] == [{"x": 0}, {"x": 1}]
+    assert not list((tmp_path / "again").glob("searcher-state-*.pkl"))
+    # a restore says the searcher saved nothing, instead of handing it the old state
+    with pytest.raises(ValueError, match="did not save its state"):
+        tune.Tuner.restore(grid.experiment_path, objectives.reports_x,
+                           search_alg=objectives.UnsavedSearcher())
