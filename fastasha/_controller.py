@@ -749,7 +749,10 @@ class Controller:
             # flattened ("val/loss"; scheduler_call flattens), the stopper and
             # callbacks the result as reported
             try:
-                if stop_hit or (self.stopper is not None and self.stopper(trial_id, last)):
+                # as in Ray, the stopper sees every result, one that meets a stop
+                # criterion or says "done" too (its stop_all() may hinge on it)
+                by_stopper = self.stopper is not None and self.stopper(trial_id, last)
+                if stop_hit or by_stopper:
                     stop = True
                     trial.stop_reason = "stop criterion"
                     self._complete_in_scheduler(trial, last)

@@ -344,6 +344,19 @@ class SearcherState:
             self.period = max(self.interval_s, SAVE_COST_FACTOR * (time.monotonic() - started))
         return now + self.period
 
+    def start_fresh(self) -> None:
+        """Delete the state files in the folder before a new experiment's first save.
+
+        A new experiment has none of its own: any there were left by the
+        experiment that ``RunConfig(overwrite=True)`` (``FASTASHA_OVERWRITE=1``)
+        replaced, possibly one whose driver was killed. :meth:`save` would take
+        such a file, named as the one it was about to write, for its own (with
+        a searcher that saves nothing, or when killed before its rename), and a
+        restore would then hand the replaced experiment's state to the searcher.
+        """
+        self._remove_temporaries()
+        self._remove_files(keep="")
+
     def _files(self) -> list[str]:
         pattern = _template(self.base).format("*")
         return glob.glob(os.path.join(glob.escape(str(self.directory)), pattern))

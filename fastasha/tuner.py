@@ -780,6 +780,8 @@ class _Run:
                     self.searcher_state = _search_state.SearcherState(
                         self.searcher, self.directory, store, controller,
                         self.searcher_save_s, hears_results(self.searcher))
+                    if not self.restore:    # (an overwritten experiment's files go)
+                        self.searcher_state.start_fresh()
                 if self.restore:
                     from ._restore import replay
 

@@ -209,8 +209,7 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
             redirected = _redirect_output(folder, spec["log_files"])
         returned = trainable(spec["config"])
         if inspect.isgenerator(returned):
-            for output in returned:      # Ray's function API: each yield is a report
-                _report_output(session, output, "yielded")
+            _report_yields(session, returned)
         else:
             _report_output(session, returned, "returned")
         session.end_held_checkpoint(keep=True)     # a checkpoint_dir() after the last report
@@ -230,6 +229,24 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
             blob, n_rows, last = session.drain()
     return (session.trial_id, blob, n_rows, last, status, error, trace,
             time.perf_counter() - started)
+
+
+def _report_yields(session: _session.Session, generator: Any) -> None:
+    """Report each value a generator objective yields (Ray's function API); then close it.
+
+    A stop (``TrialStopped`` from a report) or a refused value leaves the
+    generator suspended at its ``yield``: it is closed here, while the trial's
+    session and output files are still in place, so that its ``finally``
+    (or ``with``) cleanup runs inside the trial, as that of a function
+    objective stopped in ``tune.report`` does, instead of whenever the
+    generator is garbage-collected. An exception raised by that cleanup
+    fails the trial.
+    """
+    try:
+        for output in generator:
+            _report_output(session, output, "yielded")
+    finally:
+        generator.close()
 
 
 def _report_output(session: _session.Session, output: Any, how: str) -> None:
