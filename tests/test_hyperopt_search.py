@@ -403,19 +403,21 @@ def test_set_max_concurrency_leaves_it_to_the_limiter():
 # (the objectives are tests/objectives.py's: a worker imports that small module)
 
 def test_an_asha_sweep_with_hyperopt(tmp_path):
-    # fails_for: loss = x * step for 3 steps, and x == bad fails at step 2
-    space = {"x": tune.uniform(0.1, 1.0), "bad": 0.5,
+    # fails_for: loss = x * step for 3 steps, and x == bad fails at step 2; the bad
+    # point is the best one (x is the lower bound), so ASHA never stops it at the rung
+    # at step 1 before it fails, whichever trial reaches the rung first
+    space = {"x": tune.uniform(0.1, 1.0), "bad": 0.1,
              "sub": {"k": tune.randint(0, 3), "c": "const"},
              "lr": tune.qloguniform(1e-4, 1e-1, 1e-4), "act": tune.choice(["relu", "tanh"])}
-    points = [{"x": 0.5, "sub": {"k": 0}, "lr": 1e-3, "act": "relu"},
-              {"x": 0.1, "sub": {"k": 2}, "lr": 1e-2, "act": "tanh"}]
+    points = [{"x": 0.1, "sub": {"k": 0}, "lr": 1e-3, "act": "relu"},
+              {"x": 0.5, "sub": {"k": 2}, "lr": 1e-2, "act": "tanh"}]
     searcher = HyperOptSearch(points_to_evaluate=points, random_state_seed=3,
                               n_initial_points=6)
     grid = helpers.sweep(tmp_path, "asha", objectives.fails_for, space, searcher,
                          num_samples=16, scheduler=AsyncHyperBandScheduler(max_t=3, grace_period=1))
     assert len(grid) == 16
     configs = [r.config for r in grid]
-    assert configs[:2] == [{**p, "bad": 0.5, "sub": {**p["sub"], "c": "const"}}
+    assert configs[:2] == [{**p, "bad": 0.1, "sub": {**p["sub"], "c": "const"}}
                            for p in points]
     assert grid[0].status == "ERROR" and grid.num_errors == 1
     for c in configs:
