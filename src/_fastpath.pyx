@@ -19,7 +19,8 @@ as well: those versions are the reference this module is tested against
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.dict cimport PyDict_CheckExact, PyDict_Contains, PyDict_Copy, PyDict_Next, PyDict_Size
+from cpython.dict cimport (PyDict_CheckExact, PyDict_Contains, PyDict_Copy, PyDict_GetItem,
+                           PyDict_Next, PyDict_Size)
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.object cimport PyObject
@@ -36,7 +37,7 @@ import threading
 local = threading.local()
 
 cdef str _TRAINING_ITERATION = "training_iteration"
-cdef str _DONE = "done"       # a report with it may end the trial (Session.report)
+cdef str _DONE = "done"       # a report with a true one ends the trial (Session.report)
 
 
 cdef inline double _wall_time():
@@ -121,7 +122,7 @@ def report(metrics=None, *, checkpoint=None, **keywords):
     rec = <Recorder?>session
     if rec.fast and checkpoint is None and PyDict_CheckExact(metrics) and \
             not PyDict_Contains(metrics, _TRAINING_ITERATION) and \
-            not PyDict_Contains(metrics, _DONE):
+            _not_done(metrics):
         iteration = rec.iteration + 1
         if iteration < rec.decision_point:
             # the common case: buffer it, nothing to decide or check
@@ -133,6 +134,12 @@ def report(metrics=None, *, checkpoint=None, **keywords):
                 session.on_due()      # flush, or raise TrialStopped
             return
     session.report(metrics, checkpoint)
+
+
+cdef inline bint _not_done(dict metrics):
+    """Whether the report cannot end the trial: no ``"done"``, or ``"done": False``."""
+    cdef PyObject *done = PyDict_GetItem(metrics, _DONE)
+    return done is NULL or <object>done is False
 
 
 # Ray Tune up to 2.6: the key of the value in tune.report(value)
