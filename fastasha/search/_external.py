@@ -1,4 +1,4 @@
-"""What the searchers wrapping an optional library share (Optuna, HyperOpt and BayesOpt's).
+"""What the searchers wrapping an optional library share (Optuna's, HyperOpt's, ...).
 
 Each such searcher imports its library only when it is built
 (:func:`import_library`), names the parameters of a nested space
@@ -36,7 +36,8 @@ DEFAULT_METRIC = "_metric"
 
 
 def import_library(module: str, searcher: str, minimum: tuple[int, ...], *,
-                   extra: str = "", package: str = "") -> Any:
+                   extra: str = "", package: str = "",
+                   load: Callable[[str], Any] = import_module) -> Any:
     """The module ``module`` (``minimum`` or newer), or an ImportError that says how to install it.
 
     Parameters
@@ -53,16 +54,25 @@ def import_library(module: str, searcher: str, minimum: tuple[int, ...], *,
     package : str, optional
         Its name on PyPI (``"bayesian-optimization"``), which the messages
         use; the module's name when empty.
+    load : callable, default=importlib.import_module
+        ``load(module)`` imports the module (one that works around a
+        library's own import failure, say).
     """
     extra, package = extra or module, package or module
     wanted = ".".join(str(p) for p in minimum)
     hint = f'pip install "fastasha[{extra}]" (or: pip install "{package}>={wanted}")'
     try:
-        library = import_module(module)
+        library = load(module)
     except ImportError as err:
+        if isinstance(err, ModuleNotFoundError) and err.name == module:
+            raise ImportError(
+                f"{searcher} needs the optional dependency {package}, which is not installed: "
+                f"{hint}") from err
+        # installed, but its own import fails (a dependency of it missing or too new)
         raise ImportError(
-            f"{searcher} needs the optional dependency {package}, which is not installed: "
-            f"{hint}") from err
+            f"{searcher} needs {package}, which is installed but fails to import "
+            f"({type(err).__name__}: {err}); check that what it depends on is installed and "
+            f"fits it ({hint})") from err
     version = str(getattr(library, "__version__", ""))
     found = tuple(int(p) for p in re.findall(r"\d+", version)[:len(minimum)])
     if found < minimum:
