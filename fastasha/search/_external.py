@@ -350,6 +350,7 @@ class ExternalSearcher(Searcher):
 
     _space: Any = None
     _configs: dict                  # running trial id -> its params (flat); set by __init__
+    _completed: set                 # ids of the trials that ended; set by __init__
     _metric_defaulted = False       # metric set to DEFAULT_METRIC by _fill_metric
 
     # ------------------------------------------------------------ hooks
@@ -410,7 +411,7 @@ class ExternalSearcher(Searcher):
                 f"{name}(metric=..., mode=...) or to TuneConfig(metric=..., mode=...)")
 
     def _stray_end(self, trial_id: str, running: Collection[str],
-                   completed: Collection[str]) -> bool:
+                   completed: Collection[str], stacklevel: int = 3) -> bool:
         """Whether the end of ``trial_id`` is to be ignored (warned of): ended, or unknown.
 
         A trial that runs is not: its id may have been suggested again after
@@ -420,8 +421,22 @@ class ExternalSearcher(Searcher):
             return False
         known = "already ended" if trial_id in completed else "was not suggested by it"
         warnings.warn(f"{type(self).__name__} heard the end of trial {trial_id}, which "
-                      f"{known}; ignored", UserWarning, stacklevel=3)
+                      f"{known}; ignored", UserWarning, stacklevel=stacklevel)
         return True
+
+    def _end_of(self, trial_id: str, running: dict) -> Any:
+        """What ``running`` held for trial ``trial_id``, which has ended; None for a stray end.
+
+        The trial leaves ``running`` and ``self._configs`` and joins
+        ``self._completed``; the end of a trial that is not running is
+        warned of (:meth:`_stray_end`) and ignored. ``running`` holds no
+        ``None`` values.
+        """
+        if self._stray_end(trial_id, running, self._completed, stacklevel=4):
+            return None
+        self._configs.pop(trial_id, None)
+        self._completed.add(trial_id)
+        return running.pop(trial_id)
 
     def _state(self) -> dict:
         """What :meth:`save` keeps besides the metric and the mode (picklable values)."""
