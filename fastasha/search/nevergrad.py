@@ -688,7 +688,7 @@ class NevergradSearch(ExternalSearcher):
         self._optimizer = optimizer
 
     def _point(self, point: dict) -> tuple[tuple, dict, dict]:
-        """``(args, kwargs, params)``: what ``optimizer.suggest`` takes for ``point``, and its params.
+        """``(args, kwargs, params)``: ``optimizer.suggest``'s arguments for ``point``, its params.
 
         Raises
         ------
