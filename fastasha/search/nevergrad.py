@@ -503,9 +503,9 @@ class NevergradSearch(ExternalSearcher):
     points_to_evaluate : list of dict, optional
         Configs to run first, in this order, before the optimizer proposes
         any; the optimizer hears their results as it does its own. Each
-        gives a value to every parameter of the space (constants of
-        ``space=`` may be left out), nested as the config is, and each value
-        must be one its domain (or nevergrad parameter) can give.
+        gives a value to every parameter of the space and to nothing else
+        (not to constants of ``space=``), nested as the config is, and each
+        value must be one its domain (or nevergrad parameter) can give.
     seed : int or None, default=None
         Seeds the parametrization's random state before the optimizer is
         built, so that two sweeps with the same seed that hear the same
