@@ -125,8 +125,8 @@ def test_ray_1_suggest_paths_are_fastasha_search():
     assert fastasha.tune.suggest.basic_variant is fastasha.search.basic_variant
     assert Limiter is Limiter2 is ConcurrencyLimiter and Base is Searcher
     assert BasicVariantGenerator is fastasha.search.BasicVariantGenerator
-    with pytest.raises(ModuleNotFoundError, match="fastasha.tune.suggest.nevergrad"):
-        import fastasha.tune.suggest.nevergrad  # noqa: F401
+    with pytest.raises(ModuleNotFoundError, match="fastasha.tune.suggest.zoopt"):
+        import fastasha.tune.suggest.zoopt  # noqa: F401
 
 
 def test_the_base_class_has_rays_defaults():

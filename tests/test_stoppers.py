@@ -417,8 +417,8 @@ def test_ray_tune_submodules_of_submodules_are_not_copies():
 
 
 def test_unknown_tune_submodules_are_not_found():
-    with pytest.raises(ModuleNotFoundError, match="fastasha.tune.search.nevergrad"):
-        importlib.import_module("fastasha.tune.search.nevergrad")
+    with pytest.raises(ModuleNotFoundError, match="fastasha.tune.search.zoopt"):
+        importlib.import_module("fastasha.tune.search.zoopt")
     with pytest.raises(ModuleNotFoundError, match="fastasha.tune.nothing"):
         importlib.import_module("fastasha.tune.nothing")
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):

@@ -15,8 +15,10 @@ as a ``search_alg``, sets options of the built-in sampling (points to run
 first, a concurrency cap, constant grid draws, the seed), as Ray's
 does. Ray's searchers backed by other libraries are in their own modules,
 each needing its library (importing this package imports none of them):
-``OptunaSearch`` in :mod:`fastasha.search.optuna` and ``HyperOptSearch``
-in :mod:`fastasha.search.hyperopt`.
+``OptunaSearch`` in :mod:`fastasha.search.optuna`, ``HyperOptSearch``
+in :mod:`fastasha.search.hyperopt`, ``BayesOptSearch`` in
+:mod:`fastasha.search.bayesopt` and ``NevergradSearch`` in
+:mod:`fastasha.search.nevergrad`.
 
 Examples
 --------

@@ -1,4 +1,4 @@
-"""What the searchers wrapping an optional library share (Optuna, HyperOpt and BayesOpt's).
+"""What the searchers wrapping an optional library share (Optuna's, HyperOpt's, ...).
 
 Each such searcher imports its library only when it is built
 (:func:`import_library`), names the parameters of a nested space
@@ -36,7 +36,8 @@ DEFAULT_METRIC = "_metric"
 
 
 def import_library(module: str, searcher: str, minimum: tuple[int, ...], *,
-                   extra: str = "", package: str = "") -> Any:
+                   extra: str = "", package: str = "",
+                   load: Callable[[str], Any] = import_module) -> Any:
     """The module ``module`` (``minimum`` or newer), or an ImportError that says how to install it.
 
     Parameters
@@ -53,16 +54,25 @@ def import_library(module: str, searcher: str, minimum: tuple[int, ...], *,
     package : str, optional
         Its name on PyPI (``"bayesian-optimization"``), which the messages
         use; the module's name when empty.
+    load : callable, default=importlib.import_module
+        ``load(module)`` imports the module (one that works around a
+        library's own import failure, say).
     """
     extra, package = extra or module, package or module
     wanted = ".".join(str(p) for p in minimum)
     hint = f'pip install "fastasha[{extra}]" (or: pip install "{package}>={wanted}")'
     try:
-        library = import_module(module)
+        library = load(module)
     except ImportError as err:
+        if isinstance(err, ModuleNotFoundError) and err.name == module:
+            raise ImportError(
+                f"{searcher} needs the optional dependency {package}, which is not installed: "
+                f"{hint}") from err
+        # installed, but its own import fails (a dependency of it missing or too new)
         raise ImportError(
-            f"{searcher} needs the optional dependency {package}, which is not installed: "
-            f"{hint}") from err
+            f"{searcher} needs {package}, which is installed but fails to import "
+            f"({type(err).__name__}: {err}); check that what it depends on is installed and "
+            f"fits it ({hint})") from err
     version = str(getattr(library, "__version__", ""))
     found = tuple(int(p) for p in re.findall(r"\d+", version)[:len(minimum)])
     if found < minimum:
@@ -340,6 +350,7 @@ class ExternalSearcher(Searcher):
 
     _space: Any = None
     _configs: dict                  # running trial id -> its params (flat); set by __init__
+    _completed: set                 # ids of the trials that ended; set by __init__
     _metric_defaulted = False       # metric set to DEFAULT_METRIC by _fill_metric
 
     # ------------------------------------------------------------ hooks
@@ -400,7 +411,7 @@ class ExternalSearcher(Searcher):
                 f"{name}(metric=..., mode=...) or to TuneConfig(metric=..., mode=...)")
 
     def _stray_end(self, trial_id: str, running: Collection[str],
-                   completed: Collection[str]) -> bool:
+                   completed: Collection[str], stacklevel: int = 3) -> bool:
         """Whether the end of ``trial_id`` is to be ignored (warned of): ended, or unknown.
 
         A trial that runs is not: its id may have been suggested again after
@@ -410,8 +421,22 @@ class ExternalSearcher(Searcher):
             return False
         known = "already ended" if trial_id in completed else "was not suggested by it"
         warnings.warn(f"{type(self).__name__} heard the end of trial {trial_id}, which "
-                      f"{known}; ignored", UserWarning, stacklevel=3)
+                      f"{known}; ignored", UserWarning, stacklevel=stacklevel)
         return True
+
+    def _end_of(self, trial_id: str, running: dict) -> Any:
+        """What ``running`` held for trial ``trial_id``, which has ended; None for a stray end.
+
+        The trial leaves ``running`` and ``self._configs`` and joins
+        ``self._completed``; the end of a trial that is not running is
+        warned of (:meth:`_stray_end`) and ignored. ``running`` holds no
+        ``None`` values.
+        """
+        if self._stray_end(trial_id, running, self._completed, stacklevel=4):
+            return None
+        self._configs.pop(trial_id, None)
+        self._completed.add(trial_id)
+        return running.pop(trial_id)
 
     def _state(self) -> dict:
         """What :meth:`save` keeps besides the metric and the mode (picklable values)."""
