@@ -11,7 +11,6 @@ three library-backed searchers' tests share are tests/searcher_helpers.py's.
 from __future__ import annotations
 
 import collections
-import math
 
 import numpy as np
 import objectives  # tests/objectives.py (pytest puts tests/ on sys.path)
@@ -72,30 +71,8 @@ def test_without_a_recent_hyperopt_construction_says_how_to_install(monkeypatch,
 
 # -------------------------------------------------------------------- conversion
 
-def _multiple(value, q):
-    return math.isclose(value / q, round(value / q), abs_tol=1e-9)
-
-
 # each domain: the check of one value, and the values every draw must cover (or None)
-DOMAINS = {
-    "uniform": (tune.uniform(0.5, 2.0), lambda v: type(v) is float and 0.5 <= v < 2.0, None),
-    "quniform": (tune.quniform(0.0, 1.0, 0.25), lambda v: type(v) is float,
-                 {0.0, 0.25, 0.5, 0.75, 1.0}),
-    "loguniform": (tune.loguniform(1e-4, 1e-1),
-                   lambda v: type(v) is float and 1e-4 <= v < 1e-1, None),
-    "qloguniform": (tune.qloguniform(0.01, 1.0, 0.01),
-                    lambda v: type(v) is float and 0.01 <= v <= 1.0 and _multiple(v, 0.01), None),
-    "randn": (tune.randn(5.0, 2.0), lambda v: type(v) is float, None),
-    "qrandn": (tune.qrandn(0.0, 1.0, 0.5), lambda v: type(v) is float and _multiple(v, 0.5),
-               None),
-    "randint": (tune.randint(-1, 2), lambda v: type(v) is int, {-1, 0, 1}),      # 2 excluded
-    "qrandint": (tune.qrandint(1, 10, 3), lambda v: type(v) is int, {3, 6, 9}),  # multiples
-    "qrandint-1": (tune.qrandint(0, 2), lambda v: type(v) is int, {0, 1, 2}),    # 2 included
-    "lograndint": (tune.lograndint(1, 4), lambda v: type(v) is int, {1, 2, 3}),
-    "qlograndint": (tune.qlograndint(2, 10, 2), lambda v: type(v) is int, {2, 4, 6, 8, 10}),
-    "choice": (tune.choice(["a", (1, 2), [3], None]), lambda v: True,
-               {"a", (1, 2), (3,), None}),
-}
+DOMAINS = helpers.DOMAIN_CASES
 
 
 def _found(values):
@@ -103,14 +80,9 @@ def _found(values):
 
 
 def test_random_draws_of_every_domain_are_those_of_the_fastasha_domain():
-    configs = _draws({**{key: d for key, (d, _, _) in DOMAINS.items()}, "const": 3}, 300,
-                     lambda c: 0.0, n_initial_points=300)
-    assert all(set(c) == set(DOMAINS) for c in configs)     # constants: merged by the sweep
-    for key, (_, check, expected) in DOMAINS.items():
-        values = [c[key] for c in configs]
-        bad = [v for v in values if not check(v)]
-        assert not bad, (key, bad)
-        assert expected is None or _found(values) == expected, key
+    configs = _draws({**helpers.DOMAIN_SPACE, "const": 3}, 300, lambda c: 0.0,
+                     n_initial_points=300)
+    helpers.check_domain_values(configs, covered=True)
     # a category is itself, not a copy HyperOpt rebuilt as a tuple
     assert any(type(c["choice"]) is list and c["choice"] == [3] for c in configs)
 
