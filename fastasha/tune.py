@@ -18,7 +18,7 @@ and ``fastasha.integration`` themselves, so
 ``tune.schedulers.ASHAScheduler`` give the same objects as the short paths.
 Ray 1.x's ``ray.tune.suggest`` (``suggest.optuna``, ``suggest.suggestion``,
 ...) is ``fastasha.search`` too. ``fastasha.tune.experiment`` (and
-``experiment.trial``) holds ``Trial``.
+``experiment.trial``, and Ray 1.x's ``trial``) holds ``Trial``.
 """
 
 from __future__ import annotations
@@ -103,8 +103,9 @@ __path__: list[str] = []
 
 
 # Ray 1.x's module paths of what Ray 2.0 moved: ``ray.tune.suggest`` became
-# ``ray.tune.search`` (``suggest.suggestion`` held Searcher and ConcurrencyLimiter)
-_RENAMED = {"suggest.suggestion": "search", "suggest": "search"}
+# ``ray.tune.search`` (``suggest.suggestion`` held Searcher and ConcurrencyLimiter), and
+# ``ray.tune.trial`` (the Trial class) became ``ray.tune.experiment.trial``
+_RENAMED = {"suggest.suggestion": "search", "suggest": "search", "trial": "experiment.trial"}
 
 
 def _real_name(name: str) -> str | None:

@@ -1376,8 +1376,9 @@ def test_a_second_run_of_a_fixed_name_is_refused_unless_asked(tmp_path, monkeypa
 def test_the_trial_callbacks_get_is_importable_where_ray_keeps_it(tmp_path):
     from fastasha.tune.experiment import Trial
     from fastasha.tune.experiment.trial import Trial as TrialByModulePath
+    from fastasha.tune.trial import Trial as TrialOfRay1
 
-    assert Trial is TrialByModulePath
+    assert Trial is TrialByModulePath is TrialOfRay1
 
     class Finished(tune.Callback):
         def __init__(self):
