@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from ._rows import flatten, lookup
 from ._validation import check_mode
-from .config import RAY_ONLY_DEFAULTS, check_sync_config, refuse_ray_only
+from .config import OVERWRITE_ENV, RAY_ONLY_DEFAULTS, check_sync_config, refuse_ray_only
 from .results import Result, ResultGrid, TuneError
 
 
@@ -164,10 +164,14 @@ def run(
     try:
         grid = tuner.fit()
     except FileExistsError as err:
-        if resume is not None or name is None:
+        path = tuner._experiment_dir()
+        if resume not in (None, False) or name is None or not tune.Tuner.can_restore(path):
             raise
-        raise FileExistsError(f"{err}; with tune.run, pass resume='AUTO' (or True) to "
-                              "continue it, as in Ray") from err
+        # (the Tuner's message suggests RunConfig(overwrite=True), which tune.run cannot take)
+        raise FileExistsError(
+            f"{path} already holds an experiment; with tune.run, pass resume='AUTO' (or True) "
+            f"to continue it, as in Ray, or replace it: run the script with the environment "
+            f"variable {OVERWRITE_ENV}=1") from err
     analysis = ExperimentAnalysis(grid.experiment_path, default_metric=metric,
                                   default_mode=mode, _grid=grid)
     failed = [r for r in grid if r.status == "ERROR"]

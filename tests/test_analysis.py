@@ -202,8 +202,11 @@ def test_resume_values_and_what_they_need(tmp_path):
     again = tune.run(slow_or_failing, name="auto", resume="AUTO", **common)
     assert [len(t.metrics_dataframe) for t in again.trials] == [1]    # nothing ran twice
     assert tune.run(slow_or_failing, name="plain", resume=False, **common).trials
-    with pytest.raises(FileExistsError, match=r"with tune.run, pass resume='AUTO'"):
-        tune.run(slow_or_failing, name="plain", **common)
+    for resume in ({}, {"resume": False}):
+        with pytest.raises(FileExistsError, match=r"with tune.run, pass resume='AUTO'") as err:
+            tune.run(slow_or_failing, name="plain", **common, **resume)
+        assert "FASTASHA_OVERWRITE=1" in str(err.value)
+        assert "RunConfig(overwrite" not in str(err.value)     # tune.run takes no RunConfig
 
 
 def test_ray_1_checkpoint_settings_and_loggers_with_a_function(tmp_path):
