@@ -79,7 +79,10 @@ Where fastasha differs from Ray:
   searcher proposes nothing until one of them ends, and so counts nothing
   towards ``patience`` meanwhile (Ray asks the GP again at every
   suggestion, so that one slow trial can exhaust ``patience`` and end the
-  sweep). A config the GP already has a result for is not registered
+  sweep). Such a skipped proposal leaves the GP's random state as it was,
+  so that ``Tuner.restore`` of a killed sweep, which replays only the
+  suggestions that made trials, gets the same configs again. A config the
+  GP already has a result for is not registered
   again (Ray's bayes_opt raises ``NotUniqueError``, which ends the sweep,
   when ``skip_duplicate=False`` runs a config twice).
 - ``points_to_evaluate`` may be nested dicts, as configs are, and each must
@@ -523,6 +526,9 @@ class BayesOptSearch(ExternalSearcher):
         if from_gp and self._configs and self._stale_at == self._n_ended:
             return None             # it would propose its duplicate again: wait for news
         if from_gp:
+            # the random state the GP's proposal uses (bayes_opt draws everything from it)
+            rng = self.optimizer._random_state
+            drawn_from = rng.get_state()
             params = {name: float(value) for name, value in self.optimizer.suggest().items()}
         else:
             params = self._pending_points.pop(0)
@@ -539,6 +545,10 @@ class BayesOptSearch(ExternalSearcher):
         if seen and self._skip_duplicate:
             if from_gp and self._configs:
                 self._stale_at = self._n_ended
+                # undone: a sweep logs only the suggestions that made a trial, and a restore
+                # replays those from the saved state; had this one moved the random state,
+                # the replay's GP would propose other configs than the trials ran with
+                rng.set_state(drawn_from)
             return None
         if first_phase:
             self._n_first_started += 1
