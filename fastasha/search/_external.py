@@ -17,7 +17,7 @@ import pickle
 import re
 from importlib import import_module
 import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from .sample import Domain, Float
@@ -278,20 +278,32 @@ def check_points(points: Any, rewards: Any = None) -> list[dict]:
     return points
 
 
-def split_point(point: dict, names: Collection[str]) -> dict:
+def split_point(point: dict, names: Collection[str], constants: Mapping | None = None) -> dict:
     """The value ``point`` gives each parameter of ``names``, as ``{name: value}``.
 
     ``point`` is nested as the config is, or has ``"outer/inner"`` keys; a
     parameter's value may itself be a dict (a category of a choice, say).
+    It may also give the constants of ``param_space`` (``constants``, flat
+    names), as a whole config copied from an earlier run does, if it gives
+    them the values they have.
 
     Raises
     ------
     ValueError
-        If a parameter has no value in ``point``, or ``point`` has a key
-        that is no parameter.
+        If a parameter has no value in ``point``, ``point`` has a key that
+        is no parameter, or it gives a constant another value.
     """
+    constants = constants or {}
     found: dict = {}
     unknown: list[str] = []
+    conflicts: list[str] = []
+
+    def other_leaves(key: Any, value: Any, path: tuple) -> None:
+        for leaf, given in flatten({key: value}, path).items():
+            if leaf not in constants:
+                unknown.append(leaf)
+            elif not _same_constant(given, constants[leaf]):
+                conflicts.append(f"{leaf!r}: {given!r} (param_space: {constants[leaf]!r})")
 
     def visit(node: dict, path: tuple) -> None:
         for key, value in node.items():
@@ -303,20 +315,45 @@ def split_point(point: dict, names: Collection[str]) -> dict:
                     any(n.startswith(full + SEP) for n in names):
                 visit(value, here)
             else:
-                unknown.extend(flatten({key: value}, path))
+                other_leaves(key, value, path)
 
     visit(point, ())
     missing = sorted(set(names) - set(found))
-    unknown = sorted(unknown)
-    if missing or unknown:
+    problems = []
+    if missing:
+        problems.append(f"missing {missing!r}")
+    if unknown:
+        problems.append(f"not in the space {sorted(unknown)!r}")
+    if conflicts:
+        problems.append(f"other values than the constants of param_space: "
+                        f"{', '.join(sorted(conflicts))}")
+    if problems:
         raise ValueError(
-            f"the point {point!r} does not fit the search space: "
-            f"{'missing ' + repr(missing) if missing else ''}"
-            f"{'; ' if missing and unknown else ''}"
-            f"{'not in the space ' + repr(unknown) if unknown else ''}. A point of "
-            f"points_to_evaluate gives a value to each of {sorted(names)!r} (nested as "
-            "in the config)")
+            f"the point {point!r} does not fit the search space: {'; '.join(problems)}. A "
+            f"point of points_to_evaluate gives a value to each of {sorted(names)!r} "
+            "(nested as in the config); it may give param_space's constants too, with "
+            "their own values")
     return {name: found[name] for name in names}
+
+
+def _same_constant(given: Any, constant: Any) -> bool:
+    """Whether a point's value is the constant's (``==``, which may fail or be no bool)."""
+    try:
+        return bool(given == constant)
+    except Exception:        # noqa: BLE001 - numpy arrays and odd types: not the same
+        return given is constant
+
+
+def constant_leaves(config: Any) -> dict:
+    """The constants of ``param_space`` by flat name: its leaves that are no domain.
+
+    (A library's own object there, searched like a domain, is listed too;
+    harmless: a point's value for a searched name never reaches the check.)
+    """
+    if not isinstance(config, dict):
+        return {}
+    return {name: value for name, value in flatten(config).items()
+            if not isinstance(value, Domain)}
 
 
 # ------------------------------------------------------------------------ searcher
@@ -352,6 +389,7 @@ class ExternalSearcher(Searcher):
     _configs: dict                  # running trial id -> its params (flat); set by __init__
     _completed: set                 # ids of the trials that ended; set by __init__
     _metric_defaulted = False       # metric set to DEFAULT_METRIC by _fill_metric
+    _constants: dict = {}           # param_space's constants by flat name (never mutated)
 
     # ------------------------------------------------------------ hooks
 
@@ -506,6 +544,8 @@ class ExternalSearcher(Searcher):
             the library cannot search.
         """
         name = type(self).__name__
+        # a point of points_to_evaluate may give these (a config copied whole)
+        self._constants = constant_leaves(config)
         if self._space is not None:
             is_native = self._is_native if self._NATIVES_IN_PARAM_SPACE else _nothing
             if config and holds_search(config, is_native):

@@ -458,7 +458,7 @@ class BayesOptSearch(ExternalSearcher):
 
     def _check_point(self, point: dict) -> dict[str, float]:
         """The params of ``point`` (nested, or flat); a ValueError unless each is in its range."""
-        params = split_point(point, self._space)
+        params = split_point(point, self._space, self._constants)
         for name, value in params.items():
             low, high = self._space[name]
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or \

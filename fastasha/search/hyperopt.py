@@ -525,7 +525,7 @@ class HyperOptSearch(ExternalSearcher):
         """The values of HyperOpt's parameters (by label) that give the config ``point``."""
         expressions = self._space.expressions(self._hpo.pyll.Apply)
         vals: dict = {}
-        for name, value in split_point(point, expressions).items():
+        for name, value in split_point(point, expressions, self._constants).items():
             try:
                 fits = _assign(expressions[name], value, vals, self._space.domains)
             except _Unassignable as err:

@@ -698,7 +698,7 @@ class NevergradSearch(ExternalSearcher):
         space = self._space
         raw: dict = {}
         params: dict = dict(space.constants)
-        for name, value in split_point(point, space.searched).items():
+        for name, value in split_point(point, space.searched, self._constants).items():
             domain = space.domains.get(name)
             found = (value, value) if domain is None else _from_point(domain, value)
             if found is None:

@@ -357,8 +357,7 @@ class OptunaSearch(ExternalSearcher):
             return
         points = [flatten(p) for p in self._points_to_evaluate]
         if isinstance(self._space, dict):
-            for point in points:
-                self._check_point(point)
+            points = [self._check_point(point) for point in points]
         if self._evaluated_rewards is not None:
             for point, reward in zip(points, self._evaluated_rewards):
                 self.add_evaluated_point(point, reward)
@@ -368,11 +367,14 @@ class OptunaSearch(ExternalSearcher):
             # once more before restore() takes back the study that has them already
             self._pending_points = points
 
-    def _check_point(self, point: dict) -> None:
-        """A ValueError unless the flat ``point`` gives every parameter a value of its domain."""
+    def _check_point(self, point: dict) -> dict:
+        """The params of the flat ``point`` (param_space's constants left out).
+
+        A ValueError unless it gives every parameter a value of its domain.
+        """
         space = self._space
-        split_point(point, space)
-        for name, value in point.items():
+        params = split_point(point, space, self._constants)
+        for name, value in params.items():
             dist = space[name]
             try:
                 inside = dist._contains(dist.to_internal_repr(value))
@@ -382,6 +384,7 @@ class OptunaSearch(ExternalSearcher):
                 raise ValueError(f"the value {value!r} of {name!r} in the point {point!r} is not "
                                  f"in its search space {dist!r}; fix the point or widen the "
                                  "domain")
+        return params
 
     def _ask(self, trial_id: str) -> dict:
         """The params of a new trial, asked of the study (``study.ask``).
@@ -513,8 +516,7 @@ class OptunaSearch(ExternalSearcher):
                 "add_evaluated_point needs a space of domains or Optuna distributions, not a "
                 "define-by-run function (as in Ray); give space as a dict")
         self._require_ready("add_evaluated_point")
-        point = flatten(parameters)
-        self._check_point(point)
+        point = self._check_point(flatten(parameters))
         state = self._ot.trial.TrialState
         outcome = state.FAIL if error else state.PRUNED if pruned else state.COMPLETE
         values: dict[str, Any] = {}
