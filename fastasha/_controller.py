@@ -39,6 +39,8 @@ _UNFIT = object()   # _create_trial: the trial was created and failed at once
 # A trial whose worker slot vanishes this often (not a crash of its own process)
 # counts as failed: it may be what takes the slot down.
 MAX_LOSSES = 3
+# the store's event that keeps a trial's folder name from trial_dirname_creator
+DIRNAME_EVENT = "trial.dirname"
 # After a searcher answered None ("not now"), it is asked again at once when a
 # trial ends, and otherwise after a delay that doubles from the first to the
 # second value (Ray asks about once a second).
@@ -73,6 +75,7 @@ class Trial:
     root: str | None = None            # the experiment's trials folder (one shared string)
     trainable_name: str | None = None  # the objective's name (one shared string), as in Ray
     folder_made: bool = False          # its folder was made for a caller of ``path``
+    dirname: str | None = None         # its folder's name, when trial_dirname_creator gave one
 
     def __str__(self) -> str:      # as Ray's Trial: its name
         return self.trial_id
@@ -114,7 +117,7 @@ class Trial:
         """
         if self.root is None:
             return None
-        path = os.path.join(self.root, self.trial_id)
+        path = os.path.join(self.root, self.dirname or self.trial_id)
         if not self.folder_made:
             os.makedirs(path, mode=0o700, exist_ok=True)
             self.folder_made = True
@@ -210,6 +213,7 @@ class Controller:
         searcher: Any = None,
         config_json: Callable[[dict], str] | None = None,
         trial_name_creator: Callable[[Trial], str] | None = None,
+        trial_dirname_creator: Callable[[Trial], str] | None = None,
         trials_dir: str | None = None,
         chdir_to_trial_dir: bool = False,
         log_files: tuple[str, str] | None = None,
@@ -217,6 +221,8 @@ class Controller:
         searcher_wait_s: float = 10.0,
     ) -> None:
         self._name_trial = trial_name_creator
+        self._dirname_of = trial_dirname_creator
+        self._dirnames: set[str] = set()      # the folder names trial_dirname_creator gave
         self.trials_dir = trials_dir
         self.chdir_to_trial_dir = chdir_to_trial_dir
         self.log_files = log_files
@@ -474,6 +480,9 @@ class Controller:
             trial.bracket = None
         self.recorder.add_trial(trial_id, index, self._config_json(config), trial.bracket,
                                 request.as_dict())
+        if self._dirname_of is not None:
+            trial.dirname = self._trial_dirname(trial)
+            self.recorder.add_event(DIRNAME_EVENT, trial_id, trial.dirname)
         if unfit is not None:
             self._finish_error(trial, *unfit)
             return _UNFIT
@@ -675,6 +684,39 @@ class Controller:
                 "trial there has trial_id, trainable_name, config, index, status, "
                 "experiment_tag and path"
             ) from err
+
+    def _trial_dirname(self, trial: Trial) -> str:
+        """``trial_dirname_creator(trial)``, checked: one folder name, not used before.
+
+        Its error, or a name that cannot be the trial's own folder, ends the
+        sweep (as Ray's would fail the trial's creation).
+        """
+        try:
+            name = self._dirname_of(trial)
+        except Exception as err:   # noqa: BLE001 - said clearly, then raised
+            raise ValueError(
+                f"TuneConfig(trial_dirname_creator=...) raised {type(err).__name__}: {err}; a "
+                "trial there has trial_id, trainable_name, config, index and experiment_tag"
+            ) from err
+        problem = None
+        if not isinstance(name, str):
+            problem = f"returned {name!r} of type {type(name).__name__}, not a str"
+        elif not name or name in (".", "..") or "/" in name or os.sep in name or \
+                "\0" in name:
+            problem = f"returned {name!r}, which is not the name of one folder"
+        elif name in self._dirnames or (name in self.trials and name != trial.trial_id):
+            problem = (f"returned {name!r} for trial {trial.trial_id} and for another trial "
+                       "before it")
+        if problem is not None:
+            raise ValueError(
+                f"TuneConfig(trial_dirname_creator=...) {problem}; each trial needs a folder "
+                "of its own: include trial.trial_id in the name, as Ray's docs advise")
+        self._dirnames.add(name)
+        return name
+
+    def add_dirname(self, trial: Trial) -> None:
+        """Count a restored trial's folder name as taken."""
+        self._dirnames.add(trial.dirname or trial.trial_id)
 
     def trial_spec(self, trial: Trial, experiment_name: str, checkpoint_root: str | None,
                    allocation: Allocation | None = None) -> dict:

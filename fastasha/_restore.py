@@ -18,6 +18,7 @@ import json
 from typing import Any
 
 from ._controller import (
+    DIRNAME_EVENT,
     ERROR,
     PENDING,
     RUNNING,
@@ -82,6 +83,9 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
     restart_errored = restore.get("restart_errored", False)
     scheduler = controller.scheduler
     rows = store.trial_rows()
+    # the folder names a trial_dirname_creator gave (none: folders named by trial id)
+    dirnames = {trial_id: name for _, trial_id, name in store.events([DIRNAME_EVENT])} \
+        if store.settings().get("trial_dirnames") else {}
     revived: set[str] = set()
     refreshed: set[str] = set()      # last results taken from the stored results
     trials: list[Trial] = []
@@ -141,6 +145,8 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
             revived.add(trial_id)
         if trial.status in (TERMINATED, ERROR):
             trial.scheduler_done = True
+        trial.dirname = dirnames.get(trial_id)
+        controller.add_dirname(trial)
         trials.append(trial)
 
     # the scheduler: replay its calls, or (stateless) just register the trials

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numbers
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -391,8 +390,14 @@ class TuneConfig:
         returns (the trial id by default). ``trial`` has ``trial_id``,
         ``config`` and ``index``.
     trial_dirname_creator : callable or None, default=None
-        Accepted for Ray scripts, with a warning: trial folders are named
-        by trial id here.
+        ``trial_dirname_creator(trial) -> str``, as in Ray: the name of the
+        trial's folder under ``<experiment>/trials/`` instead of its trial
+        id. Each trial needs a name of its own (include ``trial.trial_id``);
+        a name that is taken, empty or holds a ``/`` ends the sweep with a
+        ``ValueError``. The names are kept in the experiment: ``Result.path``
+        and a restore find the folders; trials a restored sweep creates are
+        named by trial id (the function is code, which the experiment does
+        not keep).
     chdir_to_trial_dir : bool or None, default=None
         Run each trial with its own folder (``<experiment>/trials/<trial
         id>``) as the working directory, so that files an objective writes
@@ -460,6 +465,3 @@ class TuneConfig:
             value = getattr(self, name)
             if value is not None and not callable(value):
                 raise TypeError(f"{name} must be a function trial -> str, got {value!r}")
-        if self.trial_dirname_creator is not None:
-            warnings.warn("TuneConfig(trial_dirname_creator=...) has no effect in fastasha: "
-                          "trial folders are named by trial id", UserWarning, stacklevel=3)

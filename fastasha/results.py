@@ -243,6 +243,8 @@ class _GridReads:
     def __init__(self, path: str | os.PathLike) -> None:
         self._path = path
         self.trials_dir = os.path.join(path, TRIALS_DIR)
+        # trial_id -> its folder's name, where a trial_dirname_creator named it
+        self.dirnames: dict[str, str] = {}
         self._grid: weakref.ref[ResultGrid] | None = None
         self._begun: set[tuple[str, int]] = set()     # (field, chunk): one result decoded
         # trial_id -> (pid, offset, count) of its last run, as ExperimentStore.last_runs
@@ -412,12 +414,17 @@ class Result:
             )
         store = ExperimentStore.open(experiment, readonly=True)
         try:
-            rows = [r for r in store.trial_rows(decode=False) if r["trial_id"] == path.name]
+            dirnames = _dirnames(store)
+            by_folder = {name: trial_id for trial_id, name in dirnames.items()}
+            trial_id = by_folder.get(path.name, path.name)
+            rows = [r for r in store.trial_rows(decode=False) if r["trial_id"] == trial_id]
         finally:
             store.close()
         if not rows:
             raise ValueError(f"the experiment {str(experiment)!r} has no trial {path.name!r}")
-        return cls(experiment, rows[0])
+        result = cls(experiment, rows[0])
+        result._reads.dirnames = dirnames
+        return result
 
     @property
     def filesystem(self):
@@ -427,7 +434,8 @@ class Result:
     @property
     def path(self) -> str:
         """The trial's folder in the experiment (holds its checkpoints)."""
-        return os.path.join(self._reads.trials_dir, self.trial_id)
+        return os.path.join(self._reads.trials_dir,
+                            self._reads.dirnames.get(self.trial_id, self.trial_id))
 
     # the names Ray's Trial has for it (ExperimentAnalysis hands out Results as trials)
     local_path = path
@@ -698,6 +706,15 @@ def _frame_row(result: dict, keep: dict | None = None) -> dict:
     return row
 
 
+
+def _dirnames(store: ExperimentStore, settings: dict | None = None) -> dict[str, str]:
+    """``{trial_id: folder name}`` of the trials a ``trial_dirname_creator`` named."""
+    from ._controller import DIRNAME_EVENT
+
+    if not (settings if settings is not None else store.settings()).get("trial_dirnames"):
+        return {}      # (no scan of the event log for the sweeps that named none)
+    return {trial_id: name for _, trial_id, name in store.events([DIRNAME_EVENT])}
+
 class ResultGrid:
     """All trials of an experiment (Ray Tune's ``ResultGrid``).
 
@@ -744,6 +761,7 @@ class ResultGrid:
         """
         settings = store.settings()
         reads = _GridReads(path)
+        reads.dirnames = _dirnames(store, settings)
         results = [Result(path, row, reads, position)
                    for position, row in enumerate(store.trial_rows(decode=False))]
         if configs:

@@ -702,6 +702,8 @@ class _Run:
             else {"custom": repr(self.stopper)},
             "verbose": rc.verbose,
             "chdir_to_trial_dir": tc.chdir_to_trial_dir,
+            # trials may have folders named by a trial_dirname_creator (kept as events)
+            "trial_dirnames": tc.trial_dirname_creator is not None,
             "log_to_file": rc.log_to_file,
             # what a restore cannot rebuild, by class name, to warn when it is not passed again
             "code": {"callbacks": [type(c).__name__ for c in rc.callbacks or ()],
@@ -734,6 +736,7 @@ class _Run:
             checkpoint_config=rc.checkpoint_config, callbacks=rc.callbacks,
             trial_id_prefix=prefix, searcher=self.searcher, config_json=config_to_json,
             trial_name_creator=tc.trial_name_creator,
+            trial_dirname_creator=tc.trial_dirname_creator,
             trials_dir=str(self.directory / _storage.TRIALS_DIR),
             chdir_to_trial_dir=tc.chdir_to_trial_dir, log_files=rc.log_files,
             trainable_name=_trainable_name(self.tuner.trainable),

@@ -300,3 +300,35 @@ def reports_dict_and_keywords(config):
 
 def reports_nothing_given(config):
     tune.report()
+
+
+def saves_each_step(config):
+    """A checkpoint with every report; reports its working directory and trial folder."""
+    import os
+    import tempfile
+
+    checkpoint = tune.get_checkpoint()
+    start = 0
+    if checkpoint is not None:
+        with open(os.path.join(checkpoint.path, "step")) as f:
+            start = int(f.read()) + 1
+    for step in range(start, config["steps"]):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "step"), "w") as f:
+                f.write(str(step))
+            tune.report({"loss": float(step), "cwd": os.path.basename(os.getcwd()),
+                         "trial_dir": tune.get_context().get_trial_dir()},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def saves_then_fails_once(config):
+    """saves_each_step, but the first attempt fails after its second step's checkpoint."""
+    import os
+
+    marker = os.path.join(config["dir"], f"failed-{config['x']}")
+    if not os.path.exists(marker) and tune.get_checkpoint() is None:
+        config = dict(config, steps=2)
+        saves_each_step(config)
+        open(marker, "w").close()
+        raise RuntimeError("the first attempt fails")
+    saves_each_step(config)

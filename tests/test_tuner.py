@@ -422,8 +422,6 @@ def test_ray_tune_config_knobs_are_accepted(tmp_path):
                                          "no_such_attribute.*a trial there has trial_id"):
         fit(objectives.ranks_and_name, tmp_path, name="bad_names", param_space={"x": 1},
             tune_config=tune.TuneConfig(trial_name_creator=misnamed))
-    with pytest.warns(UserWarning, match="trial_dirname_creator.*no effect"):
-        tune.TuneConfig(trial_dirname_creator=named_by_config)
     with pytest.raises(TypeError, match="trial_name_creator must be a function"):
         tune.TuneConfig(trial_name_creator="x")
     with pytest.raises(TypeError, match="reuse_actors must be True or False"):
@@ -1392,3 +1390,106 @@ def test_the_trial_callbacks_get_is_importable_where_ray_keeps_it(tmp_path):
                callbacks=[seen])
     assert len(seen.trials) == 2 and all(isinstance(t, Trial) for t in seen.trials)
     assert sorted(t.trial_id for t in seen.trials) == sorted(r.trial_id for r in grid)
+
+
+# ------------------------------------------------------------ trial_dirname_creator
+
+
+def folder_as_in_rays_docs(trial):
+    return f"{trial.trainable_name}_{trial.trial_id}"
+
+
+class _EndAfterTwo(tune.Stopper):
+    """Ends the sweep once two trials finished their steps."""
+
+    def __init__(self):
+        self.done = set()
+
+    def __call__(self, trial_id, result):
+        if result["training_iteration"] == 3:
+            self.done.add(trial_id)
+        return False
+
+    def stop_all(self):
+        return len(self.done) >= 2
+
+
+@pytest.mark.parametrize("chdir", [False, True])
+def test_trial_folders_are_named_by_the_dirname_creator(tmp_path, chdir):
+    grid = fit(objectives.saves_each_step, tmp_path, param_space={"steps": 3, "x": tune.grid_search([1, 2])},
+               tune_config=tune.TuneConfig(trial_dirname_creator=folder_as_in_rays_docs,
+                                           chdir_to_trial_dir=chdir))
+    trials_dir = os.path.join(grid.experiment_path, "trials")
+    expected = {r.trial_id: f"saves_each_step_{r.trial_id}" for r in grid}
+    assert sorted(os.listdir(trials_dir)) == sorted(expected.values())
+    for result in grid:
+        folder = os.path.join(trials_dir, expected[result.trial_id])
+        assert result.path == folder
+        assert result.metrics["trial_dir"] == folder       # what the objective was told
+        assert result.metrics["cwd"] == (expected[result.trial_id] if chdir else
+                                          os.path.basename(os.getcwd()))
+        assert os.path.dirname(result.checkpoint.path) == folder
+        assert [os.path.dirname(c.path) for c, _ in result.best_checkpoints] == [folder] * 3
+    # read back without the objective, and a trial found by its folder, as in Ray 1.x
+    again = tune.ResultGrid.from_path(grid.experiment_path)
+    assert sorted(r.path for r in again) == sorted(r.path for r in grid)
+    one = tune.Result.from_path(grid[0].path)
+    assert one.trial_id == grid[0].trial_id and one.path == grid[0].path
+    analysis = tune.ExperimentAnalysis(grid.experiment_path)
+    assert analysis.get_best_checkpoint(grid[0].path, "loss", "max").path == \
+        grid[0].checkpoint.path
+
+
+def test_a_restored_sweep_keeps_the_folders_the_creator_named(tmp_path):
+    first = fit(objectives.saves_each_step, tmp_path, name="named",
+                param_space={"steps": 3, "x": tune.grid_search([1, 2, 3, 4])},
+                tune_config=tune.TuneConfig(trial_dirname_creator=folder_as_in_rays_docs,
+                                            max_concurrent_trials=1),
+                stop=_EndAfterTwo())
+    named = {r.trial_id: r.path for r in first}
+    assert len(named) >= 2
+    grid = tune.Tuner.restore(first.experiment_path, objectives.saves_each_step).fit()
+    assert len(grid) == 4 and grid.num_terminated == 4
+    for result in grid:
+        if result.trial_id in named:          # folders named before the restore stay
+            assert result.path == named[result.trial_id]
+            assert os.path.basename(result.path) == f"saves_each_step_{result.trial_id}"
+        else:                                 # the function is code: not kept
+            assert os.path.basename(result.path) == result.trial_id
+            assert list(result.metrics_dataframe["loss"]) == [0.0, 1.0, 2.0]
+        # (a trial running when the stopper ended the first sweep ended there, as in Ray)
+        losses = list(result.metrics_dataframe["loss"]) if result.metrics else []
+        assert losses == [0.0, 1.0, 2.0][:len(losses)]
+        if losses:
+            assert os.path.dirname(result.checkpoint.path) == result.path
+
+
+def test_a_trial_resumed_by_a_restore_saves_into_the_folder_the_creator_named(tmp_path):
+    first = fit(objectives.saves_then_fails_once, tmp_path, name="resumed",
+                param_space={"steps": 4, "x": 1, "dir": str(tmp_path)},
+                tune_config=tune.TuneConfig(trial_dirname_creator=folder_as_in_rays_docs))
+    assert first[0].status == "ERROR"
+    folder = first[0].path
+    assert os.path.basename(folder) == f"saves_then_fails_once_{first[0].trial_id}"
+    grid = tune.Tuner.restore(first.experiment_path, objectives.saves_then_fails_once,
+                              resume_errored=True).fit()
+    result = grid[0]
+    assert result.status == "TERMINATED" and result.path == folder
+    assert list(result.metrics_dataframe["loss"]) == [0.0, 1.0, 2.0, 3.0]  # on from step 1's
+    assert result.metrics["trial_dir"] == folder
+    assert {os.path.dirname(c.path) for c, _ in result.best_checkpoints} == {folder}
+    assert os.listdir(os.path.dirname(folder)) == [os.path.basename(folder)]
+
+
+@pytest.mark.parametrize("creator, match", [
+    (lambda trial: "same", r"returned 'same' for trial \w+ and for another trial"),
+    (lambda trial: f"a/{trial.trial_id}", r"returned 'a/\w+', which is not the name of one"),
+    (lambda trial: "", r"returned '', which is not the name of one folder"),
+    (lambda trial: 7, r"returned 7 of type int, not a str"),
+    (misnamed, r"trial_dirname_creator=.... raised AttributeError"),
+])
+def test_a_dirname_creator_that_cannot_name_a_folder_of_its_own_ends_the_sweep(
+        tmp_path, creator, match):
+    with pytest.raises(ValueError, match=match), joblib.parallel_config(backend="threading"):
+        fit(objectives.only_returns, tmp_path, param_space={"x": tune.grid_search([1, 2])},
+            tune_config=tune.TuneConfig(trial_dirname_creator=creator))

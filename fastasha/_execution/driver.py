@@ -855,7 +855,8 @@ class Driver:
             return
         alloc = running.allocation if running is not None else None
         specs = [self.controller.trial_spec(t, self.experiment_name,
-                                            os.path.join(self.trials_dir, t.trial_id), alloc)
+                                            os.path.join(self.trials_dir,
+                                                         t.dirname or t.trial_id), alloc)
                  for t in trials]
         for spec, t in zip(specs, trials):
             spec["ahead"] = t is not first
