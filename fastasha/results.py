@@ -239,6 +239,8 @@ class _GridReads:
 
     ONE_BY_ONE = 16
     CHUNK = 256
+    # (also what a grid pickled before trial folders could be named finds: none named)
+    dirnames: dict[str, str] = {}
 
     def __init__(self, path: str | os.PathLike) -> None:
         self._path = path
