@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 from ._resources import Allocation, Request, ResourcePool, TrialResources
 from ._rows import experiment_tag, flatten, lookup
+from ._storage import DIRNAME_EVENT
 from .callback import HOOKS, bound_hooks
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig
@@ -39,8 +40,6 @@ _UNFIT = object()   # _create_trial: the trial was created and failed at once
 # A trial whose worker slot vanishes this often (not a crash of its own process)
 # counts as failed: it may be what takes the slot down.
 MAX_LOSSES = 3
-# the store's event that keeps a trial's folder name from trial_dirname_creator
-DIRNAME_EVENT = "trial.dirname"
 # After a searcher answered None ("not now"), it is asked again at once when a
 # trial ends, and otherwise after a delay that doubles from the first to the
 # second value (Ray asks about once a second).

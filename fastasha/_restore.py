@@ -18,7 +18,6 @@ import json
 from typing import Any
 
 from ._controller import (
-    DIRNAME_EVENT,
     ERROR,
     PENDING,
     RUNNING,
@@ -84,8 +83,7 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
     scheduler = controller.scheduler
     rows = store.trial_rows()
     # the folder names a trial_dirname_creator gave (none: folders named by trial id)
-    dirnames = {trial_id: name for _, trial_id, name in store.events([DIRNAME_EVENT])} \
-        if store.settings().get("trial_dirnames") else {}
+    dirnames = store.trial_dirnames()
     revived: set[str] = set()
     refreshed: set[str] = set()      # last results taken from the stored results
     trials: list[Trial] = []

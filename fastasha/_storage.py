@@ -51,6 +51,8 @@ from ._rows import RunTracker, decode, head, json_default
 from .config import OVERWRITE_ENV
 
 FILE_NAME = "experiment.db"
+# the event that keeps the folder name a trial_dirname_creator gave a trial
+DIRNAME_EVENT = "trial.dirname"
 _PARTIAL = ".experiment.db.creating-"
 # Held (flock) by the one process that writes the experiment, so that a second
 # run cannot restore or overwrite it meanwhile; the kernel drops the lock when
@@ -739,6 +741,16 @@ class ExperimentStore:
     def n_results(self) -> int:
         row = self._conn.execute("SELECT COALESCE(SUM(n), 0) FROM results").fetchone()
         return int(row[0])
+
+    def trial_dirnames(self, settings: dict | None = None) -> dict[str, str]:
+        """``{trial_id: folder name}`` of the trials a ``trial_dirname_creator`` named.
+
+        The event log is read only for an experiment whose settings (read
+        here unless given) say it had the function.
+        """
+        if not (settings if settings is not None else self.settings()).get("trial_dirnames"):
+            return {}
+        return {trial_id: name for _, trial_id, name in self.events([DIRNAME_EVENT])}
 
     def events(self, kinds: Collection[str] | None = None
                ) -> Iterator[tuple[str, str | None, Any]]:

@@ -416,7 +416,7 @@ class Result:
             )
         store = ExperimentStore.open(experiment, readonly=True)
         try:
-            dirnames = _dirnames(store)
+            dirnames = store.trial_dirnames()
             by_folder = {name: trial_id for trial_id, name in dirnames.items()}
             trial_id = by_folder.get(path.name, path.name)
             rows = [r for r in store.trial_rows(decode=False) if r["trial_id"] == trial_id]
@@ -708,15 +708,6 @@ def _frame_row(result: dict, keep: dict | None = None) -> dict:
     return row
 
 
-
-def _dirnames(store: ExperimentStore, settings: dict | None = None) -> dict[str, str]:
-    """``{trial_id: folder name}`` of the trials a ``trial_dirname_creator`` named."""
-    from ._controller import DIRNAME_EVENT
-
-    if not (settings if settings is not None else store.settings()).get("trial_dirnames"):
-        return {}      # (no scan of the event log for the sweeps that named none)
-    return {trial_id: name for _, trial_id, name in store.events([DIRNAME_EVENT])}
-
 class ResultGrid:
     """All trials of an experiment (Ray Tune's ``ResultGrid``).
 
@@ -763,7 +754,7 @@ class ResultGrid:
         """
         settings = store.settings()
         reads = _GridReads(path)
-        reads.dirnames = _dirnames(store, settings)
+        reads.dirnames = store.trial_dirnames(settings)
         results = [Result(path, row, reads, position)
                    for position, row in enumerate(store.trial_rows(decode=False))]
         if configs:
