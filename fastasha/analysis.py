@@ -164,8 +164,10 @@ def run(
     try:
         grid = tuner.fit()
     except FileExistsError as err:
-        path = tuner._experiment_dir()
-        if resume not in (None, False) or name is None or not tune.Tuner.can_restore(path):
+        if resume not in (None, False) or name is None:
+            raise
+        path = _experiment_path(name, storage_path)
+        if not tune.Tuner.can_restore(path):
             raise
         # (the Tuner's message suggests RunConfig(overwrite=True), which tune.run cannot take)
         raise FileExistsError(
@@ -226,16 +228,22 @@ def _resume_flags(resume: Any) -> dict | None:
     return flags
 
 
+def _experiment_path(name: str, storage_path: str | None) -> str:
+    """The folder of ``tune.run(name=..., storage_path=...)``'s experiment."""
+    from .result import default_results_dir
+
+    return os.path.join(os.fspath(storage_path or default_results_dir()), name)
+
+
 def _resumed(trainable: Any, name: str | None, storage_path: str | None, flags: dict,
              **settings: Any) -> Any:
     """The Tuner that resumes ``name`` for ``tune.run(resume=...)``; None to start anew."""
-    from .result import default_results_dir
     from .tuner import Tuner
 
     if name is None:
         raise ValueError("tune.run(resume=...) needs the experiment's name=, the one it was "
                          "first run with")
-    path = os.path.join(os.fspath(storage_path or default_results_dir()), name)
+    path = _experiment_path(name, storage_path)
     flags = dict(flags)
     must_exist = flags.pop("must_exist")
     if not Tuner.can_restore(path):
