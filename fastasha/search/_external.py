@@ -472,9 +472,10 @@ class ExternalSearcher(Searcher):
         """
         if self._stray_end(trial_id, running, self._completed, stacklevel=4):
             return None
+        value = running.pop(trial_id)     # (first: running may be self._configs itself)
         self._configs.pop(trial_id, None)
         self._completed.add(trial_id)
-        return running.pop(trial_id)
+        return value
 
     def _state(self) -> dict:
         """What :meth:`save` keeps besides the metric and the mode (picklable values)."""

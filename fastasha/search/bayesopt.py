@@ -567,10 +567,9 @@ class BayesOptSearch(ExternalSearcher):
         same trial, or one about a trial this searcher did not suggest, is
         ignored with a warning.
         """
-        if self._stray_end(trial_id, self._configs, self._completed):
+        params = self._end_of(trial_id, self._configs)
+        if params is None:
             return
-        params = self._configs.pop(trial_id)
-        self._completed.add(trial_id)
         self._n_ended += 1
         target = None if error or not result else self._target(result.get(self.metric))
         if trial_id not in self._first_ids:

@@ -593,11 +593,9 @@ class HyperOptSearch(ExternalSearcher):
         the metric). A second call about the same trial, or one about a
         trial this searcher did not suggest, is ignored with a warning.
         """
-        if self._stray_end(trial_id, self._live, self._completed):
+        doc = self._end_of(trial_id, self._live)
+        if doc is None:
             return
-        doc = self._live.pop(trial_id)
-        self._configs.pop(trial_id, None)
-        self._completed.add(trial_id)
         base = self._hpo.base
         value = result.get(self.metric) if result else None
         if error:

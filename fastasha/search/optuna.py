@@ -449,12 +449,10 @@ class OptunaSearch(ExternalSearcher):
         the same trial, or one about a trial this searcher did not suggest,
         is ignored with a warning.
         """
-        if self._stray_end(trial_id, self._trials, self._completed):
+        trial = self._end_of(trial_id, self._trials)
+        if trial is None:
             return
-        trial = self._trials.pop(trial_id)
-        self._configs.pop(trial_id, None)
         self._last_step.pop(trial_id, None)
-        self._completed.add(trial_id)
         value: Any = None
         if result:
             if isinstance(self.metric, list):
