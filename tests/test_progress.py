@@ -424,7 +424,8 @@ def test_a_log_gets_the_whole_table(tmp_path, capsys, monkeypatch):
     ).fit()
     out = capsys.readouterr().out
     table = out[out.rindex("╭"):out.rindex("╯")]
-    assert re.search(r"│ Trial name +│ status +│ " + " +│ ".join(names) + r" +│ +loss │", table)
+    header = r"│ Trial name +│ status +│ " + " +│ ".join(names) + r" +│ +loss │"
+    assert re.search(header, table)
     for result in grid:
         assert re.search(rf"│ {result.trial_id} +│ TERMINATED +│", table)
     assert "…" not in table

@@ -1416,7 +1416,8 @@ class _EndAfterTwo(tune.Stopper):
 
 @pytest.mark.parametrize("chdir", [False, True])
 def test_trial_folders_are_named_by_the_dirname_creator(tmp_path, chdir):
-    grid = fit(objectives.saves_each_step, tmp_path, param_space={"steps": 3, "x": tune.grid_search([1, 2])},
+    grid = fit(objectives.saves_each_step, tmp_path,
+               param_space={"steps": 3, "x": tune.grid_search([1, 2])},
                tune_config=tune.TuneConfig(trial_dirname_creator=folder_as_in_rays_docs,
                                            chdir_to_trial_dir=chdir))
     trials_dir = os.path.join(grid.experiment_path, "trials")

@@ -304,7 +304,7 @@ class _Unassignable(Exception):
 
 
 def _assign(node: Any, value: Any, vals: dict, domains: dict) -> bool:
-    """Whether the expression ``node`` can give ``value``; the labels' values it takes go to ``vals``.
+    """Whether the expression ``node`` can give ``value``; its labels' values go to ``vals``.
 
     Follows the shapes HyperOpt's ``hp`` functions build: a parameter
     (``hyperopt_param``, under ``float`` or ``int``), ``hp.choice``
@@ -515,7 +515,7 @@ class HyperOptSearch(ExternalSearcher):
         self._refuse_lists(TypeError)
 
     def _setup(self) -> None:
-        """Start HyperOpt's trials once the space and the mode are known (Ray: as soon as it can)."""
+        """Start HyperOpt's trials once the space and the mode are known (Ray: at once)."""
         self._fill_metric()
         self._domain = _make_domain(self._space, self._hpo)
         self._trials = self._hpo.Trials()
