@@ -332,3 +332,11 @@ def saves_then_fails_once(config):
         open(marker, "w").close()
         raise RuntimeError("the first attempt fails")
     saves_each_step(config)
+
+
+def returns_array(config):
+    """Returns what has no truth value (a numpy array of several values)."""
+    import numpy as np
+
+    tune.report({"loss": 1.0})
+    return np.array([1.0, 2.0])

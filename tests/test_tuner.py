@@ -1371,6 +1371,14 @@ def test_a_second_run_of_a_fixed_name_is_refused_unless_asked(tmp_path, monkeypa
             overwrite=False)
 
 
+def test_a_returned_value_without_a_truth_value_fails_the_trial_with_a_message(tmp_path):
+    grid = fit(objectives.returns_array, tmp_path)
+    assert grid[0].status == "ERROR"
+    assert re.search(r"ValueError: the objective returned array\(\[1\., 2\.\]\) of type "
+                     r"ndarray, which has no truth value", str(grid[0].error))
+    assert list(grid[0].metrics_dataframe["loss"]) == [1.0]
+
+
 def test_the_trial_callbacks_get_is_importable_where_ray_keeps_it(tmp_path):
     from fastasha.tune.experiment import Trial
     from fastasha.tune.experiment.trial import Trial as TrialByModulePath
