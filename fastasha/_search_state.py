@@ -74,8 +74,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from ._controller import (
     ERROR,
     SEARCHER_CALLS,
@@ -86,6 +84,7 @@ from ._controller import (
 )
 from ._restore import RestoreError, _config_difference
 from ._rows import flatten
+from ._storage import from_tagged_json, to_tagged_json
 from ._validation import seconds_from_env
 from .search import config_to_json
 from .search.searcher import Searcher
@@ -135,35 +134,9 @@ def _session_number(marker: dict) -> int:
 
 # ----------------------------------------------------------------- wrapper states
 
-def _encode(value: Any) -> Any:
-    """``value`` as JSON values, tagged so that :func:`_decode` gives it back; TypeError if not."""
-    if value is None or type(value) in (bool, int, float, str):
-        return value
-    if isinstance(value, np.generic):
-        return _encode(value.item())
-    if isinstance(value, dict):
-        return {"__dict__": [[_encode(k), _encode(v)] for k, v in value.items()]}
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
-    if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v) for v in value]}
-    if isinstance(value, (set, frozenset)):
-        return {"__set__": [_encode(v) for v in value]}
-    raise TypeError(f"a {type(value).__name__} cannot be kept as JSON")
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if "__dict__" in value:
-        return {_decode(k): _decode(v) for k, v in value["__dict__"]}
-    if "__tuple__" in value:
-        return tuple(_decode(v) for v in value["__tuple__"])
-    if "__set__" in value:
-        return {_decode(v) for v in value["__set__"]}
-    raise ValueError(f"unknown tagged value {sorted(value)!r}")
+# (sets and tuples tagged, so that a wrapper gets back what its get_state gave)
+_encode = to_tagged_json
+_decode = from_tagged_json
 
 
 # ------------------------------------------------------------------------ checks

@@ -110,6 +110,62 @@ class StoreError(ValueError):
 _dumps = json.JSONEncoder(default=json_default).encode
 
 
+_EXACT = (dict, list, tuple, set, frozenset)
+
+
+def to_tagged_json(value: Any, exact: bool = False) -> Any:
+    """``value`` as JSON values that :func:`from_tagged_json` turns back into it.
+
+    Dicts (with keys of any of these types), lists, tuples, sets, strings,
+    numbers, bools and ``None``; tuples, sets and dicts are tagged
+    (``{"__tuple__": [...]}``, ...) so that they come back as they were,
+    numpy scalars come back as the Python numbers they hold. With
+    ``exact``, subclasses of those containers (``defaultdict``,
+    ``Counter``, ``OrderedDict``, ...) are refused rather than kept as
+    plain ones: they would come back without their behaviour.
+
+    Raises
+    ------
+    TypeError
+        For a value of another type, naming it.
+    """
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, (int, float, str)) and not exact:
+        return value
+    item = getattr(value, "item", None)
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 and callable(item):
+        return to_tagged_json(item(), exact)
+    if exact and isinstance(value, _EXACT) and type(value) not in _EXACT:
+        raise TypeError(f"a {type(value).__name__} cannot be kept as JSON without becoming a "
+                        f"plain {next(t for t in _EXACT if isinstance(value, t)).__name__}")
+    if isinstance(value, dict):
+        return {"__dict__": [[to_tagged_json(k, exact), to_tagged_json(v, exact)]
+                             for k, v in value.items()]}
+    if isinstance(value, list):
+        return [to_tagged_json(v, exact) for v in value]
+    if isinstance(value, tuple):
+        return {"__tuple__": [to_tagged_json(v, exact) for v in value]}
+    if isinstance(value, (set, frozenset)):
+        return {"__set__": [to_tagged_json(v, exact) for v in value]}
+    raise TypeError(f"a {type(value).__name__} cannot be kept as JSON")
+
+
+def from_tagged_json(value: Any) -> Any:
+    """The value :func:`to_tagged_json` made ``value`` of (frozensets come back as sets)."""
+    if isinstance(value, list):
+        return [from_tagged_json(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__dict__" in value:
+        return {from_tagged_json(k): from_tagged_json(v) for k, v in value["__dict__"]}
+    if "__tuple__" in value:
+        return tuple(from_tagged_json(v) for v in value["__tuple__"])
+    if "__set__" in value:
+        return {from_tagged_json(v) for v in value["__set__"]}
+    raise ValueError(f"unknown tagged value {sorted(value)!r}")
+
+
 def _read_only_uri(db: Path) -> str:
     """An SQLite URI that opens ``db`` read-only, whatever characters its path holds.
 

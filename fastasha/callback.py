@@ -41,15 +41,37 @@ What the hooks receive:
 started once may start again: after a failure it is retried for, or when
 its worker was lost; ``on_trial_recover`` comes first.
 
-Not supported: ``get_state``/``set_state`` are not saved with the
-experiment, so a restored sweep starts its callbacks afresh, and
-``on_trial_restore`` is not called.
+Stateful callbacks
+------------------
+As in Ray Tune (2.7 and later), a callback that overrides ``get_state``
+has its state saved with the experiment, and ``Tuner.restore(path,
+trainable, callbacks=[...])`` gives it back to the callback passed at the
+same place in the list, through ``set_state``, before ``setup`` (a state
+that is ``None`` or empty is neither saved nor given back, as in Ray).
+The state is saved when ``fit()`` starts, then at most every
+``FASTASHA_CALLBACK_SAVE_S`` seconds (default 10, as Ray's experiment
+checkpoints) when it changed, and when ``fit()`` ends (Ctrl-C and errors
+included); after a crash, the callbacks get the state of the last save
+(Ray's too). Where fastasha differs: the state is kept in the experiment
+file as JSON (the file holds no pickle), so it may hold dicts, lists,
+tuples, sets, strings, numbers, bools and ``None`` (numpy scalars come
+back as Python numbers); a state with anything else (an array, an object,
+a ``defaultdict``) is not saved, with a warning, and that callback starts
+afresh on a restore. A callback of another class than the one saved at its
+place gets no state, with a warning.
+
+Not supported: ``on_trial_restore`` is not called.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+import time
+import warnings
 from typing import Any, Sequence
+
+from ._validation import seconds_from_env
 
 HOOKS = (
     "setup", "on_step_begin", "on_step_end", "on_trial_start", "on_trial_result",
@@ -139,11 +161,32 @@ class Callback:
         """
 
     def get_state(self) -> dict | None:
-        """Ray's hook for saving a callback's state; fastasha does not save it."""
+        """The callback's state, to save with the experiment (None: nothing to save).
+
+        Override it, and :meth:`set_state`, for a callback whose state
+        should survive a ``Tuner.restore`` (see the module docstring for
+        when it is saved and what it may hold)::
+
+            class TrialCounter(tune.Callback):
+                def __init__(self):
+                    self.started = set()
+
+                def on_trial_start(self, iteration, trials, trial, **info):
+                    self.started.add(trial.trial_id)
+
+                def get_state(self):
+                    return {"started": self.started}
+
+                def set_state(self, state):
+                    self.started = state["started"]
+        """
         return None
 
     def set_state(self, state: dict) -> None:
-        """Ray's hook for restoring a callback's state; fastasha does not call it."""
+        """Take back the state :meth:`get_state` gave, saved with the experiment.
+
+        Called by a restored sweep's ``fit()``, before :meth:`setup`.
+        """
 
 
 def bound_hooks(callbacks: list, name: str) -> list:
@@ -209,3 +252,144 @@ def check_callbacks(callbacks: Any) -> list:
             if bound_hooks([cb], name):
                 _check_signature(cb, name)
     return list(callbacks)
+
+
+# ------------------------------------------------------------- callback states
+
+STATE_KEY = "callback_states"      # the experiment file's meta key
+STATE_FORMAT = "fastasha.callback_states/1"
+SAVE_ENV = "FASTASHA_CALLBACK_SAVE_S"
+DEFAULT_SAVE_S = 10.0
+# A save taking d seconds puts the next one at least this many times d later.
+SAVE_COST_FACTOR = 19.0
+
+
+def _is_stateful(cb: Any) -> bool:
+    """Whether ``cb`` has a ``get_state`` of its own (the base class's saves nothing)."""
+    fn = getattr(cb, "get_state", None)
+    if not callable(fn):
+        return False
+    return not (isinstance(cb, Callback) and "get_state" not in getattr(cb, "__dict__", {})
+                and getattr(type(cb), "get_state", None) is Callback.get_state)
+
+
+class CallbackStates:
+    """Saves the states of a sweep's callbacks in its experiment file (module docstring).
+
+    Parameters
+    ----------
+    callbacks : list
+        ``RunConfig.callbacks``.
+    store : ExperimentStore
+        The experiment file, open for writing.
+    interval_s : float, optional
+        The shortest time between two saves while the sweep runs; by
+        default ``$FASTASHA_CALLBACK_SAVE_S`` or 10 s.
+    """
+
+    def __init__(self, callbacks: list, store: Any, interval_s: float | None = None) -> None:
+        self.callbacks = list(callbacks)
+        self.store = store
+        self.interval_s = seconds_from_env(SAVE_ENV, DEFAULT_SAVE_S) \
+            if interval_s is None else interval_s
+        self.period = self.interval_s
+        self.stateful = any(_is_stateful(cb) for cb in self.callbacks)
+        self._saved: str | None = None          # the JSON text of the last save
+        self._unsaved: set[str] = set()         # classes whose state was warned of
+        self.saved_at = -float("inf")
+
+    def _entries(self) -> list[dict | None]:
+        from ._storage import to_tagged_json   # (_storage imports config, which imports this)
+
+        entries: list[dict | None] = []
+        for cb in self.callbacks:
+            entry = None
+            if _is_stateful(cb):
+                name = type(cb).__name__
+                state = cb.get_state()
+                entry = {"class": name, "state": None}
+                if state:
+                    try:
+                        entry["state"] = to_tagged_json(state, exact=True)
+                    except TypeError as err:
+                        if name not in self._unsaved:
+                            self._unsaved.add(name)
+                            warnings.warn(
+                                f"the state of the callback {name} cannot be saved with the "
+                                f"experiment: the file keeps states as JSON, and {err}; a "
+                                "restore starts this callback afresh. Return dicts, lists, "
+                                "tuples, sets, strings, numbers, bools and None from its "
+                                "get_state()", UserWarning, stacklevel=4)
+            entries.append(entry)
+        return entries
+
+    def save(self) -> None:
+        """Save the callbacks' states now if they changed since the last save.
+
+        The experiment file's queued writes are committed first, so that a
+        saved state never knows of results the file does not.
+        """
+        if not self.stateful:
+            return
+        value = {"format": STATE_FORMAT, "callbacks": self._entries()}
+        text = json.dumps(value, sort_keys=True)
+        self.saved_at = time.monotonic()
+        if text == self._saved:
+            return
+        self.store.flush()
+        self.store.set_meta(STATE_KEY, value)
+        self._saved = text
+
+    def periodic(self, now: float) -> float:
+        """Save if due; when to be called next (the driver's hook, ``now`` monotonic)."""
+        if now < self.saved_at + self.period:
+            return self.saved_at + self.period
+        started = time.monotonic()
+        self.save()
+        self.period = max(self.interval_s, SAVE_COST_FACTOR * (time.monotonic() - started))
+        return now + self.period
+
+    def save_at_end(self, quiet: bool) -> None:
+        """The save when ``fit()`` ends; with ``quiet`` (an error is on its way out) a
+        failing ``get_state`` only warns."""
+        try:
+            self.save()
+        except Exception as err:   # noqa: BLE001 - said, then raised unless quiet
+            if not quiet:
+                raise
+            warnings.warn(f"saving the callbacks' states at the end of the sweep failed "
+                          f"({type(err).__name__}: {err}); a restore gets those of the "
+                          "previous save", RuntimeWarning, stacklevel=2)
+
+
+def restore_states(callbacks: list, saved: Any) -> None:
+    """Give each of ``callbacks`` the state saved at its place (``saved``: the meta value).
+
+    Called by a restored sweep's ``fit()`` before the callbacks' ``setup``.
+    A callback of another class than the saved one, or without
+    ``set_state``, gets nothing, with a warning.
+    """
+    from ._storage import from_tagged_json
+
+    if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
+        return
+    entries = saved.get("callbacks") or []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not entry.get("state"):
+            continue
+        name = entry.get("class")
+        cb = callbacks[i] if i < len(callbacks) else None
+        if cb is None or type(cb).__name__ != name:
+            given = "nothing" if cb is None else f"a {type(cb).__name__}"
+            warnings.warn(
+                f"the experiment saved the state of the callback {name} at place {i} of "
+                f"RunConfig.callbacks, but the restore passed {given} there: that state is "
+                "not restored. Pass the callbacks in the order the experiment had them",
+                UserWarning, stacklevel=3)
+            continue
+        set_state = getattr(cb, "set_state", None)
+        if not callable(set_state):
+            warnings.warn(f"the callback {name} has no set_state() to take back its saved "
+                          "state: it starts afresh", UserWarning, stacklevel=3)
+            continue
+        set_state(from_tagged_json(entry["state"]))

@@ -21,7 +21,8 @@ from ._execution.driver import Driver
 from ._resources import Allocation, Request, ResourcePool, available_memory, parse_available
 from ._trainable import request_of, resolve_trainable
 from ._validation import check_bool, seconds_from_env
-from .callback import bound_hooks
+from .callback import STATE_KEY as CALLBACK_STATE_KEY
+from .callback import CallbackStates, bound_hooks, restore_states
 from .config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from .progress_reporter import MIN_REPORT_INTERVAL, ReporterCalls, is_stock_reporter
 from .result import default_results_dir
@@ -391,9 +392,11 @@ class Tuner:
         callbacks : list of Callback, optional
             The run's callbacks, as in :class:`RunConfig`. They are code, which
             the store does not keep (Ray Tune pickles them with the
-            experiment): pass them again to keep them. Restoring an
-            experiment that had callbacks without passing any warns, naming
-            their classes.
+            experiment): pass them again to keep them, in the same order:
+            each gets the state its ``get_state`` saved, through
+            ``set_state``, before ``setup`` (see :mod:`fastasha.callback`).
+            Restoring an experiment that had callbacks without passing any
+            warns, naming their classes.
         progress_reporter : ProgressReporter, optional
             As in :class:`RunConfig`, for the same reason.
 
@@ -425,6 +428,7 @@ class Tuner:
         store = _storage.ExperimentStore.open(directory, readonly=True)
         try:
             settings = store.settings()
+            callback_states = store.meta(CALLBACK_STATE_KEY)
             # a BasicVariantGenerator set options of the built-in sampling: rebuilt from them
             search_alg = _restored_basic_variants(settings, search_alg)
             _search_state.check_restorable(store, directory, settings,
@@ -472,7 +476,8 @@ class Tuner:
                     _restore={"directory": directory, "settings": settings,
                               "resume_unfinished": bool(resume_unfinished),
                               "resume_errored": resume_errored,
-                              "restart_errored": restart_errored})
+                              "restart_errored": restart_errored,
+                              "callback_states": callback_states})
         tuner._validate()
         tuner._experiment_path = directory
         return tuner
@@ -747,6 +752,8 @@ class _Run:
         rc, tc = self.tuner.run_config, self.tuner.tune_config
         if not self.restore and _storage.ExperimentStore.exists(self.directory) and not rc.overwrite:
             _storage.ExperimentStore.create(self.directory, {}, overwrite=False)   # raises
+        if self.restore:        # as Ray: the saved states first, then setup
+            restore_states(rc.callbacks or [], self.restore.get("callback_states"))
         # before anything is created: a setup that raises leaves nothing behind
         for setup in bound_hooks(rc.callbacks, "setup"):
             setup(stop=rc.stop, num_samples=tc.num_samples, total_num_samples=self.total)
@@ -791,6 +798,7 @@ class _Run:
                     replay(store, controller, self)
                 if self.searcher_state is not None:
                     self.searcher_state.save()      # the state the sweep starts from
+                callback_states = CallbackStates(rc.callbacks or [], store)
             except BaseException:
                 store.close()
                 raise
@@ -829,8 +837,7 @@ class _Run:
                          trials_dir=str(self.directory / _storage.TRIALS_DIR),
                          progress=reporter, snapshot=snapshot,
                          on_trial_finished=finished,
-                         periodic=None if self.searcher_state is None or
-                         not self.searcher_state.supported else self.searcher_state.periodic)
+                         periodic=self._periodic(callback_states))
             served = True
             controller.callback("on_experiment_end", trials=controller.trial_list)
         except KeyboardInterrupt:
@@ -842,6 +849,7 @@ class _Run:
                 try:
                     store.flush()
                     self._save_searcher_at_end(quiet=not served)
+                    callback_states.save_at_end(quiet=not served)
                     if served:       # else an error is on its way out
                         if objects:        # and trials that never finished
                             objects.update((t.trial_id, t.config) for t in
@@ -870,6 +878,16 @@ class _Run:
                                 f"fail_fast='raise': {failed.error}\n\nIts traceback:\n"
                                 f"{failed.traceback}", failed.traceback, error=failed.error)
         return grid
+
+    def _periodic(self, callback_states: CallbackStates) -> Callable[[float], float] | None:
+        """The driver's periodic hook: saving the searcher's and the callbacks' states."""
+        hooks = [] if self.searcher_state is None or not self.searcher_state.supported \
+            else [self.searcher_state.periodic]
+        if callback_states.stateful:
+            hooks.append(callback_states.periodic)
+        if len(hooks) < 2:
+            return hooks[0] if hooks else None
+        return lambda now: min([hook(now) for hook in hooks])
 
     def _save_searcher_at_end(self, quiet: bool) -> None:
         """Save the searcher's state as the sweep left it (Ray does so at the end too).
