@@ -358,9 +358,14 @@ class ExperimentAnalysis:
     def get_best_checkpoint(self, trial: Result | str, metric: str | None = None,
                             mode: str | None = None) -> Any:
         """The checkpoint of ``trial`` (or of the trial in that folder) whose result is best
-        by ``metric``; None if it has none."""
+        by ``metric``; None if it has none.
+
+        ``metric`` defaults to the default metric, then, as in Ray, to
+        ``training_iteration``; ``mode`` to the default mode.
+        """
         trial = self._trial(trial)
-        metric, mode = self._metric_mode(metric, mode)
+        metric, mode = self._metric_mode(metric or self.default_metric or "training_iteration",
+                                         mode)
         try:
             return trial.get_best_checkpoint(metric, mode)
         except RuntimeError:
@@ -415,16 +420,24 @@ class ExperimentAnalysis:
         best = self.best_result
         if best is None:
             return None
-        return _require_pandas().DataFrame([flatten(best)])
+        frame = _require_pandas().DataFrame([flatten(best)])
+        return frame.set_index("trial_id") if "trial_id" in frame else frame
 
-    def get_all_configs(self) -> dict[str, dict]:
-        """Every trial's config, by trial id."""
+    def get_all_configs(self, prefix: bool = False) -> dict[str, dict]:
+        """Every trial's config, by trial id; with ``prefix``, flattened into
+        ``config/...`` keys (``{"config/lr": 0.01}``), as in Ray."""
+        if prefix:
+            return {r.trial_id: flatten(r.config or {}, "config/") for r in self._grid}
         return {r.trial_id: r.config for r in self._grid}
 
     def dataframe(self, metric: str | None = None, mode: str | None = None):
-        """One row per trial: its last result, or its best by ``metric``/``mode`` if given."""
-        if (metric is None) != (mode is None):
-            raise ValueError("pass both metric and mode, or neither")
+        """One row per trial: its best result by ``metric`` and ``mode`` if both are given,
+        else its last one (as in Ray: a ``mode`` needs a ``metric``)."""
+        if mode is not None and metric is None:
+            raise ValueError("dataframe(mode=...) needs a metric too: dataframe(metric='loss', "
+                             "mode='min')")
+        if mode is None:
+            metric = None
         return self._grid.get_dataframe(filter_metric=metric, filter_mode=mode)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -10,6 +11,8 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+# Ray's file for a checkpoint's metadata (Checkpoint.set_metadata), in its folder
+METADATA_FILE = ".metadata.json"
 # The file a dict checkpoint (Checkpoint.from_dict) keeps its dict in, and the one a
 # class Trainable's save_checkpoint keeps the dict it returns in (fastasha.trainable).
 DICT_FILE = "checkpoint_dict.pkl"
@@ -139,6 +142,52 @@ class Checkpoint:
         from contextlib import nullcontext
 
         return nullcontext(self.path)
+
+    @property
+    def filesystem(self):
+        """``pyarrow.fs.LocalFileSystem()``, as Ray's (needs pyarrow): checkpoints are local."""
+        from .results import _local_filesystem
+
+        return _local_filesystem()
+
+    def get_metadata(self) -> dict[str, Any]:
+        """The metadata stored with this checkpoint (``{}`` if none), as in Ray 2.7+.
+
+        It is kept in ``.metadata.json`` in the checkpoint's folder, as Ray
+        keeps it, so it travels with the folder: set it before passing the
+        checkpoint to ``tune.report``, which copies the folder.
+        """
+        path = os.path.join(self.path, METADATA_FILE)
+        if not os.path.isfile(path):
+            return {}
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        """Store ``metadata`` (a dict JSON can hold) with this checkpoint, replacing any.
+
+        Raises
+        ------
+        TypeError
+            If ``metadata`` is not a dict, or JSON cannot hold it.
+        """
+        if not isinstance(metadata, dict):
+            raise TypeError(f"a checkpoint's metadata is a dict, got {type(metadata).__name__}")
+        try:
+            text = json.dumps(metadata)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"a checkpoint's metadata must be JSON: {err}") from None
+        path = os.path.join(self.path, METADATA_FILE)
+        partial = f"{path}.{os.getpid()}.tmp"
+        with open(partial, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(partial, path)       # a reader sees the old metadata or the new, whole
+
+    def update_metadata(self, metadata: dict[str, Any]) -> None:
+        """Add ``metadata``'s keys to the metadata stored with this checkpoint."""
+        if not isinstance(metadata, dict):
+            raise TypeError(f"a checkpoint's metadata is a dict, got {type(metadata).__name__}")
+        self.set_metadata({**self.get_metadata(), **metadata})
 
     def __repr__(self) -> str:
         return f"Checkpoint(path={self.path!r})"

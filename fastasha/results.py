@@ -916,11 +916,18 @@ class ResultGrid:
         With ``filter_metric`` and ``filter_mode`` each row is instead the
         trial's best result by that metric (a nested value is named
         ``"outer/inner"``; only real numbers count, NaN does not). A trial
-        without such a result keeps its last one.
+        without such a result keeps its last one. As in Ray, a
+        ``filter_metric`` without a ``filter_mode`` gives the last results,
+        and a ``filter_mode`` without a ``filter_metric`` is an error.
         """
         pd = _require_pandas()
+        check_mode(filter_mode)
+        if filter_mode is not None and filter_metric is None:
+            raise ValueError("get_dataframe(filter_mode=...) needs a filter_metric too, e.g. "
+                             "get_dataframe(filter_metric='loss', filter_mode='min')")
+        if filter_mode is None:
+            filter_metric = None
         if filter_metric is not None:
-            check_mode(filter_mode, allow_none=False)
             self._load_histories()
         else:
             self._load_unrecorded_ends()

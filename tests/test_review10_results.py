@@ -17,6 +17,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import warnings
@@ -277,3 +278,72 @@ def test_callback_state_survives_a_killed_driver(tmp_path, drivers):
     assert state["results"] > state["this_run"]
     # and never a result the experiment file does not hold (the file is written first)
     assert state["results"] <= sum(len(r.history()) for r in grid)
+
+
+# ------------------------------------------------------------ ExperimentAnalysis
+
+def two_values(config):
+    for step in range(3):
+        tune.report({"loss": config["x"] * (3 - step), "nested": {"y": step}})
+
+
+@pytest.fixture(scope="module")
+def analysis(tmp_path_factory):
+    root = tmp_path_factory.mktemp("analysis")
+    return tune.run(two_values, config={"x": tune.grid_search([1, 2]), "opt": {"lr": 0.1}},
+                    metric="loss", mode="min", storage_path=str(root), name="a", verbose=0)
+
+
+def test_get_all_configs_with_prefix_flattens_into_config_columns(analysis):
+    configs = analysis.get_all_configs(prefix=True)
+    assert sorted(configs.values(), key=lambda c: c["config/x"]) == [
+        {"config/x": 1, "config/opt/lr": 0.1}, {"config/x": 2, "config/opt/lr": 0.1}]
+    assert set(configs) == {t.trial_id for t in analysis.trials}
+
+
+def test_best_result_df_is_indexed_by_trial_id_as_in_ray(analysis):
+    frame = analysis.best_result_df
+    assert list(frame.index) == [analysis.best_trial.trial_id]
+    assert frame.loc[analysis.best_trial.trial_id, "loss"] == 1
+
+
+def test_a_metric_without_a_mode_gives_the_last_results(analysis):
+    # Ray: "If metric=None or mode=None, the last result will be returned"
+    frame = analysis.dataframe(metric="loss")
+    assert sorted(frame["loss"]) == [1, 2] and set(frame["training_iteration"]) == {3}
+    grid = ResultGrid(analysis)
+    assert sorted(grid.get_dataframe(filter_metric="loss")["loss"]) == [1, 2]
+    with pytest.raises(ValueError, match="needs a metric"):
+        analysis.dataframe(mode="max")
+    with pytest.raises(ValueError, match="needs a filter_metric"):
+        grid.get_dataframe(filter_mode="max")
+
+
+def checkpoint_each_step(config):
+    for step in range(1, 4):
+        with tempfile.TemporaryDirectory() as folder:
+            checkpoint = tune.Checkpoint.from_directory(folder)
+            checkpoint.set_metadata({"step": step})
+            checkpoint.update_metadata({"x": config["x"]})
+            tune.report({"loss": -step}, checkpoint=checkpoint)
+
+
+def test_best_checkpoint_defaults_to_training_iteration_without_a_metric(tmp_path):
+    analysis = tune.run(checkpoint_each_step, config={"x": tune.grid_search([1])},
+                        storage_path=str(tmp_path), name="nometric", verbose=0)
+    trial = analysis.trials[0]
+    best = analysis.get_best_checkpoint(trial, mode="max")     # Ray: training_iteration
+    assert best == trial.checkpoint
+    assert best.get_metadata() == {"step": 3, "x": 1}
+    assert analysis.get_best_checkpoint(trial, mode="min").get_metadata()["step"] == 1
+
+
+def test_checkpoint_metadata_travels_with_the_reported_checkpoint(tmp_path):
+    grid = tune.Tuner(checkpoint_each_step, param_space={"x": tune.grid_search([5])},
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    result = grid[0]
+    assert [c.get_metadata() for c, _ in result.best_checkpoints] == [
+        {"step": s, "x": 5} for s in (1, 2, 3)]
+    with pytest.raises(TypeError, match="JSON"):
+        result.checkpoint.set_metadata({"f": object()})
+    assert result.checkpoint.get_metadata() == {"step": 3, "x": 5}
