@@ -71,7 +71,7 @@ import time
 import warnings
 from typing import Any, Sequence
 
-from ._validation import seconds_from_env
+from ._validation import seconds_from_env, user_stacklevel
 
 HOOKS = (
     "setup", "on_step_begin", "on_step_end", "on_trial_start", "on_trial_result",
@@ -319,7 +319,7 @@ class CallbackStates:
                                 f"experiment: the file keeps states as JSON, and {err}; a "
                                 "restore starts this callback afresh. Return dicts, lists, "
                                 "tuples, sets, strings, numbers, bools and None from its "
-                                "get_state()", UserWarning, stacklevel=4)
+                                "get_state()", UserWarning, stacklevel=user_stacklevel())
             entries.append(entry)
         return entries
 
@@ -359,7 +359,7 @@ class CallbackStates:
                 raise
             warnings.warn(f"saving the callbacks' states at the end of the sweep failed "
                           f"({type(err).__name__}: {err}); a restore gets those of the "
-                          "previous save", RuntimeWarning, stacklevel=2)
+                          "previous save", RuntimeWarning, stacklevel=user_stacklevel())
 
 
 def restore_states(callbacks: list, saved: Any) -> None:
@@ -367,11 +367,12 @@ def restore_states(callbacks: list, saved: Any) -> None:
 
     Called by a restored sweep's ``fit()`` before the callbacks' ``setup``.
     A callback of another class than the saved one, or without
-    ``set_state``, gets nothing, with a warning.
+    ``set_state``, gets nothing, with a warning. Without callbacks, nothing
+    is said here: ``Tuner.restore`` has warned that the run had some.
     """
     from ._storage import from_tagged_json
 
-    if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
+    if not callbacks or not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
         return
     entries = saved.get("callbacks") or []
     for i, entry in enumerate(entries):
@@ -385,11 +386,11 @@ def restore_states(callbacks: list, saved: Any) -> None:
                 f"the experiment saved the state of the callback {name} at place {i} of "
                 f"RunConfig.callbacks, but the restore passed {given} there: that state is "
                 "not restored. Pass the callbacks in the order the experiment had them",
-                UserWarning, stacklevel=3)
+                UserWarning, stacklevel=user_stacklevel())
             continue
         set_state = getattr(cb, "set_state", None)
         if not callable(set_state):
             warnings.warn(f"the callback {name} has no set_state() to take back its saved "
-                          "state: it starts afresh", UserWarning, stacklevel=3)
+                          "state: it starts afresh", UserWarning, stacklevel=user_stacklevel())
             continue
         set_state(from_tagged_json(entry["state"]))

@@ -163,10 +163,18 @@ def test_a_callback_of_another_class_at_the_place_gets_no_state(tmp_path):
         pass
 
     other = Other()
-    with pytest.warns(UserWarning, match="Tally at place 1"):
+    with pytest.warns(UserWarning, match="Tally at place 1") as caught:
         tune.Tuner.restore(grid.experiment_path, three_reports,
                            callbacks=[Plain(), other]).fit()
     assert other.at_setup == (0, set())
+    assert {w.filename for w in caught} == {__file__}      # the user's line
+
+    # without callbacks, the restore says once that the run had some, no more
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tune.Tuner.restore(grid.experiment_path, three_reports).fit()
+    assert [str(w.message) for w in caught if "allback" in str(w.message)] == [
+        next(str(w.message) for w in caught if "pass callbacks=[...]" in str(w.message))]
 
 
 class Defaulting(tune.Callback):
