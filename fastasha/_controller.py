@@ -863,8 +863,9 @@ class Controller:
                              (path, iteration, score, result.get("time_total_s", 0.0),
                               result.get("training_iteration", iteration))]
         if cfg.num_to_keep is not None and len(trial.checkpoints) > cfg.num_to_keep:
+            # as Ray: the num_to_keep best (by score, else the most recent), and the latest
+            # on top of them, so that the trial can resume (num_to_keep + 1 folders at most)
             latest = trial.latest
-            others = [c for c in trial.checkpoints if c is not latest]
             if cfg.checkpoint_score_attribute:
                 sign = 1 if cfg.checkpoint_score_order == "max" else -1
 
@@ -875,8 +876,9 @@ class Controller:
             else:
                 def rank(c: tuple) -> tuple:
                     return (c[1],)
-            others.sort(key=rank, reverse=True)
-            keep = others[: cfg.num_to_keep - 1] + [latest]
+            keep = sorted(trial.checkpoints, key=rank, reverse=True)[: cfg.num_to_keep]
+            if latest not in keep:
+                keep.append(latest)
             for c in trial.checkpoints:
                 if c not in keep:
                     self.recorder.remove_checkpoint(trial.trial_id, c[0])

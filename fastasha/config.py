@@ -157,11 +157,14 @@ class CheckpointConfig:
     Parameters
     ----------
     num_to_keep : int or None, default=None
-        Keep at most this many checkpoints per trial (``None`` keeps all).
-        The latest checkpoint is always kept, so a trial can resume.
+        Keep this many checkpoints per trial, the best ones by
+        ``checkpoint_score_attribute`` (``None`` keeps all). As in Ray, the
+        latest checkpoint is kept as well, so that a trial can resume: a
+        trial whose latest checkpoint is not among its best keeps
+        ``num_to_keep + 1`` of them until its next checkpoint.
     checkpoint_score_attribute : str or None, default=None
-        Result key that ranks checkpoints; by default the most recent ones
-        are kept.
+        Result key that ranks checkpoints (nested values as ``"val/loss"``);
+        by default the most recent ones are kept.
     checkpoint_score_order : {"max", "min"}, default="max"
         Whether a larger or a smaller score is better.
     checkpoint_frequency : int, default=0
