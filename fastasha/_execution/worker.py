@@ -217,7 +217,7 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
         pass
     except BaseException as err:   # noqa: BLE001 - any failure of the objective ends the trial
         status = "ERROR"
-        error = f"{type(err).__name__}: {err}"
+        error = error_text(err)
         trace = traceback.format_exc()
     finally:
         if redirected is not None:
@@ -229,6 +229,19 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
             blob, n_rows, last = session.drain()
     return (session.trial_id, blob, n_rows, last, status, error, trace,
             time.perf_counter() - started)
+
+
+def error_text(err: BaseException) -> str:
+    """``"<class name>: <message>"`` of a trial's exception (never raises).
+
+    An exception whose ``__str__`` raises gets the words Python's own
+    traceback prints for it.
+    """
+    try:
+        text = str(err)
+    except Exception:     # noqa: BLE001 - the user's __str__
+        text = "<exception str() failed>"
+    return f"{type(err).__name__}: {text}"
 
 
 def _report_yields(session: _session.Session, generator: Any) -> None:

@@ -1,0 +1,122 @@
+"""Defects of the execution side (how trials run, what happens when they go wrong),
+found moving Ray Tune scripts over; each test failed before its fix.
+
+The objectives are defined here, at module level: the worker processes import them
+from this module (pytest puts ``tests/`` on the path, and loky passes it on).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import joblib
+import pytest
+
+from fastasha import tune
+from fastasha.results import ResultGrid
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO = TESTS_DIR.parent
+
+
+# -- values and exceptions the worker could not send -----------------------------------------
+
+
+class StrRaises(Exception):
+    """An exception whose message cannot be had: its ``__str__`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+class ReprRaises:
+    """A metric value that JSON can take only through ``repr``, which raises."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def _odd_value(kind: str):
+    if kind == "lock":
+        return threading.Lock()        # cannot be pickled
+    if kind == "repr_raises":
+        return ReprRaises()            # cannot be pickled by reference... and has no repr
+    raise ValueError(kind)
+
+
+def reports_odd_values(config):
+    """Reports ``config["n"]`` results holding a value the worker cannot send as it is."""
+    for i in range(config["n"]):
+        tune.report({"loss": float(i), "odd": _odd_value(config["kind"])})
+
+
+def raises_str_raises(config):
+    tune.report({"loss": 1.0})
+    raise StrRaises("x")
+
+
+def quick(config):
+    tune.report({"loss": float(config["i"])})
+
+
+def _fit(trainable, space, tmp_path, backend="loky", name="exp", **run):
+    with joblib.parallel_config(backend=backend):
+        return tune.Tuner(
+            trainable, param_space=space,
+            tune_config=tune.TuneConfig(metric="loss", mode="min"),
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0, **run),
+        ).fit()
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+@pytest.mark.parametrize("kind", ["lock", "repr_raises"])
+@pytest.mark.parametrize("at", ["end", "decision"])
+def test_a_result_value_that_cannot_be_sent_as_it_is_is_kept_as_the_store_keeps_it(
+        tmp_path, backend, kind, at):
+    # A reported value that cannot be pickled (a lock) made the send of the trial's end
+    # (or of a report at a decision point) raise in the worker: the trial process died
+    # ("the worker process died: exit code 1"), its results and error were lost, and a
+    # trial whose end it held was charged instead. One whose repr() raises made the
+    # encoding of the batch raise, with the same outcome. The store keeps such a value
+    # as its repr (JSON cannot hold it): the trial now ends normally with that.
+    space = {"kind": kind, "n": 2 if at == "end" else 5}
+    run = {"stop": {"training_iteration": 3}} if at == "decision" else {}
+    grid = _fit(reports_odd_values, space, tmp_path, backend, **run)
+    result = grid[0]
+    assert result.error is None, result.error
+    assert result.metrics["training_iteration"] == (2 if at == "end" else 3)
+    assert result.metrics["loss"] == (1.0 if at == "end" else 2.0)
+    odd = result.metrics["odd"]
+    assert isinstance(odd, str)
+    assert ("lock" in odd) if kind == "lock" else ("ReprRaises" in odd)
+    stored = ResultGrid.from_path(str(tmp_path / "exp"))[0]
+    assert stored.metrics["odd"] == odd
+    assert len(stored.metrics_dataframe) == result.metrics["training_iteration"]
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_an_exception_whose_str_raises_is_the_trials_error(tmp_path, backend):
+    # Formatting the error as f"{name}: {err}" raised in the worker: the process died
+    # (loky: "the worker process died: exit code 1"; threading: "the worker of slot 0
+    # disconnected"), and the trial's own error and traceback were lost.
+    grid = _fit(tune.with_parameters(_dispatch, table="str_raises"),
+                {"i": tune.grid_search(list(range(6)))}, tmp_path, backend)
+    errors = {r.config["i"]: r.error for r in grid}
+    assert all(errors[i] is None for i in range(1, 6)), errors
+    error = errors[0]
+    assert str(error) == "StrRaises: <exception str() failed>"
+    assert 'raise StrRaises("x")' in error.traceback
+    assert isinstance(error, StrRaises)
+
+
+def _dispatch(config, table):
+    """Trial 0 runs the objective under test, the others a quick one (on the same slots)."""
+    if config["i"] == 0:
+        {"str_raises": raises_str_raises}[table](config)
+    else:
+        quick(config)
