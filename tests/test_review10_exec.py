@@ -120,3 +120,51 @@ def _dispatch(config, table):
         {"str_raises": raises_str_raises}[table](config)
     else:
         quick(config)
+
+
+# -- tracebacks of objectives defined in the user's script -----------------------------------
+
+_SCRIPT = """
+import sys
+from fastasha import tune
+
+def helper(x):
+    raise ValueError(f"bad x {x}")   # the line the traceback must show
+
+def objective(config):
+    tune.report({"loss": 1.0})
+    helper(config["x"])
+
+if __name__ == "__main__":
+    grid = tune.Tuner(
+        objective, param_space={"x": 3},
+        tune_config=tune.TuneConfig(metric="loss", mode="min"),
+        run_config=tune.RunConfig(storage_path=sys.argv[1], name="exp", verbose=0),
+    ).fit()
+    print(grid[0].error.traceback)
+"""
+
+
+def test_the_traceback_of_an_objective_in_the_users_script_names_its_file_and_lines(tmp_path):
+    # joblib sends an objective of the user's script by value (cloudpickle), which names
+    # the file of such code "<dynamic-code>" (cloudpickle 3.1 and later): the trial's
+    # traceback read 'File "<dynamic-code>", line 6, in helper' with no source line, so
+    # the user could not see where the error came from.
+    script = tmp_path / "my_sweep.py"
+    script.write_text(textwrap.dedent(_SCRIPT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "<dynamic-code>" not in out
+    assert f'File "{script}", line 6, in helper' in out, out
+    assert 'raise ValueError(f"bad x {x}")' in out
+    assert f'File "{script}", line 10, in objective' in out
+    assert 'helper(config["x"])' in out
