@@ -32,7 +32,8 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any, Iterator, Mapping
 
 from . import _rows
-from ._fastpath import DEFAULT_METRIC, Recorder, local as _local, report
+from . import _fastpath
+from ._fastpath import DEFAULT_METRIC, Recorder, report
 from .checkpoint import Checkpoint
 
 FLUSH_INTERVAL_S = 0.5
@@ -648,8 +649,30 @@ def _warn_missing_stop_key(key: str, trial_id: str, metrics: dict) -> None:
 
 # ------------------------------------------------------------- public helpers
 
-def set_session(session: Session | None) -> None:
+class _TrialSessions(threading.local):
+    """Where ``tune.report`` and the other helpers find the running trial's session.
+
+    Each thread that runs a trial sets its own: the threading backend runs
+    several trials in one process. A thread the objective starts has set
+    none, and sees the class attribute instead: the session of the one trial
+    its process runs, where a trial has a process of its own (as in Ray,
+    whose session is one per trial process, so a training loop run in a
+    thread of the objective reports as the objective would).
+    """
+
+    session: Session | None = None
+
+
+_local = _TrialSessions()
+# tune.report (compiled, in _fastpath) looks its module's ``local`` up at every call
+_fastpath.local = _local
+
+
+def set_session(session: Session | None, process_wide: bool = False) -> None:
+    """Make ``session`` this thread's trial; ``process_wide``: every thread's that set none."""
     _local.session = session
+    if process_wide:
+        _TrialSessions.session = session
 
 
 def get_context() -> TrialContext:

@@ -168,3 +168,35 @@ def test_the_traceback_of_an_objective_in_the_users_script_names_its_file_and_li
     assert 'raise ValueError(f"bad x {x}")' in out
     assert f'File "{script}", line 10, in objective' in out
     assert 'helper(config["x"])' in out
+
+
+# -- reports from a thread the objective starts ---------------------------------------------
+
+
+def reports_from_its_own_thread(config):
+    """Trains in a thread of its own, which reports (and reads the trial's context)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def train():
+        trial_id = tune.get_context().get_trial_id()
+        for i in range(config["n"]):
+            tune.report({"loss": float(i), "seen_id": trial_id})
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(train).result()
+
+
+@pytest.mark.parametrize("how", ["to_the_end", "stopped"])
+def test_a_thread_the_objective_starts_reports_for_its_trial(tmp_path, how):
+    # Ray's session is one per trial process: any thread of it may call tune.report
+    # or tune.get_context. fastasha kept the session per thread, so a training loop run
+    # in a thread of the objective's failed with "tune.report() was called outside a
+    # trial". (A trial process runs one trial at a time; the threading backend, which
+    # runs several in one process, still needs the trial's own thread.)
+    run = {"stop": {"training_iteration": 3}} if how == "stopped" else {}
+    grid = _fit(reports_from_its_own_thread, {"n": 5, "i": tune.grid_search([0, 1])},
+                tmp_path, **run)
+    for result in grid:
+        assert result.error is None, result.error
+        assert result.metrics["training_iteration"] == (3 if how == "stopped" else 5)
+        assert result.metrics["seen_id"] == result.metrics["trial_id"]

@@ -202,7 +202,8 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
     status, error, trace = "TERMINATED", None, None
     with link.lock:
         link.session = session
-    _session.set_session(session)
+    # a trial with a process of its own: the threads its objective starts report for it
+    _session.set_session(session, process_wide=own_process)
     redirected = None
     try:
         if own_process and spec.get("log_files") and folder is not None:
@@ -223,7 +224,7 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
         if redirected is not None:
             _restore_output(redirected)
         session.end_held_checkpoint(keep=False)    # (the trial failed or was stopped)
-        _session.set_session(None)
+        _session.set_session(None, process_wide=own_process)
         with link.lock:
             link.session = None
             blob, n_rows, last = session.drain()
