@@ -200,3 +200,64 @@ def test_a_thread_the_objective_starts_reports_for_its_trial(tmp_path, how):
         assert result.error is None, result.error
         assert result.metrics["training_iteration"] == (3 if how == "stopped" else 5)
         assert result.metrics["seen_id"] == result.metrics["trial_id"]
+
+
+# -- a class trainable's default_resource_request --------------------------------------------
+
+
+class AsksForTwoCPUs(tune.Trainable):
+    """Ray's way for a class trainable to ask for resources: ``default_resource_request``."""
+
+    @classmethod
+    def default_resource_request(cls, config):
+        if config.get("as_dict"):
+            return {"cpu": config["cpus"]}
+        return tune.PlacementGroupFactory([{"CPU": 1}, {"CPU": config["cpus"] - 1}])
+
+    def setup(self, config, extra=None):
+        self.steps = 0
+
+    def step(self):
+        self.steps += 1
+        return {"loss": 1.0 / self.steps, "cpus": tune.get_context().get_trial_resources()["cpu"],
+                "omp": os.environ.get("OMP_NUM_THREADS"), "done": self.steps >= 2}
+
+
+@pytest.mark.parametrize("how", ["pgf", "dict", "with_resources_wins", "with_parameters"])
+def test_a_class_trainables_default_resource_request_is_what_its_trials_get(tmp_path, how):
+    # Ray's docs: "Class trainables should usually just implement the
+    # default_resource_request() method". fastasha ignored it: every trial got one CPU
+    # (and one OpenMP thread), with no word said. As in Ray, with_resources overrides it.
+    trainable = AsksForTwoCPUs
+    expected = 2.0
+    if how == "with_resources_wins":
+        trainable, expected = tune.with_resources(AsksForTwoCPUs, {"cpu": 3}), 3.0
+    elif how == "with_parameters":
+        trainable = tune.with_parameters(AsksForTwoCPUs, extra=1)
+    with joblib.parallel_config(backend="loky"):
+        grid = tune.Tuner(
+            trainable, param_space={"cpus": 2, "as_dict": how == "dict", "i": tune.grid_search([0, 1])},
+            tune_config=tune.TuneConfig(metric="loss", mode="min"),
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0),
+            resources={"cpu": 4},
+        ).fit()
+    for result in grid:
+        assert result.error is None, result.error
+        assert result.metrics["cpus"] == expected
+        assert result.metrics["omp"] == str(int(expected))
+
+
+def test_a_default_resource_request_that_fails_fails_its_trial_and_says_where(tmp_path):
+    class Broken(AsksForTwoCPUs):
+        @classmethod
+        def default_resource_request(cls, config):
+            return {"cpu": config["no_such_key"]}
+
+    with joblib.parallel_config(backend="threading"):
+        grid = tune.Tuner(
+            Broken, param_space={"i": tune.grid_search([0])},
+            tune_config=tune.TuneConfig(metric="loss", mode="min"),
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0),
+        ).fit()
+    assert "Broken.default_resource_request" in str(grid[0].error)
+    assert "no_such_key" in str(grid[0].error)
