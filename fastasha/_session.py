@@ -289,7 +289,7 @@ class Link:
                 self._send_ends()
 
     def _send(self, message: tuple) -> None:
-        """Send one message (pickled here, so that a result that cannot be is sent all the same)."""
+        """Send one message, pickled here (a result that cannot be is sent all the same)."""
         self.conn.send_bytes(dumps_message(message))
 
     def send(self, message: tuple) -> None:

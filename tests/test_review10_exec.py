@@ -236,7 +236,8 @@ def test_a_class_trainables_default_resource_request_is_what_its_trials_get(tmp_
         trainable = tune.with_parameters(AsksForTwoCPUs, extra=1)
     with joblib.parallel_config(backend="loky"):
         grid = tune.Tuner(
-            trainable, param_space={"cpus": 2, "as_dict": how == "dict", "i": tune.grid_search([0, 1])},
+            trainable,
+            param_space={"cpus": 2, "as_dict": how == "dict", "i": tune.grid_search([0, 1])},
             tune_config=tune.TuneConfig(metric="loss", mode="min"),
             run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0),
             resources={"cpu": 4},
