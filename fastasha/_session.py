@@ -14,6 +14,7 @@ cannot swallow it.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
@@ -27,10 +28,12 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Iterator, Mapping
 
 from . import _rows
-from ._fastpath import DEFAULT_METRIC, Recorder, local as _local, report
+from . import _fastpath
+from ._fastpath import DEFAULT_METRIC, Recorder, report
 from .checkpoint import Checkpoint
 
 FLUSH_INTERVAL_S = 0.5
@@ -47,6 +50,63 @@ CHECKPOINT_DIR_PREFIX = "fastasha-checkpoint-"
 
 _now = time.time
 _HOSTNAME = socket.gethostname()
+
+
+def _json_default(obj: Any) -> Any:
+    """What the store keeps of a value JSON cannot hold: :func:`_rows.json_default`'s
+    answer, or, where even that fails (a ``__repr__`` that raises), a placeholder."""
+    try:
+        return _rows.json_default(obj)
+    except Exception:     # noqa: BLE001 - the value is the user's; its text is all we keep
+        return f"<{type(obj).__qualname__} object (its repr() failed)>"
+
+
+def plain_value(value: Any) -> Any:
+    """``value`` as the store keeps it: its JSON form, read back (never raises)."""
+    try:
+        return json.loads(json.dumps(value, default=_json_default))
+    except Exception:     # noqa: BLE001 - a key JSON refuses, a cycle, too deep
+        return _json_default(value)
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        ForkingPickler.dumps(value)
+    except Exception:     # noqa: BLE001 - whatever the value's own reducer raises
+        return False
+    return True
+
+
+def _sendable_result(result: dict | None) -> dict | None:
+    """``result`` with each value that cannot be pickled replaced by :func:`plain_value`."""
+    if not isinstance(result, dict):
+        return result
+    return {key: value if _picklable(value) else plain_value(value)
+            for key, value in result.items()}
+
+
+def dumps_message(message: tuple) -> bytes:
+    """``message`` pickled for the driver.
+
+    A report or an end carries the trial's latest result with the values
+    the objective reported, as they are. One that cannot be pickled (a
+    lock, an open file, a class whose reducer raises) goes as the store
+    keeps it (:func:`plain_value`, its ``repr`` for most objects), instead
+    of failing the send, which would kill the worker process, and with it
+    the trial's error and the results of the trials whose ends it held.
+    """
+    try:
+        return ForkingPickler.dumps(message)
+    except Exception:     # noqa: BLE001 - see below: only results are replaced
+        kind = message[0] if message else None
+        if kind == "report":
+            message = message[:4] + (_sendable_result(message[4]),) + message[5:]
+        elif kind == "end":
+            message = ("end", [(record[:3] + (_sendable_result(record[3]),) + record[4:],
+                                next_id) for record, next_id in message[1]])
+        else:
+            raise
+        return ForkingPickler.dumps(message)
 
 
 class TrialStopped(BaseException):
@@ -178,7 +238,7 @@ class Link:
             self.inbox.clear()
             self.inbox.extend(keep)
             self._send_ends()
-            self.conn.send(("dropped", dropped))
+            self._send(("dropped", dropped))
         elif kind == "exit":
             self.exit_seen = True
             return False
@@ -216,7 +276,7 @@ class Link:
     def _send_ends(self) -> None:
         if self._ends:
             ends, self._ends = self._ends, []
-            self.conn.send(("end", ends))
+            self._send(("end", ends))
 
     def end(self, record: tuple, next_id: str | None, hold: bool) -> None:
         """Tell the driver a trial ended and which one starts next (maybe later, with others)."""
@@ -228,16 +288,20 @@ class Link:
             if not hold or len(self._ends) >= ENDS_MAX or now - self._ends_since >= ENDS_HOLD_S:
                 self._send_ends()
 
+    def _send(self, message: tuple) -> None:
+        """Send one message, pickled here (a result that cannot be is sent all the same)."""
+        self.conn.send_bytes(dumps_message(message))
+
     def send(self, message: tuple) -> None:
         with self.lock:
             self._send_ends()
-            self.conn.send(message)
+            self._send(message)
 
     def request(self, message: tuple) -> Any:
         """Send ``message`` and wait for the driver's answer."""
         with self.lock:
             self._send_ends()      # the driver must know which trial runs before it answers
-            self.conn.send(message)
+            self._send(message)
             return self.answer()
 
     def close(self) -> None:
@@ -450,8 +514,16 @@ class Session(Recorder):
         prev = self._prev
         first = self._first
         self._first = first + len(entries)
-        blob = _rows.encode(first, entries, start=self._start, prev=prev, pid=self._pid,
-                            host=_HOSTNAME)
+        try:
+            blob = _rows.encode(first, entries, start=self._start, prev=prev, pid=self._pid,
+                                host=_HOSTNAME)
+        except Exception:     # noqa: BLE001 - a value JSON cannot take even as its repr
+            # (one whose repr() raises, a dict holding itself): each value as the store
+            # can keep it, rather than a failure that loses the batch and kills the worker
+            entries = [(t, {key: plain_value(value) for key, value in metrics.items()})
+                       for t, metrics in entries]
+            blob = _rows.encode(first, entries, start=self._start, prev=prev, pid=self._pid,
+                                host=_HOSTNAME)
         before_last = entries[-2][0] if len(entries) > 1 else prev
         now, metrics = entries[-1]
         last = _rows.expand(self.trial_id, first + len(entries) - 1, now, before_last,
@@ -577,8 +649,30 @@ def _warn_missing_stop_key(key: str, trial_id: str, metrics: dict) -> None:
 
 # ------------------------------------------------------------- public helpers
 
-def set_session(session: Session | None) -> None:
+class _TrialSessions(threading.local):
+    """Where ``tune.report`` and the other helpers find the running trial's session.
+
+    Each thread that runs a trial sets its own: the threading backend runs
+    several trials in one process. A thread the objective starts has set
+    none, and sees the class attribute instead: the session of the one trial
+    its process runs, where a trial has a process of its own (as in Ray,
+    whose session is one per trial process, so a training loop run in a
+    thread of the objective reports as the objective would).
+    """
+
+    session: Session | None = None
+
+
+_local = _TrialSessions()
+# tune.report (compiled, in _fastpath) looks its module's ``local`` up at every call
+_fastpath.local = _local
+
+
+def set_session(session: Session | None, process_wide: bool = False) -> None:
+    """Make ``session`` this thread's trial; ``process_wide``: every thread's that set none."""
     _local.session = session
+    if process_wide:
+        _TrialSessions.session = session
 
 
 def get_context() -> TrialContext:

@@ -50,6 +50,9 @@ class ResourceTrainable(_Wrapped):
             self.request_fn = None
             self.fixed = parse_request(resources)
 
+    # what the request_fn is, for the message when it fails
+    _source = "the resource function passed to with_resources"
+
     def request_for(self, config: dict) -> Request:
         """The request of the trial with ``config``."""
         if self.fixed is not None:
@@ -57,7 +60,7 @@ class ResourceTrainable(_Wrapped):
         try:
             asked = self.request_fn(config)
         except Exception as err:
-            raise ValueError(f"the resource function passed to with_resources failed: {err!r}") from err
+            raise ValueError(f"{self._source} failed: {err!r}") from err
         return parse_request(asked)
 
     def __call__(self, config: dict, **kwargs: Any) -> Any:
@@ -143,13 +146,38 @@ def with_parameters(trainable: Callable, **parameters: Any) -> ParameterTrainabl
     return ParameterTrainable(trainable, dict(parameters))
 
 
+class _ClassRequest(ResourceTrainable):
+    """The request of a ``Trainable`` class that overrides ``default_resource_request``."""
+
+    def __init__(self, trainable: Callable, cls: type) -> None:
+        super().__init__(trainable, functools.partial(_default_request, cls))
+        self._source = f"{cls.__qualname__}.default_resource_request"
+
+
+def _default_request(cls: type, config: dict) -> Mapping | PlacementGroupFactory:
+    asked = cls.default_resource_request(config)
+    return {"cpu": 1} if asked is None else asked     # None: Ray's default, one CPU
+
+
 def request_of(trainable: Callable) -> ResourceTrainable | None:
-    """The outermost resource wrapper of ``trainable``, if any."""
+    """The outermost resource wrapper of ``trainable``, if any.
+
+    Without one, a :class:`~fastasha.trainable.Trainable` class that
+    overrides ``default_resource_request`` asks for what that returns for
+    each trial's config, as in Ray.
+    """
     node = trainable
     while isinstance(node, _Wrapped):
         if isinstance(node, ResourceTrainable):
             return node
         node = node.trainable
+    from .trainable import ClassTrainable, Trainable
+
+    cls = node.cls if isinstance(node, ClassTrainable) else node
+    if isinstance(cls, type) and issubclass(cls, Trainable) and \
+            getattr(cls.default_resource_request, "__func__", None) is not \
+            Trainable.default_resource_request.__func__:
+        return _ClassRequest(node, cls)
     return None
 
 

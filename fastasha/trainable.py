@@ -124,6 +124,17 @@ class Trainable:
     def cleanup(self) -> None:
         """Release what :meth:`setup` took; called once the trial ends, however it ends."""
 
+    @classmethod
+    def default_resource_request(cls, config: dict) -> Any:
+        """What a trial of this class asks for, given its config (Ray's hook).
+
+        Override it to return a dict (``{"cpu": 2, "gpu": 1}``) or a
+        :class:`~fastasha.tune.PlacementGroupFactory`; None (the default)
+        asks for one CPU. ``tune.with_resources`` around the class overrides
+        it, as in Ray.
+        """
+        return None
+
     def reset_config(self, new_config: dict) -> bool:
         """Ray reuses an actor for a new config through this; fastasha never does."""
         return False

@@ -9,6 +9,7 @@ it, and send the driver the same messages.
 from __future__ import annotations
 
 import math
+import pickle
 
 import pytest
 from hypothesis import given, settings
@@ -83,6 +84,9 @@ class _Conn:
 
     def send(self, message):
         self.sent.append(message)
+
+    def send_bytes(self, data):     # the worker pickles its messages itself
+        self.sent.append(pickle.loads(data))
 
     def recv(self):
         reports = sum(1 for m in self.sent if m[0] == "report")

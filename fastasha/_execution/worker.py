@@ -202,7 +202,8 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
     status, error, trace = "TERMINATED", None, None
     with link.lock:
         link.session = session
-    _session.set_session(session)
+    # a trial with a process of its own: the threads its objective starts report for it
+    _session.set_session(session, process_wide=own_process)
     redirected = None
     try:
         if own_process and spec.get("log_files") and folder is not None:
@@ -217,18 +218,74 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
         pass
     except BaseException as err:   # noqa: BLE001 - any failure of the objective ends the trial
         status = "ERROR"
-        error = f"{type(err).__name__}: {err}"
-        trace = traceback.format_exc()
+        error = error_text(err)
+        trace = format_traceback(err)
     finally:
         if redirected is not None:
             _restore_output(redirected)
         session.end_held_checkpoint(keep=False)    # (the trial failed or was stopped)
-        _session.set_session(None)
+        _session.set_session(None, process_wide=own_process)
         with link.lock:
             link.session = None
             blob, n_rows, last = session.drain()
     return (session.trial_id, blob, n_rows, last, status, error, trace,
             time.perf_counter() - started)
+
+
+def error_text(err: BaseException) -> str:
+    """``"<class name>: <message>"`` of a trial's exception (never raises).
+
+    An exception whose ``__str__`` raises gets the words Python's own
+    traceback prints for it.
+    """
+    try:
+        text = str(err)
+    except Exception:     # noqa: BLE001 - the user's __str__
+        text = "<exception str() failed>"
+    return f"{type(err).__name__}: {text}"
+
+
+# the file name cloudpickle gives the code it sends by value (functions and classes of
+# the user's script, closures)
+_DYNAMIC_CODE = "<dynamic-code>"
+
+
+def format_traceback(err: BaseException) -> str:
+    """The traceback of a trial's exception, naming the files of the user's code.
+
+    joblib sends an objective defined in the user's script (``__main__``)
+    by value, with cloudpickle, which names the file of such code
+    ``<dynamic-code>`` (cloudpickle 3.1 and later): its frames would show
+    neither the script nor its lines. The function's module globals still
+    say where it came from (``__file__``), and the frames are named after
+    that file again, with their lines where the file can be read here.
+    """
+    try:
+        summary = traceback.TracebackException(type(err), err, err.__traceback__,
+                                               lookup_lines=False)
+        _name_dynamic_files(summary, err, set())
+        return "".join(summary.format())
+    except Exception:     # noqa: BLE001 - never worse than Python's own
+        return "".join(traceback.format_exception(type(err), err, err.__traceback__))
+
+
+def _name_dynamic_files(summary: Any, err: BaseException | None, seen: set) -> None:
+    """Rename the ``<dynamic-code>`` frames of ``summary`` (and of the exceptions it chains)."""
+    if summary is None or err is None or id(err) in seen:
+        return
+    seen.add(id(err))
+    frames = [frame for frame, _ in traceback.walk_tb(err.__traceback__)]
+    if len(frames) == len(summary.stack):
+        for entry, frame in zip(summary.stack, frames):
+            if entry.filename == _DYNAMIC_CODE:
+                source = frame.f_globals.get("__file__")
+                if isinstance(source, str) and source:
+                    entry.filename = source
+    _name_dynamic_files(summary.__cause__, err.__cause__, seen)
+    _name_dynamic_files(summary.__context__, err.__context__, seen)
+    for inner_summary, inner in zip(getattr(summary, "exceptions", None) or (),
+                                    getattr(err, "exceptions", None) or ()):
+        _name_dynamic_files(inner_summary, inner, seen)
 
 
 def _report_yields(session: _session.Session, generator: Any) -> None:
