@@ -102,3 +102,121 @@ def test_a_point_is_still_checked_against_param_space_once_it_is_known(kind, poi
                       points_to_evaluate=[{"x": 0.25, "n": 2}])
     with pytest.raises(ValueError, match=r"not in the space \['n'\]"):
         alone.suggest("t0")
+
+
+# --------------------------------------------------------- custom schedulers
+
+from fastasha.schedulers import FIFOScheduler, TrialScheduler  # noqa: E402
+
+
+class StopsAtTwo(FIFOScheduler):
+    """fastasha's form, extending FIFOScheduler: stops each trial at its second result."""
+
+    def __init__(self):
+        super().__init__()
+        self.heard: list[tuple[str, int]] = []
+
+    def on_trial_result(self, trial_id, result):
+        self.heard.append((trial_id, result["training_iteration"]))
+        return self.STOP if result["training_iteration"] >= 2 else self.CONTINUE
+
+
+def test_a_fifo_subclass_that_judges_results_is_asked(tmp_path):
+    # FIFOScheduler's next_decision_point (inf) was inherited: no result ever reached the
+    # subclass's on_trial_result, and every trial ran to its end
+    # (trials in worker processes; the scheduler, and its record, in the driver)
+    scheduler = StopsAtTwo()
+    grid = tune.Tuner(objectives.steps, param_space={"n": 6, "x": tune.grid_search([1, 2])},
+                      tune_config=tune.TuneConfig(scheduler=scheduler),
+                      run_config=_run_config(tmp_path, "fifo")).fit()
+    assert [r.metrics["training_iteration"] for r in grid] == [2, 2]
+    assert all(r.metrics["loss"] == pytest.approx(2 * r.config["x"]) for r in grid)
+    assert sorted(i for _, i in scheduler.heard) == [1, 1, 2, 2]
+
+
+def test_a_fifo_subclass_with_hooks_is_not_stateless_and_plain_fifo_is():
+    assert FIFOScheduler.stateless and FIFOScheduler().next_decision_point("t") == float("inf")
+    assert not StopsAtTwo.stateless
+    assert StopsAtTwo().next_decision_point("t") == float("-inf")
+
+    class Declared(StopsAtTwo):
+        stateless = True
+
+    class Counting(FIFOScheduler):
+        def on_trial_add(self, trial_id, bracket=None):
+            return 0
+
+    assert Declared.stateless and not Counting.stateless
+    assert Counting().next_decision_point("t") == float("inf")   # it judges no result
+    with pytest.raises(NotImplementedError, match="call it per result"):
+        StopsAtTwo().on_results([0], [1], [1.0])
+
+
+class RayStyle(FIFOScheduler):
+    """A scheduler written for Ray: hooks take (tune_controller, trial[, result])."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.limit = limit
+        self.calls: list[tuple] = []
+
+    def on_trial_add(self, tune_controller, trial):
+        self.calls.append(("add", trial.trial_id, len(tune_controller.get_trials())))
+
+    def on_trial_result(self, tune_controller, trial, result):
+        self.calls.append(("result", trial.trial_id, result["training_iteration"]))
+        if trial.config["x"] > self.limit and result["training_iteration"] >= 2:
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        live = [t.trial_id for t in tune_controller.get_live_trials()]
+        self.calls.append(("complete", trial.trial_id, result["training_iteration"],
+                           trial.trial_id in live))
+
+    def on_trial_error(self, tune_controller, trial):
+        self.calls.append(("error", trial.trial_id, trial.config["x"]))
+
+
+def _ray_style_sweep(tmp_path, name, objective, space, scheduler):
+    # (trials in worker processes; the scheduler, and its record, in the driver)
+    return tune.Tuner(objective, param_space=space,
+                      tune_config=tune.TuneConfig(scheduler=scheduler),
+                      run_config=_run_config(tmp_path, name)).fit()
+
+
+def test_a_scheduler_written_for_ray_gets_the_controller_and_the_trial(tmp_path):
+    # its hooks were called with the trial id alone: TypeError "missing 1 required
+    # positional argument: 'trial'" at the first trial
+    scheduler = RayStyle(limit=1)
+    grid = _ray_style_sweep(tmp_path, "ray-style", objectives.steps,
+                            {"n": 4, "x": tune.grid_search([1, 2])}, scheduler)
+    assert grid.num_errors == 0
+    assert {r.config["x"]: r.metrics["training_iteration"] for r in grid} == {1: 4, 2: 2}
+    ids = {r.config["x"]: r.metrics["trial_id"] for r in grid}
+    adds = [c for c in scheduler.calls if c[0] == "add"]
+    assert [c[1] for c in adds] == [ids[1], ids[2]]
+    assert [c[2] for c in adds] == [1, 2]          # get_trials() holds the trial added
+    results = sorted(c[1:] for c in scheduler.calls if c[0] == "result")
+    assert results == sorted([(ids[1], i) for i in (1, 2, 3, 4)] + [(ids[2], i) for i in (1, 2)])
+    completes = sorted(c[1:] for c in scheduler.calls if c[0] == "complete")
+    assert completes == sorted([(ids[1], 4, True), (ids[2], 2, True)])
+
+
+def test_a_scheduler_written_for_ray_hears_errors_and_is_replayed_on_restore(tmp_path):
+    scheduler = RayStyle(limit=10)
+    grid = _ray_style_sweep(tmp_path, "ray-errors", objectives.fails_for,
+                            {"bad": 2, "x": tune.grid_search([1, 2])}, scheduler)
+    assert sorted(r.error is not None for r in grid) == [False, True]
+    assert [c for c in scheduler.calls if c[0] == "error"] == \
+        [("error", next(r.metrics["trial_id"] for r in grid if r.error), 2)]
+    # a restore gives a fresh one the calls again, each with its trial (the controller's
+    # trials are not there while they are replayed: the restored trials join after that)
+    fresh = RayStyle(limit=10)
+    again = tune.Tuner.restore(grid.experiment_path, objectives.fails_for, scheduler=fresh)
+    assert len(again.fit()) == 2
+    def without_counts(calls):
+        return [c[:2] if c[0] == "add" else c[:3] if c[0] == "complete" else c for c in calls]
+
+    assert without_counts(fresh.calls) == without_counts(scheduler.calls)
+    assert len(scheduler.calls) == 2 + 5 + 1 + 1    # adds, results, one end, one error
