@@ -220,3 +220,21 @@ def test_a_scheduler_written_for_ray_hears_errors_and_is_replayed_on_restore(tmp
 
     assert without_counts(fresh.calls) == without_counts(scheduler.calls)
     assert len(scheduler.calls) == 2 + 5 + 1 + 1    # adds, results, one end, one error
+
+
+# ------------------------------------------------------------ Domain.sample
+
+def test_sample_takes_a_list_of_configs_one_per_value_as_ray_does():
+    # Ray's Domain.sample(config: Optional[Union[List[Dict], Dict]]): config[i] for the
+    # i-th value; fastasha refused a list with TypeError
+    double = tune.sample_from(lambda spec: spec.config.a * 2)
+    assert double.sample([{"a": 1}, {"a": 5}], size=2) == [2, 10]
+    assert tune.sample_from(lambda config: config["a"]).sample([{"a": 7}]) == 7
+    # one config for every value, as before; other domains ignore the configs
+    assert double.sample({"a": 3}, size=2) == [6, 6]
+    assert tune.uniform(0, 1).sample([{}, {}], size=2, random_state=0) == \
+        tune.uniform(0, 1).sample(size=2, random_state=0)
+    with pytest.raises(ValueError, match="got 1 configs for size=2"):
+        double.sample([{"a": 1}], size=2)
+    with pytest.raises(TypeError, match="takes the config dict"):
+        double.sample([{"a": 1}, 3], size=2)
