@@ -1,4 +1,5 @@
-"""Fixes of review 10 (search spaces, searchers, schedulers), each with a test that failed before it.
+"""Fixes of review 10 (search spaces, searchers, schedulers), each with a test that failed
+before it.
 
 Sweeps run in real worker processes (joblib's loky backend), with the
 objectives of ``tests/objectives.py``.
