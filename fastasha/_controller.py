@@ -26,6 +26,8 @@ from ._storage import DIRNAME_EVENT
 from .callback import HOOKS, bound_hooks
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig
+from .schedulers._base import TrialScheduler
+from .schedulers._ray_style import TuneControllerView, ray_style_hooks
 from .search._adapter import hears_results
 from .stopper import Stopper
 
@@ -255,6 +257,9 @@ class Controller:
         self.searcher = searcher
         self._config_json = config_json or (lambda c: "{}")
         self._dp = getattr(scheduler, "next_decision_point", None)
+        # hooks written for Ray take (tune_controller, trial[, result]) (schedulers/_ray_style)
+        self._ray_hooks = ray_style_hooks(scheduler)
+        self._ray_view = TuneControllerView(lambda: self.trial_list)
         # a stateless scheduler (FIFO) needs no event log to be restored
         self._log_events = not getattr(scheduler, "stateless", False)
         # a scheduler without time_attr (a TrialScheduler subclass) counts reports, as in Ray
@@ -375,30 +380,43 @@ class Controller:
             fn(**info)
 
     def scheduler_call(self, kind: str, trial_id: str, payload: Any = None,
-                       log: bool = True) -> Any:
+                       log: bool = True, trial: Trial | None = None) -> Any:
         """Make one scheduler call, and log it for a restore only once it succeeded.
 
         ``kind`` is ``"add"``, ``"result"``, ``"complete"`` or ``"remove"``. A
         call that raised changed nothing (the built-in schedulers check
-        their input first), so a replay must not make it again.
+        their input first), so a replay must not make it again. ``trial`` is
+        the trial, for a hook of Ray's form (a replay's trial is not in
+        :attr:`trials` yet); by default the one of ``trial_id``.
         """
         scheduler = self.scheduler
         if kind == "add":
-            out = scheduler.on_trial_add(trial_id)
+            out = self._hook("on_trial_add", trial_id, trial)
             payload = {"bracket": out if isinstance(out, int) else None}
         elif kind == "result":      # as in Ray: nested metrics flattened ("val/loss")
-            out = scheduler.on_trial_result(trial_id, flatten(payload))
+            out = self._hook("on_trial_result", trial_id, trial, flatten(payload))
         elif kind == "complete":    # (the log keeps the result as reported)
-            out = scheduler.on_trial_complete(trial_id, flatten(payload))
+            out = self._hook("on_trial_complete", trial_id, trial, flatten(payload))
         elif kind == "remove":
-            on_error = getattr(scheduler, "on_trial_error", None) or \
-                getattr(scheduler, "on_trial_remove", None)
-            out = on_error(trial_id) if on_error is not None else None
+            name = "on_trial_error" if getattr(scheduler, "on_trial_error", None) else \
+                "on_trial_remove" if getattr(scheduler, "on_trial_remove", None) else None
+            if name == "on_trial_error" and "on_trial_remove" in self._ray_hooks and \
+                    getattr(type(scheduler), "on_trial_error", None) is \
+                    TrialScheduler.on_trial_error:
+                name = "on_trial_remove"    # (the default on_trial_error passes the trial id)
+            out = self._hook(name, trial_id, trial) if name is not None else None
         else:
             raise ValueError(f"unknown scheduler call {kind!r}")
         if log and self._log_events:
             self.recorder.add_event(kind, trial_id, payload)
         return out
+
+    def _hook(self, name: str, trial_id: str, trial: Trial | None, *args: Any) -> Any:
+        """Call the scheduler's hook ``name`` in its form: fastasha's (the trial id) or Ray's."""
+        fn = getattr(self.scheduler, name)
+        if name in self._ray_hooks:
+            return fn(self._ray_view, self.trials[trial_id] if trial is None else trial, *args)
+        return fn(trial_id, *args)
 
     def request_or_error(self, config: dict) -> tuple[Request, tuple | None]:
         """A trial's resource request, or a placeholder and the error that fails it."""

@@ -155,7 +155,8 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
             if kind == "remove" and trial_id in revived:
                 by_id[trial_id].scheduler_done = False     # it runs again
                 continue
-            out = controller.scheduler_call(kind, trial_id, payload, log=False)
+            out = controller.scheduler_call(kind, trial_id, payload, log=False,
+                                            trial=by_id.get(trial_id))
             if kind == "add":
                 expected = (payload or {}).get("bracket")
                 if expected is not None and out != expected:

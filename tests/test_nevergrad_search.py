@@ -322,8 +322,10 @@ def test_points_that_do_not_fit_the_space_are_refused(point, match):
     space = {"x": tune.uniform(0, 1), "k": tune.randint(0, 3), "q": tune.qrandint(0, 8, 4),
              "c": tune.choice(["a", "b"]), "w": ng.p.Scalar(lower=0, upper=2)}
     point = {"q": 4, "c": "a", "w": 1.0, **point}
-    with pytest.raises(ValueError, match=match):
-        OnePlusOne(space=space, metric="loss", mode="min", points_to_evaluate=[point])
+    with pytest.raises(ValueError, match=match):   # (a key outside the space: at the first
+        # suggestion, once it is known that no param_space gives it as a constant)
+        OnePlusOne(space=space, metric="loss", mode="min",
+                   points_to_evaluate=[point]).suggest("t0")
 
 
 # ---------------------------------------------------------- what the optimizer hears

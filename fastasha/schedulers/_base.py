@@ -46,6 +46,14 @@ class TrialScheduler:
     default, ``-inf``, means "every result", which is always correct; a
     scheduler that overrides it promises to return ``CONTINUE`` and change
     nothing for any result whose ``time_attr`` is below the returned value.
+
+    A subclass written for Ray Tune, whose hooks take the controller and the
+    trial (``on_trial_result(self, tune_controller, trial, result)``,
+    ``on_trial_add(self, tune_controller, trial)``, ...), runs as it is: the
+    sweep calls each hook in the form it is written in. Its
+    ``tune_controller`` offers ``get_trials()`` and ``get_live_trials()``;
+    ``choose_trial_to_run`` is never called (trials start in the order they
+    were created).
     """
 
     CONTINUE = CONTINUE

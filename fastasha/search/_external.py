@@ -285,7 +285,10 @@ def split_point(point: dict, names: Collection[str], constants: Mapping | None =
     parameter's value may itself be a dict (a category of a choice, say).
     It may also give the constants of ``param_space`` (``constants``, flat
     names), as a whole config copied from an earlier run does, if it gives
-    them the values they have.
+    them the values they have. ``constants=None`` means that ``param_space``
+    is not known yet (a searcher given ``space=``, a metric and a mode sets
+    up in its constructor): the keys of ``point`` that are no parameter are
+    then left unchecked, for a second call once it is known.
 
     Raises
     ------
@@ -293,12 +296,13 @@ def split_point(point: dict, names: Collection[str], constants: Mapping | None =
         If a parameter has no value in ``point``, ``point`` has a key that
         is no parameter, or it gives a constant another value.
     """
-    constants = constants or {}
     found: dict = {}
     unknown: list[str] = []
     conflicts: list[str] = []
 
     def other_leaves(key: Any, value: Any, path: tuple) -> None:
+        if constants is None:       # checked once param_space is known
+            return
         for leaf, given in flatten({key: value}, path).items():
             if leaf not in constants:
                 unknown.append(leaf)
@@ -389,7 +393,9 @@ class ExternalSearcher(Searcher):
     _configs: dict                  # running trial id -> its params (flat); set by __init__
     _completed: set                 # ids of the trials that ended; set by __init__
     _metric_defaulted = False       # metric set to DEFAULT_METRIC by _fill_metric
-    _constants: dict = {}           # param_space's constants by flat name (never mutated)
+    # param_space's constants by flat name (never mutated); None until param_space is
+    # known (set_search_properties), or the first suggestion of a searcher used alone
+    _constants: dict | None = None
 
     # ------------------------------------------------------------ hooks
 
@@ -416,6 +422,14 @@ class ExternalSearcher(Searcher):
     def _ready(self) -> bool:
         """Whether the library's state is set up."""
         return getattr(self, self._STATE_ATTR, None) is not None
+
+    def _point_names(self) -> Collection[str] | None:
+        """The names a point of ``points_to_evaluate`` gives values to (None: not checked).
+
+        :meth:`_check_points_again` checks the points against them once
+        ``param_space`` is known.
+        """
+        raise NotImplementedError
 
     def _import(self) -> Any:
         """The library's module (:func:`import_library`)."""
@@ -447,6 +461,21 @@ class ExternalSearcher(Searcher):
             raise RuntimeError(
                 f"{name}.{what} needs a metric and a mode: give them to "
                 f"{name}(metric=..., mode=...) or to TuneConfig(metric=..., mode=...)")
+
+    def _know_constants(self, config: Any) -> None:
+        """Take the constants of ``param_space`` (``config``), which a point may give.
+
+        A searcher set up in its constructor (``space=``, a metric and a
+        mode) took its points before ``param_space`` was known, leaving
+        their other keys unchecked (:func:`split_point`); they are checked
+        here, against these constants.
+        """
+        unchecked = self._constants is None and self._ready()
+        self._constants = constant_leaves(config)
+        names = self._point_names() if unchecked else None
+        if names is not None:
+            for point in getattr(self, "_points_to_evaluate", None) or ():
+                split_point(point, names, self._constants)
 
     def _stray_end(self, trial_id: str, running: Collection[str],
                    completed: Collection[str], stacklevel: int = 3) -> bool:
@@ -546,7 +575,7 @@ class ExternalSearcher(Searcher):
         """
         name = type(self).__name__
         # a point of points_to_evaluate may give these (a config copied whole)
-        self._constants = constant_leaves(config)
+        self._know_constants(config)
         if self._space is not None:
             is_native = self._is_native if self._NATIVES_IN_PARAM_SPACE else _nothing
             if config and holds_search(config, is_native):
@@ -589,13 +618,18 @@ class ExternalSearcher(Searcher):
         """Ray's rules for the metric and the mode (a subclass may refuse more)."""
         _check_metric_mode(self._metric, self._mode)
 
-    def _refuse_lists(self, error: type[Exception]) -> None:
-        """``error`` for a list of metrics or modes, which a library of one objective refuses."""
+    def _refuse_lists(self) -> None:
+        """A ValueError for a list of metrics or modes, which a library of one objective refuses.
+
+        (The same error from every such searcher: the values are of the right
+        types, a list being Ray's form of several objectives, but this
+        searcher takes one.)
+        """
         if isinstance(self._metric, list) or isinstance(self._mode, list):
-            raise error(
+            raise ValueError(
                 f"{type(self).__name__} optimises one metric, got metric={self._metric!r} and "
-                f"mode={self._mode!r}; give one result key and 'min' or 'max' (OptunaSearch "
-                "optimises several)")
+                f"mode={self._mode!r}; give one result key and 'min' or 'max' (metric='loss', "
+                "mode='min'), or use OptunaSearch, which optimises several")
 
     def suggest(self, trial_id: str) -> dict | str | None:
         """The config of trial ``trial_id``, asked of the library.
@@ -612,6 +646,8 @@ class ExternalSearcher(Searcher):
         params = self._configs.get(trial_id)
         if params is None:
             self._require_ready("suggest")
+            if self._constants is None:     # used alone, without a sweep: no constants
+                self._know_constants({})
             params = self._ask(trial_id)
             if not isinstance(params, dict):        # None or Searcher.FINISHED
                 return params

@@ -438,9 +438,12 @@ class BayesOptSearch(ExternalSearcher):
     def _is_native(self, obj: Any) -> bool:
         return _is_pair(obj)
 
+    def _point_names(self) -> dict[str, tuple[float, float]]:
+        return self._space
+
     def _check_metric_mode(self) -> None:
         super()._check_metric_mode()
-        self._refuse_lists(ValueError)
+        self._refuse_lists()
 
     def _setup(self) -> None:
         """Build the optimizer once the space and the mode are known (Ray: as soon as it can)."""

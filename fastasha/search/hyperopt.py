@@ -412,11 +412,11 @@ class HyperOptSearch(ExternalSearcher):
         If hyperopt (0.2.7 or newer) is not installed; the message says how
         to install it.
     TypeError
-        For a ``space`` that is not a dict, a metric or mode that is a list,
-        ``points_to_evaluate`` that is not a list of dicts, or an argument
-        of the wrong type.
+        For a ``space`` that is not a dict, ``points_to_evaluate`` that is
+        not a list of dicts, or an argument of the wrong type.
     ValueError
-        For a bad mode, a domain HyperOpt cannot search (see the module
+        For a bad mode, a list of metrics or modes (HyperOpt optimises one
+        metric), a domain HyperOpt cannot search (see the module
         docstring), a ``space=`` without anything to search, a point of
         ``points_to_evaluate`` that does not fit the space, ``n_initial_points``
         or ``random_state_seed`` below 0, or ``gamma`` not greater than 0.
@@ -510,9 +510,12 @@ class HyperOptSearch(ExternalSearcher):
     def _is_native(self, obj: Any) -> bool:
         return isinstance(obj, self._hpo.pyll.Apply)
 
+    def _point_names(self) -> dict:
+        return self._space.expressions(self._hpo.pyll.Apply)
+
     def _check_metric_mode(self) -> None:
         super()._check_metric_mode()
-        self._refuse_lists(TypeError)
+        self._refuse_lists()
 
     def _setup(self) -> None:
         """Start HyperOpt's trials once the space and the mode are known (Ray: at once)."""

@@ -664,9 +664,12 @@ class NevergradSearch(ExternalSearcher):
     def _is_native(self, obj: Any) -> bool:
         return _is_parameter(obj, self._ng)
 
+    def _point_names(self) -> Any:
+        return self._space.searched
+
     def _check_metric_mode(self) -> None:
         super()._check_metric_mode()
-        self._refuse_lists(ValueError)
+        self._refuse_lists()
 
     def _setup(self) -> None:
         """Build the optimizer once the space and the mode are known (Ray: as soon as it can)."""

@@ -332,6 +332,10 @@ class OptunaSearch(ExternalSearcher):
     def _is_native(self, obj: Any) -> bool:
         return isinstance(obj, self._ot.distributions.BaseDistribution)
 
+    def _point_names(self) -> dict | None:
+        # (a define-by-run space names its parameters only as it runs: points unchecked)
+        return self._space if isinstance(self._space, dict) else None
+
     def _setup(self) -> None:
         """Create the study once the space and the mode are known (Ray: as soon as it can)."""
         ot = self._ot

@@ -240,9 +240,11 @@ class Domain:
 
         Parameters
         ----------
-        config : dict, None or numpy.random.Generator, default=None
+        config : dict, list of dict, None or numpy.random.Generator, default=None
             As in Ray Tune, the config a ``sample_from`` function sees
-            (``spec.config``); other domains ignore it. A
+            (``spec.config``; the function reads it in either of Ray's
+            styles, see :func:`sample_from`), or a list of ``size`` configs,
+            one for each value; other domains ignore it. A
             ``numpy.random.Generator`` here means ``sample(rng, n)``: the same
             as :meth:`draw`, a list of ``n`` values.
         size : int, default=1
@@ -271,19 +273,28 @@ class Domain:
                 raise TypeError("sample(rng, n) takes no random_state: the rng is the source "
                                 "of randomness")
             return self.draw(config, size)
-        if config is not None and not isinstance(config, Mapping):
-            raise TypeError(
-                f"sample() takes the config dict (or None) first, as in Ray Tune, or a "
-                f"numpy.random.Generator as in sample(rng, n); got {config!r} of type "
-                f"{type(config).__name__}. Pass a seed as sample(random_state=seed)"
-            )
         size = check_int("size", size, minimum=1, hint="; it is the number of values to draw")
-        values = self._draw_in(_as_generator(random_state), size,
-                               None if config is None else dict(config))
+        many = isinstance(config, list)         # Ray's: one config per value
+        for item in config if many else [config]:
+            if item is not None and not isinstance(item, Mapping):
+                raise TypeError(
+                    f"sample() takes the config dict (or None) first, as in Ray Tune (or a "
+                    f"list of them, one per value), or a numpy.random.Generator as in "
+                    f"sample(rng, n); got "
+                    f"{item!r} of type {type(item).__name__}. Pass a seed as "
+                    "sample(random_state=seed)"
+                )
+        if many and len(config) != size:
+            raise ValueError(f"sample() got {len(config)} configs for size={size}; give one "
+                             "config per value, or a single config dict for all of them")
+        configs = [None if c is None else dict(c) for c in config] if many else \
+            None if config is None else dict(config)
+        values = self._draw_in(_as_generator(random_state), size, configs)
         return values[0] if size == 1 else values
 
-    def _draw_in(self, rng: np.random.Generator, n: int, config: dict | None) -> list:
-        """:meth:`draw` for :meth:`sample` (a ``sample_from`` function sees ``config``)."""
+    def _draw_in(self, rng: np.random.Generator, n: int, config: dict | list | None) -> list:
+        """:meth:`draw` for :meth:`sample` (a ``sample_from`` function sees ``config``, or
+        ``config[i]`` for its ``i``-th value)."""
         return self.draw(rng, n)
 
     def draw(self, rng: np.random.Generator, n: int) -> list:
@@ -691,7 +702,9 @@ class Function(Domain):
         """
         return self.func(spec) if self.pass_spec else self.func()
 
-    def _draw_in(self, rng: np.random.Generator, n: int, config: dict | None) -> list:
+    def _draw_in(self, rng: np.random.Generator, n: int, config: dict | list | None) -> list:
+        if isinstance(config, list):
+            return [self.draw(rng, 1, c)[0] for c in config]
         return self.draw(rng, n, config)
 
     def draw(self, rng: np.random.Generator, n: int, config: dict | None = None) -> list:

@@ -1,0 +1,94 @@
+"""Ray's way of calling a custom scheduler's hooks: ``(tune_controller, trial[, result])``.
+
+fastasha calls a scheduler's hooks with a trial id: ``on_trial_add(trial_id)``,
+``on_trial_result(trial_id, result)``, ... A scheduler written for Ray Tune
+takes the controller and the trial object instead:
+``on_trial_result(self, tune_controller, trial, result)``. The sweep finds
+out which form each hook of a scheduler takes (:func:`ray_style_hooks`,
+from the number of arguments it requires) and calls a hook of Ray's form
+with a :class:`TuneControllerView` and the trial, which has the attributes
+Ray's ``Trial`` offers a scheduler (``trial_id``, ``config``, ``status``,
+``last_result``, ...).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["TuneControllerView", "ray_style_hooks"]
+
+# how many positional arguments each hook takes in fastasha's form (Ray's: one more)
+_FASTASHA_ARGS = {"on_trial_add": 1, "on_trial_result": 2, "on_trial_complete": 2,
+                  "on_trial_error": 1, "on_trial_remove": 1}
+
+
+def _required_positional(fn: Any) -> int | None:
+    """How many positional arguments ``fn`` requires; None if unknown or it takes ``*args``."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return None
+    return sum(1 for p in params if p.default is p.empty and
+               p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def ray_style_hooks(scheduler: Any) -> frozenset[str]:
+    """The hooks of ``scheduler`` that take Ray's arguments (the controller, then the trial).
+
+    A hook is of Ray's form when it requires exactly one positional argument
+    more than fastasha's form: ``on_trial_result(tune_controller, trial,
+    result)`` against ``on_trial_result(trial_id, result)``. Hooks that take
+    ``*args``, or whose signature cannot be read, keep fastasha's form.
+
+    Examples
+    --------
+    >>> from fastasha.schedulers import FIFOScheduler, TrialScheduler
+    >>> class RayStyle(FIFOScheduler):
+    ...     def on_trial_result(self, tune_controller, trial, result):
+    ...         return TrialScheduler.CONTINUE
+    >>> sorted(ray_style_hooks(RayStyle()))
+    ['on_trial_result']
+    """
+    found = set()
+    for name, n in _FASTASHA_ARGS.items():
+        fn = getattr(scheduler, name, None)
+        if callable(fn) and _required_positional(fn) == n + 1:
+            found.add(name)
+    return frozenset(found)
+
+
+class TuneControllerView:
+    """What a hook of Ray's form gets as ``tune_controller``: the sweep's trials.
+
+    It offers what Ray's schedulers read from the controller,
+    ``get_trials()`` and ``get_live_trials()``; fastasha's trials cannot be
+    paused or stopped through it (a hook answers ``STOP`` instead).
+
+    Parameters
+    ----------
+    trials : callable
+        Returns every trial of the sweep so far, in creation order.
+    """
+
+    def __init__(self, trials: Callable[[], Sequence]) -> None:
+        self._trials = trials
+
+    def get_trials(self) -> list:
+        """Every trial of the sweep so far, in creation order (as Ray's)."""
+        return list(self._trials())
+
+    def get_live_trials(self) -> list:
+        """The trials that have not ended (neither ``TERMINATED`` nor ``ERROR``), as Ray's."""
+        return [t for t in self._trials() if not t.is_finished()]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(
+            f"the tune_controller fastasha gives a scheduler's hooks has no {name!r}: it "
+            "offers get_trials() and get_live_trials(). A hook stops a trial by answering "
+            "TrialScheduler.STOP from on_trial_result (fastasha cannot pause trials)")
