@@ -391,17 +391,19 @@ def check_refused_before_any_trial(tmp_path: Path, searcher: Searcher) -> None:
 def check_an_asha_sweep(tmp_path: Path, make_searcher: Callable[[list], Searcher]) -> None:
     """An ASHA sweep with ``make_searcher(points_to_evaluate)`` runs the points first, fails
     the trial that raises, stops some trials early, and keeps every value in its domain."""
-    # fails_for: loss = x * step for 3 steps, and x == bad fails at step 2
-    space = {"x": tune.uniform(0.1, 1.0), "bad": 0.5,
+    # fails_for: loss = x * step for 3 steps, and x == bad fails at step 2; the bad
+    # point is the best one (x is the lower bound), so ASHA never stops it at the rung
+    # at step 1 before it fails, whichever trial reaches the rung first
+    space = {"x": tune.uniform(0.1, 1.0), "bad": 0.1,
              "sub": {"k": tune.randint(0, 3), "c": "const"},
              "lr": tune.qloguniform(1e-4, 1e-1, 1e-4), "act": tune.choice(["relu", "tanh"])}
-    points = [{"x": 0.5, "sub": {"k": 0}, "lr": 1e-3, "act": "relu"},
-              {"x": 0.1, "sub": {"k": 2}, "lr": 1e-2, "act": "tanh"}]
+    points = [{"x": 0.1, "sub": {"k": 0}, "lr": 1e-3, "act": "relu"},
+              {"x": 0.5, "sub": {"k": 2}, "lr": 1e-2, "act": "tanh"}]
     grid = sweep(tmp_path, "asha", objectives.fails_for, space, make_searcher(points),
                  num_samples=16, scheduler=AsyncHyperBandScheduler(max_t=3, grace_period=1))
     assert len(grid) == 16
     configs = [r.config for r in grid]
-    assert configs[:2] == [{**p, "bad": 0.5, "sub": {**p["sub"], "c": "const"}} for p in points]
+    assert configs[:2] == [{**p, "bad": 0.1, "sub": {**p["sub"], "c": "const"}} for p in points]
     assert grid[0].status == "ERROR" and grid.num_errors == 1
     for c in configs:
         assert 0.1 <= c["x"] < 1.0 and c["sub"]["k"] in (0, 1, 2) and c["sub"]["c"] == "const"

@@ -106,7 +106,7 @@ def test_keep_checkpoints_num_and_a_min_score_attr_keep_the_best(tmp_path):
                         checkpoint_score_attr="min-loss")
     (trial,) = analysis.trials
     kept = [int(Path(c.path, "step").read_text()) for c, _ in trial.best_checkpoints]
-    assert kept == [3, 5]                      # the best by loss, and the latest
+    assert kept == [2, 3, 5]                   # the two best by loss, and the latest
     assert int(Path(analysis.best_checkpoint.path, "step").read_text()) == 3
 
 
