@@ -31,6 +31,7 @@ from .schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRu
 from .search import (
     BasicVariantGenerator,
     ConcurrencyLimiter,
+    Repeater,
     Searcher,
     VariantGenerator,
     config_to_json,
@@ -235,7 +236,7 @@ class Tuner:
                                         if isinstance(tc.search_alg, type) else "")
             )
         inner = tc.search_alg
-        while isinstance(inner, ConcurrencyLimiter):
+        while isinstance(inner, (ConcurrencyLimiter, Repeater)):
             inner = inner.searcher
         if isinstance(inner, Searcher) and type(inner).suggest is Searcher.suggest:
             raise TypeError(

@@ -10,7 +10,8 @@ Tune's ``BasicVariantGenerator`` does, with one seeded
 give the JSON that the experiment store keeps. :class:`Searcher` and
 :class:`ConcurrencyLimiter` are Ray Tune's base class for custom search
 algorithms and its wrapper that caps their concurrent trials
-(``TuneConfig(search_alg=...)``). :class:`BasicVariantGenerator`, passed
+(``TuneConfig(search_alg=...)``); :class:`Repeater` is Ray's wrapper that
+runs each suggested config several times and tells the searcher the mean. :class:`BasicVariantGenerator`, passed
 as a ``search_alg``, sets options of the built-in sampling (points to run
 first, a concurrency cap, constant grid draws, the seed), as Ray's
 does. Ray's searchers backed by other libraries are in their own modules,
@@ -34,6 +35,7 @@ Examples
 
 from .basic_variant import BasicVariantGenerator
 from .concurrency_limiter import ConcurrencyLimiter
+from .repeater import Repeater
 from .sample import (
     Categorical,
     Domain,
@@ -66,6 +68,7 @@ __all__ = [
     "Float",
     "Function",
     "Integer",
+    "Repeater",
     "Searcher",
     "VariantGenerator",
     "choice",
