@@ -372,7 +372,7 @@ class Tuner:
         search_alg : Searcher, optional
             Needed for, and only for, an experiment that used a
             ``search_alg``: a fresh one built with the same arguments (wrapped
-            in the same ``ConcurrencyLimiter``, if any). It hears
+            in the same ``ConcurrencyLimiter`` or ``Repeater``, if any). It hears
             ``set_search_properties`` and then gets the state saved during the
             run through its ``restore_from_dir(path)`` (which calls its
             ``restore``), then the suggestions and trial ends that came after
