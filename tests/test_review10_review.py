@@ -69,3 +69,146 @@ def test_a_thread_left_by_one_trial_does_not_report_into_the_next(tmp_path, back
     frame = second.metrics_dataframe
     assert len(frame) == 3
     assert "stray" not in frame.columns
+
+
+# -- which form a scheduler's hooks take ------------------------------------------------------
+
+from fastasha.schedulers import FIFOScheduler, TrialScheduler  # noqa: E402
+
+import objectives  # noqa: E402
+
+
+class _Recording(FIFOScheduler):
+    """Stops trials whose x is 2 at their second result; records what it was told."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def _judge(self, trial, result):
+        self.calls.append(("result", trial.trial_id, result["training_iteration"]))
+        if trial.config["x"] == 2 and result["training_iteration"] >= 2:
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+
+class RayResultWithDefault(_Recording):
+    def on_trial_result(self, tune_controller, trial, result=None):
+        return self._judge(trial, result)
+
+    def on_trial_complete(self, tune_controller, trial, result=None):
+        self.calls.append(("complete", trial.trial_id))
+
+
+class RayResultWithArgs(_Recording):
+    def on_trial_result(self, tune_controller, trial, result, *args):
+        return self._judge(trial, result)
+
+    def on_trial_complete(self, tune_controller, trial, *args):
+        self.calls.append(("complete", trial.trial_id))
+
+
+class RayResultWithKwargs(_Recording):
+    def on_trial_result(self, tune_controller, trial, result, **kwargs):
+        return self._judge(trial, result)
+
+    def on_trial_complete(self, tune_controller, trial, result, **kwargs):
+        self.calls.append(("complete", trial.trial_id))
+
+
+class RayOldNames(_Recording):
+    """Ray before 2.5 named the first argument trial_runner."""
+
+    def on_trial_result(self, trial_runner, trial, result=None):
+        return self._judge(trial, result)
+
+    def on_trial_complete(self, trial_runner, trial, result=None):
+        self.calls.append(("complete", trial.trial_id))
+
+
+class RayCallsSuper(_Recording):
+    """Ray's own custom schedulers end their hooks with the base class's."""
+
+    def on_trial_add(self, tune_controller, trial):
+        super().on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller, trial, result):
+        decision = self._judge(trial, result)
+        if decision == TrialScheduler.STOP:
+            return decision
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        self.calls.append(("complete", trial.trial_id))
+        super().on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_error(self, tune_controller, trial):
+        super().on_trial_error(tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller, trial):
+        super().on_trial_remove(tune_controller, trial)
+
+
+class FastashaWithDefault(_Recording):
+    """fastasha's own form, with an argument of its own that has a default: stays so."""
+
+    def on_trial_result(self, trial_id, result, extra=None):
+        assert extra is None
+        self.calls.append(("result", trial_id, result["training_iteration"]))
+        if result["loss"] == 2 * result["training_iteration"] and \
+                result["training_iteration"] >= 2:
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+    def on_trial_complete(self, trial_id, result, *args):
+        self.calls.append(("complete", trial_id))
+
+
+@pytest.mark.parametrize("cls", [RayResultWithDefault, RayResultWithArgs, RayResultWithKwargs,
+                                 RayOldNames, RayCallsSuper, FastashaWithDefault],
+                         ids=lambda cls: cls.__name__)
+def test_a_hook_in_rays_form_is_told_so_by_its_names_not_only_its_count(tmp_path, cls):
+    # The form of a hook was read from the number of positional arguments it requires:
+    # one of Ray's form with a default (result=None) or *args was taken for fastasha's
+    # and called with (trial_id, result): the trial id in the place of the controller,
+    # the result in that of the trial (the trials failed with AttributeError "'dict'
+    # object has no attribute 'trial_id'"), or TypeError "missing 1 required positional
+    # argument: 'result'". A hook of Ray's form that ended with the base class's
+    # (super().on_trial_result(tune_controller, trial, result)) failed with TypeError
+    # "takes 3 positional arguments but 4 were given".
+    scheduler = cls()
+    grid = tune.Tuner(objectives.steps, param_space={"n": 4, "x": tune.grid_search([1, 2])},
+                      tune_config=tune.TuneConfig(scheduler=scheduler),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp",
+                                                verbose=0)).fit()
+    assert grid.num_errors == 0, [r.error for r in grid]
+    iterations = {r.config["x"]: r.metrics["training_iteration"] for r in grid}
+    assert iterations == {1: 4, 2: 2}
+    ids = {r.config["x"]: r.metrics["trial_id"] for r in grid}
+    results = sorted(c[1:] for c in scheduler.calls if c[0] == "result")
+    assert results == sorted([(ids[1], i) for i in (1, 2, 3, 4)] + [(ids[2], i) for i in (1, 2)])
+    assert sorted(c[1] for c in scheduler.calls if c[0] == "complete") == sorted(ids.values())
+
+
+class RayErrorCallsSuper(RayCallsSuper):
+    def __init__(self):
+        super().__init__()
+        self.removed: list[str] = []
+
+    def on_trial_remove(self, tune_controller, trial):
+        self.removed.append(trial.config["x"])
+        super().on_trial_remove(tune_controller, trial)
+
+
+def test_a_ray_form_error_hook_that_calls_the_base_class_reaches_on_trial_remove(tmp_path):
+    # super().on_trial_error(tune_controller, trial) raised TypeError in the driver,
+    # which ended the sweep
+    scheduler = RayErrorCallsSuper()
+    grid = tune.Tuner(objectives.fails_for,
+                      param_space={"bad": 3, "x": tune.grid_search([1, 3])},
+                      tune_config=tune.TuneConfig(scheduler=scheduler),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp",
+                                                verbose=0)).fit()
+    assert sorted(r.error is not None for r in grid) == [False, True]
+    assert "boom at x=3" in str(next(r.error for r in grid if r.error))
+    assert scheduler.removed == [3]
