@@ -212,3 +212,76 @@ def test_a_ray_form_error_hook_that_calls_the_base_class_reaches_on_trial_remove
     assert sorted(r.error is not None for r in grid) == [False, True]
     assert "boom at x=3" in str(next(r.error for r in grid if r.error))
     assert scheduler.removed == [3]
+
+
+# -- callback states JSON cannot keep ---------------------------------------------------------
+
+import numpy as np  # noqa: E402
+import warnings  # noqa: E402
+
+
+class ArrayState(tune.Callback):
+    """Its whole state is an array (Ray's get_state may return any object)."""
+
+    def __init__(self):
+        self.counts = np.zeros(2)
+        self.given = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.counts[0] += 1
+
+    def get_state(self):
+        return self.counts
+
+    def set_state(self, state):
+        self.given = state
+
+
+class CyclicState(tune.Callback):
+    """A state that holds itself."""
+
+    def __init__(self):
+        self.given = None
+
+    def get_state(self):
+        state = {"n": 1}
+        state["self"] = state
+        return state
+
+    def set_state(self, state):
+        self.given = state
+
+
+class EmptyState(tune.Callback):
+    def __init__(self):
+        self.given = "never"
+
+    def get_state(self):
+        return np.zeros(0).tolist()    # an empty list: nothing to save, nothing said
+
+    def set_state(self, state):
+        self.given = state
+
+
+@pytest.mark.parametrize("cls, words", [(ArrayState, "ndarray cannot be kept as JSON"),
+                                         (CyclicState, "holds itself")],
+                         ids=["array", "cycle"])
+def test_a_callback_state_json_cannot_keep_warns_and_the_sweep_runs(tmp_path, cls, words):
+    # The module docstring: "a state with anything else (an array, an object, ...) is
+    # not saved, with a warning". A state that was an array ended the sweep with
+    # ValueError "The truth value of an array ... is ambiguous" (from `if state:`), one
+    # that held itself with RecursionError, both raised by fit() while trials ran.
+    callback = cls()
+    with pytest.warns(UserWarning, match=f"callback {cls.__name__} cannot be saved.*{words}"):
+        grid = tune.Tuner(objectives.steps, param_space={"n": 3, "x": tune.grid_search([1, 2])},
+                          tune_config=tune.TuneConfig(metric="loss", mode="min"),
+                          run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp",
+                                                    verbose=0, callbacks=[callback])).fit()
+    assert grid.num_errors == 0 and grid.num_terminated == 2
+    fresh, empty = cls(), EmptyState()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tune.Tuner.restore(grid.experiment_path, objectives.steps,
+                           callbacks=[fresh, empty]).fit()
+    assert fresh.given is None           # nothing was saved, nothing is given back
+    assert empty.given == "never"
