@@ -285,3 +285,32 @@ def test_a_callback_state_json_cannot_keep_warns_and_the_sweep_runs(tmp_path, cl
                            callbacks=[fresh, empty]).fit()
     assert fresh.given is None           # nothing was saved, nothing is given back
     assert empty.given == "never"
+
+
+class StatelessRayAdds(FIFOScheduler):
+    """A Ray-form on_trial_add, on a scheduler that says it keeps no state."""
+
+    stateless = True
+
+    def __init__(self):
+        super().__init__()
+        self.added: list[str] = []
+
+    def on_trial_add(self, tune_controller, trial):
+        self.added.append(trial.trial_id)
+
+
+def test_a_restore_registers_trials_with_a_stateless_ray_form_scheduler_in_its_form(tmp_path):
+    # The restore of a sweep whose scheduler says it is stateless registers the trials
+    # with on_trial_add(trial_id) directly, not through the sweep's call in the hook's
+    # form: TypeError "missing 1 required positional argument: 'trial'" from
+    # Tuner.restore(...).fit()
+    first = StatelessRayAdds()
+    grid = tune.Tuner(objectives.steps, param_space={"n": 2, "x": tune.grid_search([1, 2])},
+                      tune_config=tune.TuneConfig(scheduler=first),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp",
+                                                verbose=0)).fit()
+    again = StatelessRayAdds()
+    restored = tune.Tuner.restore(grid.experiment_path, objectives.steps, scheduler=again).fit()
+    assert restored.num_terminated == 2
+    assert sorted(again.added) == sorted(first.added) == sorted(r.trial_id for r in grid)
