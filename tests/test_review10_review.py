@@ -314,3 +314,42 @@ def test_a_restore_registers_trials_with_a_stateless_ray_form_scheduler_in_its_f
     restored = tune.Tuner.restore(grid.experiment_path, objectives.steps, scheduler=again).fit()
     assert restored.num_terminated == 2
     assert sorted(again.added) == sorted(first.added) == sorted(r.trial_id for r in grid)
+
+
+# -- CheckpointConfig(num_to_keep) with a numpy score ----------------------------------------
+
+
+def checkpoints_with_numpy_losses(config):
+    """Four checkpoints; the second has the best loss, reported as a numpy scalar."""
+    import tempfile
+
+    for step, loss in enumerate([5.0, 1.0, 4.0, 3.0]):
+        with tempfile.TemporaryDirectory() as folder:
+            with open(os.path.join(folder, "step"), "w") as f:
+                f.write(str(step))
+            tune.report({"loss": np.dtype(config["dtype"]).type(loss)},
+                        checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def test_num_to_keep_keeps_the_best_checkpoint_when_the_score_is_a_numpy_scalar(tmp_path):
+    # The rank of a checkpoint took only int and float scores as numbers: a score
+    # reported as numpy.float32 or numpy.int32 (a torch loss's .item() is a float, its
+    # .numpy() is not) ranked as no score at all, so num_to_keep=1 kept only the
+    # latest checkpoint and deleted the best one (step 1 here) from the disk.
+    grid = tune.Tuner(
+        checkpoints_with_numpy_losses,
+        param_space={"dtype": tune.grid_search(["float64", "float32", "int32"])},
+        tune_config=tune.TuneConfig(metric="loss", mode="min"),
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path), name="exp", verbose=0,
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute="loss",
+                checkpoint_score_order="min")),
+    ).fit()
+    for result in grid:
+        assert result.error is None, result.error
+        kept = []
+        for checkpoint, _ in result.best_checkpoints:
+            with open(os.path.join(checkpoint.path, "step")) as f:
+                kept.append(f.read())
+        assert sorted(kept) == ["1", "3"], (result.config, kept)    # the best, the latest
