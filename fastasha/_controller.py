@@ -13,6 +13,7 @@ made here.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import traceback
 import warnings
@@ -889,7 +890,8 @@ class Controller:
 
                 def rank(c: tuple) -> tuple:
                     s = c[2]
-                    ok = isinstance(s, (int, float)) and not math.isnan(s)
+                    # (any real number: a numpy.float32 score ranks as its value)
+                    ok = isinstance(s, numbers.Real) and not math.isnan(s)
                     return (ok, sign * s if ok else 0.0, c[1])
             else:
                 def rank(c: tuple) -> tuple:

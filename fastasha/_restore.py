@@ -80,7 +80,6 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
     resume_unfinished = restore.get("resume_unfinished", True)
     resume_errored = restore.get("resume_errored", False)
     restart_errored = restore.get("restart_errored", False)
-    scheduler = controller.scheduler
     rows = store.trial_rows()
     # the folder names a trial_dirname_creator gave (none: folders named by trial id)
     dirnames = store.trial_dirnames()
@@ -181,7 +180,7 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                         recovered.add(trial_id)
     else:
         for trial in trials:
-            scheduler.on_trial_add(trial.trial_id)
+            controller.scheduler_call("add", trial.trial_id, log=False, trial=trial)
     for trial in trials:
         if trial.scheduler_done and trial.status == PENDING and trial.trial_id not in revived:
             trial.status = TERMINATED

@@ -649,18 +649,54 @@ def _warn_missing_stop_key(key: str, trial_id: str, metrics: dict) -> None:
 
 # ------------------------------------------------------------- public helpers
 
+class _ProcessTrial:
+    """The session a thread that set none of its own sees: the trial its process runs.
+
+    Set where a trial has a process of its own (a forked trial process),
+    which runs its trials one after another. Only the threads started while
+    the trial runs are its own: a thread that was running when the trial
+    started (one an earlier trial of the process left behind, still
+    training or reporting) sees no session, so that it cannot report into
+    the trial that came next.
+    """
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self.strangers: frozenset = frozenset()     # the threads alive at its start
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        session = self.session
+        if session is not None and self.strangers and \
+                threading.current_thread() in self.strangers:
+            return None
+        return session
+
+    def set(self, session: Session | None) -> None:
+        """Make ``session`` the process's trial (called from the thread that runs it)."""
+        strangers: frozenset = frozenset()
+        if session is not None:
+            # (the trial's own thread and the flush thread never look the session up here)
+            ours = {threading.current_thread(), getattr(session.link, "_thread", None)}
+            strangers = frozenset(t for t in threading.enumerate() if t not in ours)
+        self.session, self.strangers = None, strangers
+        self.session = session
+
+
 class _TrialSessions(threading.local):
     """Where ``tune.report`` and the other helpers find the running trial's session.
 
     Each thread that runs a trial sets its own: the threading backend runs
     several trials in one process. A thread the objective starts has set
-    none, and sees the class attribute instead: the session of the one trial
-    its process runs, where a trial has a process of its own (as in Ray,
-    whose session is one per trial process, so a training loop run in a
+    none, and sees the class attribute instead (:class:`_ProcessTrial`, a
+    descriptor that a thread's own value overrides): the session of the one
+    trial its process runs, where a trial has a process of its own (as in
+    Ray, whose session is one per trial process, so a training loop run in a
     thread of the objective reports as the objective would).
     """
 
-    session: Session | None = None
+    session = _ProcessTrial()
 
 
 _local = _TrialSessions()
@@ -669,10 +705,11 @@ _fastpath.local = _local
 
 
 def set_session(session: Session | None, process_wide: bool = False) -> None:
-    """Make ``session`` this thread's trial; ``process_wide``: every thread's that set none."""
+    """Make ``session`` this thread's trial; ``process_wide``: also that of the threads
+    started from now on that set none (see :class:`_ProcessTrial`)."""
     _local.session = session
     if process_wide:
-        _TrialSessions.session = session
+        _TrialSessions.__dict__["session"].set(session)
 
 
 def get_context() -> TrialContext:

@@ -273,6 +273,16 @@ def _is_stateful(cb: Any) -> bool:
                 and getattr(type(cb), "get_state", None) is Callback.get_state)
 
 
+def _is_empty(state: Any) -> bool:
+    """Whether ``state`` is None or empty: not saved (Ray's ``if state``, for the types
+    JSON keeps; an array, whose truth is ambiguous, is refused by the save instead)."""
+    if state is None:
+        return True
+    if isinstance(state, (dict, list, tuple, set, frozenset, str, int, float)):
+        return not state
+    return False
+
+
 class CallbackStates:
     """Saves the states of a sweep's callbacks in its experiment file (module docstring).
 
@@ -308,15 +318,17 @@ class CallbackStates:
                 name = type(cb).__name__
                 state = cb.get_state()
                 entry = {"class": name, "state": None}
-                if state:
+                if not _is_empty(state):
                     try:
                         entry["state"] = to_tagged_json(state, exact=True)
-                    except TypeError as err:
+                    except (TypeError, RecursionError) as err:
+                        why = err if isinstance(err, TypeError) else \
+                            "the state holds itself (or is nested too deeply)"
                         if name not in self._unsaved:
                             self._unsaved.add(name)
                             warnings.warn(
                                 f"the state of the callback {name} cannot be saved with the "
-                                f"experiment: the file keeps states as JSON, and {err}; a "
+                                f"experiment: the file keeps states as JSON, and {why}; a "
                                 "restore starts this callback afresh. Return dicts, lists, "
                                 "tuples, sets, strings, numbers, bools and None from its "
                                 "get_state()", UserWarning, stacklevel=user_stacklevel())

@@ -50,10 +50,17 @@ class TrialScheduler:
     A subclass written for Ray Tune, whose hooks take the controller and the
     trial (``on_trial_result(self, tune_controller, trial, result)``,
     ``on_trial_add(self, tune_controller, trial)``, ...), runs as it is: the
-    sweep calls each hook in the form it is written in. Its
+    sweep calls each hook in the form it is written in: Ray's when it
+    requires one positional argument more than fastasha's, or when its first
+    argument is named ``tune_controller`` (``trial_runner`` before Ray 2.5)
+    and it can take Ray's arguments (``result=None``, ``*args``). Its
     ``tune_controller`` offers ``get_trials()`` and ``get_live_trials()``;
     ``choose_trial_to_run`` is never called (trials start in the order they
-    were created).
+    were created). Such a hook may end with this class's (or
+    :class:`~fastasha.schedulers.FIFOScheduler`'s), in Ray's form:
+    ``return super().on_trial_result(tune_controller, trial, result)``. The
+    hooks of the other built-in schedulers take fastasha's form only: call
+    them as ``super().on_trial_result(trial.trial_id, result)``.
     """
 
     CONTINUE = CONTINUE
@@ -96,22 +103,27 @@ class TrialScheduler:
             self._mode = mode
         return True
 
+    # The default hooks also take Ray's arguments (``tune_controller, trial[, result]``:
+    # one more), so that a hook of Ray's form may end with the base class's, as Ray's
+    # custom schedulers do (``return super().on_trial_result(tune_controller, trial,
+    # result)``).
+
     def on_trial_add(self, trial_id: Hashable, bracket: int | None = None) -> int:
         """Register a trial; returns its bracket (always 0 here)."""
         return 0
 
-    def on_trial_result(self, trial_id: Hashable, result: dict) -> Decision:
+    def on_trial_result(self, trial_id: Hashable, result: dict, *ray_result: Any) -> Decision:
         """Judge one result; the default continues every trial."""
         return CONTINUE
 
-    def on_trial_complete(self, trial_id: Hashable, result: dict) -> None:
+    def on_trial_complete(self, trial_id: Hashable, result: dict, *ray_result: Any) -> None:
         """A trial ended normally (or after a STOP) with ``result`` as its last result."""
 
-    def on_trial_error(self, trial_id: Hashable) -> None:
+    def on_trial_error(self, trial_id: Hashable, *ray_trial: Any) -> None:
         """A trial failed; by default the same as :meth:`on_trial_remove`."""
-        self.on_trial_remove(trial_id)
+        self.on_trial_remove(trial_id, *ray_trial)
 
-    def on_trial_remove(self, trial_id: Hashable) -> None:
+    def on_trial_remove(self, trial_id: Hashable, *ray_trial: Any) -> None:
         """A trial was removed without completing."""
 
     def next_decision_point(self, trial_id: Hashable) -> float:

@@ -5,7 +5,7 @@ fastasha calls a scheduler's hooks with a trial id: ``on_trial_add(trial_id)``,
 takes the controller and the trial object instead:
 ``on_trial_result(self, tune_controller, trial, result)``. The sweep finds
 out which form each hook of a scheduler takes (:func:`ray_style_hooks`,
-from the number of arguments it requires) and calls a hook of Ray's form
+from the arguments it requires and their names) and calls a hook of Ray's form
 with a :class:`TuneControllerView` and the trial, which has the attributes
 Ray's ``Trial`` offers a scheduler (``trial_id``, ``config``, ``status``,
 ``last_result``, ...).
@@ -24,16 +24,25 @@ _FASTASHA_ARGS = {"on_trial_add": 1, "on_trial_result": 2, "on_trial_complete": 
                   "on_trial_error": 1, "on_trial_remove": 1}
 
 
-def _required_positional(fn: Any) -> int | None:
-    """How many positional arguments ``fn`` requires; None if unknown or it takes ``*args``."""
+# the name Ray gives a hook's first argument (2.5 and later; trial_runner before)
+_RAY_FIRST_NAMES = ("tune_controller", "trial_runner")
+
+
+def _takes_ray_form(fn: Any, n: int) -> bool:
+    """Whether the hook ``fn``, whose fastasha form takes ``n`` arguments, takes Ray's."""
     try:
-        params = inspect.signature(fn).parameters.values()
+        params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
-        return None
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return None
-    return sum(1 for p in params if p.default is p.empty and
-               p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = sum(1 for p in positional if p.default is p.empty)
+    if required != n + 1:
+        # fewer: Ray's form only if its first argument has the name Ray gives it, and it
+        # can take Ray's arguments (``result=None``, ``*args``)
+        takes = len(positional) >= n + 1 or any(p.kind is p.VAR_POSITIONAL for p in params)
+        return required <= n and takes and bool(positional) and \
+            positional[0].name in _RAY_FIRST_NAMES
+    return True
 
 
 def ray_style_hooks(scheduler: Any) -> frozenset[str]:
@@ -41,8 +50,12 @@ def ray_style_hooks(scheduler: Any) -> frozenset[str]:
 
     A hook is of Ray's form when it requires exactly one positional argument
     more than fastasha's form: ``on_trial_result(tune_controller, trial,
-    result)`` against ``on_trial_result(trial_id, result)``. Hooks that take
-    ``*args``, or whose signature cannot be read, keep fastasha's form.
+    result)`` against ``on_trial_result(trial_id, result)``. One that
+    requires fewer (``result=None``, ``*args``) is of Ray's form when its
+    first argument has Ray's name, ``tune_controller`` (``trial_runner``
+    before Ray 2.5), and it can take Ray's arguments. Any other hook
+    (``*args`` alone, or a signature that cannot be read) keeps fastasha's
+    form.
 
     Examples
     --------
@@ -50,13 +63,15 @@ def ray_style_hooks(scheduler: Any) -> frozenset[str]:
     >>> class RayStyle(FIFOScheduler):
     ...     def on_trial_result(self, tune_controller, trial, result):
     ...         return TrialScheduler.CONTINUE
+    ...     def on_trial_complete(self, tune_controller, trial, result=None):
+    ...         pass
     >>> sorted(ray_style_hooks(RayStyle()))
-    ['on_trial_result']
+    ['on_trial_complete', 'on_trial_result']
     """
     found = set()
     for name, n in _FASTASHA_ARGS.items():
         fn = getattr(scheduler, name, None)
-        if callable(fn) and _required_positional(fn) == n + 1:
+        if callable(fn) and _takes_ray_form(fn, n):
             found.add(name)
     return frozenset(found)
 
