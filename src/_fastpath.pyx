@@ -78,6 +78,20 @@ cdef class Recorder:
     cdef public object buffer
 
 
+
+def _outside_a_trial():
+    """The message of a report made where no trial's session is (a cold path)."""
+    import threading
+
+    text = ("tune.report() was called outside a trial; call it from inside the objective "
+            "function you pass to tune.Tuner")
+    if threading.current_thread() is not threading.main_thread():
+        text += (", or from a thread the objective starts while its trial runs (a thread "
+                 "left from an earlier trial cannot report, and on joblib's threading "
+                 "backend only the objective's own thread can)")
+    return text
+
+
 def report(metrics=None, *, checkpoint=None, **keywords):
     """Report a result of the current trial (Ray Tune's ``tune.report``).
 
@@ -113,10 +127,7 @@ def report(metrics=None, *, checkpoint=None, **keywords):
     cdef double now
     session = getattr(local, "session", None)
     if session is None:
-        raise RuntimeError(
-            "tune.report() was called outside a trial; call it from inside the objective "
-            "function you pass to tune.Tuner"
-        )
+        raise RuntimeError(_outside_a_trial())
     if keywords:
         metrics = _keyword_metrics(metrics, keywords)
     rec = <Recorder?>session

@@ -163,8 +163,27 @@ def test_report_keeps_a_copy_of_the_callers_dict():
 
 def test_report_outside_a_trial_is_a_runtime_error():
     _session.set_session(None)
-    with pytest.raises(RuntimeError, match="outside a trial"):
+    with pytest.raises(RuntimeError, match="outside a trial") as raised:
         tune.report({"loss": 1.0})
+    assert "thread" not in str(raised.value)      # (the main thread: no word of threads)
+
+
+def test_report_from_a_thread_outside_a_trial_says_which_threads_can_report():
+    import threading
+
+    errors = []
+
+    def report():
+        try:
+            tune.report({"loss": 1.0})
+        except RuntimeError as err:
+            errors.append(str(err))
+
+    thread = threading.Thread(target=report)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1 and "outside a trial" in errors[0]
+    assert "a thread the objective starts while its trial runs" in errors[0]
 
 
 def test_a_stop_heard_meanwhile_ends_the_next_compiled_report():
