@@ -162,6 +162,21 @@ class TrialList(Sequence):
         return f"<{len(self)} trials>"
 
 
+
+def judges_every_result(scheduler: Any) -> bool:
+    """Whether ``scheduler`` overrides ``on_trial_result`` below the class that sets its
+    ``next_decision_point`` (a user's subclass of ASHA, say, that logs every result).
+
+    Ray calls ``on_trial_result`` with every result; the decision points of the
+    class it inherited would keep all results between rungs from it. A
+    subclass that sets its own ``next_decision_point`` keeps it.
+    """
+    mro = type(scheduler).__mro__
+    points = next((k for k in mro if "next_decision_point" in k.__dict__), None)
+    results = next((k for k in mro if "on_trial_result" in k.__dict__), None)
+    return points is not None and results is not None and results is not points and \
+        issubclass(results, points)
+
 class Controller:
     """Trials, scheduler, searcher, stop criteria and resources of one sweep.
 
@@ -268,6 +283,7 @@ class Controller:
             if self._dp is not None else None
         # stoppers, and callbacks or a search_alg with on_trial_result, see every result
         self.every_report = self._dp is None or stopper is not None or \
+            judges_every_result(scheduler) or \
             bool(self._hooks["on_trial_result"]) or \
             (searcher is not None and hears_results(searcher))
         self.searcher_wait_s = searcher_wait_s

@@ -107,7 +107,11 @@ def test_a_point_is_still_checked_against_param_space_once_it_is_known(kind, poi
 
 # --------------------------------------------------------- custom schedulers
 
-from fastasha.schedulers import FIFOScheduler, TrialScheduler  # noqa: E402
+from fastasha.schedulers import (  # noqa: E402
+    AsyncHyperBandScheduler,
+    FIFOScheduler,
+    TrialScheduler,
+)
 
 
 class StopsAtTwo(FIFOScheduler):
@@ -239,3 +243,40 @@ def test_sample_takes_a_list_of_configs_one_per_value_as_ray_does():
         double.sample([{"a": 1}], size=2)
     with pytest.raises(TypeError, match="takes the config dict"):
         double.sample([{"a": 1}, 3], size=2)
+
+
+class HearsEveryResult(AsyncHyperBandScheduler):
+    """An ASHA subclass that overrides on_trial_result (to log, as Ray users do)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.heard: list[tuple[str, int]] = []
+
+    def on_trial_result(self, trial_id, result):
+        self.heard.append((trial_id, result["training_iteration"]))
+        return super().on_trial_result(trial_id, result)
+
+
+def test_an_asha_subclass_that_overrides_on_trial_result_hears_every_result(tmp_path):
+    # it inherited ASHA's next_decision_point: only results at rungs reached it, as in Ray
+    # none would be missed; its decisions stay ASHA's
+    scheduler = HearsEveryResult(metric="loss", mode="min", grace_period=2, max_t=6)
+    grid = tune.Tuner(objectives.steps, param_space={"n": 6, "x": tune.grid_search([1, 2, 3])},
+                      tune_config=tune.TuneConfig(scheduler=scheduler),
+                      run_config=_run_config(tmp_path, "asha-sub")).fit()
+    reported = sorted((r.metrics["trial_id"], i) for r in grid
+                      for i in range(1, r.metrics["training_iteration"] + 1))
+    assert sorted(scheduler.heard) == reported
+    assert len(reported) > 3 * 2      # more than the results at the rung at 2
+
+
+def test_a_subclass_that_sets_its_own_decision_points_keeps_them():
+    from fastasha._controller import judges_every_result
+
+    class OwnPoints(HearsEveryResult):
+        def next_decision_point(self, trial_id):
+            return 4.0
+
+    assert judges_every_result(HearsEveryResult(grace_period=2, max_t=6))
+    assert not judges_every_result(OwnPoints(grace_period=2, max_t=6))
+    assert not judges_every_result(AsyncHyperBandScheduler(grace_period=2, max_t=6))
