@@ -866,7 +866,7 @@ class _Run:
                     # a reporter of the user's own reports last when the sweep ended or
                     # was interrupted, not on the way out of an error (as in Ray)
                     if reporter is not None and (served or interrupted or not custom_reporter):
-                        reporter.close(snapshot())
+                        reporter.close(snapshot(final=True))
                 finally:
                     if interrupted:
                         print(
@@ -932,7 +932,7 @@ class _Run:
             lines = ProgressReporter(rc.verbose, experiment_name=name, metric=self.metric) \
                 if rc.verbose >= 2 else None     # only its per-trial lines are used
             calls = ReporterCalls(progress_reporter, self._sys_info, lines)
-            return calls, (lambda: controller.trial_list), rows
+            return calls, (lambda final=False: controller.trial_list), rows
         # the reporter's own metric and mode pick the best trial of the display
         metric = progress_reporter.metric or self.metric
         mode = progress_reporter.mode or self.mode
@@ -991,13 +991,21 @@ class _Snapshots:
                         config=trial.config or {}, result=trial.result,
                         error=trial.error, n_failures=trial.n_failures)
 
-    def __call__(self):
+    def __call__(self, final: bool = False):
+        """A snapshot; ``final``: the last one, whose best is taken among every trial.
+
+        While the sweep runs, the best is the best of the running and the
+        finished trials. At the end, trials a Ctrl-C put back to PENDING
+        count too, as every trial does in Ray's display (once, O(trials)).
+        """
         from ._progress import ProgressSnapshot, best_of
 
         c = self.controller
         running = [self.row(t) for t in islice(c.running.values(), self.n_running)]
         finished = self.finished
-        if self.tuned:
+        if final:
+            best = self._best_of_all()
+        elif self.tuned:
             best = self.row(c.best) if c.best is not None else None
         else:
             best = best_of([*running, finished.best] if finished is not None else running,
@@ -1013,3 +1021,15 @@ class _Snapshots:
             finished=finished.rows() if finished is not None else [],
             errors=finished.errors() if finished is not None else [],
         )
+
+    def _best_of_all(self):
+        from ._progress import best_of
+
+        c = self.controller
+        if self.tuned:
+            best = None
+            for trial in c.trials.values():
+                if c._better(trial, best):
+                    best = trial
+            return None if best is None else self.row(best)
+        return best_of([self.row(t) for t in c.trials.values() if t.result], self.mode)

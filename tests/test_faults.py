@@ -637,6 +637,52 @@ def test_sigint_stops_the_driver_promptly_and_restore_completes(tmp_path, reaper
     assert [r.status for r in grid] == ["TERMINATED"] * fault_driver.NUM_SAMPLES
 
 
+INTERRUPTED_SCRIPT = """
+import sys, time
+from fastasha import tune
+
+def objective(config):
+    tune.report({"loss": config["x"]})
+    time.sleep(60)                      # still running when Ctrl-C comes
+
+tune.Tuner(objective, param_space={"x": tune.grid_search([0.5, 0.25])},
+           tune_config=tune.TuneConfig(metric="loss", mode="min"),
+           run_config=tune.RunConfig(name="ctrl-c", storage_path=sys.argv[1], verbose=1),
+           resources={"cpu": 2}).fit()
+"""
+
+
+def test_the_summary_after_ctrl_c_names_the_best_of_the_interrupted_trials(tmp_path, reaper):
+    # Ctrl-C puts running trials back to PENDING; the last table said "Current best
+    # trial: none yet" although both had reported (Ray's display counts every trial)
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED_SCRIPT)
+    proc = reaper.popen([sys.executable, str(script), str(tmp_path)])
+    db = tmp_path / "ctrl-c" / DB_NAME
+    deadline = time.monotonic() + 30
+    reported = 0
+    while reported < 2 and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.1)
+        if db.is_file():
+            try:
+                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                try:
+                    reported = conn.execute("SELECT COUNT(DISTINCT trial_id) FROM results"
+                                            ).fetchone()[0]
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                pass
+    assert reported == 2, "the trials did not report in time"
+    reaper.watch(descendants(proc.pid))
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=20)[0].decode()
+    assert "none yet" not in out
+    best = [line for line in out.splitlines() if "Current best trial:" in line]
+    assert best and "loss=0.25" in best[-1], out[-2000:]
+
+
 # ------------------------------------------------- 5. corrupt and foreign files
 
 def _write_random(db: Path) -> None:
