@@ -116,3 +116,51 @@ def test_verbose_2_on_a_terminal_does_not_redraw_the_table_per_finished_trial(tm
     assert 2 <= frames < n // 5, frames
     assert f"{n} TERMINATED ({n}/{n} trials)" in plain
     assert len(out) < 400 * n, len(out)
+
+
+# -- examples/large_sweep.py stopped with Ctrl-C ------------------------------------------
+
+EXAMPLE = REPO / "examples" / "large_sweep.py"
+
+
+def test_large_sweep_example_says_how_to_continue_after_ctrl_c_and_continues(tmp_path, reaper):
+    # Ctrl-C ended the example with a KeyboardInterrupt traceback, after the library's
+    # "Resume it with: Tuner.restore(path, trainable)" (the example's user has no
+    # `trainable` to pass: running the same command again is what continues it).
+    from test_faults import wait_for_progress
+
+    from fastasha import tune
+
+    command = [sys.executable, str(EXAMPLE), "--trials", "120", "--epochs", "20",
+               "--step-ms", "1", "--storage", str(tmp_path), "--name", "big", "--verbose", "1"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=_env(), cwd=str(REPO), start_new_session=True)
+    reaper.watch([(first.pid, _start_time(first.pid))])
+    try:
+        wait_for_progress(first, tmp_path / "big" / "experiment.db", 30)
+        tree = descendants(first.pid)
+        reaper.watch(tree)
+        os.killpg(first.pid, 2)          # Ctrl-C: SIGINT to the terminal's process group
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 130, (first.returncode, err[-3000:])
+    assert "Traceback" not in err, err[-3000:]
+    assert "run the same command again to continue" in out
+    assert not wait_gone(tree, timeout=5.0), "processes of the interrupted run still run"
+    before = {r.trial_id: list(r.metrics_dataframe["epoch"])
+              for r in tune.ResultGrid.from_path(tmp_path / "big") if r.status == "TERMINATED"}
+    assert 30 <= len(before) < 120
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=120, env=_env(),
+                            cwd=str(REPO))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Continuing the experiment" in second.stdout
+    assert "Trials: 120 (120 TERMINATED)" in second.stdout
+    grid = tune.ResultGrid.from_path(tmp_path / "big")
+    assert len(grid) == 120 and grid.num_terminated == 120
+    for result in grid:     # the trials finished before Ctrl-C did not run again
+        if result.trial_id in before:
+            assert list(result.metrics_dataframe["epoch"]) == before[result.trial_id]
