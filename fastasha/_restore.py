@@ -134,6 +134,15 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                 refreshed.add(trial_id)
         elif trial.status == RUNNING:
             trial.status = PENDING          # it was running when the driver stopped
+            if trial.checkpoints:
+                # It resumes from its checkpoint, and may end without reporting again (its
+                # checkpoint was its last step): it ends with its last stored result, not
+                # with the stored row's, which dates from before its run began (or none).
+                history = store.results(trial_id)
+                if history and history[-1].get("training_iteration", 0) >= \
+                        (trial.result or {}).get("training_iteration", 0):
+                    trial.result = history[-1]
+                    trial.iteration = trial.result.get("training_iteration", 0)
         elif trial.status == ERROR and (resume_errored or restart_errored):
             trial.status = PENDING
             trial.error = trial.traceback = None

@@ -164,3 +164,94 @@ def test_large_sweep_example_says_how_to_continue_after_ctrl_c_and_continues(tmp
     for result in grid:     # the trials finished before Ctrl-C did not run again
         if result.trial_id in before:
             assert list(result.metrics_dataframe["epoch"]) == before[result.trial_id]
+
+
+# -- a crash after a trial's last checkpoint ------------------------------------------------
+
+# argv = run|restore, storage. Two trials of 10 epochs, checkpointed every 5; a first
+# run then works on for 30 s past its last report (a final evaluation, say)
+CHECKPOINTED = textwrap.dedent("""
+    import json, sys, tempfile, time
+    from pathlib import Path
+    from fastasha import tune
+
+    def train(config):
+        start = 0
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            start = json.loads(Path(checkpoint.path, "state.json").read_text())["epoch"]
+        for epoch in range(start + 1, 11):
+            loss = config["x"] + 1.0 / epoch
+            if epoch % 5 == 0:
+                with tempfile.TemporaryDirectory() as d:
+                    Path(d, "state.json").write_text(json.dumps({"epoch": epoch}))
+                    tune.report({"loss": loss, "epoch": epoch},
+                                checkpoint=tune.Checkpoint.from_directory(d))
+            else:
+                tune.report({"loss": loss, "epoch": epoch})
+        if start == 0:
+            time.sleep(30)
+
+    command, storage = sys.argv[1], sys.argv[2]
+    if command == "run":
+        tuner = tune.Tuner(train, param_space={"x": tune.uniform(0, 1)},
+                           tune_config=tune.TuneConfig(num_samples=2, metric="loss",
+                                                       mode="min", seed=0),
+                           run_config=tune.RunConfig(name="ck", storage_path=storage,
+                                                     verbose=0))
+    else:
+        tuner = tune.Tuner.restore(storage + "/ck", train)
+    tuner.fit()
+""")
+
+
+def test_a_trial_killed_after_its_last_checkpoint_keeps_its_last_result(tmp_path, reaper):
+    # Restored from its final checkpoint, the trial reported nothing more and ended
+    # TERMINATED with no metrics at all (the stored row's last result dates from before
+    # its run began): get_best_result() and get_dataframe() lost it. Ray keeps the last
+    # result it had.
+    import sqlite3
+
+    from fastasha import tune
+
+    script = tmp_path / "checkpointed.py"
+    script.write_text(CHECKPOINTED)
+    first = subprocess.Popen([sys.executable, str(script), "run", str(tmp_path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
+                             cwd=str(REPO), start_new_session=True)
+    reaper.watch([(first.pid, _start_time(first.pid))])
+    db = tmp_path / "ck" / "experiment.db"
+    deadline = time.monotonic() + 60
+    while True:         # both trials past their last report, its checkpoint recorded
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+        try:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                n = conn.execute("SELECT COALESCE(SUM(n), 0) FROM results").fetchone()[0]
+                saved = conn.execute("SELECT COUNT(*) FROM trials WHERE status = 'RUNNING' "
+                                     "AND checkpoint LIKE '%checkpoint_000010'").fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            continue
+        if n == 20 and saved == 2:
+            break
+    tree = descendants(first.pid)
+    reaper.watch(tree)
+    os.kill(first.pid, 9)
+    assert first.wait(timeout=10) == -9
+    assert not wait_gone(tree, timeout=5.0), "processes of the killed run still run"
+
+    second = subprocess.run([sys.executable, str(script), "restore", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60, env=_env(),
+                            cwd=str(REPO))
+    assert second.returncode == 0, second.stderr[-3000:]
+    grid = tune.ResultGrid.from_path(tmp_path / "ck")
+    assert grid.num_terminated == 2
+    for result in grid:
+        assert result.metrics["epoch"] == 10 and result.metrics["training_iteration"] == 10
+        assert result.metrics["loss"] == list(result.metrics_dataframe["loss"])[-1]
+    best = grid.get_best_result()
+    assert best.metrics["loss"] == min(r.metrics["loss"] for r in grid)
+    assert grid.get_dataframe()["loss"].notna().all()
