@@ -255,3 +255,78 @@ def test_a_trial_killed_after_its_last_checkpoint_keeps_its_last_result(tmp_path
     best = grid.get_best_result()
     assert best.metrics["loss"] == min(r.metrics["loss"] for r in grid)
     assert grid.get_dataframe()["loss"].notna().all()
+
+
+# -- what a restore keeps of the trials it finds finished -----------------------------------
+
+
+def three_reports(config):
+    for i in range(3):
+        tune_report({"loss": config["x"] + 1.0 / (i + 1)})
+
+
+def tune_report(metrics):
+    from fastasha import tune
+
+    tune.report(metrics)
+
+
+def _stop_after(n_trials: int):
+    from fastasha import tune
+
+    class StopAfter(tune.Stopper):
+        """Ends the sweep once ``n_trials`` trials reported their last result."""
+
+        def __init__(self) -> None:
+            self.ended = 0
+
+        def __call__(self, trial_id, result) -> bool:
+            self.ended += result["training_iteration"] >= 3
+            return False
+
+        def stop_all(self) -> bool:
+            return self.ended >= n_trials
+
+    return StopAfter()
+
+
+def _held(trials) -> int:
+    """Finished trials whose config and last result the driver still holds."""
+    return sum(t.status == "TERMINATED" and t.config is not None and bool(t.last_result)
+               for t in trials)
+
+
+def test_a_restore_does_not_hold_the_trials_it_found_finished(tmp_path):
+    # A sweep drops a finished trial's config and last result from the driver (both
+    # are in the store): 0.5 KB per trial. A restore kept them for every trial it found
+    # finished, for the rest of the sweep: 35,341 restored trials took the driver from
+    # 46 to 166 MB, and the sweep ended at 203 MB where a fresh one of the same size
+    # ends at 148 MB.
+    from fastasha import tune
+
+    seen: dict[str, int] = {}
+
+    class Count(tune.Callback):
+        def __init__(self, key: str) -> None:
+            self.key = key
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            seen.setdefault(self.key, _held(trials))      # at the first start
+
+    space = {"x": tune.uniform(0, 1)}
+    config = tune.TuneConfig(num_samples=80, metric="loss", mode="min", seed=3,
+                             max_concurrent_trials=1)
+    grid = tune.Tuner(three_reports, param_space=space, tune_config=config,
+                      run_config=tune.RunConfig(name="held", storage_path=str(tmp_path),
+                                                verbose=0, stop=_stop_after(40),
+                                                callbacks=[Count("run")])).fit()
+    assert 40 <= grid.num_terminated < 80
+    assert seen["run"] == 0
+
+    grid = tune.Tuner.restore(str(tmp_path / "held"), three_reports,
+                              callbacks=[Count("restore")]).fit()
+    assert grid.num_terminated == 80
+    assert seen["restore"] == 1, seen      # the best finished trial, for the display
+    # what the grid gives is read from the store, whole
+    assert all(r.config["x"] == r.config["x"] and "loss" in r.metrics for r in grid)
+    assert grid.get_best_result().metrics["loss"] == min(r.metrics["loss"] for r in grid)
