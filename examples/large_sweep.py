@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -87,7 +88,11 @@ def main() -> None:
                 failure_config=tune.FailureConfig(max_failures=2),
             ),
         )
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    except KeyboardInterrupt:        # Ctrl-C: everything reported so far is saved
+        print("Interrupted: run the same command again to continue.", flush=True)
+        sys.exit(130)                # the shell's code for a SIGINT
 
     counts: dict[str, int] = {}
     for result in grid:

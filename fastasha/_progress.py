@@ -19,11 +19,13 @@ The verbosity levels follow Ray Tune's ``verbose``: 0 prints nothing, 1 shows
 the live status table, 2 also prints one line per finished trial, and 3 is
 accepted as an alias of 2.
 
-On a terminal the table is redrawn in place (``rich.live.Live``). When the
-output is not a terminal (a pipe, a log file, pytest's capture, CI), nothing is
-drawn while the run goes on: the final table is printed once, at
-:meth:`ProgressReporter.close`, and the per-trial lines of ``verbose=2`` are
-plain lines.
+On a terminal the table is redrawn in place (``rich.live.Live``), and the
+per-trial lines of ``verbose=2`` wait for its next redraw, which prints them
+above it all at once: printing each line as it came would redraw the table
+once per trial. When the output is not a terminal (a pipe, a log file,
+pytest's capture, CI), nothing is drawn while the run goes on: the final
+table is printed once, at :meth:`ProgressReporter.close`, and the per-trial
+lines of ``verbose=2`` are plain lines, printed as they come.
 
 A Ray-style progress reporter (``tune.CLIReporter``, see
 :mod:`fastasha.progress_reporter`) changes the table through a
@@ -559,10 +561,17 @@ class ProgressReporter:
     are redirected through the console so that prints from the run appear
     above the table; :meth:`close` (or leaving the ``with`` block) restores them.
 
+    While the display is live, the lines of :meth:`trial_finished` are kept
+    until the next :meth:`update` (or :meth:`close`), which prints them above
+    the table in one go. Rich redraws a live table after every print: one
+    print per finished trial made a 20,000-trial sweep of quick trials at
+    ``verbose=2`` on a terminal six times slower than at ``verbose=1`` and
+    wrote 27 MB of redrawn tables (measured here).
+
     One :meth:`update` costs O(len(snapshot.running) + number of statuses) to
     pick the rows (``heapq.nsmallest``), plus the drawing of at most
-    ``max_rows`` rows; it does no work per finished trial. The reporter is not
-    thread-safe: call it from the driver's thread.
+    ``max_rows`` rows and of the finished-trial lines kept since the last
+    one. The reporter is not thread-safe: call it from the driver's thread.
 
     Examples
     --------
@@ -615,6 +624,7 @@ class ProgressReporter:
             console = default_console()
         self._console = console
         self._live: Live | None = None
+        self._lines: list[Text] = []    # verbose=2 lines for the live display's next redraw
         self._started = False
         self._last: ProgressSnapshot | None = None
         self._closed = False
@@ -673,6 +683,7 @@ class ProgressReporter:
             return
         self._last = snapshot
         if self._live is not None:
+            self._print_lines()
             self._live.update(self._render(snapshot), refresh=True)
         elif self._layout is not None and self._started:
             # not a terminal: a reporter's display is printed at each update, as Ray's is
@@ -696,7 +707,8 @@ class ProgressReporter:
         The line holds the status, the trial id, the iteration, the metric and,
         when ``error`` is given, its first line (for a formatted traceback, the
         last line, which names the exception). On a terminal it appears above
-        the live table; elsewhere it is a plain line.
+        the live table at its next redraw (:meth:`update` or :meth:`close`);
+        elsewhere it is a plain line, printed at once.
 
         Parameters
         ----------
@@ -727,7 +739,22 @@ class ProgressReporter:
         if error is not None:
             line.append(" error: ")
             line.append(_clip(_error_line(error), _MAX_ERROR_CHARS), style="red")
-        self._console.print(line, soft_wrap=True)
+        if self._live is not None:
+            self._lines.append(line)
+        else:
+            self._console.print(line, soft_wrap=True)
+
+    def _print_lines(self) -> None:
+        """Print the kept :meth:`trial_finished` lines above the live table, in one print.
+
+        The print redraws the table as last drawn (``Live.update`` without a
+        refresh does not change what a print redraws), so the caller draws
+        the new one after it.
+        """
+        lines, self._lines = self._lines, []
+        if lines:
+            assert self._console is not None  # internal invariant: lines imply verbose=2
+            self._console.print(Text("\n").join(lines), soft_wrap=True)
 
     def close(self, snapshot: ProgressSnapshot | None = None) -> None:
         """Stop the live display, print the final table once and a one-line summary.
@@ -764,6 +791,7 @@ class ProgressReporter:
                 renderable = self._render(final, final=True)
         finally:
             if live is not None:
+                self._print_lines()     # above the final frame
                 if renderable is None:
                     # Nothing to show: stop without leaving (or printing) an empty frame.
                     live.transient = True

@@ -72,6 +72,11 @@ def _holds_repr(config: Any) -> bool:
     return False
 
 
+def _decoded(field: Any) -> Any:
+    """A field of ``trial_rows(decode=False)`` (JSON text) decoded; decoded ones as they are."""
+    return json.loads(field) if isinstance(field, str) else field
+
+
 def replay(store: Any, controller: Controller, run: Any) -> None:
     """Load every trial of ``store`` into ``controller`` and replay the scheduler calls."""
     from .search import config_to_json
@@ -80,7 +85,9 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
     resume_unfinished = restore.get("resume_unfinished", True)
     resume_errored = restore.get("resume_errored", False)
     restart_errored = restore.get("restart_errored", False)
-    rows = store.trial_rows()
+    # without a search_alg (whose replay reads them all), JSON text decoded one trial at
+    # a time: fewer objects alive at once, and equal configs are compared as text
+    rows = store.trial_rows(decode=run.searcher is not None)
     # the folder names a trial_dirname_creator gave (none: folders named by trial id)
     dirnames = store.trial_dirnames()
     revived: set[str] = set()
@@ -102,8 +109,10 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                     f"the search space gives fewer configs than the {len(rows)} trials "
                     "stored; pass the param_space the experiment started with"
                 ) from None
-            difference = "no config" if config is None else \
-                _config_difference(json.loads(config_to_json(config)), row["config"])
+            # the store holds config_to_json's text: equal configs give equal text
+            text = None if config is None else config_to_json(config)
+            difference = "no config" if text is None else None if text == row["config"] \
+                else _config_difference(json.loads(text), _decoded(row["config"]))
             if difference:
                 # (points the store could not keep are not compared before the replay)
                 points = " and the BasicVariantGenerator(points_to_evaluate=...)" \
@@ -119,10 +128,11 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
         trial.status = row["status"]
         trial.n_failures = row["n_failures"]
         trial.error, trial.traceback = row["error"], row["traceback"]
-        trial.result = row["last_result"]
+        trial.result = _decoded(row["last_result"])
         if trial.result:
             trial.iteration = trial.result.get("training_iteration", 0)
-        trial.checkpoints = [tuple(c) for c in row["checkpoints"]]
+        if row["checkpoints"]:
+            trial.checkpoints = [tuple(c) for c in _decoded(row["checkpoints"])]
         if trial.status in (RUNNING, PENDING) and not resume_unfinished:
             trial.status = TERMINATED       # left as it is: it never runs again
             # with its last stored result: the file's last result of an unfinished trial
@@ -133,6 +143,15 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                 refreshed.add(trial_id)
         elif trial.status == RUNNING:
             trial.status = PENDING          # it was running when the driver stopped
+            if trial.checkpoints:
+                # It resumes from its checkpoint, and may end without reporting again (its
+                # checkpoint was its last step): it ends with its last stored result, not
+                # with the stored row's, which dates from before its run began (or none).
+                history = store.results(trial_id)
+                if history and history[-1].get("training_iteration", 0) >= \
+                        (trial.result or {}).get("training_iteration", 0):
+                    trial.result = history[-1]
+                    trial.iteration = trial.result.get("training_iteration", 0)
         elif trial.status == ERROR and (resume_errored or restart_errored):
             trial.status = PENDING
             trial.error = trial.traceback = None

@@ -816,6 +816,13 @@ class _Run:
         # configs the store keeps only as JSON text (objects, functions, tuples):
         # the grid fit() returns gives them back as they were, as Ray's does
         objects: dict[str, Any] = {}
+        if self.restore and not keep_finished:      # the trials a restore found finished
+            for trial in controller.trials.values():
+                if trial.scheduler_done and trial is not controller.best_finished and \
+                        trial.status in ("TERMINATED", "ERROR"):
+                    if trial.config is not None and not is_plain(trial.config):
+                        objects[trial.trial_id] = trial.config
+                    trial.config = trial.result = None
 
         def finished(trial: Trial) -> None:
             if rc.verbose >= 2:
