@@ -65,6 +65,20 @@ def tell_search_properties(searcher: Any, metric: str | None, mode: str | None,
     return accepted
 
 
+def check_wrapped(wrapper: str, searcher: Any, instead: str) -> Searcher:
+    """``searcher`` if it is a :class:`Searcher` instance, for the wrapper class ``wrapper``;
+    else a TypeError that says what to pass (``instead``: the wrapper's own advice)."""
+    if isinstance(searcher, type) and issubclass(searcher, Searcher):
+        raise TypeError(f"{wrapper} needs a searcher instance, got the class "
+                        f"{searcher.__name__}; pass {searcher.__name__}(...)")
+    if not isinstance(searcher, Searcher):
+        raise TypeError(
+            f"{wrapper} needs a fastasha.search.Searcher instance, got {searcher!r} of type "
+            f"{type(searcher).__name__}; {instead}"
+        )
+    return searcher
+
+
 def hears_results(searcher: Any) -> bool:
     """Whether the searcher does something with ``on_trial_result``.
 

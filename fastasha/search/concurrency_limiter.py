@@ -28,7 +28,7 @@ import copy
 from typing import Any
 
 from .._validation import check_bool, check_int
-from ._adapter import call_set_search_properties
+from ._adapter import call_set_search_properties, check_wrapped
 from .searcher import Searcher
 
 __all__ = ["ConcurrencyLimiter"]
@@ -86,16 +86,9 @@ class ConcurrencyLimiter(Searcher):
     """
 
     def __init__(self, searcher: Searcher, max_concurrent: int, batch: bool = False) -> None:
-        if isinstance(searcher, type) and issubclass(searcher, Searcher):
-            raise TypeError(f"ConcurrencyLimiter needs a searcher instance, got the class "
-                            f"{searcher.__name__}; pass {searcher.__name__}(...)")
-        if not isinstance(searcher, Searcher):
-            raise TypeError(
-                f"ConcurrencyLimiter needs a fastasha.search.Searcher instance, got "
-                f"{searcher!r} of type {type(searcher).__name__}; subclass "
-                "fastasha.search.Searcher, or cap the sweep with "
-                "TuneConfig(max_concurrent_trials=...) instead"
-            )
+        searcher = check_wrapped(
+            "ConcurrencyLimiter", searcher, "subclass fastasha.search.Searcher, or cap the "
+            "sweep with TuneConfig(max_concurrent_trials=...) instead")
         self.searcher = searcher
         self.max_concurrent = check_int("max_concurrent", max_concurrent, minimum=1,
                                         hint="; it is the most trials running at once")

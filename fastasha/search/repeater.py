@@ -41,7 +41,7 @@ import warnings
 from typing import Any
 
 from .._validation import check_bool, check_int
-from ._adapter import call_set_search_properties
+from ._adapter import call_set_search_properties, check_wrapped
 from .searcher import Searcher
 
 __all__ = ["TRIAL_INDEX", "Repeater"]
@@ -150,15 +150,9 @@ class Repeater(Searcher):
     """
 
     def __init__(self, searcher: Searcher, repeat: int = 1, set_index: bool = True) -> None:
-        if isinstance(searcher, type) and issubclass(searcher, Searcher):
-            raise TypeError(f"Repeater needs a searcher instance, got the class "
-                            f"{searcher.__name__}; pass {searcher.__name__}(...)")
-        if not isinstance(searcher, Searcher):
-            raise TypeError(
-                f"Repeater needs a fastasha.search.Searcher instance, got {searcher!r} of type "
-                f"{type(searcher).__name__}; wrap a searcher such as OptunaSearch(...) or a "
-                "subclass of fastasha.search.Searcher of your own"
-            )
+        searcher = check_wrapped(
+            "Repeater", searcher, "wrap a searcher such as OptunaSearch(...) or a subclass of "
+            "fastasha.search.Searcher of your own")
         self.searcher = searcher
         self.repeat = check_int("repeat", repeat, minimum=1,
                                 hint="; it is the number of trials that run each config")
