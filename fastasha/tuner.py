@@ -1011,7 +1011,7 @@ class _Snapshots:
         running = [self.row(t) for t in islice(c.running.values(), self.n_running)]
         finished = self.finished
         if final:
-            best = self._best_of_all()
+            best = self._best_of_all(running)
         elif self.tuned:
             best = self.row(c.best) if c.best is not None else None
         else:
@@ -1029,14 +1029,19 @@ class _Snapshots:
             errors=finished.errors() if finished is not None else [],
         )
 
-    def _best_of_all(self):
+    def _best_of_all(self, running: list):
+        """The best of the running and finished trials, and of those waiting (PENDING)
+        that reported: a finished trial's result may be dropped once stored, so the
+        finished ones count through the running best kept for them."""
         from ._progress import best_of
 
         c = self.controller
+        waiting = [t for t in c.trials.values() if t.status == "PENDING" and t.result]
         if self.tuned:
-            best = None
-            for trial in c.trials.values():
+            best = c.best
+            for trial in waiting:
                 if c._better(trial, best):
                     best = trial
             return None if best is None else self.row(best)
-        return best_of([self.row(t) for t in c.trials.values() if t.result], self.mode)
+        finished = [self.finished.best] if self.finished is not None else []
+        return best_of([*running, *finished, *(self.row(t) for t in waiting)], self.mode)
