@@ -5,9 +5,9 @@ The objective has the shape of examples/async_hyperband_example.py (a loss
 that falls with the steps, faster for a larger width, and grows with the
 height). BayesOptSearch needs the optional bayesian-optimization package:
 
-    pip install "fastasha[bayesopt]"
+    pip install -e ".[bayesopt]"                       # from the clone
     python examples/bayesopt_example.py --smoke-test   # a few seconds
-    python examples/bayesopt_example.py                # 60 trials, 20-40 s on 2 cores
+    python examples/bayesopt_example.py                # 60 trials, about 20 s on 2 cores
 
 The best config lies in a corner of the space (the largest width, the
 smallest height): once the 10 random trials have ended, the GP's proposals

@@ -10,9 +10,13 @@ one of ``async_hyperband_example.py``: a loss that falls with the steps,
 faster for a larger ``width``, and rises with ``height``. Two configs
 believed good run first (``points_to_evaluate``).
 
-Needs hyperopt: ``pip install "fastasha[hyperopt]"``.
+Needs hyperopt: ``pip install -e ".[hyperopt]"`` from the clone.
 
     python examples/hyperopt_example.py --smoke-test   # a few seconds
+    python examples/hyperopt_example.py                # 200 trials, about 25 s on 2 cores
+
+Each run is a new experiment under ~/fastasha_results (or
+$FASTASHA_STORAGE_PATH), named after the objective and the time.
 """
 
 import argparse

@@ -4,12 +4,16 @@
     python examples/large_sweep.py --trials 20000 --time-budget 600
 
 Every result goes to ``<storage>/<name>/experiment.db`` (SQLite) as the
-sweep runs. If the process dies (a crash, ``kill -9``, a lost machine) or is
-stopped (Ctrl-C, the time budget), running the same command again restores
-the experiment and goes on: finished trials are kept, trials that were
-running start again from their latest checkpoint, ASHA's rungs and the
-random stream continue exactly. Once every trial has finished, running it
-again only prints the summary.
+sweep runs (``--storage`` defaults to ``$FASTASHA_STORAGE_PATH``, else
+``~/fastasha_results``; ``--name`` to ``large_sweep``). If the process dies
+(a crash, ``kill -9``, a lost machine) or is stopped (Ctrl-C, the time
+budget), running the same command again restores the experiment and goes
+on: finished trials are kept, trials that were running start again from
+their latest checkpoint, ASHA's rungs and the random stream continue
+exactly. A continuation keeps the settings the sweep started with (trials,
+epochs, time budget, verbosity; it says so): only ``--storage`` and
+``--name`` count then, and a budget counts afresh on each run. Once every
+trial has finished, running it again only prints the summary.
 
 The objective is a stand-in for training: a noisy learning curve whose
 final loss depends on ``lr`` and ``width``, with ``--step-ms`` of sleep per
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import tempfile
@@ -58,7 +63,10 @@ def main() -> None:
     parser.add_argument("--step-ms", type=float, default=5.0, help="work per epoch, in ms")
     parser.add_argument("--time-budget", type=float, default=None,
                         help="stop after this many seconds (run again to continue)")
-    parser.add_argument("--storage", default="~/fastasha_results", help="where experiments go")
+    parser.add_argument("--storage",
+                        default=os.environ.get("FASTASHA_STORAGE_PATH") or "~/fastasha_results",
+                        help="where experiments go (default: $FASTASHA_STORAGE_PATH, else "
+                             "~/fastasha_results, as for any experiment)")
     parser.add_argument("--name", default="large_sweep", help="the experiment's folder name")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     args = parser.parse_args()

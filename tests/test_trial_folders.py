@@ -107,7 +107,8 @@ def test_log_to_file_is_kept_by_a_restore(tmp_path):
     assert restored.run_config.log_to_file == "all.log"
 
 
-def test_log_to_file_warns_that_threads_cannot_redirect(tmp_path):
+def test_log_to_file_warns_that_threads_cannot_redirect(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)     # the objective writes artifact.txt where it runs
     with joblib.parallel_config(backend="threading"):
         with pytest.warns(UserWarning, match="log_to_file=.*no effect on the threading backend"):
             tune.Tuner(objectives.writes_relative, param_space={"i": 1},
