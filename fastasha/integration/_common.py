@@ -160,7 +160,8 @@ def missing_library(err: ModuleNotFoundError, library: str) -> ModuleNotFoundErr
     """The error for ``import fastasha.integration.<library>`` without ``library`` installed."""
     return ModuleNotFoundError(
         f"fastasha.integration.{library} needs {library}, which is not installed ({err}); "
-        f'install it with  pip install "fastasha[{library}]"',
+        f'install it with  pip install {library}  (or, in a clone of fastasha, '
+        f'pip install -e ".[{library}]")',
         name=library,
     )
 
