@@ -3,7 +3,8 @@
 A trial asks for ``{"cpu": c, "gpu": g, "memory": m}`` or for a Ray
 :class:`PlacementGroupFactory` (``tune.with_resources``); either becomes a
 :class:`Request`, the sum of what it asks for. The pool holds the
-resources of the machine (detected) or those the user declares, and hands
+resources of the machine (detected; on joblib's Dask backend, those of the
+cluster's workers) or those the user declares, and hands
 out an :class:`Allocation` per running trial: a CPU count, GPU ids and
 bytes of memory. Whole-GPU requests take whole free devices; a fractional
 request (``"gpu": 0.5``) shares one device with other fractional trials as
@@ -366,6 +367,44 @@ def detect_cpus() -> int:
     return max(1, n)
 
 
+def dask_client() -> Any:
+    """The ``distributed.Client`` of joblib's active backend, or None for any other backend."""
+    try:
+        from joblib.parallel import get_active_backend
+
+        backend, _ = get_active_backend()
+    except Exception:   # noqa: BLE001 - no joblib backend to ask: not Dask
+        return None
+    if type(backend).__name__ != "DaskDistributedBackend":
+        return None
+    return getattr(backend, "client", None)
+
+
+def cluster_capacity() -> tuple[float, float] | None:
+    """The worker threads and memory of the Dask cluster joblib's active backend uses.
+
+    ``(threads, bytes)``, with ``math.inf`` bytes when a worker has no
+    memory limit; None on any other backend, or a cluster without workers.
+    The slots of a sweep on Dask run on the cluster's workers, so these,
+    not the driver's own CPUs, say how many trials run at once.
+    """
+    client = dask_client()
+    if client is None:
+        return None
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:        # distributed before 2025.1 lists every worker anyway
+        workers = client.scheduler_info()["workers"]
+    except Exception:   # noqa: BLE001 - a cluster we cannot ask: the driver's own
+        return None
+    threads = sum(int(w.get("nthreads") or 0) for w in workers.values())
+    if threads <= 0:
+        return None
+    limits = [float(w.get("memory_limit") or 0) for w in workers.values()]
+    memory = sum(limits) if all(m > 0 for m in limits) else math.inf
+    return float(threads), memory
+
+
 def detect_gpus() -> list[str]:
     """GPU ids visible to this process.
 
@@ -445,10 +484,12 @@ def parse_available(resources: Any | None) -> tuple[float, list[str]]:
 
     ``resources`` is ``None`` (detect) or a dict with ``"cpu"`` (a number),
     ``"gpu"`` (a count, or a list of device ids) and ``"memory"`` (bytes;
-    see :func:`available_memory`). A key left out is detected.
+    see :func:`available_memory`). A key left out is detected: CPUs on this
+    machine, or on joblib's Dask backend the cluster's worker threads
+    (:func:`cluster_capacity`); GPUs on this machine.
     """
     if resources is None:
-        return float(detect_cpus()), detect_gpus()
+        return _detected_cpus(), detect_gpus()
     if not isinstance(resources, Mapping):
         raise TypeError(
             f"resources must be a dict like {{'cpu': 16, 'gpu': 4}}, got {resources!r}"
@@ -461,7 +502,7 @@ def parse_available(resources: Any | None) -> tuple[float, list[str]]:
     lowered = {str(k).lower(): v for k, v in resources.items()}
     cpu = lowered.get("cpu")
     if cpu is None:
-        cpu = float(detect_cpus())
+        cpu = _detected_cpus()
     elif isinstance(cpu, bool) or not isinstance(cpu, numbers.Real) or not cpu > 0:
         raise ValueError(f"resources['cpu'] must be a number greater than 0, got {cpu!r}")
     gpu = lowered.get("gpu")
@@ -481,6 +522,13 @@ def parse_available(resources: Any | None) -> tuple[float, list[str]]:
     return float(cpu), gpu_ids
 
 
+def _detected_cpus() -> float:
+    """The CPUs a sweep may use where none are declared: the cluster's worker threads
+    on joblib's Dask backend, else this machine's."""
+    cluster = cluster_capacity()
+    return cluster[0] if cluster is not None else float(detect_cpus())
+
+
 def _declared_memory(lowered: Mapping) -> float | None:
     memory = lowered.get("memory")
     if memory is None:
@@ -494,7 +542,10 @@ def _declared_memory(lowered: Mapping) -> float | None:
 
 
 def available_memory(resources: Any | None) -> float:
-    """The bytes of memory a Tuner may hand out: declared, or :func:`detect_memory`.
+    """The bytes of memory a Tuner may hand out: declared, or detected.
+
+    Detected is :func:`detect_memory`, or on joblib's Dask backend the sum
+    of the workers' memory limits (:func:`cluster_capacity`).
 
     ``resources`` is the ``Tuner(..., resources=...)`` dict (or ``None``);
     its ``"memory"`` entry, when given, is a number of bytes greater than 0.
@@ -502,7 +553,10 @@ def available_memory(resources: Any | None) -> float:
     declared = None
     if isinstance(resources, Mapping):
         declared = _declared_memory({str(k).lower(): v for k, v in resources.items()})
-    return detect_memory() if declared is None else declared
+    if declared is not None:
+        return declared
+    cluster = cluster_capacity()
+    return cluster[1] if cluster is not None else detect_memory()
 
 
 @dataclass

@@ -21,6 +21,17 @@ Faults:
   the ``Parallel`` call), the trials it was running go back to the queue
   without counting as failures, and the driver starts the missing slots
   with a new ``Parallel`` call;
+* on joblib's Dask backend the driver submits the slot tasks to the
+  backend's ``distributed.Client`` itself, one future per slot, with the
+  trainable scattered to the workers once (a ``with_parameters`` objective
+  may hold a large array; in every task it would go through the scheduler
+  once per slot). joblib's ``Parallel`` never hears of a task Dask gave up
+  on (``KilledWorker`` after its workers died): its slot would stay empty
+  for the rest of the sweep, and the call would never return. Here each
+  slot whose task ends while trials remain is started again on its own,
+  and the other slots run on; a slot whose task fails ``MAX_RELAUNCHES``
+  times in a row before it reaches the driver is given up (with a warning;
+  the sweep fails when no slot is left);
 * on Ctrl-C the running trials are killed and put back as PENDING, the
   store is flushed, and ``KeyboardInterrupt`` propagates.
 """
@@ -31,6 +42,7 @@ import itertools
 import math
 import os
 import pickle
+import queue
 import selectors
 import signal
 import threading
@@ -201,6 +213,12 @@ class Slot:
     # in: they stay out of the queue until the exit status says which
     lost_ahead: list = field(default_factory=list)
     kill_sent: bool = False
+    # joblib's Dask backend: its task is submitted and has not ended; how many of its
+    # tasks ended in a row before their supervisor said hello, and the last one's error
+    launched: bool = False
+    greeted: bool = False              # ... and its supervisor has said hello
+    failures: int = 0
+    last_error: BaseException | None = None
 
 
 class Driver:
@@ -251,10 +269,21 @@ class Driver:
         self._hold_ends = True        # workers may send the ends of short trials together
         self._spec_bytes = 0          # the largest pickled trial message so far
         self._shared: list[int] = []  # this driver's tokens in worker.SHARED_CONFIGS
+        # joblib's Dask backend (see the module docstring): its client, each slot's
+        # task (a future), the scattered trainable, and the tasks that ended, as
+        # (slot id, future, error or None) from the threads that watch them
+        self._client: Any = None
+        self._slot_futures: dict[int, Any] = {}
+        self._trainable_ref: Any = None
+        self._task_ends: queue.SimpleQueue = queue.SimpleQueue()
+        self._watchers: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ launch
 
     def _launch(self) -> None:
+        if self._client is not None:
+            self._launch_dask(list(self.slots))
+            return
         from joblib import Parallel, delayed, parallel_config
 
         # joblib's backend choice is per thread: carry the caller's into the launcher
@@ -284,6 +313,90 @@ class Driver:
         self._launcher = threading.Thread(target=run, name="fastasha-slots", daemon=True)
         self._launcher.start()
 
+    def _launch_dask(self, slot_ids: list[int]) -> None:
+        """Submit the tasks of ``slot_ids`` to the Dask client; a thread watches them."""
+        from uuid import uuid4
+
+        client = self._client
+        if self._trainable_ref is None or self._trainable_ref.status != "finished":
+            # once, to every worker, instead of inside every slot task's graph (through
+            # the scheduler); a copy on each worker also outlives the death of some
+            [self._trainable_ref] = client.scatter([self.trainable], broadcast=True, hash=False)
+        # (what the user gave parallel_config beyond the backend: resources=, workers=...)
+        options = dict(getattr(self._backend, "submit_kwargs", None) or {})
+        cwd = os.getcwd()
+        futures = {}
+        for slot_id in slot_ids:
+            task = SlotTask(self._server.address, self._key, slot_id, None, os.getpid(),
+                            env=self.first_env, cwd=cwd)
+            futures[slot_id] = client.submit(
+                slot_main, task, self._trainable_ref, pure=False,
+                key=f"fastasha-slot-{slot_id}-{uuid4().hex}", **options)
+            self.slots[slot_id].launched = True
+            self.slots[slot_id].greeted = False
+        self._slot_futures.update(futures)
+        watcher = threading.Thread(target=self._watch_dask, args=(futures,),
+                                   name="fastasha-slots", daemon=True)
+        self._watchers.append(watcher)
+        watcher.start()
+
+    def _watch_dask(self, futures: dict[int, Any]) -> None:
+        """Report each slot task as it ends (returned, failed or cancelled) to the loop."""
+        from distributed import as_completed
+
+        slot_of = {future.key: slot_id for slot_id, future in futures.items()}
+        try:
+            for future in as_completed(list(futures.values())):
+                error = None
+                if future.status != "finished":
+                    try:
+                        error = future.exception()
+                    except BaseException as err:   # noqa: BLE001 - cancelled
+                        error = err
+                self._task_ends.put((slot_of[future.key], future, error))
+                if self._server is not None:
+                    self._server.notify()
+        except Exception:   # noqa: BLE001 - the client closed under us: nothing to watch
+            pass
+
+    def _on_task_ends(self, now: float) -> None:
+        """Dask slot tasks ended: start again those of slots that trials still need."""
+        relaunch = []
+        while True:
+            try:
+                slot_id, future, error = self._task_ends.get_nowait()
+            except queue.Empty:
+                break
+            if self._slot_futures.get(slot_id) is not future:
+                continue        # an older task of the slot
+            del self._slot_futures[slot_id]
+            slot = self.slots[slot_id]
+            slot.launched = False
+            if slot.supervisor is not None:
+                # its worker died and Dask gave up, or it returned: whatever its
+                # supervisor ran is gone (a vanished host is noticed here at once)
+                self._drop(slot.supervisor)
+            if self._shut_down or not self.controller.more_may_come():
+                continue
+            slot.failures += 1
+            slot.last_error = error
+            if slot.failures > MAX_RELAUNCHES:
+                if any(s.launched for s in self.slots.values()):
+                    warnings.warn(
+                        f"the Dask task of slot {slot_id} ended {MAX_RELAUNCHES} times in a "
+                        "row before it reached the driver; the sweep goes on without it. "
+                        f"Last error: {error!r}", RuntimeWarning, stacklevel=2)
+                    continue
+                raise RuntimeError(
+                    f"the worker slots' Dask tasks ended {MAX_RELAUNCHES} times in a row "
+                    f"before they reached the driver; last error: {error!r}. Can the "
+                    f"workers reach {self._server.address[0]}:{self._server.address[1]}? "
+                    "If not, set FASTASHA_DRIVER_HOST to an address of this machine that "
+                    "they can reach") from error
+            relaunch.append(slot_id)
+        if relaunch:
+            self._launch_dask(relaunch)
+
     # -------------------------------------------------------------------- run
 
     def start(self) -> None:
@@ -291,6 +404,8 @@ class Driver:
         from joblib.parallel import get_active_backend
 
         self._backend, _ = get_active_backend()
+        if type(self._backend).__name__ == "DaskDistributedBackend":
+            self._client = getattr(self._backend, "client", None)
         self._key = new_key()
         self._server = Server(self._key, self.host)
         self._selector = selectors.DefaultSelector()
@@ -372,6 +487,11 @@ class Driver:
             if self.controller.is_finished() and self._all_slots_idle():
                 self.controller.callback("on_step_end")
                 return
+            if not self._task_ends.empty():
+                self._on_task_ends(now)
+                if self.controller.is_finished() and self._all_slots_idle():
+                    self.controller.callback("on_step_end")
+                    return
             if self._launcher_done.is_set():
                 self._on_launcher_done(now)
                 if self.controller.is_finished():
@@ -555,6 +675,7 @@ class Driver:
         # asks for none until that one exits
         peer.waiting = not forked
         slot.supervisor, slot.kill_sent = peer, False
+        slot.failures, slot.greeted = 0, True
 
     def _on_worker_hello(self, peer: Peer, message: tuple, now: float) -> None:
         _, slot_id, pid, host, mode, env = message
@@ -1083,3 +1204,28 @@ class Driver:
             # (not long for a thread left running: joblib's call returns when it does)
             self._launcher.join(timeout=1.0 if self._abandoned else
                                 3.0 if self._interrupted else 10.0)
+        if self._client is not None:
+            self._release_dask()
+
+    def _release_dask(self) -> None:
+        """Cancel slot tasks that never started, wait briefly for the others, let go of
+        the scattered trainable (the workers drop their copies)."""
+        futures = dict(self._slot_futures)
+        self._slot_futures.clear()
+        # tasks whose supervisor never came (queued behind busy workers) would only
+        # find the driver gone; the others end within milliseconds of the channel closing
+        self._cancel([f for slot_id, f in futures.items() if not self.slots[slot_id].greeted])
+        deadline = time.monotonic() + (3.0 if self._interrupted else 10.0)
+        for watcher in self._watchers:
+            watcher.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._watchers.clear()
+        self._cancel(list(futures.values()))
+        self._trainable_ref = None
+
+    def _cancel(self, futures: list) -> None:
+        try:
+            waiting = [f for f in futures if f.status == "pending"]
+            if waiting:
+                self._client.cancel(waiting)
+        except Exception:   # noqa: BLE001 - a client that closed: nothing to cancel
+            pass

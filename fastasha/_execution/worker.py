@@ -77,7 +77,7 @@ class SlotTask:
     address: tuple[str, int]
     key: bytes
     slot_id: int
-    trainable: Callable
+    trainable: Callable | None     # None: passed to slot_main on its own (Dask)
     driver_pid: int
     isolation: str = "auto"
     # The environment of the slot's first trial where the driver knows it at launch
@@ -99,8 +99,14 @@ def _mode(task: SlotTask) -> str:
     return "fork"
 
 
-def slot_main(task: SlotTask) -> int:
-    """The joblib task of one slot; returns the number of trial processes it forked."""
+def slot_main(task: SlotTask, trainable: Callable | None = None) -> int:
+    """The joblib task of one slot; returns the number of trial processes it forked.
+
+    ``trainable``, where given, replaces ``task.trainable`` (on Dask it is
+    scattered to the workers once, and passed in separately).
+    """
+    if trainable is not None:
+        task.trainable = trainable
     if _mode(task) == "inline":
         conn = connect(task.address, task.key)
         try:
