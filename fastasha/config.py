@@ -27,6 +27,7 @@ _RAY_ONLY_HINTS = {
     "storage_filesystem": "pass a local or mounted folder as storage_path",
     "restore": "resume an experiment with Tuner.restore(path, trainable)",
     "resume_config": "resume an experiment with Tuner.restore(path, trainable)",
+    "export_formats": "a Trainable class can call self.export_model(formats) in its cleanup()",
 }
 
 

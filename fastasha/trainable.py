@@ -29,6 +29,14 @@ cannot be killed, it is left behind 10 s after the stop). A trial that has begun
 checkpoint by then gets up to 60 s for the save (with a warning if even
 that runs out). Ctrl-C saves none.
 
+Each step's result is completed as Ray's ``Trainable.train`` completes it:
+``training_iteration``, ``timesteps_total`` and ``episodes_total`` (the sums
+of the ``timesteps_this_iter`` / ``episodes_this_iter`` a step returns, once
+it returns them) and, for a step that returns its own ``time_this_iter_s``,
+``time_total_s`` as the sum of those times (measured ones for the steps that
+return none), all carried on by a checkpoint; then :meth:`Trainable.log_result`
+sees it, in the trial's process.
+
 A ``save_checkpoint`` that returns a dict has it pickled into the
 checkpoint folder, and ``load_checkpoint`` gets it back unpickled, as Ray
 does: only a trial of the experiment reads it, never the experiment file's
@@ -43,9 +51,11 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import json
 import os
 import pickle
 import tempfile
+import time
 from typing import Any
 
 from . import _session
@@ -54,6 +64,7 @@ from .checkpoint import TRAINABLE_DICT_FILE, Checkpoint
 _DICT_FILE = TRAINABLE_DICT_FILE   # a checkpoint saved as a dict, pickled here
 _ITERATION_FILE = "_fastasha_iteration"    # the steps done when it was saved
 _PATH_FILE = "_fastasha_returned_path"     # the path save_checkpoint returned, in the folder
+_TOTALS_FILE = "_fastasha_totals.json"     # Ray's running totals when it was saved (if any)
 
 
 class Trainable:
@@ -79,9 +90,17 @@ class Trainable:
     def __init__(self, config: dict | None = None, logger_creator: Any = None,
                  storage: Any = None, **parameters: Any) -> None:
         # (logger_creator and storage: Ray's, accepted and unused; other keywords are
-        # with_parameters' objects, passed to setup)
+        # objects for setup. A sweep hands with_parameters' objects over by the attribute
+        # below instead, so that they may have any name, logger_creator and storage too,
+        # as in Ray)
+        parameters = {**self.__dict__.pop("_fastasha_setup_parameters", {}), **parameters}
         self.config = dict(config or {})
         self._iteration = 0
+        # Ray's running totals (Trainable.train): None until a step reports an increment
+        self._time_total = 0.0
+        self._time_reported = False     # whether a step returned its own time_this_iter_s
+        self._timesteps_total: float | None = None
+        self._episodes_total: float | None = None
         context = _session.get_context()
         self.trial_id = context.get_trial_id()
         self.trial_name = context.get_trial_name()
@@ -114,12 +133,75 @@ class Trainable:
             f"{type(self).__name__} must override step() and return a dict of metrics{hint}"
         )
 
-    def save_checkpoint(self, checkpoint_dir: str) -> dict | None:
-        """Save the state into ``checkpoint_dir``, or return it as a (picklable) dict."""
-        return None
+    def save_checkpoint(self, checkpoint_dir: str) -> dict | str | None:
+        """Save the state into ``checkpoint_dir``, or return it as a (picklable) dict.
+
+        Override it to checkpoint: as in Ray, the base class raises
+        ``NotImplementedError``, which fails the trial that asked for a
+        checkpoint (``checkpoint_frequency``, ``checkpoint_at_end``,
+        ``should_checkpoint``) rather than saving an empty one it would
+        later resume from with its state lost.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} asked for a checkpoint (checkpoint_frequency, "
+            "checkpoint_at_end or should_checkpoint) but does not override save_checkpoint(); "
+            "override it, together with load_checkpoint()"
+        )
 
     def load_checkpoint(self, checkpoint: dict | str) -> None:
-        """Restore the state: the dict :meth:`save_checkpoint` returned, or its folder."""
+        """Restore the state: the dict :meth:`save_checkpoint` returned, or its folder.
+
+        Override it together with :meth:`save_checkpoint`: as in Ray, the
+        base class raises ``NotImplementedError`` (a trial resuming from a
+        checkpoint it cannot load fails instead of going on with a fresh
+        state and the checkpoint's iteration count).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} resumes from a checkpoint but does not override "
+            "load_checkpoint(); override it to restore what save_checkpoint() saved"
+        )
+
+    def log_result(self, result: dict) -> None:
+        """Called with each step's result, in the trial's process (Ray's hook; does nothing).
+
+        The result holds what :meth:`step` returned with ``training_iteration``,
+        ``done`` and Ray's running totals filled in (see the module
+        docstring); the fields the sweep adds when it records the result
+        (``time_total_s`` otherwise, ``timestamp``, ``pid``, ...) are not in
+        it yet. Changing it changes nothing that is reported.
+        """
+
+    def export_model(self, export_formats: list[str] | str,
+                     export_dir: str | None = None) -> dict:
+        """Export the model in ``export_formats`` into ``export_dir`` (Ray's method).
+
+        Calls :meth:`_export_model`, which a subclass overrides, with the
+        formats as a list and ``export_dir`` or, by default, the trial's
+        folder (:attr:`logdir`). A sweep does not call it (``tune.run``'s
+        ``export_formats`` is not supported): call it from :meth:`cleanup`,
+        or on a trainable restored from the best checkpoint.
+
+        Returns
+        -------
+        dict
+            What :meth:`_export_model` returns: each format exported, and
+            where.
+        """
+        if isinstance(export_formats, str):
+            export_formats = [export_formats]
+        export_dir = export_dir if export_dir is not None else self.logdir
+        if export_dir is None:
+            raise ValueError(
+                f"{type(self).__name__}.export_model() needs an export_dir outside a sweep "
+                "(there is no trial folder to default to)"
+            )
+        export_dir = os.fspath(export_dir)
+        os.makedirs(export_dir, exist_ok=True)     # (a trial's folder is made when needed)
+        return self._export_model(list(export_formats), export_dir)
+
+    def _export_model(self, export_formats: list[str], export_dir: str) -> dict:
+        """Override to export the model; returns ``{format: path}`` of what it exported."""
+        return {}
 
     def cleanup(self) -> None:
         """Release what :meth:`setup` took; called once the trial ends, however it ends."""
@@ -144,11 +226,8 @@ class Trainable:
         return self.config
 
     def train(self) -> dict:
-        """One :meth:`step`, with ``training_iteration`` added (as Ray's ``train``)."""
-        result = self.step()
-        self._iteration += 1
-        return {**result, "training_iteration": result.get("training_iteration",
-                                                             self._iteration)}
+        """One :meth:`step`, its result completed as in a sweep (as Ray's ``train``)."""
+        return _train(self, self.step)
 
     def save(self, checkpoint_dir: str | None = None) -> str:
         """Save a checkpoint into ``checkpoint_dir`` (a new temporary folder by default)."""
@@ -192,20 +271,17 @@ class ClassTrainable:
         return f"ClassTrainable({self.cls.__name__})"
 
     def __call__(self, config: dict, **parameters: Any) -> None:
-        trainable = self.cls(config, **parameters)
+        # with_parameters' objects go to setup whatever their names (see Trainable.__init__)
+        trainable = self.cls.__new__(self.cls)
+        trainable._fastasha_setup_parameters = parameters
+        trainable.__init__(config)
         saved_now = False            # whether the latest result went with a checkpoint
         try:
             restored = _session.get_checkpoint()
             if restored is not None:
                 _load(trainable, restored.path)
             while True:
-                result = trainable.step()
-                if not isinstance(result, dict):
-                    raise TypeError(
-                        f"{self.cls.__name__}.step() must return a dict of metrics, got "
-                        f"{result!r}"
-                    )
-                trainable._iteration += 1
+                result = _train(trainable, trainable.step)
                 done = bool(result.get("done", False))
                 frequency = self.checkpoint_frequency
                 saved_now = bool((frequency and trainable._iteration % frequency == 0) or
@@ -243,6 +319,47 @@ class ClassTrainable:
             _session.report(result, checkpoint=Checkpoint.from_directory(folder))
 
 
+def _train(trainable: Trainable, step: Any) -> dict:
+    """One step of ``trainable``, its result completed as Ray's ``Trainable.train`` does.
+
+    Counts the iteration; fills ``training_iteration``, ``done``,
+    ``timesteps_total`` / ``episodes_total`` (once a step reports an
+    increment) and, once a step reported its own ``time_this_iter_s``,
+    ``time_total_s`` (values the step returned under these names win); then
+    calls :meth:`Trainable.log_result` with a copy.
+    """
+    began = time.perf_counter()
+    result = step()
+    took = time.perf_counter() - began
+    if not isinstance(result, dict):
+        raise TypeError(
+            f"{type(trainable).__name__}.step() must return a dict of metrics, got {result!r}"
+        )
+    result = dict(result)
+    trainable._iteration += 1
+    reported = result.get("time_this_iter_s")
+    if reported is not None:
+        trainable._time_reported = True
+    trainable._time_total += reported if reported is not None else took
+    if trainable._time_reported:
+        result.setdefault("time_total_s", trainable._time_total)
+    increment = result.get("timesteps_this_iter")
+    if increment is not None:
+        trainable._timesteps_total = (trainable._timesteps_total or 0) + increment
+    if trainable._timesteps_total is not None:
+        result.setdefault("timesteps_total", trainable._timesteps_total)
+    increment = result.get("episodes_this_iter")
+    if increment is not None:
+        trainable._episodes_total = (trainable._episodes_total or 0) + increment
+    if trainable._episodes_total is not None:
+        result.setdefault("episodes_total", trainable._episodes_total)
+    result.setdefault("training_iteration", trainable._iteration)
+    result.setdefault("done", False)
+    if type(trainable).log_result is not Trainable.log_result:
+        trainable.log_result(copy.deepcopy(result))
+    return result
+
+
 def _outside(relative: str) -> bool:
     return relative == os.pardir or relative.startswith(os.pardir + os.sep)
 
@@ -274,6 +391,22 @@ def _save(trainable: Trainable, folder: str) -> None:
             pickle.dump(state, f)
     with open(os.path.join(folder, _ITERATION_FILE), "w", encoding="utf-8") as f:
         f.write(str(trainable._iteration))
+    totals = _totals(trainable)
+    if totals:
+        with open(os.path.join(folder, _TOTALS_FILE), "w", encoding="utf-8") as f:
+            json.dump(totals, f)
+
+
+def _totals(trainable: Trainable) -> dict:
+    """Ray's running totals to keep with a checkpoint: only those a step started."""
+    totals: dict[str, Any] = {}
+    if trainable._time_reported:
+        totals["time_total"] = trainable._time_total
+    if trainable._timesteps_total is not None:
+        totals["timesteps_total"] = trainable._timesteps_total
+    if trainable._episodes_total is not None:
+        totals["episodes_total"] = trainable._episodes_total
+    return totals
 
 
 def _load(trainable: Trainable, folder: str) -> None:
@@ -281,6 +414,14 @@ def _load(trainable: Trainable, folder: str) -> None:
     if os.path.exists(iteration_file):      # first: load_checkpoint may read the iteration
         with open(iteration_file, encoding="utf-8") as f:
             trainable._iteration = int(f.read().strip() or 0)
+    totals_file = os.path.join(folder, _TOTALS_FILE)
+    if os.path.exists(totals_file):
+        with open(totals_file, encoding="utf-8") as f:
+            totals = json.load(f)
+        if "time_total" in totals:
+            trainable._time_total, trainable._time_reported = totals["time_total"], True
+        trainable._timesteps_total = totals.get("timesteps_total")
+        trainable._episodes_total = totals.get("episodes_total")
     dict_file = os.path.join(folder, _DICT_FILE)
     path_file = os.path.join(folder, _PATH_FILE)
     if os.path.exists(dict_file):
