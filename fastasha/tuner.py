@@ -865,8 +865,11 @@ class _Run:
                                            if t.config is not None and not is_plain(t.config))
                         grid = ResultGrid.from_store(self.directory, store, configs=objects)
                 finally:
-                    # everything is durable now: the checkpoint on close need not be waited for
-                    store.close(background=grid is not None)
+                    # closed before fit() returns, though everything is durable already: the
+                    # close deletes experiment.db-wal and -shm, and a script that removes or
+                    # copies the folder right after fit() (a TemporaryDirectory as
+                    # storage_path) must not see them vanish under it (a few ms at most)
+                    store.close()
             finally:
                 driver.close()
                 try:

@@ -355,3 +355,25 @@ def test_checkpoint_metadata_travels_with_the_reported_checkpoint(tmp_path):
     with pytest.raises(TypeError, match="JSON"):
         result.checkpoint.set_metadata({"f": object()})
     assert result.checkpoint.get_metadata() == {"step": 3, "x": 5}
+
+
+def test_fit_returns_with_the_experiment_file_closed(tmp_path):
+    # fit() closed the file in a background thread, which deletes experiment.db-wal and
+    # -shm a few ms later: a TemporaryDirectory used as storage_path, cleaned up right
+    # after fit(), could fail in shutil.rmtree on a file that vanished meanwhile
+    import tempfile
+
+    for i in range(5):
+        with tempfile.TemporaryDirectory(dir=tmp_path) as storage:
+            grid = tune.Tuner(many_reports, param_space={"x": tune.uniform(0, 1)},
+                              tune_config=tune.TuneConfig(num_samples=200),
+                              run_config=tune.RunConfig(name=f"tmp{i}", storage_path=storage,
+                                                        verbose=0)).fit()
+            left = sorted(os.listdir(grid.experiment_path))
+            assert not [name for name in left if name.endswith(("-wal", "-shm"))], left
+        assert len(grid) == 200 and grid.num_errors == 0
+
+
+def many_reports(config):
+    for step in range(200):          # (a WAL of about 1 MB, which takes ms to copy back)
+        tune.report({"loss": config["x"] + step})
