@@ -161,6 +161,9 @@ def run(
             failure_config=tune.FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
             checkpoint_config=checkpoint_config),
     )
+    # after a Ctrl-C, the way back is tune.run's own, as in Ray
+    tuner._resume_line = lambda path: (f"tune.run(trainable, name={path.name!r}, "
+                                       f"storage_path={str(path.parent)!r}, resume=True)")
     try:
         grid = tuner.fit()
     except FileExistsError as err:

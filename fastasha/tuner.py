@@ -206,6 +206,9 @@ class Tuner:
         self._restore = _restore
         self._results: ResultGrid | None = None
         self._experiment_path: Path | None = None
+        # what the message after a Ctrl-C tells to run to resume (tune.run sets its own form)
+        self._resume_line: Callable[[Path], str] = \
+            lambda path: f"Tuner.restore({str(path)!r}, trainable)"
         if _restore is None:
             self._validate()
 
@@ -881,8 +884,8 @@ class _Run:
                     if interrupted:
                         print(
                             f"\nExperiment interrupted; everything reported so far is saved "
-                            f"in {self.directory}.\nResume it with:\n    Tuner.restore("
-                            f"{str(self.directory)!r}, trainable)\n", flush=True)
+                            f"in {self.directory}.\nResume it with:\n    "
+                            f"{self.tuner._resume_line(self.directory)}\n", flush=True)
         failed = controller.failed_fast       # in this run (not one before a restore)
         if rc.failure_config.fail_fast == "raise" and failed is not None:
             raise TrialError.of(failed.trial_id, f"trial {failed.trial_id} failed and "

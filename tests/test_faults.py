@@ -645,19 +645,24 @@ def objective(config):
     tune.report({"loss": config["x"]})
     time.sleep(60)                      # still running when Ctrl-C comes
 
-tune.Tuner(objective, param_space={"x": tune.grid_search([0.5, 0.25])},
-           tune_config=tune.TuneConfig(metric="loss", mode="min"),
-           run_config=tune.RunConfig(name="ctrl-c", storage_path=sys.argv[1], verbose=1),
-           resources={"cpu": 2}).fit()
+space = {"x": tune.grid_search([0.5, 0.25])}
+if sys.argv[2] == "tuner":
+    tune.Tuner(objective, param_space=space,
+               tune_config=tune.TuneConfig(metric="loss", mode="min"),
+               run_config=tune.RunConfig(name="ctrl-c", storage_path=sys.argv[1], verbose=1),
+               resources={"cpu": 2}).fit()
+else:
+    tune.run(objective, config=space, metric="loss", mode="min", name="ctrl-c",
+             storage_path=sys.argv[1], resources_per_trial={"cpu": 1}, verbose=1)
 """
 
 
-def test_the_summary_after_ctrl_c_names_the_best_of_the_interrupted_trials(tmp_path, reaper):
-    # Ctrl-C puts running trials back to PENDING; the last table said "Current best
-    # trial: none yet" although both had reported (Ray's display counts every trial)
+def _interrupt_after_two_reports(tmp_path: Path, reaper, entry: str) -> str:
+    """Run INTERRUPTED_SCRIPT (``entry``: "tuner" or "run"), Ctrl-C it once both trials
+    reported; its output."""
     script = tmp_path / "interrupted.py"
     script.write_text(INTERRUPTED_SCRIPT)
-    proc = reaper.popen([sys.executable, str(script), str(tmp_path)])
+    proc = reaper.popen([sys.executable, str(script), str(tmp_path), entry])
     db = tmp_path / "ctrl-c" / DB_NAME
     deadline = time.monotonic() + 30
     reported = 0
@@ -677,10 +682,26 @@ def test_the_summary_after_ctrl_c_names_the_best_of_the_interrupted_trials(tmp_p
     assert reported == 2, "the trials did not report in time"
     reaper.watch(descendants(proc.pid))
     proc.send_signal(signal.SIGINT)
-    out = proc.communicate(timeout=20)[0].decode()
+    return proc.communicate(timeout=20)[0].decode()
+
+
+def test_the_summary_after_ctrl_c_names_the_best_of_the_interrupted_trials(tmp_path, reaper):
+    # Ctrl-C puts running trials back to PENDING; the last table said "Current best
+    # trial: none yet" although both had reported (Ray's display counts every trial)
+    out = _interrupt_after_two_reports(tmp_path, reaper, "tuner")
     assert "none yet" not in out
     best = [line for line in out.splitlines() if "Current best trial:" in line]
     assert best and "loss=0.25" in best[-1], out[-2000:]
+    assert f"Tuner.restore({str(tmp_path / 'ctrl-c')!r}, trainable)" in out
+
+
+def test_ctrl_c_under_tune_run_says_how_tune_run_resumes(tmp_path, reaper):
+    # the message named Tuner.restore, which a tune.run script does not use
+    out = _interrupt_after_two_reports(tmp_path, reaper, "run")
+    assert (f"tune.run(trainable, name='ctrl-c', storage_path={str(tmp_path)!r}, "
+            "resume=True)") in out, out[-2000:]
+    grid = tune.ResultGrid.from_path(tmp_path / "ctrl-c")
+    assert sorted(r.metrics["loss"] for r in grid) == [0.25, 0.5]
 
 
 # ------------------------------------------------- 5. corrupt and foreign files
