@@ -146,6 +146,9 @@ class ProgressSnapshot:
     errors : list of TrialRow, default=[]
         Errored trials for the error table of a :class:`TableLayout`, the
         most recent first.
+    stop_reason : str or None, default=None
+        Why the sweep stopped before its trials were done (its time budget,
+        a stopper, ``fail_fast``), for the closing line; None if it did not.
 
     Raises
     ------
@@ -162,6 +165,7 @@ class ProgressSnapshot:
     mode: str | None
     finished: list[TrialRow] = field(default_factory=list)
     errors: list[TrialRow] = field(default_factory=list)
+    stop_reason: str | None = None
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
@@ -1123,8 +1127,12 @@ class ProgressReporter:
         status = ", ".join(f"{counts[s]} {s}" for s in listed) or "no trials"
         n_trials = sum(counts.values())
         expected = "" if snapshot.total is None else f"/{snapshot.total}"
+        reason = ""
+        if unfinished and snapshot.stop_reason:     # its first line, clipped (fail_fast's
+            reason = snapshot.stop_reason.splitlines()[0]      # holds the trial's error)
+            reason = f" ({reason if len(reason) <= 100 else reason[:99] + '…'})"
         line = Text(
-            f"{subject} {verb} after {_format_duration(snapshot.elapsed_s)}: {status} "
+            f"{subject} {verb} after {_format_duration(snapshot.elapsed_s)}{reason}: {status} "
             f"({n_trials}{expected} trials)."
         )
         best = snapshot.best

@@ -1033,6 +1033,7 @@ class _Snapshots:
             mode=self.mode,
             finished=finished.rows() if finished is not None else [],
             errors=finished.errors() if finished is not None else [],
+            stop_reason=c.stop_message if final else None,
         )
 
     def _best_of_all(self, running: list):

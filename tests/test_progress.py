@@ -443,3 +443,29 @@ def test_the_log_width_gives_way_to_columns(monkeypatch):
     assert default_console().width == LOG_WIDTH
     monkeypatch.setenv("COLUMNS", "100")
     assert default_console().width == 100
+
+
+def _reports_every_tenth_of_a_second(config):
+    import time
+
+    from fastasha import tune
+
+    for step in range(300):
+        tune.report({"loss": config["x"] / (step + 1)})
+        time.sleep(0.1)
+
+
+def test_the_last_line_says_why_a_sweep_stopped(tmp_path, capsys):
+    # "Experiment 'x' stopped after 0:00:01" did not say that the time budget ended it
+    from fastasha import tune
+
+    tune.Tuner(
+        _reports_every_tenth_of_a_second,
+        param_space={"x": tune.grid_search([1.0, 2.0, 3.0, 4.0])},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", time_budget_s=1.0),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="budget", verbose=1),
+        resources={"cpu": 2},
+    ).fit()
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("Experiment 'budget' stopped after 0:00:0"), last
+    assert "(the time budget of 1 s is spent)" in last, last
