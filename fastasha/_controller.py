@@ -27,7 +27,7 @@ from ._storage import DIRNAME_EVENT
 from .callback import HOOKS, bound_hooks
 from .checkpoint import Checkpoint
 from .config import CheckpointConfig
-from .schedulers._base import TrialScheduler
+from .schedulers._base import TrialScheduler, judges_every_result
 from .schedulers._ray_style import TuneControllerView, ray_style_hooks
 from .search._adapter import hears_results
 from .stopper import Stopper
@@ -162,20 +162,6 @@ class TrialList(Sequence):
         return f"<{len(self)} trials>"
 
 
-
-def judges_every_result(scheduler: Any) -> bool:
-    """Whether ``scheduler`` overrides ``on_trial_result`` below the class that sets its
-    ``next_decision_point`` (a user's subclass of ASHA, say, that logs every result).
-
-    Ray calls ``on_trial_result`` with every result; the decision points of the
-    class it inherited would keep all results between rungs from it. A
-    subclass that sets its own ``next_decision_point`` keeps it.
-    """
-    mro = type(scheduler).__mro__
-    points = next((k for k in mro if "next_decision_point" in k.__dict__), None)
-    results = next((k for k in mro if "on_trial_result" in k.__dict__), None)
-    return points is not None and results is not None and results is not points and \
-        issubclass(results, points)
 
 class Controller:
     """Trials, scheduler, searcher, stop criteria and resources of one sweep.

@@ -32,6 +32,22 @@ STOP = Decision.STOP
 PAUSE = Decision.PAUSE
 
 
+def judges_every_result(scheduler: Any) -> bool:
+    """Whether ``scheduler`` (an instance or a class) overrides ``on_trial_result`` below
+    the class that sets its ``next_decision_point`` (a user's subclass of ASHA, say, that
+    logs every result).
+
+    Ray calls ``on_trial_result`` with every result; the decision points of the
+    class it inherited would keep all results between rungs from it. A
+    subclass that sets its own ``next_decision_point`` keeps it.
+    """
+    mro = (scheduler if isinstance(scheduler, type) else type(scheduler)).__mro__
+    points = next((k for k in mro if "next_decision_point" in k.__dict__), None)
+    results = next((k for k in mro if "on_trial_result" in k.__dict__), None)
+    return points is not None and results is not None and results is not points and \
+        issubclass(results, points)
+
+
 class TrialScheduler:
     """Base class of schedulers: every result of every trial goes through it.
 

@@ -7,7 +7,7 @@ from typing import Any, Hashable
 
 import numpy as np
 
-from ._base import TrialScheduler
+from ._base import TrialScheduler, judges_every_result
 
 # the hooks a subclass may override to judge trials (or keep state about them)
 _HOOKS = ("on_trial_add", "on_trial_result", "on_trial_complete", "on_trial_error",
@@ -35,6 +35,8 @@ class FIFOScheduler(TrialScheduler):
 
     #: It keeps no state, so restoring an experiment needs no replay of its calls.
     stateless = True
+    # a subclass that overrides on_trial_result judges results (the controller's rule)
+    _judges_results = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -42,15 +44,12 @@ class FIFOScheduler(TrialScheduler):
                         for name in _HOOKS)
         if overrides and "stateless" not in cls.__dict__:
             cls.stateless = False       # it may count or remember what it is told
-
-    def _judges_results(self) -> bool:
-        """Whether a subclass overrides ``on_trial_result`` (it judges results)."""
-        return type(self).on_trial_result is not FIFOScheduler.on_trial_result
+        cls._judges_results = judges_every_result(cls)
 
     def next_decision_point(self, trial_id: Hashable) -> float:
         """Results never need a decision: ``inf``; ``-inf`` (every result) for a subclass
         that overrides ``on_trial_result``."""
-        return -math.inf if self._judges_results() else math.inf
+        return -math.inf if self._judges_results else math.inf
 
     def on_results(self, trial_ids: Any, times: Any, values: Any) -> np.ndarray:
         """Batch form of :meth:`on_trial_result`: all False (no STOP).
@@ -61,7 +60,7 @@ class FIFOScheduler(TrialScheduler):
             For a subclass that overrides ``on_trial_result``: its results
             need their whole dicts (call it per result).
         """
-        if self._judges_results():
+        if type(self).on_trial_result is not FIFOScheduler.on_trial_result:
             raise NotImplementedError(
                 f"{type(self).__name__} overrides on_trial_result, which needs each result "
                 "dict: call it per result instead of on_results")
