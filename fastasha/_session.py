@@ -684,6 +684,9 @@ class _ProcessTrial:
         self.session = session
 
 
+_process_trial = _ProcessTrial()
+
+
 class _TrialSessions(threading.local):
     """Where ``tune.report`` and the other helpers find the running trial's session.
 
@@ -696,7 +699,7 @@ class _TrialSessions(threading.local):
     thread of the objective reports as the objective would).
     """
 
-    session = _ProcessTrial()
+    session = _process_trial
 
 
 _local = _TrialSessions()
@@ -709,7 +712,7 @@ def set_session(session: Session | None, process_wide: bool = False) -> None:
     started from now on that set none (see :class:`_ProcessTrial`)."""
     _local.session = session
     if process_wide:
-        _TrialSessions.__dict__["session"].set(session)
+        _process_trial.set(session)
 
 
 def get_context() -> TrialContext:
