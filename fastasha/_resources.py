@@ -367,14 +367,16 @@ def detect_cpus() -> int:
     return max(1, n)
 
 
-def dask_client() -> Any:
-    """The ``distributed.Client`` of joblib's active backend, or None for any other backend."""
-    try:
-        from joblib.parallel import get_active_backend
+def dask_client(backend: Any = None) -> Any:
+    """The ``distributed.Client`` of ``backend`` (by default joblib's active backend), or
+    None for any other backend."""
+    if backend is None:
+        try:
+            from joblib.parallel import get_active_backend
 
-        backend, _ = get_active_backend()
-    except Exception:   # noqa: BLE001 - no joblib backend to ask: not Dask
-        return None
+            backend, _ = get_active_backend()
+        except Exception:   # noqa: BLE001 - no joblib backend to ask: not Dask
+            return None
     if type(backend).__name__ != "DaskDistributedBackend":
         return None
     return getattr(backend, "client", None)

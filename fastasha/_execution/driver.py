@@ -56,6 +56,7 @@ from typing import Any, Callable
 
 from .. import _session
 from .._controller import Controller, Trial
+from .._resources import dask_client
 from ..search.serialize import is_plain
 from .channel import Server, new_key
 from .worker import SHARED_CONFIGS, SlotTask, kill_quietly, slot_main
@@ -404,8 +405,7 @@ class Driver:
         from joblib.parallel import get_active_backend
 
         self._backend, _ = get_active_backend()
-        if type(self._backend).__name__ == "DaskDistributedBackend":
-            self._client = getattr(self._backend, "client", None)
+        self._client = dask_client(self._backend)
         self._key = new_key()
         self._server = Server(self._key, self.host)
         self._selector = selectors.DefaultSelector()
