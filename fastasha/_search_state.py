@@ -132,13 +132,6 @@ def _session_number(marker: dict) -> int:
         return 0
 
 
-# ----------------------------------------------------------------- wrapper states
-
-# (sets and tuples tagged, so that a wrapper gets back what its get_state gave)
-_encode = to_tagged_json
-_decode = from_tagged_json
-
-
 # ------------------------------------------------------------------------ checks
 
 def _usable_marker(directory: Path, meta: dict | None) -> dict | None:
@@ -260,7 +253,7 @@ class SearcherState:
             get_state = getattr(wrapper, "get_state", None)
             if callable(get_state):
                 try:
-                    state = _encode(get_state())
+                    state = to_tagged_json(get_state())   # (sets, tuples kept)
                 except (NotImplementedError, TypeError) as err:
                     if name not in self._unsaved_wrappers:
                         self._unsaved_wrappers.add(name)
@@ -429,7 +422,7 @@ class SearcherState:
                 warnings.warn(f"no saved state of the search_alg wrapper {name}: it starts "
                               "afresh", UserWarning, stacklevel=4)
                 continue
-            wrapper.set_state(_decode(entry["state"]))
+            wrapper.set_state(from_tagged_json(entry["state"]))
 
     def _replay(self, calls: list[tuple], rows: list[dict],
                 suggest: Callable[[str], Any]) -> dict[str, Any]:
