@@ -819,25 +819,26 @@ class _Run:
         # configs the store keeps only as JSON text (objects, functions, tuples):
         # the grid fit() returns gives them back as they were, as Ray's does
         objects: dict[str, Any] = {}
+
+        def release(trial: Trial) -> None:
+            """Keep a finished trial's config if it is an object; drop what is stored."""
+            if trial.config is not None and not is_plain(trial.config):
+                objects[trial.trial_id] = trial.config
+            # (a finished trial that is not the best finished one never becomes the best)
+            if trial is not controller.best_finished and not keep_finished:
+                trial.config = trial.result = None
+
         if self.restore and not keep_finished:      # the trials a restore found finished
             for trial in controller.trials.values():
-                if trial.scheduler_done and trial is not controller.best_finished and \
-                        trial.status in ("TERMINATED", "ERROR"):
-                    if trial.config is not None and not is_plain(trial.config):
-                        objects[trial.trial_id] = trial.config
-                    trial.config = trial.result = None
+                if trial.scheduler_done and trial.status in ("TERMINATED", "ERROR"):
+                    release(trial)
 
         def finished(trial: Trial) -> None:
             if rc.verbose >= 2:
                 reporter.trial_finished(rows.row(trial), trial.error)   # type: ignore[union-attr]
             if rows is not None and rows.finished is not None:
                 rows.finished.add(rows.row(trial))
-            if trial.config is not None and not is_plain(trial.config):
-                objects[trial.trial_id] = trial.config
-            # (a finished trial that is not the best finished one never becomes the best)
-            if trial is not controller.best_finished and not keep_finished:
-                trial.config = None
-                trial.result = None
+            release(trial)
 
         interrupted = served = False
         grid: Any = None
@@ -1005,7 +1006,7 @@ class _Snapshots:
                         error=trial.error, n_failures=trial.n_failures)
 
     def __call__(self, final: bool = False):
-        """A snapshot; ``final``: the last one, whose best is taken among every trial.
+        """A snapshot; ``final``: the last one, which also says why the sweep stopped.
 
         While the sweep runs, the best is the best of the running and the
         finished trials. At the end, trials a Ctrl-C put back to PENDING
