@@ -1129,8 +1129,8 @@ class ProgressReporter:
         expected = "" if snapshot.total is None else f"/{snapshot.total}"
         reason = ""
         if unfinished and snapshot.stop_reason:     # its first line, clipped (fail_fast's
-            reason = snapshot.stop_reason.splitlines()[0]      # holds the trial's error)
-            reason = f" ({reason if len(reason) <= 100 else reason[:99] + '…'})"
+            # holds the trial's error)
+            reason = f" ({_clip(snapshot.stop_reason.splitlines()[0], 100)})"
         line = Text(
             f"{subject} {verb} after {_format_duration(snapshot.elapsed_s)}{reason}: {status} "
             f"({n_trials}{expected} trials)."
