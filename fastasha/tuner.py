@@ -31,14 +31,13 @@ from .schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRu
 from .search import (
     BasicVariantGenerator,
     ConcurrencyLimiter,
-    Repeater,
     Searcher,
     VariantGenerator,
     config_to_json,
     space_from_json,
     space_to_json,
 )
-from .search._adapter import Suggestions, hears_results, tell_search_properties
+from .search._adapter import SearcherWrapper, Suggestions, hears_results, tell_search_properties
 from .search.serialize import is_plain
 from .stopper import normalize_stop
 from .trainable import as_function, is_class_trainable
@@ -239,7 +238,7 @@ class Tuner:
                                         if isinstance(tc.search_alg, type) else "")
             )
         inner = tc.search_alg
-        while isinstance(inner, (ConcurrencyLimiter, Repeater)):
+        while isinstance(inner, SearcherWrapper):
             inner = inner.searcher
         if isinstance(inner, Searcher) and type(inner).suggest is Searcher.suggest:
             raise TypeError(

@@ -65,18 +65,47 @@ def tell_search_properties(searcher: Any, metric: str | None, mode: str | None,
     return accepted
 
 
-def check_wrapped(wrapper: str, searcher: Any, instead: str) -> Searcher:
-    """``searcher`` if it is a :class:`Searcher` instance, for the wrapper class ``wrapper``;
-    else a TypeError that says what to pass (``instead``: the wrapper's own advice)."""
-    if isinstance(searcher, type) and issubclass(searcher, Searcher):
-        raise TypeError(f"{wrapper} needs a searcher instance, got the class "
-                        f"{searcher.__name__}; pass {searcher.__name__}(...)")
-    if not isinstance(searcher, Searcher):
-        raise TypeError(
-            f"{wrapper} needs a fastasha.search.Searcher instance, got {searcher!r} of type "
-            f"{type(searcher).__name__}; {instead}"
-        )
-    return searcher
+class SearcherWrapper(Searcher):
+    """The base of the searchers that wrap another one (``ConcurrencyLimiter``,
+    ``Repeater``): the wrapped searcher is :attr:`searcher`, whose mode and saved state
+    are the wrapper's (the wrapper's own state goes through ``get_state``).
+
+    Raises
+    ------
+    TypeError
+        For a ``searcher`` that is not a :class:`Searcher` instance, saying what to
+        pass (``instead``: the wrapper's own advice).
+    """
+
+    def __init__(self, searcher: Any, instead: str) -> None:
+        wrapper = type(self).__name__
+        if isinstance(searcher, type) and issubclass(searcher, Searcher):
+            raise TypeError(f"{wrapper} needs a searcher instance, got the class "
+                            f"{searcher.__name__}; pass {searcher.__name__}(...)")
+        if not isinstance(searcher, Searcher):
+            raise TypeError(
+                f"{wrapper} needs a fastasha.search.Searcher instance, got {searcher!r} of "
+                f"type {type(searcher).__name__}; {instead}"
+            )
+        self.searcher = searcher
+        super().__init__()
+
+    @property
+    def mode(self) -> str | list | None:
+        return self.searcher.mode
+
+    def save(self, checkpoint_path: str) -> None:
+        """Save the wrapped searcher's state (as in Ray, not the wrapper's own).
+
+        A sweep keeps the wrapper's own state (its ``get_state``) in the
+        experiment file, as JSON, and gives it back with ``set_state`` on
+        ``Tuner.restore``, as Ray keeps it with its experiment.
+        """
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Restore the wrapped searcher's state."""
+        self.searcher.restore(checkpoint_path)
 
 
 def hears_results(searcher: Any) -> bool:

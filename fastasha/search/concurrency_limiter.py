@@ -28,13 +28,13 @@ import copy
 from typing import Any
 
 from .._validation import check_bool, check_int
-from ._adapter import call_set_search_properties, check_wrapped
+from ._adapter import SearcherWrapper, call_set_search_properties
 from .searcher import Searcher
 
 __all__ = ["ConcurrencyLimiter"]
 
 
-class ConcurrencyLimiter(Searcher):
+class ConcurrencyLimiter(SearcherWrapper):
     """Let a searcher have at most ``max_concurrent`` trials live at once (Ray's class).
 
     A trial is live from the suggestion that created it until
@@ -86,10 +86,8 @@ class ConcurrencyLimiter(Searcher):
     """
 
     def __init__(self, searcher: Searcher, max_concurrent: int, batch: bool = False) -> None:
-        searcher = check_wrapped(
-            "ConcurrencyLimiter", searcher, "subclass fastasha.search.Searcher, or cap the "
-            "sweep with TuneConfig(max_concurrent_trials=...) instead")
-        self.searcher = searcher
+        super().__init__(searcher, "subclass fastasha.search.Searcher, or cap the sweep with "
+                         "TuneConfig(max_concurrent_trials=...) instead")
         self.max_concurrent = check_int("max_concurrent", max_concurrent, minimum=1,
                                         hint="; it is the most trials running at once")
         self.batch = check_bool("batch", batch)
@@ -102,15 +100,10 @@ class ConcurrencyLimiter(Searcher):
         self._num_samples: int | None = None    # the sweep's, from set_search_properties
         self._n_suggested = 0                   # configs suggested in this sweep
         self._limit = not searcher.set_max_concurrency(self.max_concurrent)
-        super().__init__()
 
     @property
     def metric(self) -> str | list | None:
         return self.searcher.metric
-
-    @property
-    def mode(self) -> str | list | None:
-        return self.searcher.mode
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         """Change the limit; ``True``: this limiter enforces it."""
@@ -215,19 +208,6 @@ class ConcurrencyLimiter(Searcher):
         self._unfilled = state.get("unfilled", False)
         self._num_samples = state.get("num_samples")
         self._n_suggested = state.get("n_suggested", 0)
-
-    def save(self, checkpoint_path: str) -> None:
-        """Save the wrapped searcher's state (as in Ray, not the limiter's own).
-
-        A sweep keeps the limiter's own state (:meth:`get_state`) in the
-        experiment file, as JSON, and gives it back with :meth:`set_state`
-        on ``Tuner.restore``, as Ray keeps it with its experiment.
-        """
-        self.searcher.save(checkpoint_path)
-
-    def restore(self, checkpoint_path: str) -> None:
-        """Restore the wrapped searcher's state."""
-        self.searcher.restore(checkpoint_path)
 
     def _hears_results(self) -> bool:
         if type(self).on_trial_result is not ConcurrencyLimiter.on_trial_result:

@@ -41,7 +41,7 @@ import warnings
 from typing import Any
 
 from .._validation import check_bool, check_int
-from ._adapter import call_set_search_properties, check_wrapped
+from ._adapter import SearcherWrapper, call_set_search_properties
 from .searcher import Searcher
 
 __all__ = ["TRIAL_INDEX", "Repeater"]
@@ -50,7 +50,7 @@ __all__ = ["TRIAL_INDEX", "Repeater"]
 TRIAL_INDEX = "__trial_index__"
 
 
-class Repeater(Searcher):
+class Repeater(SearcherWrapper):
     """Run each suggested config ``repeat`` times; the searcher hears their mean (Ray's class).
 
     The first trial of a group gets its config from the wrapped searcher
@@ -150,10 +150,8 @@ class Repeater(Searcher):
     """
 
     def __init__(self, searcher: Searcher, repeat: int = 1, set_index: bool = True) -> None:
-        searcher = check_wrapped(
-            "Repeater", searcher, "wrap a searcher such as OptunaSearch(...) or a subclass of "
-            "fastasha.search.Searcher of your own")
-        self.searcher = searcher
+        super().__init__(searcher, "wrap a searcher such as OptunaSearch(...) or a subclass "
+                         "of fastasha.search.Searcher of your own")
         self.repeat = check_int("repeat", repeat, minimum=1,
                                 hint="; it is the number of trials that run each config")
         self.set_index = check_bool("set_index", set_index)
@@ -162,16 +160,11 @@ class Repeater(Searcher):
         self._group_of: dict[str, str] = {}     # trial id -> its group's first trial id
         self._open: str | None = None           # the group that is not full yet
         self._sweep_metric: str | list | None = None    # TuneConfig's, if the searcher has none
-        super().__init__()
 
     @property
     def metric(self) -> str | list | None:
         metric = self.searcher.metric
         return metric if metric is not None else self._sweep_metric
-
-    @property
-    def mode(self) -> str | list | None:
-        return self.searcher.mode
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
                               **spec: Any) -> bool:
@@ -286,19 +279,6 @@ class Repeater(Searcher):
             group.ended = {t: (values, error) for t, (values, error) in stored["ended"].items()}
             self._groups[group.first] = group
             self._group_of.update(dict.fromkeys(group.trials, group.first))
-
-    def save(self, checkpoint_path: str) -> None:
-        """Save the wrapped searcher's state (not the repeater's own).
-
-        A sweep keeps the repeater's own state (:meth:`get_state`) in the
-        experiment file, as JSON, and gives it back with :meth:`set_state`
-        on ``Tuner.restore``.
-        """
-        self.searcher.save(checkpoint_path)
-
-    def restore(self, checkpoint_path: str) -> None:
-        """Restore the wrapped searcher's state."""
-        self.searcher.restore(checkpoint_path)
 
 
 class _Group:
