@@ -79,6 +79,10 @@ def run(
     :class:`~fastasha.trainable.Trainable` class) build a
     :class:`~fastasha.config.CheckpointConfig`; ``progress_reporter`` (a
     ``tune.CLIReporter``, ...) goes to :class:`~fastasha.config.RunConfig`.
+    ``scheduler`` and ``search_alg`` may be Ray's names for them
+    (``scheduler="async_hyperband"``, ``search_alg="hyperopt"``), built
+    with their defaults by :func:`~fastasha.schedulers.create_scheduler`
+    and :func:`~fastasha.search.create_searcher`, as in Ray.
 
     Raises
     ------
@@ -89,6 +93,13 @@ def run(
         For an argument ``tune.run`` does not have, or one of Ray's cluster
         and logger settings given a value other than its default (fastasha
         has no equivalent to honour it with).
+    ValueError
+        For a ``scheduler`` or ``search_alg`` name that fastasha does not
+        have (the message lists those it has), and the other reasons given
+        in the messages.
+    ImportError
+        For a ``search_alg`` name whose library is not installed (the
+        message says how to install it).
     """
     from . import tune
     from ._trainable import resolve_trainable, with_resources
@@ -115,6 +126,15 @@ def run(
     if unknown:
         raise TypeError(f"tune.run() got unexpected keyword argument(s) {unknown}")
     refuse_ray_only("tune.run", ray_only)
+    # Ray's names, built before a resume too (which needs a fresh searcher of the same class)
+    if isinstance(scheduler, str):
+        from .schedulers import create_scheduler
+
+        scheduler = create_scheduler(scheduler)
+    if isinstance(search_alg, str):
+        from .search import create_searcher
+
+        search_alg = create_searcher(search_alg)
     if local_dir is not None and storage_path is None:
         storage_path = os.fspath(local_dir)
     trainable = run_or_experiment
