@@ -58,7 +58,8 @@ def test_without_bayes_opt_construction_says_how_to_install(monkeypatch):
 
 def test_the_bayes_opt_ray_pins_is_refused_with_how_to_upgrade(monkeypatch):
     helpers.check_install_hint(monkeypatch, BayesOptSearch, "bayes_opt", "1.4.3",
-                               r'3\.0 or newer.*found 1\.4\.3: pip install -U "bayesian-optimization>=3\.0"')
+                               r'3\.0 or newer.*found 1\.4\.3: '
+                               r'pip install -U "bayesian-optimization>=3\.0"')
 
 
 # -------------------------------------------------------------------- the space

@@ -155,7 +155,8 @@ def test_a_generated_name_never_replaces_an_experiment_even_with_overwrite(tmp_p
 def test_a_folder_in_the_way_of_a_generated_name_is_left_alone(tmp_path):
     now = time.time()
     for ahead in range(4):                  # the fit may start a second or so later
-        folder = tmp_path / f"report_who_{time.strftime('%Y-%m-%d_%H-%M-%S', time.localtime(now + ahead))}"
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now + ahead))
+        folder = tmp_path / f"report_who_{stamp}"
         folder.mkdir()
         (folder / "notes.txt").write_text("mine")
     grid = unnamed(tmp_path, "a")
@@ -278,7 +279,8 @@ def test_create_searcher_builds_rays_names(name, cls, kwargs):
     assert type(searcher) is cls
     if kwargs:
         assert (searcher.metric, searcher.mode) == ("loss", "min")
-    assert tune.create_searcher is create_searcher and tune.search.create_searcher is create_searcher
+    assert tune.create_searcher is create_searcher
+    assert tune.search.create_searcher is create_searcher
 
 
 def test_create_searcher_drops_what_the_class_does_not_take():

@@ -68,7 +68,10 @@ _MISSING = {
 
 
 def create_scheduler(scheduler: str, **kwargs: Any) -> TrialScheduler:
-    """The scheduler Ray Tune names ``scheduler``, built with ``kwargs`` (Ray's ``create_scheduler``).
+    """The scheduler Ray Tune names ``scheduler``, built with ``kwargs``.
+
+    Ray Tune's ``ray.tune.schedulers.create_scheduler``, for the schedulers
+    fastasha has.
 
     Parameters
     ----------

@@ -131,13 +131,15 @@ _MISSING = {
     "blendsearch": "BlendSearch (FLAML)",
     "cfo": "CFO (FLAML)",
 }
-_WRAPPERS = {"concurrency_limiter": "ConcurrencyLimiter", "concurrencylimiter": "ConcurrencyLimiter",
-             "repeater": "Repeater"}
+_WRAPPERS = {"concurrency_limiter": "ConcurrencyLimiter",
+             "concurrencylimiter": "ConcurrencyLimiter", "repeater": "Repeater"}
 
 
 def create_searcher(search_alg: str, **kwargs: Any) -> Any:
-    """The search algorithm Ray Tune names ``search_alg``, built with ``kwargs``
-    (Ray's ``create_searcher``).
+    """The search algorithm Ray Tune names ``search_alg``, built with ``kwargs``.
+
+    Ray Tune's ``ray.tune.search.create_searcher``, for the searchers
+    fastasha has.
 
     Parameters
     ----------
