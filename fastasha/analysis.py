@@ -29,6 +29,7 @@ from ._rows import flatten, lookup
 from ._validation import check_mode
 from .config import OVERWRITE_ENV, RAY_ONLY_DEFAULTS, check_sync_config, refuse_ray_only
 from .results import Result, ResultGrid, TuneError
+from .schedulers._base import DEFAULT_METRIC
 
 
 def run(
@@ -78,6 +79,10 @@ def run(
     :class:`~fastasha.trainable.Trainable` class) build a
     :class:`~fastasha.config.CheckpointConfig`; ``progress_reporter`` (a
     ``tune.CLIReporter``, ...) goes to :class:`~fastasha.config.RunConfig`.
+    ``scheduler`` and ``search_alg`` may be Ray's names for them
+    (``scheduler="async_hyperband"``, ``search_alg="hyperopt"``), built
+    with their defaults by :func:`~fastasha.schedulers.create_scheduler`
+    and :func:`~fastasha.search.create_searcher`, as in Ray.
 
     Raises
     ------
@@ -88,6 +93,13 @@ def run(
         For an argument ``tune.run`` does not have, or one of Ray's cluster
         and logger settings given a value other than its default (fastasha
         has no equivalent to honour it with).
+    ValueError
+        For a ``scheduler`` or ``search_alg`` name that fastasha does not
+        have (the message lists those it has), and the other reasons given
+        in the messages.
+    ImportError
+        For a ``search_alg`` name whose library is not installed (the
+        message says how to install it).
     """
     from . import tune
     from ._trainable import resolve_trainable, with_resources
@@ -114,6 +126,15 @@ def run(
     if unknown:
         raise TypeError(f"tune.run() got unexpected keyword argument(s) {unknown}")
     refuse_ray_only("tune.run", ray_only)
+    # Ray's names, built before a resume too (which needs a fresh searcher of the same class)
+    if isinstance(scheduler, str):
+        from .schedulers import create_scheduler
+
+        scheduler = create_scheduler(scheduler)
+    if isinstance(search_alg, str):
+        from .search import create_searcher
+
+        search_alg = create_searcher(search_alg)
     if local_dir is not None and storage_path is None:
         storage_path = os.fspath(local_dir)
     trainable = run_or_experiment
@@ -269,7 +290,9 @@ class ExperimentAnalysis:
         The experiment's folder (``<storage_path>/<name>``).
     default_metric, default_mode : str, optional
         Used when a method is called without ``metric`` / ``mode``; by
-        default those the sweep was tuned with.
+        default those the sweep was tuned with. A ``default_mode`` alone
+        makes ``"_metric"`` the default metric, as in Ray (the key a
+        number an objective returns is reported under).
     """
 
     def __init__(self, experiment_checkpoint_path: str | os.PathLike, *,
@@ -283,6 +306,8 @@ class ExperimentAnalysis:
             ResultGrid.from_path(experiment_checkpoint_path)
         self.default_metric = default_metric or self._grid._metric
         self.default_mode = default_mode or self._grid._mode
+        if self.default_metric is None and self.default_mode is not None:
+            self.default_metric = DEFAULT_METRIC
 
     @property
     def experiment_path(self) -> str:
@@ -305,9 +330,51 @@ class ExperimentAnalysis:
                              "default_metric and default_mode to ExperimentAnalysis")
         return metric, mode
 
+    def _check_defaults(self, what: str, instead: str) -> None:
+        """Raise ValueError if the default metric or mode is missing (the ``best_*`` properties).
+
+        As in Ray, they need both even for an experiment of one trial.
+        """
+        missing = [name for name, value in (("default_metric", self.default_metric),
+                                            ("default_mode", self.default_mode))
+                   if value is None]
+        if missing:
+            raise ValueError(
+                f"{what} is the best by the default metric and mode, and "
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: pass "
+                "metric= and mode= to tune.run (or default_metric= and default_mode= to "
+                f"ExperimentAnalysis), or call {instead}")
+
     def get_best_trial(self, metric: str | None = None, mode: str | None = None,
                        scope: str = "last", filter_nan_and_inf: bool = True) -> Result | None:
-        """The best trial by ``metric`` and ``mode``; None if no trial reported it."""
+        """The best trial by ``metric`` and ``mode``; None if no trial reported it.
+
+        As in Ray Tune, an experiment of a single trial gives that trial,
+        whatever ``metric``, ``mode`` and ``scope`` say, and even when it
+        reported no value of the metric (or none at all). With more trials,
+        ``metric`` and ``mode`` default to ``default_metric`` and
+        ``default_mode``.
+
+        Parameters
+        ----------
+        metric : str, optional
+            The result key to compare (``"outer/inner"`` for a nested one).
+        mode : {"min", "max"}, optional
+            Whether the smallest or the largest value is the best.
+        scope : {"last", "avg", "last-5-avg", "last-10-avg", "all"}, default="last"
+            Which results of a trial count, as in
+            :meth:`ResultGrid.get_best_result <fastasha.results.ResultGrid.get_best_result>`.
+        filter_nan_and_inf : bool, default=True
+            Ignore NaN and infinite values.
+
+        Raises
+        ------
+        ValueError
+            With more than one trial, if a metric or a mode is neither given
+            nor a default, or if ``mode`` or ``scope`` is not one of the above.
+        """
+        if len(self._grid) == 1:
+            return self._grid[0]
         metric, mode = self._metric_mode(metric, mode)
         try:
             return self._grid.get_best_result(metric, mode, scope, filter_nan_and_inf)
@@ -322,20 +389,27 @@ class ExperimentAnalysis:
 
     @property
     def best_trial(self) -> Result | None:
+        """:meth:`get_best_trial` by the default metric and mode (ValueError without them)."""
+        self._check_defaults("best_trial", "get_best_trial(metric, mode)")
         return self.get_best_trial()
 
     @property
     def best_config(self) -> dict | None:
+        """:meth:`get_best_config` by the default metric and mode (ValueError without them)."""
+        self._check_defaults("best_config", "get_best_config(metric, mode)")
         return self.get_best_config()
 
     @property
     def best_result(self) -> dict | None:
+        """The last result of :attr:`best_trial`."""
+        self._check_defaults("best_result", "get_best_trial(metric, mode).last_result")
         best = self.best_trial
         return None if best is None else best.metrics
 
     @property
     def best_checkpoint(self) -> Any:
         """The best checkpoint of the best trial by the default metric and mode."""
+        self._check_defaults("best_checkpoint", "get_best_checkpoint(trial, metric, mode)")
         best = self.best_trial
         if best is None or not best.best_checkpoints:
             return None
@@ -398,6 +472,7 @@ class ExperimentAnalysis:
     @property
     def best_logdir(self) -> str | None:
         """The folder of the best trial by the default metric and mode."""
+        self._check_defaults("best_logdir", "get_best_logdir(metric, mode)")
         return self.get_best_logdir()
 
     @property
@@ -412,6 +487,7 @@ class ExperimentAnalysis:
     @property
     def best_dataframe(self):
         """The results of the best trial, as a data frame."""
+        self._check_defaults("best_dataframe", "get_best_trial(metric, mode)")
         best = self.best_trial
         return None if best is None else best.metrics_dataframe
 

@@ -366,16 +366,20 @@ class TuneConfig:
         Result key to optimise; passed to the scheduler.
     mode : {"min", "max"} or None, default=None
         Whether smaller or larger values of ``metric`` are better.
-    scheduler : TrialScheduler or None, default=None
+    scheduler : TrialScheduler, str or None, default=None
         Early stopping; :class:`~fastasha.schedulers.FIFOScheduler` (none)
-        by default.
-    search_alg : Searcher, object or None, default=None
+        by default. A name (``"async_hyperband"``) is built with its
+        defaults by :func:`~fastasha.schedulers.create_scheduler`, as Ray's
+        Tuner does.
+    search_alg : Searcher, object, str or None, default=None
         A :class:`~fastasha.search.Searcher` (possibly wrapped in a
         :class:`~fastasha.search.ConcurrencyLimiter`), or any object with
         ``suggest(trial_id)`` and, optionally, the Searcher's other
         methods. Its suggestions are laid over the constants of the param
         space; at most ``num_samples`` trials are created. By default
-        configs are drawn from the param space.
+        configs are drawn from the param space. A name (``"optuna"``) is
+        built with its defaults by :func:`~fastasha.search.create_searcher`,
+        as Ray's Tuner does.
     num_samples : int, default=1
         Number of trials (times the size of any grid search); ``-1`` runs
         until ``time_budget_s``.
@@ -429,6 +433,14 @@ class TuneConfig:
     chdir_to_trial_dir: bool | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.scheduler, str):      # Ray's name for it, as Ray's Tuner takes
+            from .schedulers import create_scheduler
+
+            self.scheduler = create_scheduler(self.scheduler)
+        if isinstance(self.search_alg, str):
+            from .search import create_searcher
+
+            self.search_alg = create_searcher(self.search_alg)
         if self.chdir_to_trial_dir is None:
             self.chdir_to_trial_dir = os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "0") == "1"
         check_bool("chdir_to_trial_dir", self.chdir_to_trial_dir)

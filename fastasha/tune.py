@@ -54,9 +54,11 @@ TuneContext = TrialContext
 if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
     from . import integration, logger, progress_reporter, schedulers, search, stopper
     from .analysis import ExperimentAnalysis, run
+    from .schedulers import create_scheduler
     from .results import Result, ResultGrid, TrialError, TuneError
     from .search import (
         choice,
+        create_searcher,
         grid_search,
         lograndint,
         loguniform,
@@ -83,6 +85,8 @@ _LAZY = {
     "ExperimentAnalysis": "fastasha.analysis",
     "Analysis": "fastasha.analysis",
     "run": "fastasha.analysis",
+    "create_scheduler": "fastasha.schedulers",
+    "create_searcher": "fastasha.search",
     **{name: "fastasha.search" for name in (
         "choice", "grid_search", "lograndint", "loguniform", "qlograndint", "qloguniform",
         "qrandint", "qrandn", "quniform", "randint", "randn", "sample_from", "uniform")},
@@ -172,6 +176,8 @@ __all__ = [
     "Tuner",
     "checkpoint_dir",
     "choice",
+    "create_scheduler",
+    "create_searcher",
     "get_checkpoint",
     "get_context",
     "get_trial_dir",

@@ -9,9 +9,9 @@ import os
 import secrets
 import time
 import warnings
-from itertools import islice
+from itertools import count, islice
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -268,19 +268,24 @@ class Tuner:
 
     # ------------------------------------------------------------------ paths
 
-    def _experiment_dir(self) -> Path:
+    def _experiment_dir(self) -> tuple[Path, Path | None]:
+        """The experiment's folder, and for a generated name the folder of that name unsuffixed.
+
+        A name the user gave is the folder (an experiment already there is
+        refused, or replaced with ``overwrite``). A generated name,
+        ``<trainable>_<date>_<time>`` as in Ray, is the first one free now;
+        :func:`_claim_generated` takes it, or the next free one, when the
+        experiment is created, so that sweeps started in the same second
+        (in one process or several) each get a folder of their own.
+        """
         rc = self.run_config
         # absolute: stored checkpoint paths must not depend on the working directory
         root = (Path(rc.storage_path).expanduser() if rc.storage_path
                 else Path(default_results_dir())).absolute()
         if rc.name:
-            return root / rc.name
-        # a generated name must not collide with an experiment started in the same second
-        name = f"{_trainable_name(self.trainable)}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
-        path, n = root / name, 1
-        while path.exists():
-            path, n = root / f"{name}_{n}", n + 1
-        return path
+            return root / rc.name, None
+        base = root / f"{_trainable_name(self.trainable)}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        return next(path for path in _suffixed(base) if not path.exists()), base
 
     # -------------------------------------------------------------------- fit
 
@@ -486,6 +491,32 @@ class Tuner:
         return tuner
 
 
+def _suffixed(base: Path) -> Iterator[Path]:
+    """``base``, then ``base_1``, ``base_2``, ...: the candidates for a generated name."""
+    yield base
+    for n in count(1):
+        yield base.with_name(f"{base.name}_{n}")
+
+
+def _claim_generated(base: Path) -> Path:
+    """Create the folder of a generated experiment name: ``base``, or the first of
+    ``base_1``, ``base_2``, ... that does not exist.
+
+    ``os.mkdir`` creates a folder or fails if it exists, in one step, so two
+    sweeps that start at once (two processes, or two threads) never get the
+    same folder. A generated name is never an existing experiment, so
+    neither ``overwrite`` nor the refusal of an existing name applies to it.
+    """
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for path in _suffixed(base):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return path
+    raise RuntimeError("unreachable: _suffixed never ends")
+
+
 def _basic_variants(search_alg: Any) -> BasicVariantGenerator | None:
     """The ``search_alg`` if it is a BasicVariantGenerator (options for the built-in sampling)."""
     return search_alg if isinstance(search_alg, BasicVariantGenerator) else None
@@ -569,7 +600,9 @@ class _Run:
         tc, rc = tuner.tune_config, tuner.run_config
         restore = tuner._restore
         self.restore = restore
-        self.directory = restore["directory"] if restore else tuner._experiment_dir()
+        # (a generated name's folder is taken only when the experiment is created)
+        self.directory, self.generated = (restore["directory"], None) if restore \
+            else tuner._experiment_dir()
         trainable = tuner.trainable
         if not _backend_is_threading():
             _check_picklable(trainable)
@@ -753,7 +786,8 @@ class _Run:
 
     def execute(self) -> ResultGrid:
         rc, tc = self.tuner.run_config, self.tuner.tune_config
-        if not self.restore and _storage.ExperimentStore.exists(self.directory) and not rc.overwrite:
+        if not self.restore and self.generated is None and not rc.overwrite and \
+                _storage.ExperimentStore.exists(self.directory):
             _storage.ExperimentStore.create(self.directory, {}, overwrite=False)   # raises
         if self.restore:        # as Ray: the saved states first, then setup
             restore_states(rc.callbacks or [], self.restore.get("callback_states"))
@@ -783,6 +817,9 @@ class _Run:
                 store = _storage.ExperimentStore.open(self.directory)
             else:
                 prefix = secrets.token_hex(3)[:5]
+                if self.generated is not None:
+                    self.directory = _claim_generated(self.generated)
+                    self.tuner._experiment_path = self.directory
                 store = _storage.ExperimentStore.create(self.directory, self.settings(prefix),
                                                         overwrite=rc.overwrite)
             try:

@@ -83,14 +83,17 @@ def check_install_hints(monkeypatch: pytest.MonkeyPatch, cls: type, module: str,
     """``cls()`` says how to install ``module`` when it is missing, and when it is ``old``.
 
     ``minimum`` is the oldest version that works (``"1.0"``); the extra of
-    fastasha that installs the module is named after it.
+    fastasha that installs the module is named after it. The commands
+    install the library from PyPI, where fastasha itself is not.
     """
+    wanted = re.escape(f'"{module}>={minimum}"')
+    clone = re.escape(f'in a clone of fastasha: pip install -e ".[{module}]"')
     check_install_hint(monkeypatch, cls, module, None,
                        rf'{cls.__name__} needs the optional dependency {module}.*'
-                       rf'pip install "fastasha\[{module}\]"')
+                       rf'pip install {wanted} \(or, {clone}\)')
     check_install_hint(monkeypatch, cls, module, old,
                        rf'needs {module} {re.escape(minimum)} or newer, found {re.escape(old)}: '
-                       r'pip install -U "fastasha')
+                       rf'pip install -U {wanted} \(or, {clone}\)')
 
 
 def check_refused(make: Callable[..., Searcher], space: dict, match: str,

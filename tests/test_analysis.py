@@ -80,8 +80,8 @@ def test_tune_run_refuses_what_it_cannot_honour(tmp_path):
     with pytest.raises(TypeError, match="needs the objective function"):
         tune.run(object())
     with pytest.raises(ValueError, match="pass metric and mode"):
-        tune.run(fails_for_big_height, config={"height": 1}, storage_path=str(tmp_path),
-                 verbose=0, server_port=None).get_best_config()
+        tune.run(fails_for_big_height, config={"height": tune.grid_search([1, 2])},
+                 storage_path=str(tmp_path), verbose=0, server_port=None).get_best_config()
     assert list(tmp_path.iterdir())[0].name.startswith("fails_for_big_height")
 
 

@@ -52,12 +52,14 @@ def test_the_ray_paths_give_the_same_class():
 
 def test_without_bayes_opt_construction_says_how_to_install(monkeypatch):
     helpers.check_install_hint(monkeypatch, BayesOptSearch, "bayes_opt", None,
-                               r'bayesian-optimization.*pip install "fastasha\[bayesopt\]"')
+                               r'bayesian-optimization.*pip install "bayesian-optimization>=3\.0" '
+                               r'\(or, in a clone of fastasha: pip install -e "\.\[bayesopt\]"\)')
 
 
 def test_the_bayes_opt_ray_pins_is_refused_with_how_to_upgrade(monkeypatch):
     helpers.check_install_hint(monkeypatch, BayesOptSearch, "bayes_opt", "1.4.3",
-                               r"3\.0 or newer.*found 1\.4\.3: pip install -U")
+                               r'3\.0 or newer.*found 1\.4\.3: '
+                               r'pip install -U "bayesian-optimization>=3\.0"')
 
 
 # -------------------------------------------------------------------- the space

@@ -61,8 +61,9 @@ def test_the_ray_paths_are_the_same_module():
 
 @pytest.mark.parametrize("installed, match", [
     (None, r'HyperOptSearch needs the optional dependency hyperopt.*'
-           r'pip install "fastasha\[hyperopt\]"'),
-    ("0.2.5", r'needs hyperopt 0.2.7 or newer, found 0.2.5: pip install -U "fastasha'),
+           r'pip install "hyperopt>=0\.2\.7" \(or, in a clone of fastasha: '
+           r'pip install -e "\.\[hyperopt\]"\)'),
+    ("0.2.5", r'needs hyperopt 0.2.7 or newer, found 0.2.5: pip install -U "hyperopt>=0\.2\.7"'),
 ], ids=["missing", "too-old"])
 def test_without_a_recent_hyperopt_construction_says_how_to_install(monkeypatch, installed,
                                                                      match):

@@ -98,7 +98,8 @@ def test_a_nevergrad_that_fails_to_import_is_not_called_missing(tmp_path):
     ])
     message = helpers.python_prints(code)
     assert "installed but fails to import (ModuleNotFoundError: No module named 'cma')" in message
-    assert 'pip install "fastasha[nevergrad]"' in message and "not installed" not in message
+    assert 'pip install "nevergrad>=1.0" (or, in a clone of fastasha: pip install -e ' \
+        '".[nevergrad]")' in message and "not installed" not in message
 
 
 # -------------------------------------------------------------------- conversion

@@ -72,7 +72,8 @@ def test_the_ray_paths_give_the_same_class():
 
 def test_without_optuna_construction_says_how_to_install(monkeypatch):
     helpers.check_install_hint(monkeypatch, OptunaSearch, "optuna", None,
-                               r'pip install "fastasha\[optuna\]"')
+                               r'pip install "optuna>=3\.4" \(or, in a clone of '
+                               r'fastasha: pip install -e "\.\[optuna\]"\)')
 
 
 # -------------------------------------------------------------------- conversion

@@ -8,8 +8,9 @@ trial after any round) and saves the booster in checkpoints. They are also
 importable under Ray's module paths, ``fastasha.tune.integration.xgboost``
 and ``fastasha.train.xgboost`` (and the same for ``lightgbm``).
 
-Each submodule needs its library (``pip install "fastasha[xgboost]"`` or
-``"fastasha[lightgbm]"``); this package itself imports neither.
+Each submodule needs its library (``pip install "xgboost>=2"`` or
+``pip install "lightgbm>=4"``; or, in a clone of fastasha, ``pip install -e
+".[xgboost]"`` or ``".[lightgbm]"``); this package itself imports neither.
 """
 
 __all__: list[str] = []

@@ -4,9 +4,17 @@
 ``ASHAScheduler``) is Asynchronous Successive Halving and
 ``MedianStoppingRule`` the median stopping rule, both with Ray Tune's
 arguments and decisions. Any object with the :class:`TrialScheduler`
-interface can be passed to the Tuner instead.
+interface can be passed to the Tuner instead. :func:`create_scheduler`
+builds one from Ray Tune's name for it (``"async_hyperband"``), as
+``TuneConfig(scheduler="async_hyperband")`` and ``tune.run(scheduler=...)``
+do with a name.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+from .._named import create_by_name
 from ._base import CONTINUE, PAUSE, STOP, Decision, TrialScheduler
 from .async_hyperband import AsyncHyperBandScheduler, RungInfo
 from .fifo import FIFOScheduler
@@ -25,6 +33,7 @@ __all__ = [
     "RungInfo",
     "STOP",
     "TrialScheduler",
+    "create_scheduler",
 ]
 
 # Ray's schedulers that pause trials (or resize them): fastasha cannot pause a trial
@@ -36,6 +45,69 @@ _PAUSING = {
     "PB2": "Population Based Bandits",
     "ResourceChangingScheduler": "changing a trial's resources",
 }
+
+# Ray's names for the schedulers fastasha has (ray.tune.schedulers.create_scheduler), and
+# "asha", fastasha's own
+_NAMES = {
+    "fifo": lambda: FIFOScheduler,
+    "async_hyperband": lambda: AsyncHyperBandScheduler,
+    "asynchyperband": lambda: AsyncHyperBandScheduler,
+    "asha": lambda: AsyncHyperBandScheduler,
+    "median_stopping_rule": lambda: MedianStoppingRule,
+    "medianstopping": lambda: MedianStoppingRule,
+}
+# Ray's names for the schedulers fastasha lacks
+_MISSING = {
+    "hyperband": "HyperBandScheduler (synchronous HyperBand, which pauses trials)",
+    "hb_bohb": "HyperBandForBOHB (BOHB's HyperBand, which pauses trials)",
+    "pbt": "PopulationBasedTraining (which pauses trials and changes their configs)",
+    "pbt_replay": "PopulationBasedTrainingReplay (which pauses trials and changes their configs)",
+    "pb2": "PB2 (Population Based Bandits, which pauses trials and changes their configs)",
+    "resource_changing": "ResourceChangingScheduler (which changes a trial's resources)",
+}
+
+
+def create_scheduler(scheduler: str, **kwargs: Any) -> TrialScheduler:
+    """The scheduler Ray Tune names ``scheduler``, built with ``kwargs``.
+
+    Ray Tune's ``ray.tune.schedulers.create_scheduler``, for the schedulers
+    fastasha has.
+
+    Parameters
+    ----------
+    scheduler : str
+        One of Ray's names, in any case: ``"fifo"`` (:class:`FIFOScheduler`),
+        ``"async_hyperband"`` or ``"asynchyperband"``
+        (:class:`AsyncHyperBandScheduler`; ``"asha"`` too, a fastasha
+        extension), ``"median_stopping_rule"`` or ``"medianstopping"``
+        (:class:`MedianStoppingRule`).
+    **kwargs
+        The scheduler's arguments (``metric``, ``mode``, ``max_t``, ...).
+        As in Ray, those the chosen class does not take are dropped (with a
+        warning here), so that one call can switch between schedulers.
+
+    Returns
+    -------
+    TrialScheduler
+
+    Raises
+    ------
+    ValueError
+        For Ray's names of schedulers fastasha does not have (``"hyperband"``,
+        ``"hb_bohb"``, ``"pbt"``, ``"pbt_replay"``, ``"pb2"``,
+        ``"resource_changing"``), and for an unknown name; the message lists
+        the names above.
+    TypeError
+        If ``scheduler`` is not a str.
+
+    Examples
+    --------
+    >>> from fastasha.schedulers import create_scheduler
+    >>> asha = create_scheduler("async_hyperband", grace_period=2, max_t=50)
+    >>> type(asha).__name__, asha.grace_period, asha.max_t
+    ('AsyncHyperBandScheduler', 2, 50)
+    """
+    return create_by_name("scheduler", scheduler, _NAMES, _MISSING, kwargs)
 
 
 def __getattr__(name: str):

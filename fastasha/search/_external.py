@@ -49,18 +49,28 @@ def import_library(module: str, searcher: str, minimum: tuple[int, ...], *,
     minimum : tuple of int
         The oldest version that works (``(3, 0)``).
     extra : str, optional
-        The extra of fastasha that installs it (``pip install
-        "fastasha[bayesopt]"``); the module's name when empty.
+        The extra of fastasha that installs it (``bayesopt``: ``pip install
+        -e ".[bayesopt]"`` in a clone of fastasha); the module's name when
+        empty.
     package : str, optional
         Its name on PyPI (``"bayesian-optimization"``), which the messages
         use; the module's name when empty.
     load : callable, default=importlib.import_module
         ``load(module)`` imports the module (one that works around a
         library's own import failure, say).
+
+    Notes
+    -----
+    fastasha is not on PyPI, so the messages never say ``pip install
+    "fastasha[extra]"`` (pip would look for fastasha there, and fail): they
+    give the library's own install command, with the oldest version that
+    works, and the extra for a clone of fastasha.
     """
     extra, package = extra or module, package or module
     wanted = ".".join(str(p) for p in minimum)
-    hint = f'pip install "fastasha[{extra}]" (or: pip install "{package}>={wanted}")'
+    requirement = f'"{package}>={wanted}"'
+    clone = f'in a clone of fastasha: pip install -e ".[{extra}]"'
+    hint = f"pip install {requirement} (or, {clone})"
     try:
         library = load(module)
     except ImportError as err:
@@ -78,7 +88,7 @@ def import_library(module: str, searcher: str, minimum: tuple[int, ...], *,
     if found < minimum:
         raise ImportError(
             f"{searcher} needs {package} {wanted} or newer, found {version}: "
-            f"{hint.replace('pip install', 'pip install -U', 1)}")
+            f"pip install -U {requirement} (or, {clone})")
     return library
 
 

@@ -10,8 +10,8 @@ acquisition function come from the package ``bayesian-optimization``
 (``import bayes_opt``), an optional dependency: this module imports it only
 when a :class:`BayesOptSearch` is built, so importing ``fastasha.search``
 (or this module) never loads it. Install it with
-``pip install "fastasha[bayesopt]"`` (or
-``pip install "bayesian-optimization>=3"``; versions 3.x are supported).
+``pip install "bayesian-optimization>=3"`` (versions 3.x are supported; or,
+in a clone of fastasha, ``pip install -e ".[bayesopt]"``).
 
 How a sweep goes, as in Ray: the first ``random_search_steps`` trials (the
 ``points_to_evaluate`` first, then random draws) run without waiting for

@@ -8,8 +8,8 @@ its imports (``from fastasha.search.hyperopt import HyperOptSearch``, or
 ``fastasha.tune.suggest.hyperopt``). HyperOpt is an optional dependency:
 this module imports it only when a :class:`HyperOptSearch` is built, so
 importing ``fastasha.search`` (or this module) never loads it. Install it
-with ``pip install "fastasha[hyperopt]"`` (or ``pip install hyperopt``;
-0.2.7 or newer).
+with ``pip install "hyperopt>=0.2.7"`` (or, in a clone of fastasha,
+``pip install -e ".[hyperopt]"``).
 
 The search space comes from ``param_space`` (as with any fastasha sweep) or
 from ``space=``, and each fastasha domain becomes the HyperOpt expression

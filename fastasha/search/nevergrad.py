@@ -10,8 +10,8 @@ ASHA with one of nevergrad's derivative-free optimizers (``OnePlusOne``,
 this module imports it only when a :class:`NevergradSearch` is built (or
 :func:`import_nevergrad` is called), so importing ``fastasha.search`` (or
 this module) never loads it. Install it with
-``pip install "fastasha[nevergrad]"`` (or ``pip install nevergrad``; 1.0 or
-newer).
+``pip install "nevergrad>=1.0"`` (or, in a clone of fastasha,
+``pip install -e ".[nevergrad]"``).
 
 How a sweep goes, as in Ray: each suggestion is a candidate the optimizer
 is asked for (``optimizer.ask()``), and the end of each trial tells the
@@ -107,7 +107,7 @@ Where fastasha differs from Ray:
   well is refused at once (Ray ignores them).
 - nevergrad imports bayesian-optimization's ``UtilityFunction`` when it is
   imported, which bayesian-optimization 2.0 removed, and so fails to import
-  next to ``fastasha[bayesopt]`` (bayesian-optimization 3.x): see
+  next to bayesian-optimization 3.x (fastasha's ``bayesopt`` extra): see
   :func:`import_nevergrad`, which fastasha imports it with.
 
 Examples
@@ -173,7 +173,7 @@ def import_nevergrad() -> Any:
     nevergrad (1.0.12 and older) runs ``from bayes_opt import
     UtilityFunction`` as it is imported, and gets past a missing
     ``bayes_opt`` only: with bayesian-optimization 2.0 or newer installed
-    (``fastasha[bayesopt]`` installs 3.x), which has no
+    (fastasha's ``bayesopt`` extra installs 3.x), which has no
     ``UtilityFunction``, ``import nevergrad`` raises ``ImportError``
     (nevergrad issue #1701). The import is then done once more with
     ``bayes_opt`` hidden, so that nevergrad loads as it does without

@@ -7,7 +7,8 @@ with Optuna's TPE sampler runs after changing its imports
 ``fastasha.tune.search.optuna``). Optuna is an optional dependency: this
 module imports it only when an :class:`OptunaSearch` is built, so importing
 ``fastasha.search`` (or this module) never loads it. Install it with
-``pip install "fastasha[optuna]"`` (or ``pip install optuna``; 3.4 or newer).
+``pip install "optuna>=3.4"`` (or, in a clone of fastasha, ``pip install -e
+".[optuna]"``).
 
 The search space comes from ``param_space`` (as with any fastasha sweep) or
 from ``space=``, and each fastasha domain becomes the Optuna distribution
