@@ -494,8 +494,8 @@ def _summary_writer_class() -> Any:
     except ImportError as err:
         raise ImportError(
             "TBXLoggerCallback writes TensorBoard files with tensorboardX, which is not "
-            f"installed ({err}): pip install tensorboardX (or pip install "
-            '"fastasha[tensorboard]")'
+            f"installed ({err}): pip install \"tensorboardX>=2.6\" (or, in a clone of "
+            'fastasha: pip install -e ".[tensorboard]")'
         ) from err
     return SummaryWriter
 
