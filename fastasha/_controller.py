@@ -13,7 +13,6 @@ made here.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import traceback
 import warnings
@@ -25,7 +24,7 @@ from ._resources import Allocation, Request, ResourcePool, TrialResources
 from ._rows import experiment_tag, flatten, lookup
 from ._storage import DIRNAME_EVENT
 from .callback import HOOKS, bound_hooks
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, checkpoint_rank
 from .config import CheckpointConfig
 from .schedulers._base import TrialScheduler, judges_every_result
 from .schedulers._ray_style import TuneControllerView, ray_style_hooks
@@ -887,18 +886,9 @@ class Controller:
             # as Ray: the num_to_keep best (by score, else the most recent), and the latest
             # on top of them, so that the trial can resume (num_to_keep + 1 folders at most)
             latest = trial.latest
-            if cfg.checkpoint_score_attribute:
-                sign = 1 if cfg.checkpoint_score_order == "max" else -1
-
-                def rank(c: tuple) -> tuple:
-                    s = c[2]
-                    # (any real number: a numpy.float32 score ranks as its value)
-                    ok = isinstance(s, numbers.Real) and not math.isnan(s)
-                    return (ok, sign * s if ok else 0.0, c[1])
-            else:
-                def rank(c: tuple) -> tuple:
-                    return (c[1],)
-            keep = sorted(trial.checkpoints, key=rank, reverse=True)[: cfg.num_to_keep]
+            order = cfg.checkpoint_score_order if cfg.checkpoint_score_attribute else None
+            keep = sorted(trial.checkpoints, key=lambda c: checkpoint_rank(c, order),
+                          reverse=True)[: cfg.num_to_keep]
             if latest not in keep:
                 keep.append(latest)
             for c in trial.checkpoints:
