@@ -37,7 +37,10 @@ What the hooks receive:
     experiment file keeps them): read them inside the hook. A callback
     that overrides ``on_experiment_end`` keeps them all.
 
-``result`` is a copy: editing it changes nothing recorded. A trial that
+``result`` is a copy: editing it changes nothing recorded. As in Ray, it
+holds ``checkpoint_dir_name``: the name of the checkpoint folder saved
+with it (in ``trial.path``), with ``should_checkpoint`` set to True, or
+None; so does ``trial.last_result`` (a copy too). A trial that
 started once may start again: after a failure it is retried for, or when
 its worker was lost; ``on_trial_recover`` comes first.
 

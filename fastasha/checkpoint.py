@@ -43,6 +43,22 @@ def checkpoint_rank(entry: Sequence, order: str | None) -> tuple:
     return (ok, (score if order == "max" else -score) if ok else 0.0, entry[1])
 
 
+def checkpoint_fields(result: dict, latest: Sequence | None) -> dict[str, Any]:
+    """Ray's ``checkpoint_dir_name`` of a trial's newest ``result`` (and ``should_checkpoint``).
+
+    ``latest`` is the trial's latest checkpoint record, ``(path, report
+    count, score, time_total_s, training_iteration)`` (older records lack the
+    last two); ``result`` was saved with it if both name the same report.
+    Ray's ``train.report`` sets these keys on every result it reports: the
+    folder's name (and ``should_checkpoint``) with a checkpoint, else None.
+    """
+    if latest is not None and len(latest) > 4 and \
+            latest[4] == result.get("training_iteration") and \
+            latest[3] == result.get("time_total_s"):
+        return {"checkpoint_dir_name": os.path.basename(latest[0]), "should_checkpoint": True}
+    return {"checkpoint_dir_name": None}
+
+
 def _remove_dict_folder(directory: str) -> None:
     _dict_folders.pop(directory, None)
     shutil.rmtree(directory, ignore_errors=True)

@@ -4,6 +4,8 @@
   (``ray/train/_internal/checkpoint_manager.py``): sorted by score, the
   worst first, the ``num_to_keep`` best only (the latest checkpoint, kept
   to resume from, is ``Result.checkpoint``); by time without a score.
+* ``checkpoint_dir_name`` (and ``should_checkpoint``) in the results
+  callbacks get, as Ray's ``train.report`` sets them on every result.
 
 The objectives are module-level functions of this module: loky's workers
 import it by name (pytest puts ``tests/`` on ``sys.path``).
@@ -99,3 +101,61 @@ def test_get_best_checkpoint_chooses_among_the_best_checkpoints(tmp_path):
     # it is not among best_checkpoints, as in Ray
     assert int(Path(result.get_best_checkpoint("score", "min").path, "step").read_text()) == 1
     assert int(Path(result.get_best_checkpoint("score", "max").path, "step").read_text()) == 2
+
+
+# --------------------------------------- 2. checkpoint_dir_name in callbacks
+
+CHECKPOINT_STEPS = (2, 4)
+
+
+def saves_at_some_steps(config):
+    """Four reports; a checkpoint with those of :data:`CHECKPOINT_STEPS`."""
+    for step in range(1, 5):
+        if step in CHECKPOINT_STEPS:
+            with tempfile.TemporaryDirectory() as d:
+                Path(d, "step").write_text(str(step))
+                tune.report({"loss": 1.0 / step}, checkpoint=tune.Checkpoint.from_directory(d))
+        else:
+            tune.report({"loss": 1.0 / step})
+
+
+class Seen(tune.Callback):
+    """Records what callbacks see of results."""
+
+    def __init__(self) -> None:
+        self.results: list[dict] = []
+        self.completed: dict | None = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.results.append(dict(result))
+        result["checkpoint_dir_name"] = "edited"      # a copy: changes nothing recorded
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.completed = trial.last_result
+
+
+def test_callbacks_see_rays_checkpoint_dir_name(tmp_path):
+    seen = Seen()
+    grid = tune.Tuner(
+        saves_at_some_steps,
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0,
+                                  callbacks=[seen]),
+    ).fit()
+    result = grid[0]
+    names = [r["checkpoint_dir_name"] for r in seen.results]
+    assert [r["training_iteration"] for r in seen.results] == [1, 2, 3, 4]
+    assert [n is None for n in names] == [s not in CHECKPOINT_STEPS for s in range(1, 5)]
+    for step, name, r in zip(range(1, 5), names, seen.results):
+        if name is not None:       # the checkpoint's folder in the trial's, saved then
+            assert r["should_checkpoint"] is True
+            assert Path(result.path, name, "step").read_text() == str(step)
+        else:
+            assert "should_checkpoint" not in r
+    # trial.last_result has it too, and so has Result.metrics: the same name
+    assert seen.completed["checkpoint_dir_name"] == names[-1] == \
+        result.metrics["checkpoint_dir_name"]
+    assert seen.completed["loss"] == 0.25
+    # what was recorded is as before: the folders the results read give
+    assert [r["checkpoint_dir_name"] for r in result.history()] == names
+    assert [r["checkpoint_dir_name"] for r in
+            tune.ResultGrid.from_path(grid.experiment_path)[0].history()] == names
