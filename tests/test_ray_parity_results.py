@@ -6,6 +6,7 @@
   to resume from, is ``Result.checkpoint``); by time without a score.
 * ``checkpoint_dir_name`` (and ``should_checkpoint``) in the results
   callbacks get, as Ray's ``train.report`` sets them on every result.
+* Callback states: the experiment keeps those of its latest ``fit()``.
 
 The objectives are module-level functions of this module: loky's workers
 import it by name (pytest puts ``tests/`` on ``sys.path``).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -159,3 +161,79 @@ def test_callbacks_see_rays_checkpoint_dir_name(tmp_path):
     assert [r["checkpoint_dir_name"] for r in result.history()] == names
     assert [r["checkpoint_dir_name"] for r in
             tune.ResultGrid.from_path(grid.experiment_path)[0].history()] == names
+
+
+# ---------------------------------------------------------- 3. callback states
+
+class Tally(tune.Callback):
+    """Counts the results it heard; its state survives a restore."""
+
+    def __init__(self) -> None:
+        self.results = 0
+        self.at_setup: int | None = None
+
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
+        self.at_setup = self.results
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.results += 1
+
+    def get_state(self):
+        return {"results": self.results}
+
+    def set_state(self, state):
+        self.results = state["results"]
+
+
+class Quiet(tune.Callback):
+    """A callback without state."""
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        pass
+
+
+def reports_twice(config):
+    for step in range(2):
+        tune.report({"loss": config["x"] + step})
+
+
+def _tally_tuner(tmp_path: Path, callbacks: list) -> tune.Tuner:
+    return tune.Tuner(reports_twice, param_space={"x": tune.grid_search([1, 2])},
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="cb",
+                                                verbose=0, callbacks=callbacks))
+
+
+@pytest.mark.parametrize("between", [None, [Quiet()]])
+def test_a_fit_whose_callbacks_keep_no_state_drops_the_saved_states(tmp_path, between):
+    grid = _tally_tuner(tmp_path, [Tally()]).fit()
+    path = grid.experiment_path
+
+    kept = Tally()      # a restore with it gets its state back: 2 trials, 2 results each
+    tune.Tuner.restore(path, reports_twice, callbacks=[kept]).fit()
+    assert kept.at_setup == 4
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # (the restore says the run had callbacks)
+        tune.Tuner.restore(path, reports_twice, callbacks=between).fit()
+    # that fit() gave the state to no callback: it is gone, not given back later
+    later = Tally()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tune.Tuner.restore(path, reports_twice, callbacks=[later]).fit()
+    assert later.at_setup == 0
+    assert not [w for w in caught if "state" in str(w.message)]
+
+
+def test_a_state_given_to_no_callback_is_dropped_with_a_warning(tmp_path):
+    grid = _tally_tuner(tmp_path, [Tally()]).fit()
+
+    class Other(Tally):
+        pass
+
+    with pytest.warns(UserWarning, match="Tally at place 0.*drops it from the experiment"):
+        tune.Tuner.restore(grid.experiment_path, reports_twice, callbacks=[Other()]).fit()
+    # the Other's own state replaced it: a Tally at place 0 gets nothing
+    again = Tally()
+    with pytest.warns(UserWarning, match="Other at place 0"):
+        tune.Tuner.restore(grid.experiment_path, reports_twice, callbacks=[again]).fit()
+    assert again.at_setup == 0
