@@ -24,6 +24,14 @@ result saved with a checkpoint) and, in ``Result.metrics`` only,
 * ``experiment_tag`` is fastasha's (see :func:`fastasha._rows.experiment_tag`).
 * A trial that never reported has empty ``metrics`` (Ray's holds its
   ``config`` and the worker's ``pid``, ``hostname``, ... there).
+* A trial created but never started, because the time budget
+  (``TuneConfig(time_budget_s=...)``), a stopper's ``stop_all()`` or
+  ``fail_fast`` ended the sweep first, is listed ``"PENDING"`` with empty
+  ``metrics`` (as after Ctrl-C), so that ``Tuner.restore`` runs it. Ray
+  lists it too, but ``TERMINATED``: its ``_stop_experiment_if_needed``
+  stops every unfinished trial, started or not, when the stopper (where
+  the time budget is a ``TimeoutStopper``) says ``stop_all()`` or
+  ``fail_fast`` applies, and a restore does not run it again.
 * After a driver crash, a trial whose last result was never recorded as a
   result counts only the results that were (``iterations_since_restore``),
   and ``Result.metrics`` lacks the since-restore fields if that result came
@@ -361,7 +369,9 @@ class Result:
     path : str
         The trial's folder in the experiment (holds its checkpoints).
     status : str
-        ``"TERMINATED"``, ``"ERROR"``, ``"RUNNING"`` (interrupted) or ``"PENDING"``.
+        ``"TERMINATED"``, ``"ERROR"``, ``"RUNNING"`` (interrupted) or
+        ``"PENDING"`` (created, but the sweep ended before it started, or
+        it waited for a retry: see the module docstring).
     """
 
     def __init__(self, experiment_path: Path, row: dict, reads: _GridReads | None = None,
