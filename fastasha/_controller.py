@@ -13,7 +13,6 @@ made here.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import traceback
 import warnings
@@ -25,7 +24,7 @@ from ._resources import Allocation, Request, ResourcePool, TrialResources
 from ._rows import experiment_tag, flatten, lookup
 from ._storage import DIRNAME_EVENT
 from .callback import HOOKS, bound_hooks
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, checkpoint_fields, checkpoint_rank
 from .config import CheckpointConfig
 from .schedulers._base import TrialScheduler, judges_every_result
 from .schedulers._ray_style import TuneControllerView, ray_style_hooks
@@ -90,8 +89,12 @@ class Trial:
     # what Ray's Trial offers callbacks and progress reporters under these names
     @property
     def last_result(self) -> dict:
-        """The latest result; ``{}`` before the first one, as in Ray."""
-        return {} if self.result is None else self.result
+        """A copy of the latest result with Ray's ``checkpoint_dir_name``; ``{}`` before the
+        first one, as in Ray."""
+        result = self.result
+        if result is None:
+            return {}
+        return {**result, **checkpoint_fields(result, self.latest)}
 
     @property
     def num_failures(self) -> int:
@@ -837,9 +840,10 @@ class Controller:
                 stop = True
             else:
                 # after the searcher and the scheduler, as in Ray (a copy, as Ray's: a
-                # hook that edits it changes nothing recorded); its errors end the sweep
+                # hook that edits it changes nothing recorded; with Ray's
+                # checkpoint_dir_name, set only here); its errors end the sweep
                 if self._hooks["on_trial_result"]:
-                    self.callback("on_trial_result", trial, result=dict(last))
+                    self.callback("on_trial_result", trial, result=trial.last_result)
                 if checkpoint is not None:
                     self._announce_save(trial, checkpoint)
         self.tick(now)
@@ -887,18 +891,9 @@ class Controller:
             # as Ray: the num_to_keep best (by score, else the most recent), and the latest
             # on top of them, so that the trial can resume (num_to_keep + 1 folders at most)
             latest = trial.latest
-            if cfg.checkpoint_score_attribute:
-                sign = 1 if cfg.checkpoint_score_order == "max" else -1
-
-                def rank(c: tuple) -> tuple:
-                    s = c[2]
-                    # (any real number: a numpy.float32 score ranks as its value)
-                    ok = isinstance(s, numbers.Real) and not math.isnan(s)
-                    return (ok, sign * s if ok else 0.0, c[1])
-            else:
-                def rank(c: tuple) -> tuple:
-                    return (c[1],)
-            keep = sorted(trial.checkpoints, key=rank, reverse=True)[: cfg.num_to_keep]
+            order = cfg.checkpoint_score_order if cfg.checkpoint_score_attribute else None
+            keep = sorted(trial.checkpoints, key=lambda c: checkpoint_rank(c, order),
+                          reverse=True)[: cfg.num_to_keep]
             if latest not in keep:
                 keep.append(latest)
             for c in trial.checkpoints:

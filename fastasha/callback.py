@@ -37,7 +37,10 @@ What the hooks receive:
     experiment file keeps them): read them inside the hook. A callback
     that overrides ``on_experiment_end`` keeps them all.
 
-``result`` is a copy: editing it changes nothing recorded. A trial that
+``result`` is a copy: editing it changes nothing recorded. As in Ray, it
+holds ``checkpoint_dir_name``: the name of the checkpoint folder saved
+with it (in ``trial.path``), with ``should_checkpoint`` set to True, or
+None; so does ``trial.last_result`` (a copy too). A trial that
 started once may start again: after a failure it is retried for, or when
 its worker was lost; ``on_trial_recover`` comes first.
 
@@ -59,6 +62,15 @@ back as Python numbers); a state with anything else (an array, an object,
 a ``defaultdict``) is not saved, with a warning, and that callback starts
 afresh on a restore. A callback of another class than the one saved at its
 place gets no state, with a warning.
+
+The experiment keeps the states of the callbacks of its latest ``fit()``
+only: a state saved by an earlier ``fit()`` that the latest did not give
+back (a restore without callbacks, with none that has a state, or with
+another class at that place) is dropped when that ``fit()`` starts, since
+the callback missed that run's events. Ray keeps the states by place in the
+list too (``CallbackList.get_state``), but a run whose callbacks have no
+state writes no new file, so a later restore gets the older state back, and
+gives it to whatever callback is at that place.
 
 Not supported: ``on_trial_restore`` is not called.
 """
@@ -307,6 +319,11 @@ class CallbackStates:
         self._saved: str | None = None          # the JSON text of the last save
         self._unsaved: set[str] = set()         # classes whose state was warned of
         self.saved_at = -float("inf")
+        if not self.stateful and store.meta(STATE_KEY) is not None:
+            # states an earlier fit() saved, that none of this run's callbacks saves again:
+            # they would miss this run's events, so they go now (a stateful run replaces
+            # them with its own at its first save, when it starts)
+            store.set_meta(STATE_KEY, None)
 
     def _entries(self) -> list[dict | None]:
         from ._storage import to_tagged_json   # (_storage imports config, which imports this)
@@ -397,12 +414,14 @@ def restore_states(callbacks: list, saved: Any) -> None:
             warnings.warn(
                 f"the experiment saved the state of the callback {name} at place {i} of "
                 f"RunConfig.callbacks, but the restore passed {given} there: that state is "
-                "not restored. Pass the callbacks in the order the experiment had them",
+                "not restored, and this run's save drops it from the experiment. Pass the "
+                "callbacks in the order the experiment had them",
                 UserWarning, stacklevel=user_stacklevel())
             continue
         set_state = getattr(cb, "set_state", None)
         if not callable(set_state):
             warnings.warn(f"the callback {name} has no set_state() to take back its saved "
-                          "state: it starts afresh", UserWarning, stacklevel=user_stacklevel())
+                          "state: it starts afresh, and this run's save drops that state",
+                          UserWarning, stacklevel=user_stacklevel())
             continue
         set_state(from_tagged_json(entry["state"]))

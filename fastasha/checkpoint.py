@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import pickle
 import shutil
 import tempfile
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 # Ray's file for a checkpoint's metadata (Checkpoint.set_metadata), in its folder
 METADATA_FILE = ".metadata.json"
@@ -20,6 +22,41 @@ TRAINABLE_DICT_FILE = "_fastasha_checkpoint.pkl"
 # The temporary folders of this process's dict checkpoints still alive: folder -> pid
 # of the process that made it (a forked child inherits its parent's entries).
 _dict_folders: dict[str, int] = {}
+
+
+def checkpoint_rank(entry: Sequence, order: str | None) -> tuple:
+    """How good a kept checkpoint is, as Ray's checkpoint manager ranks it: bigger is better.
+
+    ``entry`` is a trial's record of one checkpoint, ``(path, report count,
+    score, ...)``. With ``order`` (``CheckpointConfig.checkpoint_score_order``,
+    ``"max"`` or ``"min"``: there is a ``checkpoint_score_attribute``) the
+    score ranks it; a score that is not a real number (missing, NaN, a
+    string) ranks below every real one, as Ray ranks NaN below ``-inf``.
+    Equals, and every checkpoint when ``order`` is None, rank by recency:
+    the later saved is the better (Ray inserts a checkpoint after those that
+    score the same, and keeps the most recent without a score attribute).
+    """
+    if order is None:
+        return (entry[1],)
+    score = entry[2]
+    ok = isinstance(score, numbers.Real) and not math.isnan(score)
+    return (ok, (score if order == "max" else -score) if ok else 0.0, entry[1])
+
+
+def checkpoint_fields(result: dict, latest: Sequence | None) -> dict[str, Any]:
+    """Ray's ``checkpoint_dir_name`` of a trial's newest ``result`` (and ``should_checkpoint``).
+
+    ``latest`` is the trial's latest checkpoint record, ``(path, report
+    count, score, time_total_s, training_iteration)`` (older records lack the
+    last two); ``result`` was saved with it if both name the same report.
+    Ray's ``train.report`` sets these keys on every result it reports: the
+    folder's name (and ``should_checkpoint``) with a checkpoint, else None.
+    """
+    if latest is not None and len(latest) > 4 and \
+            latest[4] == result.get("training_iteration") and \
+            latest[3] == result.get("time_total_s"):
+        return {"checkpoint_dir_name": os.path.basename(latest[0]), "should_checkpoint": True}
+    return {"checkpoint_dir_name": None}
 
 
 def _remove_dict_folder(directory: str) -> None:

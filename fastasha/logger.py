@@ -203,13 +203,19 @@ class LoggerCallback(Callback):
             run = _runs(self)[trial.trial_id] = [0, offset]
         run[0] += 1
         out = dict(result)
+        name = _checkpoint_name(trial, result)
+        # (the driver's result has checkpoint_dir_name already, as Ray's: it goes after the
+        # fields below, where the experiment's own rows have it, so that the columns of a
+        # live log and of export_trial_logs come in one order)
+        out.pop("checkpoint_dir_name", None)
+        if name is not None:
+            out.pop("should_checkpoint", None)
         config = getattr(trial, "config", None)
         if config is not None:
             out.setdefault("config", config)
         if run[1] is not None and _is_real(total):
             out.setdefault("time_since_restore", total - run[1])
         out.setdefault("iterations_since_restore", run[0])
-        name = _checkpoint_name(trial, result)
         out.setdefault("checkpoint_dir_name", name)
         if name is not None:
             out.setdefault("should_checkpoint", True)

@@ -24,6 +24,14 @@ result saved with a checkpoint) and, in ``Result.metrics`` only,
 * ``experiment_tag`` is fastasha's (see :func:`fastasha._rows.experiment_tag`).
 * A trial that never reported has empty ``metrics`` (Ray's holds its
   ``config`` and the worker's ``pid``, ``hostname``, ... there).
+* A trial created but never started, because the time budget
+  (``TuneConfig(time_budget_s=...)``), a stopper's ``stop_all()`` or
+  ``fail_fast`` ended the sweep first, is listed ``"PENDING"`` with empty
+  ``metrics`` (as after Ctrl-C), so that ``Tuner.restore`` runs it. Ray
+  lists it too, but ``TERMINATED``: its ``_stop_experiment_if_needed``
+  stops every unfinished trial, started or not, when the stopper (where
+  the time budget is a ``TimeoutStopper``) says ``stop_all()`` or
+  ``fail_fast`` applies, and a restore does not run it again.
 * After a driver crash, a trial whose last result was never recorded as a
   result counts only the results that were (``iterations_since_restore``),
   and ``Result.metrics`` lacks the since-restore fields if that result came
@@ -46,7 +54,7 @@ from typing import Any, Iterator
 from ._rows import MISSING, experiment_tag, flatten, lookup
 from ._storage import TRIALS_DIR, ExperimentStore, StoreError
 from ._validation import check_choice, check_mode
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, checkpoint_rank
 
 SCOPES = ("last", "avg", "last-5-avg", "last-10-avg", "all")
 
@@ -241,6 +249,9 @@ class _GridReads:
     CHUNK = 256
     # (also what a grid pickled before trial folders could be named finds: none named)
     dirnames: dict[str, str] = {}
+    # the experiment's CheckpointConfig as its settings keep it (a grid pickled before
+    # it was read, or a file without it: checkpoints in the order they were saved)
+    checkpoint_config: dict = {}
 
     def __init__(self, path: str | os.PathLike) -> None:
         self._path = path
@@ -358,7 +369,9 @@ class Result:
     path : str
         The trial's folder in the experiment (holds its checkpoints).
     status : str
-        ``"TERMINATED"``, ``"ERROR"``, ``"RUNNING"`` (interrupted) or ``"PENDING"``.
+        ``"TERMINATED"``, ``"ERROR"``, ``"RUNNING"`` (interrupted) or
+        ``"PENDING"`` (created, but the sweep ended before it started, or
+        it waited for a retry: see the module docstring).
     """
 
     def __init__(self, experiment_path: Path, row: dict, reads: _GridReads | None = None,
@@ -416,7 +429,8 @@ class Result:
             )
         store = ExperimentStore.open(experiment, readonly=True)
         try:
-            dirnames = store.trial_dirnames()
+            settings = store.settings()
+            dirnames = store.trial_dirnames(settings)
             by_folder = {name: trial_id for trial_id, name in dirnames.items()}
             trial_id = by_folder.get(path.name, path.name)
             rows = [r for r in store.trial_rows(decode=False) if r["trial_id"] == trial_id]
@@ -426,6 +440,7 @@ class Result:
             raise ValueError(f"the experiment {str(experiment)!r} has no trial {path.name!r}")
         result = cls(experiment, rows[0])
         result._reads.dirnames = dirnames
+        result._reads.checkpoint_config = settings.get("checkpoint_config") or {}
         return result
 
     @property
@@ -539,7 +554,20 @@ class Result:
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict]]:
-        """The kept checkpoints, oldest first, each with the result it was saved with.
+        """The best kept checkpoints, each with the result it was saved with, as in Ray 2.7+.
+
+        Ray's checkpoint manager gives them in its own order, and so does
+        this: with ``CheckpointConfig(checkpoint_score_attribute=...)``, by
+        score, **the worst first and the best last** (a score that is not a
+        real number ranks below all others, equals by when they were
+        saved); without one, in the order they were saved (the latest
+        last). With ``num_to_keep`` these are the ``num_to_keep`` last of
+        that order: the trial's latest checkpoint, kept on disk to resume
+        from, is left out if it is not among them (:attr:`checkpoint` is
+        always the latest). Read back with :meth:`ResultGrid.from_path`
+        or :meth:`from_path`, the order is the same. (Ray's own
+        ``Result.from_path`` lists every checkpoint folder by its index
+        instead, not knowing the experiment's ``CheckpointConfig``.)
 
         Returns
         -------
@@ -552,10 +580,16 @@ class Result:
         self._checkpoint_names()         # decodes the list
         if not self._checkpoints:
             return []
+        config = self._reads.checkpoint_config
+        order = config.get("checkpoint_score_order", "max") \
+            if config.get("checkpoint_score_attribute") else None
+        entries = sorted(self._checkpoints, key=lambda c: checkpoint_rank(c, order))
+        if config.get("num_to_keep") is not None:
+            entries = entries[-config["num_to_keep"]:]
         # a trial that restarted from scratch reports an iteration again: the later wins
         by_iteration = {r.get("training_iteration"): r for r in self.history()}
         pairs = []
-        for path, count, *rest in self._checkpoints:
+        for path, count, *rest in entries:
             # the training_iteration of the result it was saved with (older files and
             # objectives that do not report their own: the report count)
             iteration = rest[2] if len(rest) > 2 else count
@@ -564,7 +598,10 @@ class Result:
         return pairs
 
     def get_best_checkpoint(self, metric: str, mode: str) -> Checkpoint:
-        """The kept checkpoint whose result has the best value of ``metric``.
+        """Of :attr:`best_checkpoints`, the one whose result has the best value of ``metric``.
+
+        As in Ray, the choice is among :attr:`best_checkpoints`: the latest
+        checkpoint counts only if it is one of them.
 
         Parameters
         ----------
@@ -577,7 +614,8 @@ class Result:
         Returns
         -------
         Checkpoint
-            The first of the best if several tie. Checkpoints whose result
+            The first of the best in :attr:`best_checkpoints`' order if
+            several tie. Checkpoints whose result
             has no numeric value of ``metric`` (missing, NaN, a string) are
             left out.
 
@@ -755,6 +793,7 @@ class ResultGrid:
         settings = store.settings()
         reads = _GridReads(path)
         reads.dirnames = store.trial_dirnames(settings)
+        reads.checkpoint_config = settings.get("checkpoint_config") or {}
         results = [Result(path, row, reads, position)
                    for position, row in enumerate(store.trial_rows(decode=False))]
         if configs:

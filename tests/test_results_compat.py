@@ -155,11 +155,13 @@ def test_kept_checkpoints_keep_their_results(tmp_path):
     grid = fit(saves_every_step, tmp_path, {"x": 1}, checkpoint_config=config)
     for result in (grid[0], tune.ResultGrid.from_path(grid.experiment_path)[0]):
         pairs = result.best_checkpoints
-        # the two best by loss (steps 2 and 3) and, as in Ray, the latest (step 5) on top
-        assert [step_of(c) for c, _ in pairs] == [2, 3, 5]
-        assert [r["loss"] for _, r in pairs] == [1.0, 0.5, 4.0]
+        # as in Ray: the two best by loss (steps 2 and 3), the worse first; the latest
+        # (step 5) is kept on disk to resume from, and is Result.checkpoint, but it is
+        # not among the best
+        assert [step_of(c) for c, _ in pairs] == [2, 3]
+        assert [r["loss"] for _, r in pairs] == [1.0, 0.5]
         assert step_of(result.checkpoint) == 5
-        assert step_of(result.get_best_checkpoint("loss", "max")) == 5
+        assert step_of(result.get_best_checkpoint("loss", "max")) == 2
 
 
 def test_checkpoints_are_kept_by_a_nested_score_too(tmp_path):
@@ -167,7 +169,7 @@ def test_checkpoints_are_kept_by_a_nested_score_too(tmp_path):
     config = tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val/loss",
                                    checkpoint_score_order="max")
     grid = fit(saves_every_step, tmp_path, {"x": 1}, checkpoint_config=config)
-    assert [step_of(c) for c, _ in grid[0].best_checkpoints] == [2, 3, 5]
+    assert [step_of(c) for c, _ in grid[0].best_checkpoints] == [2, 3]
 
 
 def test_keeping_one_checkpoint_by_score_keeps_the_best_and_the_latest(tmp_path):
@@ -176,7 +178,7 @@ def test_keeping_one_checkpoint_by_score_keeps_the_best_and_the_latest(tmp_path)
                                    checkpoint_score_order="min")
     grid = fit(saves_every_step, tmp_path, {"x": 1}, checkpoint_config=config)
     result = grid[0]
-    assert [step_of(c) for c, _ in result.best_checkpoints] == [3, 5]
+    assert [step_of(c) for c, _ in result.best_checkpoints] == [3]
     assert step_of(result.get_best_checkpoint("loss", "min")) == 3
     on_disk = sorted(p.name for p in Path(result.path).iterdir() if p.name.startswith("checkpoint_"))
     assert len(on_disk) == 2

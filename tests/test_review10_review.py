@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import joblib
 import pytest
@@ -349,7 +350,11 @@ def test_num_to_keep_keeps_the_best_checkpoint_when_the_score_is_a_numpy_scalar(
     for result in grid:
         assert result.error is None, result.error
         kept = []
-        for checkpoint, _ in result.best_checkpoints:
-            with open(os.path.join(checkpoint.path, "step")) as f:
-                kept.append(f.read())
+        for name in os.listdir(result.path):
+            if name.startswith("checkpoint_"):
+                with open(os.path.join(result.path, name, "step")) as f:
+                    kept.append(f.read())
         assert sorted(kept) == ["1", "3"], (result.config, kept)    # the best, the latest
+        # Ray's best_checkpoints: the num_to_keep best only (the latest is Result.checkpoint)
+        best = [Path(c.path, "step").read_text() for c, _ in result.best_checkpoints]
+        assert best == ["1"], (result.config, best)
