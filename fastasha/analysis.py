@@ -457,8 +457,9 @@ class ExperimentAnalysis:
     def get_trial_checkpoints_paths(self, trial: Result | str,
                                     metric: str | None = None) -> list[tuple[str, Any]]:
         """``(path, value of metric)`` of each checkpoint ``trial`` (or the trial in that folder)
-        kept, oldest first (Ray 1.x); ``metric`` defaults to the default metric, then to
-        ``training_iteration``, as in Ray."""
+        kept, in the order of ``Result.best_checkpoints`` (by ``CheckpointConfig``'s score,
+        worst first; by time without one); ``metric`` defaults to the default metric, then
+        to ``training_iteration``, as in Ray."""
         metric = metric or self.default_metric or "training_iteration"
         return [(checkpoint.path, lookup(metrics, metric, None))
                 for checkpoint, metrics in self._trial(trial).best_checkpoints]

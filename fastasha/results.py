@@ -189,7 +189,8 @@ def _require_pandas():
         import pandas
     except ImportError as err:
         raise ImportError(
-            "data frames need pandas: pip install 'fastasha[pandas]' (or pip install pandas)"
+            "data frames need pandas: pip install \"pandas>=2\" (or, in a clone of fastasha: "
+            "pip install -e '.[pandas]')"
         ) from err
     return pandas
 

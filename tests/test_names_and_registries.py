@@ -374,6 +374,29 @@ def test_install_messages_name_the_extras_requirement(monkeypatch, cls, module, 
     assert f'in a clone of fastasha: pip install -e ".[{extra}]"' in message
 
 
+
+def test_no_message_or_docstring_tells_users_to_pip_install_fastasha_extras():
+    """``pip install "fastasha[x]"`` fails (fastasha is not on PyPI): no source may say it."""
+    package = Path(fastasha.integration.__file__).parent.parent
+    offenders = [f"{path.relative_to(package)}:{n}"
+                 for path in sorted(package.rglob("*.py"))
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if re.search(r"""pip install\s+(-U\s+)?["']?fastasha\[""", line)]
+    assert not offenders, offenders
+
+
+def test_data_frames_without_pandas_say_how_to_install_it(tmp_path, monkeypatch):
+    grid = tune.Tuner(lambda config: tune.report({"loss": 1.0}),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError) as info:
+        grid.get_dataframe()
+    message = str(info.value)
+    assert "fastasha[" not in message
+    assert 'pip install "pandas>=2"' in message
+    assert "in a clone of fastasha: pip install -e '.[pandas]'" in message
+
+
 # ------------------------------------------------------------------ get_best_trial
 
 def test_a_single_trial_is_the_best_whatever_the_metric_as_in_ray(tmp_path):

@@ -27,8 +27,8 @@ of the round it judged, so boosting ends there (``lightgbm.train`` catches
 only its own early-stopping exception) and the trial ends as stopped.
 
 Importing this module needs lightgbm (as importing Ray's does): without it,
-the import fails with a ``ModuleNotFoundError`` that says
-``pip install "fastasha[lightgbm]"``.
+the import fails with a ``ModuleNotFoundError`` that says ``pip install lightgbm``
+(in a clone of fastasha, ``pip install -e ".[lightgbm]"``).
 
 References
 ----------

@@ -34,8 +34,8 @@ Ray's ``ray.train.xgboost`` also holds Ray Train's distributed
 per trial: call ``xgboost.train`` in the objective).
 
 Importing this module needs xgboost (as importing Ray's does): without it,
-the import fails with a ``ModuleNotFoundError`` that says
-``pip install "fastasha[xgboost]"``.
+the import fails with a ``ModuleNotFoundError`` that says ``pip install xgboost``
+(in a clone of fastasha, ``pip install -e ".[xgboost]"``).
 
 References
 ----------
