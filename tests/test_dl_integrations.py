@@ -39,10 +39,10 @@ def _need(library: str):
         pytest.importorskip("lightning.pytorch", reason="PyTorch Lightning is not installed "
                             "(pip install torch, then pip install -e '.[lightning]')" + hint)
     else:
-        pytest.importorskip("torch", reason="torch (Keras's backend here) is not installed "
-                            "(pip install torch)" + hint)
-        pytest.importorskip("keras", reason="Keras is not installed "
-                            "(pip install -e '.[keras]')" + hint)
+        for name in ("torch", "keras"):     # torch: the backend these tests run Keras on
+            pytest.importorskip(name, reason="Keras or torch, its backend here, is not "
+                                "installed (pip install torch, then pip install -e '.[keras]')"
+                                + hint)
     return importlib.import_module(MODULES[library])
 
 
