@@ -3,6 +3,7 @@
 A Ray Tune script that tunes a ``LightningModule`` moves over by changing
 its imports::
 
+    import os
     import lightning.pytorch as pl
     from fastasha import tune
     from fastasha.schedulers import ASHAScheduler
@@ -53,6 +54,7 @@ Lightning with Tune" shows the use above.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import warnings
@@ -194,19 +196,20 @@ class TuneReportCheckpointCallback(_HookCallback):
             )
         if not values:
             return
-        save = None
-        if self._save_checkpoints:
-            def save(directory: str) -> None:
-                self._saving = True
-                try:
-                    trainer.save_checkpoint(os.path.join(directory, self._filename))
-                finally:
-                    self._saving = False
+        save = functools.partial(self._save, trainer) if self._save_checkpoints else None
         try:
             _dl.report_with(values, save)
         except TrialStopped:
             self._stopped = True
             raise
+
+    def _save(self, trainer: Trainer, directory: str) -> None:
+        """Save the trainer's checkpoint as ``filename`` in ``directory``."""
+        self._saving = True
+        try:
+            trainer.save_checkpoint(os.path.join(directory, self._filename))
+        finally:
+            self._saving = False
 
 
 class TuneReportCallback(TuneReportCheckpointCallback):
