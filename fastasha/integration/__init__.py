@@ -1,4 +1,4 @@
-"""Ray Tune's integration callbacks for gradient boosting libraries.
+"""Ray Tune's integration callbacks for gradient boosting and deep learning libraries.
 
 ``fastasha.integration.xgboost`` and ``fastasha.integration.lightgbm`` hold
 Ray's ``TuneReportCheckpointCallback``, ``TuneReportCallback`` and
@@ -8,9 +8,19 @@ trial after any round) and saves the booster in checkpoints. They are also
 importable under Ray's module paths, ``fastasha.tune.integration.xgboost``
 and ``fastasha.train.xgboost`` (and the same for ``lightgbm``).
 
-Each submodule needs its library (``pip install "xgboost>=2"`` or
-``pip install "lightgbm>=4"``; or, in a clone of fastasha, ``pip install -e
-".[xgboost]"`` or ``".[lightgbm]"``); this package itself imports neither.
+``fastasha.integration.pytorch_lightning`` and ``fastasha.integration.keras``
+hold Ray's callbacks for ``Trainer.fit`` and ``Model.fit``, which report at
+the hooks they are given (epoch ends, by default) and save checkpoints; they
+are importable as ``fastasha.tune.integration.pytorch_lightning``,
+``fastasha.tune.integration.keras`` and ``fastasha.air.integrations.keras``
+too.
+
+Each submodule needs its library (``pip install "xgboost>=2"``,
+``pip install "lightgbm>=4"``, ``pip install "lightning>=2"`` or
+``pip install "keras>=3"``, the last two once torch is installed (Keras may
+run on tensorflow or jax instead); or, in a clone of
+fastasha, ``pip install -e ".[xgboost]"``, ``".[lightgbm]"``,
+``".[lightning]"`` or ``".[keras]"``); this package itself imports none.
 """
 
 __all__: list[str] = []
