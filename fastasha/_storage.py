@@ -47,6 +47,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Collection, Iterator
 
+from ._json import encoder
 from ._rows import RunTracker, decode, head, json_default
 from .config import OVERWRITE_ENV
 
@@ -113,8 +114,9 @@ class StoreError(ValueError):
     """The experiment file is missing, corrupt, or not a fastasha experiment."""
 
 
-# one encoder for every write: json.dumps(obj, default=...) builds a new one per call
-_dumps = json.JSONEncoder(default=json_default).encode
+# one encoder for every write: json.dumps(obj, default=...) builds a new one per call,
+# and JSONEncoder.encode a new C encoder (see fastasha._json)
+_dumps = encoder(json_default)
 
 
 _EXACT = (dict, list, tuple, set, frozenset)
