@@ -47,6 +47,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Collection, Iterator
 
+from ._json import encoder
 from ._rows import RunTracker, decode, head, json_default
 from .config import OVERWRITE_ENV
 
@@ -96,18 +97,26 @@ CREATE TABLE events (
 _TRIAL_FIELDS = ("status", "n_failures", "error", "traceback", "last_result", "checkpoint",
                  "checkpoints")
 _JSON_FIELDS = ("last_result", "checkpoints")
+_FIELD_SET = frozenset(_TRIAL_FIELDS)
+# a new trial's fields before any update
+_NEW_TRIAL = ("PENDING", 0, None, None, None, None, None)
 
 
-def _encode_field(name: str, value: Any) -> Any:
-    return _dumps(value) if name in _JSON_FIELDS and value is not None else value
+def _new_trial_fields(fields: dict) -> tuple:
+    """The values of ``_TRIAL_FIELDS`` for a new trial with the updates ``fields``."""
+    last, checkpoints = fields.get("last_result"), fields.get("checkpoints")
+    return (fields.get("status", "PENDING"), fields.get("n_failures", 0), fields.get("error"),
+            fields.get("traceback"), None if last is None else _dumps(last),
+            fields.get("checkpoint"), None if checkpoints is None else _dumps(checkpoints))
 
 
 class StoreError(ValueError):
     """The experiment file is missing, corrupt, or not a fastasha experiment."""
 
 
-# one encoder for every write: json.dumps(obj, default=...) builds a new one per call
-_dumps = json.JSONEncoder(default=json_default).encode
+# one encoder for every write: json.dumps(obj, default=...) builds a new one per call,
+# and JSONEncoder.encode a new C encoder (see fastasha._json)
+_dumps = encoder(json_default)
 
 
 _EXACT = (dict, list, tuple, set, frozenset)
@@ -461,9 +470,8 @@ class ExperimentStore:
         self._new_trials.append((trial_id, (index, trial_id, config_json, bracket, text)))
 
     def update_trial(self, trial_id: str, **fields: Any) -> None:
-        unknown = set(fields) - set(_TRIAL_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown trial field(s) {sorted(unknown)}")
+        if not _FIELD_SET.issuperset(fields):
+            raise ValueError(f"unknown trial field(s) {sorted(set(fields) - _FIELD_SET)}")
         self._trial_updates.setdefault(trial_id, {}).update(fields)
 
     def add_results(self, trial_id: str, rows_json: str | bytes, n_rows: int) -> None:
@@ -571,8 +579,9 @@ class ExperimentStore:
                 # a trial created since the last flush is written once, with its updates
                 rows = []
                 for trial_id, base in new_trials:
-                    fields = {"status": "PENDING", "n_failures": 0, **updates.pop(trial_id, {})}
-                    rows.append((*base, *(_encode_field(n, fields.get(n)) for n in _TRIAL_FIELDS)))
+                    fields = updates.pop(trial_id, None)
+                    rows.append(base + (_NEW_TRIAL if fields is None else
+                                        _new_trial_fields(fields)))
                 columns = ", ".join(("idx", "trial_id", "config", "bracket", "resources")
                                     + _TRIAL_FIELDS)
                 marks = ", ".join("?" * (5 + len(_TRIAL_FIELDS)))
@@ -581,7 +590,8 @@ class ExperimentStore:
             for trial_id, fields in updates.items():
                 names = tuple(fields)
                 by_fields.setdefault(names, []).append(
-                    (*(_encode_field(n, fields[n]) for n in names), trial_id))
+                    (*[_dumps(v) if v is not None and n in _JSON_FIELDS else v
+                       for n, v in fields.items()], trial_id))
             for names, params in by_fields.items():
                 conn.executemany(
                     f"UPDATE trials SET {', '.join(n + ' = ?' for n in names)} WHERE trial_id = ?",

@@ -600,6 +600,33 @@ def test_same_seed_same_sequence():
     assert a != c
 
 
+@pytest.mark.parametrize("num_samples", [1, 63, 64, 65, 300])
+def test_flat_space_gives_the_configs_of_the_same_space_nested(num_samples):
+    # A space that is one dict of constants, domains and choices among constants is
+    # resolved on a shorter path than a nested one: the draws must be the same.
+    marker = object()
+    flat = {
+        "lr": loguniform(1e-4, 1e-1), "units": randint(8, 64), "act": choice(["relu", "tanh"]),
+        "epochs": 10, "obj": marker, "noise": randn(0, 1),
+        "opt": choice([{"name": "sgd"}, ("adam", 0.9), None]), "q": qrandint(0, 100, 5),
+    }
+    nested = {"inner": flat}
+    for seed in (0, 7):
+        got = configs(flat, num_samples, seed)
+        want = [c["inner"] for c in configs(nested, num_samples, seed)]
+        assert len(got) == num_samples
+        assert [config_to_json(c) for c in got] == [config_to_json(c) for c in want]
+        assert all(c["obj"] is marker for c in got)
+        assert [list(c) for c in got] == [list(flat)] * num_samples
+    # with points_to_evaluate first (each one a flat space of its own)
+    points = [{"lr": 0.05}, {"act": "tanh", "units": 9}]
+    got = list(VariantGenerator(flat, 6, 3, points_to_evaluate=points))
+    want = [c["inner"] for c in VariantGenerator(
+        nested, 6, 3, points_to_evaluate=[{"inner": p} for p in points])]
+    assert [config_to_json(c) for c in got] == [config_to_json(c) for c in want]
+    assert got[0]["lr"] == 0.05 and got[1]["act"] == "tanh" and got[1]["units"] == 9
+
+
 def test_seed_none_is_allowed():
     gen = VariantGenerator({"x": uniform(0, 1)}, num_samples=2)
     assert gen.seed is None and len(list(gen)) == 2

@@ -252,6 +252,7 @@ class Driver:
         self._periodic_due = -math.inf
         self.experiment_name = ""
         self.trials_dir = ""
+        self._folders = ""            # trials_dir with a separator at its end
         self._relaunches = 0            # in a row, without a trial finishing
         self.slots = {i: Slot(i) for i in range(n_slots)}
         self.peers: dict[Connection, Peer] = {}
@@ -440,6 +441,7 @@ class Driver:
         self.controller, self.store = controller, store
         self.periodic, self._periodic_due = periodic, -math.inf
         self.experiment_name, self.trials_dir = experiment_name, trials_dir
+        self._folders = os.path.join(trials_dir, "")
         self.progress, self.snapshot = progress, snapshot
         self.on_trial_finished = on_trial_finished
         if self._server is None:
@@ -964,20 +966,23 @@ class Driver:
         """Send ``first`` (the trial to start now) and trials ahead, as far as wanted."""
         running = worker.trial
         trials = [first] if first is not None else []
-        depth = self._ahead_depth() if running is not None else 0
-        if depth and len(worker.ahead) <= depth // 2:
-            while len(worker.ahead) < depth:
-                nxt = self.controller.take_ahead(running.request)
-                if nxt is None:
-                    break
-                worker.ahead.append(nxt)
-                trials.append(nxt)
+        # topped up once down to half its depth (at most AHEAD_MAX): checked first, since
+        # working out the depth costs more, and this runs after every trial
+        if running is not None and len(worker.ahead) <= AHEAD_MAX // 2:
+            depth = self._ahead_depth()
+            if depth and len(worker.ahead) <= depth // 2:
+                while len(worker.ahead) < depth:
+                    nxt = self.controller.take_ahead(running.request)
+                    if nxt is None:
+                        break
+                    worker.ahead.append(nxt)
+                    trials.append(nxt)
         if not trials:
             return
         alloc = running.allocation if running is not None else None
+        folders = self._folders      # os.path.join(self.trials_dir, name), for a plain name
         specs = [self.controller.trial_spec(t, self.experiment_name,
-                                            os.path.join(self.trials_dir,
-                                                         t.dirname or t.trial_id), alloc)
+                                            folders + (t.dirname or t.trial_id), alloc)
                  for t in trials]
         for spec, t in zip(specs, trials):
             spec["ahead"] = t is not first

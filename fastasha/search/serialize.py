@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from .._json import encoder
 from .sample import Categorical, Domain, Float, Integer
 from .variant_generator import compile_space, grid_values
 
@@ -337,8 +338,9 @@ def _plain(obj: Any, active: set) -> Any:
 
 
 _PLAIN_SCALARS = frozenset(_SCALARS)
-# one encoder for every config (json.dumps with separators= builds one per call)
-_compact = json.JSONEncoder(separators=(",", ":")).encode
+# one encoder for every config (json.dumps with separators= builds one per call); what
+# it encodes never holds itself: a flat config of scalars, or what _plain made
+_compact = encoder(separators=(",", ":"), acyclic=True)
 
 
 def is_plain(obj: Any, depth: int = 0) -> bool:
@@ -353,11 +355,18 @@ def is_plain(obj: Any, depth: int = 0) -> bool:
         return True
     if depth > 20:
         return False
+    # (loops, not all() over a generator: this runs twice a trial)
     if tp is dict:
-        return all(type(k) is str and (type(v) in _PLAIN_SCALARS or is_plain(v, depth + 1))
-                   for k, v in obj.items())
+        for k, v in obj.items():
+            if type(k) is not str or (type(v) not in _PLAIN_SCALARS and
+                                      not is_plain(v, depth + 1)):
+                return False
+        return True
     if tp is list:
-        return all(type(v) in _PLAIN_SCALARS or is_plain(v, depth + 1) for v in obj)
+        for v in obj:
+            if type(v) not in _PLAIN_SCALARS and not is_plain(v, depth + 1):
+                return False
+        return True
     return False
 
 
@@ -388,9 +397,12 @@ def config_to_json(config: Any) -> str:
     >>> config_to_json({"lr": np.float64(0.5), "sizes": (1, 2), "f": float("nan")})
     '{"lr":0.5,"sizes":[1,2],"f":NaN}'
     """
-    if type(config) is dict and all(
-            type(k) is str and type(v) in _PLAIN_SCALARS for k, v in config.items()):
-        return _compact(config)   # flat and plain: the common case
+    if type(config) is dict:
+        for k, v in config.items():
+            if type(k) is not str or type(v) not in _PLAIN_SCALARS:
+                break
+        else:
+            return _compact(config)   # flat and plain: the common case
     try:
         return _compact(_plain(config, set()))
     except (RecursionError, ValueError, TypeError):  # absurdly deep nesting, exotic keys

@@ -189,6 +189,21 @@ def _outer_grids(node: Any, out: list) -> list:
     return out
 
 
+def _flat_fields(node: Any) -> tuple | None:
+    """``(key, node)`` of a space that is one dict of constants, domains and choices
+    among constants (the common space, resolved without recursion); None for any other."""
+    if type(node) is not _Dict:
+        return None
+    for child in node.children:
+        t = type(child)
+        if t is _Choice:
+            if any(type(option) is not _Const for option in child.options):
+                return None
+        elif t is not _Const and t is not _Sample:
+            return None
+    return tuple(zip(node.keys, node.children))
+
+
 def _key_order(key: Any) -> tuple:
     # Ray sorts grid paths as tuples; this gives the same order for str dict keys
     # and int list indices, and a defined order for keys of mixed types.
@@ -517,11 +532,31 @@ class VariantGenerator:
 
     def _generate(self) -> Iterator[dict]:
         for root, count in self._phases:
+            fields = None if self._constant else _flat_fields(root)
+            if fields is not None:
+                yield from self._flat_configs(fields, count)
+                continue
             grids = _outer_grids(root, [])
             for _ in itertools.count() if count == -1 else range(count):
                 self._memo = {} if self._constant else None
                 for chosen in _grid_choices(grids):
                     yield self._resolve_config(root, chosen)
+
+    def _flat_configs(self, fields: tuple, count: int) -> Iterator[dict]:
+        """The configs of a flat space (see ``_flat_fields``): what ``_resolve_config``
+        gives, with the same draws in the same order."""
+        draw = self._draw_new
+        for _ in itertools.count() if count == -1 else range(count):
+            config = {}
+            for key, node in fields:
+                t = type(node)
+                if t is _Const:
+                    config[key] = node.value
+                elif t is _Sample:
+                    config[key] = draw(node, False)
+                else:
+                    config[key] = node.options[draw(node, True)].value
+            yield config
 
     def _resolve_config(self, root: Any, chosen: dict) -> dict:
         pending: list = []
