@@ -598,6 +598,7 @@ class _Run:
     def __init__(self, tuner: Tuner) -> None:
         self.tuner = tuner
         tc, rc = tuner.tune_config, tuner.run_config
+        tc._instances_for_fit()      # (a scheduler or searcher given by name: one of its own)
         restore = tuner._restore
         self.restore = restore
         # (a generated name's folder is taken only when the experiment is created)
