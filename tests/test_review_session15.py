@@ -55,3 +55,60 @@ def test_a_tune_config_with_a_searcher_name_serves_several_fits(tmp_path, name):
             run_config=tune.RunConfig(storage_path=str(tmp_path), name=run, verbose=0,
                                       stop={"training_iteration": 1})).fit()
         assert len(grid) == 2 and all(1.0 <= r.config["x"] <= 2.0 for r in grid)
+
+
+# ------------------------------- 2. get_results() after a fit() that created nothing
+
+class FailsAtSetup(tune.Callback):
+    """A callback whose setup raises, before the experiment is created; ``before`` runs
+    first (another sweep that starts meanwhile)."""
+
+    def __init__(self, before=None) -> None:
+        self.before = before
+
+    def setup(self, **info):
+        if self.before is not None:
+            self.before()
+        raise RuntimeError("setup failed")
+
+
+def _failing_fit(tuner: tune.Tuner) -> None:
+    with pytest.raises(RuntimeError, match="setup failed"):
+        tuner.fit()
+
+
+def test_get_results_after_a_failed_fit_never_gives_the_experiment_it_did_not_replace(
+        tmp_path):
+    old = tune.Tuner(falls_with_x, param_space={"x": 1.0},
+                     run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp",
+                                               verbose=0)).fit()
+    assert len(old) == 1
+    tuner = tune.Tuner(falls_with_x, param_space={"x": tune.grid_search([2.0, 3.0])},
+                       run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp",
+                                                 verbose=0, overwrite=True,
+                                                 callbacks=[FailsAtSetup()]))
+    _failing_fit(tuner)
+    # the fit() replaced nothing: the experiment there is the old one, not its results
+    with pytest.raises(RuntimeError, match="no results yet"):
+        tuner.get_results()
+    assert len(tune.ResultGrid.from_path(old.experiment_path)) == 1
+
+
+def test_get_results_after_a_failed_fit_never_gives_a_sweep_that_took_its_name(
+        tmp_path, monkeypatch):
+    import time
+
+    # every generated name of this test falls in the same second
+    monkeypatch.setattr(time, "strftime", lambda fmt, *args: "2020-01-02_03-04-05")
+
+    def another_sweep():       # an unnamed sweep of the same objective starts meanwhile
+        tune.Tuner(falls_with_x, param_space={"x": 1.0},
+                   run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+
+    tuner = tune.Tuner(falls_with_x, param_space={"x": tune.grid_search([2.0, 3.0])},
+                       run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                                 callbacks=[FailsAtSetup(another_sweep)]))
+    _failing_fit(tuner)
+    assert [p.name for p in tmp_path.iterdir()] == ["falls_with_x_2020-01-02_03-04-05"]
+    with pytest.raises(RuntimeError, match="no results yet"):
+        tuner.get_results()
