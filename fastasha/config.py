@@ -433,14 +433,20 @@ class TuneConfig:
     chdir_to_trial_dir: bool | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.scheduler, str):      # Ray's name for it, as Ray's Tuner takes
+        # Ray's names, as Ray's Tuner takes them: built now, so that a wrong name fails at
+        # once, and remembered, so that each fit() runs a scheduler and a searcher of its
+        # own (see _instances_for_fit)
+        self._by_name: dict[str, list] = {}
+        if isinstance(self.scheduler, str):
             from .schedulers import create_scheduler
 
-            self.scheduler = create_scheduler(self.scheduler)
+            name, self.scheduler = self.scheduler, create_scheduler(self.scheduler)
+            self._by_name["scheduler"] = [name, self.scheduler, False]
         if isinstance(self.search_alg, str):
             from .search import create_searcher
 
-            self.search_alg = create_searcher(self.search_alg)
+            name, self.search_alg = self.search_alg, create_searcher(self.search_alg)
+            self._by_name["search_alg"] = [name, self.search_alg, False]
         if self.chdir_to_trial_dir is None:
             self.chdir_to_trial_dir = os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "0") == "1"
         check_bool("chdir_to_trial_dir", self.chdir_to_trial_dir)
@@ -481,3 +487,27 @@ class TuneConfig:
             value = getattr(self, name)
             if value is not None and not callable(value):
                 raise TypeError(f"{name} must be a function trial -> str, got {value!r}")
+
+    def _instances_for_fit(self) -> None:
+        """Give a ``fit()`` a scheduler and a searcher of its own where names were given.
+
+        Ray builds them from their names in each ``tune.run``, so that one
+        config serves several sweeps. Here the first ``fit()`` runs those
+        built when the config was made (``config.scheduler`` is then the
+        one the sweep ran with, as when an object is given); each later
+        one builds new ones from the names, since a scheduler keeps the
+        trials it judged (ASHA's rungs) and a searcher the search space it
+        was given. A field set to another object since is left as it is.
+        """
+        for field, entry in getattr(self, "_by_name", {}).items():
+            name, built, used = entry
+            if getattr(self, field) is not built:
+                continue
+            if used:
+                if field == "scheduler":
+                    from .schedulers import create_scheduler as create
+                else:
+                    from .search import create_searcher as create
+                entry[1] = create(name)
+                setattr(self, field, entry[1])
+            entry[2] = True

@@ -301,7 +301,11 @@ class Tuner:
             everything was saved; resume with :meth:`Tuner.restore`.
         """
         run = _Run(self)
-        self._experiment_path = run.directory
+        # a new experiment's folder is known once the experiment is made there (execute
+        # sets it): until then it may hold another one (an experiment this fit() was to
+        # overwrite, or a sweep that took the generated name first)
+        self._results = None
+        self._experiment_path = run.directory if run.restore else None
         self._results = run.execute()
         return self._results
 
@@ -311,7 +315,8 @@ class Tuner:
             return self._results
         if self._experiment_path is not None:
             return ResultGrid.from_path(self._experiment_path)
-        raise RuntimeError("no results yet: call fit() first")
+        raise RuntimeError("no results yet: call fit() first (a fit() that failed before it "
+                           "created its experiment has none)")
 
     # ---------------------------------------------------------------- restore
 
@@ -598,6 +603,7 @@ class _Run:
     def __init__(self, tuner: Tuner) -> None:
         self.tuner = tuner
         tc, rc = tuner.tune_config, tuner.run_config
+        tc._instances_for_fit()      # (a scheduler or searcher given by name: one of its own)
         restore = tuner._restore
         self.restore = restore
         # (a generated name's folder is taken only when the experiment is created)
@@ -819,9 +825,9 @@ class _Run:
                 prefix = secrets.token_hex(3)[:5]
                 if self.generated is not None:
                     self.directory = _claim_generated(self.generated)
-                    self.tuner._experiment_path = self.directory
                 store = _storage.ExperimentStore.create(self.directory, self.settings(prefix),
                                                         overwrite=rc.overwrite)
+                self.tuner._experiment_path = self.directory
             try:
                 if self.restore:
                     prefix = self.restore["settings"]["trial_id_prefix"]
