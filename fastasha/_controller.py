@@ -83,8 +83,13 @@ class Trial:
 
     @property
     def latest(self) -> tuple | None:
-        """Latest checkpoint ``(path, iteration, score, time_total_s[, result iteration])``."""
-        return max(self.checkpoints, key=lambda c: c[1]) if self.checkpoints else None
+        """Latest checkpoint ``(path, iteration, score, time_total_s[, result iteration])``.
+
+        ``checkpoints`` is kept in the order of their report counts (see
+        ``Controller._add_checkpoint``), so this is its last entry: callbacks
+        ask for it with every result, and a trial may keep thousands.
+        """
+        return self.checkpoints[-1] if self.checkpoints else None
 
     # what Ray's Trial offers callbacks and progress reporters under these names
     @property
@@ -887,6 +892,9 @@ class Controller:
         trial.checkpoints = [*(c for c in trial.checkpoints if c[0] != path),
                              (path, iteration, score, result.get("time_total_s", 0.0),
                               result.get("training_iteration", iteration))]
+        if len(trial.checkpoints) > 1 and trial.checkpoints[-2][1] > iteration:
+            # (never seen: report counts only grow) keep them in report order all the same
+            trial.checkpoints.sort(key=lambda c: c[1])
         if cfg.num_to_keep is not None and len(trial.checkpoints) > cfg.num_to_keep:
             # as Ray: the num_to_keep best (by score, else the most recent), and the latest
             # on top of them, so that the trial can resume (num_to_keep + 1 folders at most)

@@ -132,7 +132,9 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
         if trial.result:
             trial.iteration = trial.result.get("training_iteration", 0)
         if row["checkpoints"]:
-            trial.checkpoints = [tuple(c) for c in _decoded(row["checkpoints"])]
+            # in report order, as the controller keeps them (Trial.latest is the last)
+            trial.checkpoints = sorted((tuple(c) for c in _decoded(row["checkpoints"])),
+                                       key=lambda c: c[1])
         if trial.status in (RUNNING, PENDING) and not resume_unfinished:
             trial.status = TERMINATED       # left as it is: it never runs again
             # with its last stored result: the file's last result of an unfinished trial

@@ -55,7 +55,8 @@ def checkpoint_fields(result: dict, latest: Sequence | None) -> dict[str, Any]:
     if latest is not None and len(latest) > 4 and \
             latest[4] == result.get("training_iteration") and \
             latest[3] == result.get("time_total_s"):
-        return {"checkpoint_dir_name": os.path.basename(latest[0]), "should_checkpoint": True}
+        return {"checkpoint_dir_name": os.path.basename(os.path.normpath(latest[0])),
+                "should_checkpoint": True}
     return {"checkpoint_dir_name": None}
 
 

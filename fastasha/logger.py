@@ -78,6 +78,7 @@ from typing import Any
 
 from ._rows import flatten
 from .callback import Callback
+from .checkpoint import checkpoint_fields
 
 logger = logging.getLogger(__name__)
 
@@ -240,15 +241,8 @@ def _is_real(x: Any) -> bool:
 
 def _checkpoint_name(trial: Any, result: dict) -> str | None:
     """The folder name of the checkpoint saved with ``result``, or None."""
-    # fastasha's Trial.latest: (path, report count, score, time_total_s,
-    # training_iteration of the result it was saved with); a checkpoint is
-    # recorded before callbacks hear of its result
-    latest = getattr(trial, "latest", None)
-    if not latest or len(latest) < 5:
-        return None
-    if (latest[4], latest[3]) != (result.get("training_iteration"), result.get("time_total_s")):
-        return None
-    return os.path.basename(os.path.normpath(latest[0]))
+    # a checkpoint is recorded (fastasha's Trial.latest) before callbacks hear of its result
+    return checkpoint_fields(result, getattr(trial, "latest", None) or None)["checkpoint_dir_name"]
 
 
 def _folder(trial: Any) -> str:
