@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 import tomllib
+import types
 import warnings
 from pathlib import Path
 
@@ -62,6 +63,22 @@ def says_nothing(config):
     tune.report({"step_done": True})
 
 
+STAMP = "2001-02-03_04-05-06"
+
+
+def frozen_clock() -> types.ModuleType:
+    """``time`` whose ``strftime`` of a generated name's stamp always gives ``STAMP``.
+
+    Set as ``fastasha.tuner.time``, it makes every sweep started with it pick
+    the same name, however late on a busy machine it starts.
+    """
+    clock = types.ModuleType("time")
+    clock.__dict__.update(time.__dict__)
+    clock.strftime = lambda fmt, *t: STAMP if fmt == "%Y-%m-%d_%H-%M-%S" else \
+        time.strftime(fmt, *t)
+    return clock
+
+
 def unnamed(tmp_path: Path, who: str, objective=report_who, **run_config) -> ResultGrid:
     """One sweep of one trial under a generated name in ``tmp_path``."""
     return tune.Tuner(objective, param_space={"who": who},
@@ -89,8 +106,10 @@ DRIVER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     sys.path.insert(0, {tests!r})
+    import fastasha.tuner
     from fastasha import tune
-    from test_names_and_registries import report_who
+    from test_names_and_registries import frozen_clock, report_who
+    fastasha.tuner.time = frozen_clock()    # both name it the same, even if one starts late
     root, who, go_file = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     print("ready", flush=True)
     while not go_file.exists():
@@ -112,8 +131,7 @@ def test_two_drivers_started_in_the_same_second_each_get_a_folder_of_their_own(t
     try:
         for proc in procs:       # both imported everything: start them together
             assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
-        go = int(time.time()) + 1.2      # early in a second: both name it the same
-        go_file.write_text(repr(go))
+        go_file.write_text(repr(time.time() + 0.5))
         outputs = [proc.communicate(timeout=120) for proc in procs]
     finally:
         for proc in procs:
@@ -122,8 +140,7 @@ def test_two_drivers_started_in_the_same_second_each_get_a_folder_of_their_own(t
                 proc.wait(timeout=10)
     assert [proc.returncode for proc in procs] == [0, 0], [err for _, err in outputs]
     paths = [Path(out.strip()) for out, _ in outputs]
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(int(go)))
-    assert sorted(p.name for p in paths) == [f"report_who_{stamp}", f"report_who_{stamp}_1"]
+    assert sorted(p.name for p in paths) == [f"report_who_{STAMP}", f"report_who_{STAMP}_1"]
     for path, who in zip(paths, ("first", "second")):
         grid = ResultGrid.from_path(path)
         assert len(grid) == 1 and grid[0].metrics["who"] == who
@@ -152,17 +169,17 @@ def test_a_generated_name_never_replaces_an_experiment_even_with_overwrite(tmp_p
     assert ResultGrid.from_path(first.experiment_path)[0].metrics["who"] == "a"
 
 
-def test_a_folder_in_the_way_of_a_generated_name_is_left_alone(tmp_path):
-    now = time.time()
-    for ahead in range(4):                  # the fit may start a second or so later
-        stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now + ahead))
-        folder = tmp_path / f"report_who_{stamp}"
-        folder.mkdir()
-        (folder / "notes.txt").write_text("mine")
+def test_a_folder_in_the_way_of_a_generated_name_is_left_alone(tmp_path, monkeypatch):
+    import fastasha.tuner
+
+    monkeypatch.setattr(fastasha.tuner, "time", frozen_clock())
+    folder = tmp_path / f"report_who_{STAMP}"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
     grid = unnamed(tmp_path, "a")
-    assert Path(grid.experiment_path).name.endswith("_1")
-    assert all((p / "notes.txt").read_text() == "mine"
-               for p in tmp_path.iterdir() if not p.name.endswith("_1"))
+    assert Path(grid.experiment_path).name == f"report_who_{STAMP}_1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name, f"{folder.name}_1"]
+    assert (folder / "notes.txt").read_text() == "mine"
 
 
 def test_restore_and_get_results_find_a_suffixed_folder(tmp_path):
