@@ -264,12 +264,18 @@ def _resumed(trainable: Any, name: str | None, storage_path: str | None, flags: 
     """The Tuner that resumes ``name`` for ``tune.run(resume=...)``; None to start anew."""
     from .tuner import Tuner
 
-    if name is None:
-        raise ValueError("tune.run(resume=...) needs the experiment's name=, the one it was "
-                         "first run with")
-    path = _experiment_path(name, storage_path)
     flags = dict(flags)
     must_exist = flags.pop("must_exist")
+    if name is None:
+        if must_exist:
+            raise ValueError("tune.run(resume=...) needs the experiment's name=, the one it was "
+                             "first run with")
+        # as in Ray: a generated name is new, so there is nothing to resume and AUTO starts anew
+        warnings.warn("tune.run(resume='AUTO') without name= cannot find an earlier run of "
+                      "this experiment, and starts a new one; pass the name= it was first run "
+                      "with to resume it", stacklevel=3)
+        return None
+    path = _experiment_path(name, storage_path)
     if not Tuner.can_restore(path):
         if must_exist:
             raise ValueError(

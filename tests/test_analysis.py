@@ -194,7 +194,12 @@ def test_resume_values_and_what_they_need(tmp_path):
     with pytest.raises(ValueError, match="found no experiment to resume at .*nothing_here"):
         tune.run(slow_or_failing, name="nothing_here", resume=True, **common)
     with pytest.raises(ValueError, match=r"needs the experiment's name="):
-        tune.run(slow_or_failing, resume="AUTO", **common)
+        tune.run(slow_or_failing, resume=True, **common)
+    # as in Ray, AUTO without a name has nothing to find (a generated name is new): it
+    # starts an experiment, and says how to resume one
+    with pytest.warns(UserWarning, match=r"without name=.*starts a new one"):
+        started = tune.run(slow_or_failing, resume="AUTO", **common)
+    assert [t.status for t in started.trials] == ["TERMINATED"]
     with pytest.raises(ValueError, match=r"resume='REMOTE'.*local or mounted folders"):
         tune.run(slow_or_failing, name="x", resume="REMOTE", **common)
     with pytest.raises(TypeError, match=r"takes a bool or a string"):
