@@ -73,14 +73,18 @@ def experiment_name(trial: Any) -> str | None:
 
 
 def at_trial_end(fn: Callable[[], Any]) -> bool:
-    """Call ``fn()`` when the trial running in this thread ends; False outside a trial.
+    """Call ``fn()`` when the trial running in this thread is over; False outside a trial.
 
     fastasha's trial processes run one trial after another and leave with
-    ``os._exit``, so that no ``atexit`` handler (MLflow's and W&B's end
-    their runs there) runs at a trial's end. The trial's context object
-    (``tune.get_context()``) lives exactly as long as the trial's session:
-    a finalizer on it runs when the trial is over, in the thread that ran
-    it, before the trial's end is reported to the driver.
+    ``os._exit``, so no ``atexit`` handler (MLflow and W&B end their runs
+    there) runs at a trial's end. A finalizer on the trial's context object
+    (``tune.get_context()``), which lives as long as the trial's session,
+    calls ``fn`` once the trial is over: in the trial's thread, or in the
+    worker's flush thread, which may hold the session up to a quarter of a
+    second longer. At the end of a sweep the trial process may exit within
+    that time, and then ``fn`` is never called: the core offers no hook
+    that runs in a trial's process when its trial ends, so an objective
+    that must be sure ends its run itself (``try: ... finally:``).
     """
     context = get_context()
     if context.get_trial_id() is None:

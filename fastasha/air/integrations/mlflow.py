@@ -42,11 +42,16 @@ Where fastasha differs from Ray (2.53):
 * The ids of the runs of unfinished trials are kept with the experiment
   (the callback's state), so that ``Tuner.restore(..., callbacks=[
   MLflowLoggerCallback(...)])`` continues those trials in the same runs.
-* ``setup_mlflow`` ends the run it started when the trial ends (with status
-  ``FINISHED``, as MLflow's own ``atexit`` handler does when a Ray trial's
-  process exits): fastasha's trial processes run several trials one after
-  another and leave without running ``atexit`` handlers. Ray's default
-  experiment for ``setup_mlflow`` is the trial's name; here too.
+* ``setup_mlflow`` ends the run it started once the trial is over (with
+  status ``FINISHED``, as MLflow's own ``atexit`` handler does when a Ray
+  trial's process exits): fastasha's trial processes run several trials
+  one after another and leave without running ``atexit`` handlers. When
+  the sweep ends, a trial process may exit before it has ended the run of
+  its last trial (which then stays ``RUNNING``, its data all written): end
+  the run in the objective, in a ``try: ... finally: mlflow.end_run()``
+  (a trial ASHA stops leaves through ``tune.report``, so the ``finally``
+  runs). Ray's default experiment for ``setup_mlflow`` is the trial's
+  name; here too.
 * Ray Train's worker ranks do not exist: ``rank_zero_only`` is accepted
   and, as Ray's documentation says for Tune, ignored.
 * Ray 1.x's ``mlflow_mixin`` and ``MLflowTrainableMixin`` are not provided;
@@ -621,12 +626,20 @@ class _NoopModule:
         return None
 
 
-def _end_run(mlflow: ModuleType, run_id: str) -> None:
-    """End the run ``setup_mlflow`` started, if it is still the active one."""
+def _end_run(mlflow: ModuleType, client: Any, run_id: str) -> None:
+    """End the run ``setup_mlflow`` started, when its trial has ended.
+
+    This may run in another thread than the trial's (the last one to let go
+    of the trial), whose active run MLflow keeps per thread: the run is then
+    ended through the client, and the next ``setup_mlflow`` of the trial's
+    thread takes it off that thread's stack.
+    """
     try:
         active = mlflow.active_run()
         if active is not None and active.info.run_id == run_id:
             mlflow.end_run()
+        elif client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, status="FINISHED")
     except Exception as err:   # noqa: BLE001 - at a trial's end: say it, do not fail it
         warnings.warn(f"setup_mlflow: ending the MLflow run {run_id} failed "
                       f"({type(err).__name__}: {err})", RuntimeWarning, stacklevel=2)
@@ -721,9 +734,8 @@ def setup_mlflow(config: dict | None = None, tracking_uri: str | None = None,
     client = MlflowClient()
     found = _resolve_experiment(client, None if experiment_id is None else str(experiment_id),
                                 experiment_name, create, artifact_location)
-    active = mlflow.active_run()
-    if active is not None:
-        # a run an earlier trial of this process left open (Ray would return it, and log
+    while mlflow.active_run() is not None:
+        # a run an earlier trial of this thread left open (Ray would return it, and log
         # this trial into it): it is that trial's, and ends here
         mlflow.end_run()
     run = mlflow.start_run(experiment_id=found, run_name=run_name or experiment_name,
@@ -734,7 +746,7 @@ def setup_mlflow(config: dict | None = None, tracking_uri: str | None = None,
         params = [Param(k, v) for k, v in _params(config).items()]
         for start in range(0, len(params), _PARAMS_PER_REQUEST):
             client.log_batch(run.info.run_id, params=params[start:start + _PARAMS_PER_REQUEST])
-    at_trial_end(lambda: _end_run(mlflow, run.info.run_id))
+    at_trial_end(lambda: _end_run(mlflow, client, run.info.run_id))
     return mlflow
 
 
