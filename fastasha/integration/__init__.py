@@ -21,6 +21,22 @@ Each submodule needs its library (``pip install "xgboost>=2"``,
 run on tensorflow or jax instead); or, in a clone of
 fastasha, ``pip install -e ".[xgboost]"``, ``".[lightgbm]"``,
 ``".[lightning]"`` or ``".[keras]"``); this package itself imports none.
+
+``fastasha.integration.mlflow`` and ``fastasha.integration.wandb`` (so
+``fastasha.tune.integration.mlflow`` and ``.wandb``, Ray 1.x's paths) are
+:mod:`fastasha.air.integrations.mlflow` and
+:mod:`fastasha.air.integrations.wandb`, Ray's experiment-tracking callbacks.
 """
+
+from __future__ import annotations
+
+from .._ray_names import install_aliases
+
+# Ray 1.x's ``ray.tune.integration.mlflow`` and ``.wandb``: the very modules of Ray
+# 2.x's paths, found on first use by the finder of install_aliases
+_SUBMODULES = {"mlflow": "fastasha.air.integrations.mlflow",
+               "wandb": "fastasha.air.integrations.wandb"}
+
+install_aliases(__name__, _SUBMODULES.get)
 
 __all__: list[str] = []
