@@ -645,9 +645,12 @@ class _Run:
 
         basic = _basic_variants(tc.search_alg)
         basic_seed = None if basic is None or restore else basic.seed()
+        # without a seed of its own, the sweep draws one from numpy's global random state:
+        # Ray samples from that state, and its FAQ makes a sweep reproducible with
+        # np.random.seed(...) before it (unseeded, numpy's state is fresh entropy)
         self.seed = restore["settings"]["seed"] if restore else (
             tc.seed if tc.seed is not None else
-            basic_seed if basic_seed is not None else secrets.randbits(31))
+            basic_seed if basic_seed is not None else int(np.random.randint(2**31)))
         seeds = np.random.SeedSequence(self.seed).spawn(2)
         scheduler_seed = getattr(self.scheduler, "seed", None)
         if hasattr(self.scheduler, "set_seed"):
