@@ -18,7 +18,14 @@ import numpy as np
 from . import _search_state, _storage
 from ._controller import Controller, Trial
 from ._execution.driver import Driver
-from ._resources import Allocation, Request, ResourcePool, available_memory, parse_available
+from ._resources import (
+    ORIG_WORKING_DIR_ENV,
+    Allocation,
+    Request,
+    ResourcePool,
+    available_memory,
+    parse_available,
+)
 from ._trainable import request_of, resolve_trainable
 from ._validation import check_bool, seconds_from_env
 from .callback import STATE_KEY as CALLBACK_STATE_KEY
@@ -816,6 +823,10 @@ class _Run:
                                metric=self.metric, mode=self.mode)
         elif progress_reporter is not None:
             interval = max(progress_reporter.max_report_frequency, MIN_REPORT_INTERVAL)
+        # as Ray's tune.run: trials on the threading backend and worker processes started
+        # from here on find the driver's folder there (forked trial processes get it with
+        # their allocation's environment)
+        os.environ[ORIG_WORKING_DIR_ENV] = os.getcwd()
         # Worker processes take a moment to start: launch them first, set up meanwhile.
         driver = Driver(self.tuner.trainable, self.n_slots,
                         host=os.environ.get(DRIVER_HOST_ENV) or "127.0.0.1",

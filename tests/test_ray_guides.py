@@ -124,3 +124,73 @@ def test_np_random_seed_before_a_sweep_makes_its_configs_reproducible_as_rays_fa
     # the global state goes on from there: the next sweep draws other configs
     other = _faq_sweep(tmp_path, "fourth")
     assert [r.config["seed"] for r in other] != [seed for seed, _, _ in runs[0]]
+
+
+# ----------------------- 3. FAQ "no chdir": TUNE_ORIG_WORKING_DIR, the driver's folder
+
+def reads_from_the_original_working_dir(config):
+    """The FAQ's train_func: reads a relative path, checks TUNE_ORIG_WORKING_DIR."""
+    import os
+    from pathlib import Path
+
+    from fastasha import train
+
+    with open("./read.txt", encoding="utf-8") as f:
+        text = f.read()
+    assert os.getcwd() == os.environ["TUNE_ORIG_WORKING_DIR"]
+    trial_dir = Path(train.get_context().get_trial_dir())
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    (trial_dir / "write.txt").write_text("trial saved artifact", encoding="utf-8")
+    train.report({"text": text, "orig": os.environ["TUNE_ORIG_WORKING_DIR"]})
+
+
+def goes_to_the_original_working_dir(config):
+    """What scripts written for Ray do first: go back to the driver's folder."""
+    import os
+
+    os.chdir(os.environ["TUNE_ORIG_WORKING_DIR"])
+    with open("read.txt", encoding="utf-8") as f:
+        tune.report({"text": f.read()})
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_trials_find_the_drivers_folder_in_tune_orig_working_dir(tmp_path, monkeypatch,
+                                                                  backend):
+    import joblib
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "read.txt").write_text(folder.name, encoding="utf-8")
+    # worker processes started before any fit, elsewhere, which the fits may reuse
+    monkeypatch.delenv("TUNE_ORIG_WORKING_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with joblib.parallel_config(backend=backend):
+        joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(i) for i in range(4))
+    for folder in (first, second):      # the second fit may reuse the first's workers
+        monkeypatch.chdir(folder)
+        with joblib.parallel_config(backend=backend):
+            grid = tune.Tuner(
+                reads_from_the_original_working_dir,
+                param_space={"x": tune.grid_search([1, 2])},
+                tune_config=tune.TuneConfig(chdir_to_trial_dir=False),
+                run_config=tune.RunConfig(storage_path=str(tmp_path / "results"),
+                                          name=f"{backend}_{folder.name}", verbose=0),
+            ).fit()
+        assert grid.errors == []
+        assert [r.metrics["text"] for r in grid] == [folder.name] * 2
+        assert [r.metrics["orig"] for r in grid] == [str(folder)] * 2
+        assert all((tmp_path / "results" / f"{backend}_{folder.name}" / "trials" /
+                    r.trial_id / "write.txt").exists() for r in grid)
+
+
+def test_a_trial_in_its_own_folder_goes_back_with_tune_orig_working_dir(tmp_path,
+                                                                        monkeypatch):
+    (tmp_path / "read.txt").write_text("data", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    grid = tune.Tuner(
+        goes_to_the_original_working_dir,
+        tune_config=tune.TuneConfig(chdir_to_trial_dir=True),
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "results"), verbose=0),
+    ).fit()
+    assert grid.errors == [] and grid[0].metrics["text"] == "data"
