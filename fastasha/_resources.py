@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 # Environment variables that cap the thread pools of BLAS/OpenMP libraries.
+# Ray Tune sets it, in the driver and in every trial, to the driver's working directory
+ORIG_WORKING_DIR_ENV = "TUNE_ORIG_WORKING_DIR"
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -571,10 +573,16 @@ class Allocation:
     memory: float = 0.0                # bytes; bookkeeping only, the env does not change
 
     def env(self) -> dict[str, str]:
-        """Environment a trial process runs with: visible GPUs and thread caps."""
+        """Environment a trial process runs with: visible GPUs and thread caps.
+
+        And Ray's ``TUNE_ORIG_WORKING_DIR``, the driver's working directory
+        (scripts written for Ray read it to find their files: ``os.chdir(
+        os.environ["TUNE_ORIG_WORKING_DIR"])``).
+        """
         threads = str(max(1, int(self.cpu))) if self.cpu >= 1 else "1"
         env = {name: threads for name in THREAD_ENV_VARS}
         env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpu_ids)
+        env[ORIG_WORKING_DIR_ENV] = os.getcwd()
         return env
 
 

@@ -389,7 +389,9 @@ class TuneConfig:
         Wall-clock budget of the sweep in seconds (or as a ``timedelta``).
     seed : int or None, default=None
         Makes sampled configs and bracket draws reproducible (a fastasha
-        extension).
+        extension). None: the sweep draws its seed from numpy's global
+        random state, so that ``np.random.seed(...)`` before ``fit()``
+        makes it reproducible, as in Ray Tune.
     reuse_actors : bool, default=False
         Accepted for Ray scripts; no effect: a slot's worker process always
         runs trial after trial.

@@ -19,6 +19,14 @@ and ``fastasha.integration`` themselves, so
 Ray 1.x's ``ray.tune.suggest`` (``suggest.optuna``, ``suggest.suggestion``,
 ...) is ``fastasha.search`` too. ``fastasha.tune.experiment`` (and
 ``experiment.trial``, and Ray 1.x's ``trial``) holds ``Trial``.
+
+The modules of ``ray.tune`` that scripts import single names from are there
+too: ``fastasha.tune.tuner`` (``Tuner``),
+``tune_config`` (``TuneConfig``, ``RunConfig``), ``result_grid``
+(``ResultGrid``, ``Result``), ``trainable`` (``Trainable``), ``callback``
+(``Callback``), ``error`` (``TuneError``) and ``registry``
+(``register_trainable``), each the fastasha module that holds the name,
+so ``from fastasha.tune.tuner import Tuner`` is ``tune.Tuner``.
 """
 
 from __future__ import annotations
@@ -97,7 +105,7 @@ _LAZY = {
 # module of the same name, found by the finder that
 # :func:`~fastasha._ray_names.install_aliases` installs, on first use.
 _SUBMODULES = ("schedulers", "search", "stopper", "progress_reporter", "logger", "integration",
-               "result", "analysis", "utils", "experiment")
+               "result", "analysis", "utils", "experiment", "tuner", "trainable", "callback")
 
 # A __path__ makes the import system treat this module as a package, so that
 # ``import fastasha.tune.search`` looks for a submodule instead of failing with
@@ -108,8 +116,12 @@ __path__: list[str] = []
 
 # Ray 1.x's module paths of what Ray 2.0 moved: ``ray.tune.suggest`` became
 # ``ray.tune.search`` (``suggest.suggestion`` held Searcher and ConcurrencyLimiter), and
-# ``ray.tune.trial`` (the Trial class) became ``ray.tune.experiment.trial``
-_RENAMED = {"suggest.suggestion": "search", "suggest": "search", "trial": "experiment.trial"}
+# ``ray.tune.trial`` (the Trial class) became ``ray.tune.experiment.trial``; and Ray's
+# modules whose names fastasha keeps elsewhere (``from ray.tune.tune_config import
+# TuneConfig``, ``from ray.tune.result_grid import ResultGrid``, ...)
+_RENAMED = {"suggest.suggestion": "search", "suggest": "search", "trial": "experiment.trial",
+            "tune_config": "config", "result_grid": "results", "error": "results",
+            "registry": "_trainable"}
 
 
 def _real_name(name: str) -> str | None:
@@ -118,8 +130,9 @@ def _real_name(name: str) -> str | None:
         if name == old or name.startswith(old + "."):
             name = new + name[len(old):]
             break
-    if name.partition(".")[0] not in _SUBMODULES:
-        return None
+    else:
+        if name.partition(".")[0] not in _SUBMODULES:
+            return None
     real = f"{__package__}.{name}"
     from importlib.util import find_spec  # only when an alias is imported
 

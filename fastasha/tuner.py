@@ -18,7 +18,14 @@ import numpy as np
 from . import _search_state, _storage
 from ._controller import Controller, Trial
 from ._execution.driver import Driver
-from ._resources import Allocation, Request, ResourcePool, available_memory, parse_available
+from ._resources import (
+    ORIG_WORKING_DIR_ENV,
+    Allocation,
+    Request,
+    ResourcePool,
+    available_memory,
+    parse_available,
+)
 from ._trainable import request_of, resolve_trainable
 from ._validation import check_bool, seconds_from_env
 from .callback import STATE_KEY as CALLBACK_STATE_KEY
@@ -645,9 +652,12 @@ class _Run:
 
         basic = _basic_variants(tc.search_alg)
         basic_seed = None if basic is None or restore else basic.seed()
+        # without a seed of its own, the sweep draws one from numpy's global random state:
+        # Ray samples from that state, and its FAQ makes a sweep reproducible with
+        # np.random.seed(...) before it (unseeded, numpy's state is fresh entropy)
         self.seed = restore["settings"]["seed"] if restore else (
             tc.seed if tc.seed is not None else
-            basic_seed if basic_seed is not None else secrets.randbits(31))
+            basic_seed if basic_seed is not None else int(np.random.randint(2**31)))
         seeds = np.random.SeedSequence(self.seed).spawn(2)
         scheduler_seed = getattr(self.scheduler, "seed", None)
         if hasattr(self.scheduler, "set_seed"):
@@ -813,6 +823,10 @@ class _Run:
                                metric=self.metric, mode=self.mode)
         elif progress_reporter is not None:
             interval = max(progress_reporter.max_report_frequency, MIN_REPORT_INTERVAL)
+        # as Ray's tune.run: trials on the threading backend and worker processes started
+        # from here on find the driver's folder there (forked trial processes get it with
+        # their allocation's environment)
+        os.environ[ORIG_WORKING_DIR_ENV] = os.getcwd()
         # Worker processes take a moment to start: launch them first, set up meanwhile.
         driver = Driver(self.tuner.trainable, self.n_slots,
                         host=os.environ.get(DRIVER_HOST_ENV) or "127.0.0.1",

@@ -46,7 +46,9 @@ class BasicVariantGenerator:
     random_state : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
         Seed of the sampling, as ``TuneConfig(seed=...)`` (give one or the
         other, or the same). A numpy generator is asked for one seed when
-        the sweep starts. ``None``: ``TuneConfig.seed``, or fresh entropy.
+        the sweep starts. ``None``: ``TuneConfig.seed``, or a seed drawn
+        from numpy's global random state (``np.random.seed(...)`` before
+        ``fit()`` makes the sweep reproducible, as in Ray Tune).
 
     Raises
     ------
