@@ -80,17 +80,22 @@ class TuneControllerView:
     """What a hook of Ray's form gets as ``tune_controller``: the sweep's trials.
 
     It offers what Ray's schedulers read from the controller,
-    ``get_trials()`` and ``get_live_trials()``; fastasha's trials cannot be
-    paused or stopped through it (a hook answers ``STOP`` instead).
+    ``get_trials()`` and ``get_live_trials()``. A trial is stopped or
+    paused by the hook's answer (``TrialScheduler.STOP`` or
+    ``TrialScheduler.PAUSE``), not through this view.
 
     Parameters
     ----------
     trials : callable
         Returns every trial of the sweep so far, in creation order.
+    controller : object, optional
+        The sweep's controller, for fastasha's own schedulers (PBT asks
+        whether trials wait, and has trials exploit others).
     """
 
-    def __init__(self, trials: Callable[[], Sequence]) -> None:
+    def __init__(self, trials: Callable[[], Sequence], controller: Any = None) -> None:
         self._trials = trials
+        self._controller = controller
 
     def get_trials(self) -> list:
         """Every trial of the sweep so far, in creation order (as Ray's)."""
@@ -105,5 +110,5 @@ class TuneControllerView:
             raise AttributeError(name)
         raise AttributeError(
             f"the tune_controller fastasha gives a scheduler's hooks has no {name!r}: it "
-            "offers get_trials() and get_live_trials(). A hook stops a trial by answering "
-            "TrialScheduler.STOP from on_trial_result (fastasha cannot pause trials)")
+            "offers get_trials() and get_live_trials(). A hook stops or pauses a trial by "
+            "answering TrialScheduler.STOP or TrialScheduler.PAUSE from on_trial_result")
