@@ -70,7 +70,11 @@ def accumulator(config: dict) -> None:
     state, _ = _load_state()
     total = state["total"] if state else 0.0
     step = state["step"] if state else 0
-    lineage = state["lineage"] if state else [tune.get_context().get_trial_id()]
+    me = tune.get_context().get_trial_id()
+    # the trials whose state this one carries, the one that wrote the checkpoint last
+    lineage = state["lineage"] if state else [me]
+    if lineage[-1] != me:
+        lineage = [*lineage, me]
     while step < config.get("n_steps", 12):
         step += 1
         total += config["rate"]

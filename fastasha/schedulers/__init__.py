@@ -1,10 +1,12 @@
 """Trial schedulers: decide after each result whether a trial goes on.
 
 ``FIFOScheduler`` never stops a trial; ``AsyncHyperBandScheduler`` (alias
-``ASHAScheduler``) is Asynchronous Successive Halving and
-``MedianStoppingRule`` the median stopping rule, both with Ray Tune's
-arguments and decisions. Any object with the :class:`TrialScheduler`
-interface can be passed to the Tuner instead. :func:`create_scheduler`
+``ASHAScheduler``) is Asynchronous Successive Halving,
+``MedianStoppingRule`` the median stopping rule, and
+``PopulationBasedTraining`` Population Based Training (which pauses trials
+and has them exploit others), all with Ray Tune's arguments and decisions.
+Any object with the :class:`TrialScheduler` interface can be passed to the
+Tuner instead. :func:`create_scheduler`
 builds one from Ray Tune's name for it (``"async_hyperband"``), as
 ``TuneConfig(scheduler="async_hyperband")`` and ``tune.run(scheduler=...)``
 do with a name.
@@ -19,6 +21,7 @@ from ._base import CONTINUE, PAUSE, STOP, Decision, TrialScheduler
 from .async_hyperband import AsyncHyperBandScheduler, RungInfo
 from .fifo import FIFOScheduler
 from .median_stopping_rule import MedianStoppingRule
+from .pbt import PopulationBasedTraining
 
 ASHAScheduler = AsyncHyperBandScheduler
 
@@ -30,6 +33,7 @@ __all__ = [
     "FIFOScheduler",
     "MedianStoppingRule",
     "PAUSE",
+    "PopulationBasedTraining",
     "RungInfo",
     "STOP",
     "TrialScheduler",
@@ -40,8 +44,7 @@ __all__ = [
 _PAUSING = {
     "HyperBandScheduler": "synchronous HyperBand",
     "HyperBandForBOHB": "BOHB's HyperBand",
-    "PopulationBasedTraining": "Population Based Training",
-    "PopulationBasedTrainingReplay": "Population Based Training",
+    "PopulationBasedTrainingReplay": "replaying a Population Based Training schedule",
     "PB2": "Population Based Bandits",
     "ResourceChangingScheduler": "changing a trial's resources",
 }
@@ -55,12 +58,12 @@ _NAMES = {
     "asha": lambda: AsyncHyperBandScheduler,
     "median_stopping_rule": lambda: MedianStoppingRule,
     "medianstopping": lambda: MedianStoppingRule,
+    "pbt": lambda: PopulationBasedTraining,
 }
 # Ray's names for the schedulers fastasha lacks
 _MISSING = {
     "hyperband": "HyperBandScheduler (synchronous HyperBand, which pauses trials)",
     "hb_bohb": "HyperBandForBOHB (BOHB's HyperBand, which pauses trials)",
-    "pbt": "PopulationBasedTraining (which pauses trials and changes their configs)",
     "pbt_replay": "PopulationBasedTrainingReplay (which pauses trials and changes their configs)",
     "pb2": "PB2 (Population Based Bandits, which pauses trials and changes their configs)",
     "resource_changing": "ResourceChangingScheduler (which changes a trial's resources)",
@@ -80,7 +83,8 @@ def create_scheduler(scheduler: str, **kwargs: Any) -> TrialScheduler:
         ``"async_hyperband"`` or ``"asynchyperband"``
         (:class:`AsyncHyperBandScheduler`; ``"asha"`` too, a fastasha
         extension), ``"median_stopping_rule"`` or ``"medianstopping"``
-        (:class:`MedianStoppingRule`).
+        (:class:`MedianStoppingRule`), ``"pbt"``
+        (:class:`PopulationBasedTraining`).
     **kwargs
         The scheduler's arguments (``metric``, ``mode``, ``max_t``, ...).
         As in Ray, those the chosen class does not take are dropped (with a
@@ -94,7 +98,7 @@ def create_scheduler(scheduler: str, **kwargs: Any) -> TrialScheduler:
     ------
     ValueError
         For Ray's names of schedulers fastasha does not have (``"hyperband"``,
-        ``"hb_bohb"``, ``"pbt"``, ``"pbt_replay"``, ``"pb2"``,
+        ``"hb_bohb"``, ``"pbt_replay"``, ``"pb2"``,
         ``"resource_changing"``), and for an unknown name; the message lists
         the names above.
     TypeError
@@ -114,12 +118,11 @@ def __getattr__(name: str):
     what = _PAUSING.get(name)
     if what is not None:
         # an ImportError: `from fastasha.schedulers import X` would turn an AttributeError
-        # into a bare "cannot import name" (so hasattr() raises for these six names)
+        # into a bare "cannot import name" (so hasattr() raises for these names)
         raise ImportError(
-            f"fastasha has no {name}: {what} needs to pause trials (or change their resources) "
-            "and resume them, which fastasha does not do. Use ASHAScheduler, the "
-            "asynchronous successive halving that Ray recommends for early stopping, or "
-            "MedianStoppingRule",
+            f"fastasha has no {name} ({what}). It has PopulationBasedTraining, which pauses "
+            "and resumes trials, ASHAScheduler, the asynchronous successive halving that "
+            "Ray recommends for early stopping, and MedianStoppingRule",
             name=__name__,
         )
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
