@@ -252,3 +252,17 @@ def test_a_result_without_the_metric_fails_the_trial_unless_require_attrs_is_fal
     assert "has no time_attr 'nope'" in str(failed[0].error)
     assert "require_attrs=False" in str(failed[0].error)
     assert grid_of(False).num_errors == 0
+
+
+def test_the_pbt_example_runs_with_smoke_test(tmp_path):
+    import subprocess
+
+    script = Path(__file__).parent.parent / "examples" / "pbt_example.py"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, str(script), "--smoke-test", "--storage-path",
+                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "best trial" in done.stdout
+    grid = tune.ResultGrid.from_path(str(tmp_path / "pbt_example"))
+    assert len(grid) == 4 and grid.num_errors == 0
+    assert _exploits(tmp_path / "pbt_example")      # it exploited (seeded: always the same)
