@@ -992,6 +992,34 @@ class Controller:
             raise TypeError(f"the exploited trial's config must be a dict, got {config!r}")
         trial.exploit = (donor_id, config, tuple(checkpoint))
 
+    def stop_trial(self, trial: Trial) -> None:
+        """Ray's ``tune_controller.stop_trial`` for a trial that is not running.
+
+        A PAUSED or PENDING trial (or one pausing: it was answered PAUSE and
+        its objective is ending) ends TERMINATED; its scheduler hears
+        ``on_trial_remove`` (at once, as in Ray), its searcher and the
+        callbacks that it completed. A running trial is stopped by answering
+        STOP for its result instead.
+        """
+        if trial.status in (TERMINATED, ERROR):
+            return
+        if trial.status == RUNNING and not trial.pausing:
+            raise ValueError(
+                f"trial {trial.trial_id} is running: a scheduler stops it by answering "
+                "TrialScheduler.STOP for one of its results; stop_trial() stops a PAUSED or "
+                "PENDING trial")
+        trial.stop_reason = "scheduler"
+        trial.exploit = None
+        if not trial.scheduler_done:
+            trial.scheduler_done = True
+            self.scheduler_call("remove", trial.trial_id)
+        if trial.status == RUNNING:
+            trial.pausing = False      # it ends TERMINATED when its worker says it ended
+            return
+        if trial in self.queue:
+            self.queue.remove(trial)
+        self._finish_terminated(trial)
+
     def _pause(self, trial: Trial) -> None:
         """A trial told to pause has ended: PAUSED, with its resources given back."""
         trial.pausing = False

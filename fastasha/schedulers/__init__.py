@@ -2,7 +2,8 @@
 
 ``FIFOScheduler`` never stops a trial; ``AsyncHyperBandScheduler`` (alias
 ``ASHAScheduler``) is Asynchronous Successive Halving,
-``MedianStoppingRule`` the median stopping rule, and
+``MedianStoppingRule`` the median stopping rule, ``HyperBandScheduler``
+synchronous HyperBand (which pauses trials until their bracket halves), and
 ``PopulationBasedTraining`` Population Based Training (which pauses trials
 and has them exploit others), all with Ray Tune's arguments and decisions.
 Any object with the :class:`TrialScheduler` interface can be passed to the
@@ -20,6 +21,7 @@ from .._named import create_by_name
 from ._base import CONTINUE, PAUSE, STOP, Decision, TrialScheduler
 from .async_hyperband import AsyncHyperBandScheduler, RungInfo
 from .fifo import FIFOScheduler
+from .hyperband import HyperBandScheduler
 from .median_stopping_rule import MedianStoppingRule
 from .pbt import PopulationBasedTraining
 
@@ -31,6 +33,7 @@ __all__ = [
     "CONTINUE",
     "Decision",
     "FIFOScheduler",
+    "HyperBandScheduler",
     "MedianStoppingRule",
     "PAUSE",
     "PopulationBasedTraining",
@@ -42,7 +45,6 @@ __all__ = [
 
 # Ray's schedulers that pause trials (or resize them): fastasha cannot pause a trial
 _PAUSING = {
-    "HyperBandScheduler": "synchronous HyperBand",
     "HyperBandForBOHB": "BOHB's HyperBand",
     "PopulationBasedTrainingReplay": "replaying a Population Based Training schedule",
     "PB2": "Population Based Bandits",
@@ -59,10 +61,10 @@ _NAMES = {
     "median_stopping_rule": lambda: MedianStoppingRule,
     "medianstopping": lambda: MedianStoppingRule,
     "pbt": lambda: PopulationBasedTraining,
+    "hyperband": lambda: HyperBandScheduler,
 }
 # Ray's names for the schedulers fastasha lacks
 _MISSING = {
-    "hyperband": "HyperBandScheduler (synchronous HyperBand, which pauses trials)",
     "hb_bohb": "HyperBandForBOHB (BOHB's HyperBand, which pauses trials)",
     "pbt_replay": "PopulationBasedTrainingReplay (which pauses trials and changes their configs)",
     "pb2": "PB2 (Population Based Bandits, which pauses trials and changes their configs)",
@@ -84,7 +86,8 @@ def create_scheduler(scheduler: str, **kwargs: Any) -> TrialScheduler:
         (:class:`AsyncHyperBandScheduler`; ``"asha"`` too, a fastasha
         extension), ``"median_stopping_rule"`` or ``"medianstopping"``
         (:class:`MedianStoppingRule`), ``"pbt"``
-        (:class:`PopulationBasedTraining`).
+        (:class:`PopulationBasedTraining`), ``"hyperband"``
+        (:class:`HyperBandScheduler`).
     **kwargs
         The scheduler's arguments (``metric``, ``mode``, ``max_t``, ...).
         As in Ray, those the chosen class does not take are dropped (with a
@@ -97,8 +100,8 @@ def create_scheduler(scheduler: str, **kwargs: Any) -> TrialScheduler:
     Raises
     ------
     ValueError
-        For Ray's names of schedulers fastasha does not have (``"hyperband"``,
-        ``"hb_bohb"``, ``"pbt_replay"``, ``"pb2"``,
+        For Ray's names of schedulers fastasha does not have
+        (``"hb_bohb"``, ``"pbt_replay"``, ``"pb2"``,
         ``"resource_changing"``), and for an unknown name; the message lists
         the names above.
     TypeError
@@ -120,9 +123,10 @@ def __getattr__(name: str):
         # an ImportError: `from fastasha.schedulers import X` would turn an AttributeError
         # into a bare "cannot import name" (so hasattr() raises for these names)
         raise ImportError(
-            f"fastasha has no {name} ({what}). It has PopulationBasedTraining, which pauses "
-            "and resumes trials, ASHAScheduler, the asynchronous successive halving that "
-            "Ray recommends for early stopping, and MedianStoppingRule",
+            f"fastasha has no {name} ({what}). It has PopulationBasedTraining and "
+            "HyperBandScheduler, which pause and resume trials, ASHAScheduler, the "
+            "asynchronous successive halving that Ray recommends for early stopping, and "
+            "MedianStoppingRule",
             name=__name__,
         )
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
