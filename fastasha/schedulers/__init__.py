@@ -43,7 +43,7 @@ __all__ = [
     "create_scheduler",
 ]
 
-# Ray's schedulers that pause trials (or resize them): fastasha cannot pause a trial
+# Ray's schedulers fastasha does not have (all pause trials or change their resources)
 _PAUSING = {
     "HyperBandForBOHB": "BOHB's HyperBand",
     "PopulationBasedTrainingReplay": "replaying a Population Based Training schedule",
