@@ -12,8 +12,10 @@ made here.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 import traceback
 import warnings
 from collections import deque
@@ -22,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 from ._resources import Allocation, Request, ResourcePool, TrialResources
 from ._rows import experiment_tag, flatten, lookup
-from ._storage import DIRNAME_EVENT
+from ._storage import CONFIG_EVENT, DIRNAME_EVENT, SCHEDULER_STATE_EVENT
 from .callback import HOOKS, bound_hooks
 from .checkpoint import Checkpoint, checkpoint_fields, checkpoint_rank
 from .config import CheckpointConfig
@@ -32,7 +34,10 @@ from .search._adapter import hears_results
 from .stopper import Stopper
 
 PENDING, RUNNING, TERMINATED, ERROR = "PENDING", "RUNNING", "TERMINATED", "ERROR"
-STATUSES = (PENDING, RUNNING, TERMINATED, ERROR)
+# a trial its scheduler paused (it answered PAUSE): it waits, with its latest checkpoint,
+# for the scheduler to pick it again (choose_trial_to_run), as in Ray
+PAUSED = "PAUSED"
+STATUSES = (PENDING, RUNNING, PAUSED, TERMINATED, ERROR)
 # The kinds of logged events: the scheduler's calls, and a search_alg's (logged only
 # while its state is saved, see fastasha/_search_state.py)
 SCHEDULER_CALLS = ("add", "result", "complete", "remove")
@@ -77,6 +82,10 @@ class Trial:
     trainable_name: str | None = None  # the objective's name (one shared string), as in Ray
     folder_made: bool = False          # its folder was made for a caller of ``path``
     dirname: str | None = None         # its folder's name, when trial_dirname_creator gave one
+    pausing: bool = False              # its scheduler answered PAUSE; its objective is ending
+    # (donor trial id, new config, donor checkpoint tuple): the scheduler exploits another
+    # trial (PBT) once this one is paused
+    exploit: tuple | None = None
 
     def __str__(self) -> str:      # as Ray's Trial: its name
         return self.trial_id
@@ -269,9 +278,20 @@ class Controller:
         self._dp = getattr(scheduler, "next_decision_point", None)
         # hooks written for Ray take (tune_controller, trial[, result]) (schedulers/_ray_style)
         self._ray_hooks = ray_style_hooks(scheduler)
-        self._ray_view = TuneControllerView(lambda: self.trial_list)
-        # a stateless scheduler (FIFO) needs no event log to be restored
-        self._log_events = not getattr(scheduler, "stateless", False)
+        self._ray_view = TuneControllerView(lambda: self.trial_list, self)
+        # a stateless scheduler (FIFO) needs no event log to be restored; one restored from
+        # its state (PBT: its decisions hinge on the trials' statuses, which a replay cannot
+        # give back) has its state_dict() logged whenever its state_version changes
+        self._by_state = bool(getattr(scheduler, "restore_by_state", False))
+        self._log_events = not getattr(scheduler, "stateless", False) and not self._by_state
+        self._state_version: Any = None
+        # the scheduler's own choose_trial_to_run (Ray's form: it takes the controller);
+        # None: trials start in FIFO order, those waiting to start before paused ones
+        own = getattr(type(scheduler), "choose_trial_to_run", None)
+        self._choose = getattr(scheduler, "choose_trial_to_run") if own is not None and \
+            own is not TrialScheduler.choose_trial_to_run else None
+        # a scheduler that fills in or changes configs (PBT): the stored config follows
+        self._changes_configs = bool(getattr(scheduler, "changes_configs", False))
         # a scheduler without time_attr (a TrialScheduler subclass) counts reports, as in Ray
         self.time_attr = (getattr(scheduler, "time_attr", None) or "training_iteration") \
             if self._dp is not None else None
@@ -308,8 +328,10 @@ class Controller:
         # finished values no longer change, so a running best is exact for these
         self.best_finished: Trial | None = None
         self.running: dict[str, Trial] = {}
+        # paused trials, in the order they were paused
+        self.paused: dict[str, Trial] = {}
         self.n_ahead = 0        # trials handed to a worker ahead, not started yet
-        self._warned_pause = False
+        self._warned_choice = False
 
     # -------------------------------------------------------------- bookkeeping
 
@@ -320,6 +342,10 @@ class Controller:
             self.running[trial.trial_id] = trial
         else:
             self.running.pop(trial.trial_id, None)
+        if status == PAUSED:
+            self.paused[trial.trial_id] = trial
+        elif trial.status == PAUSED:
+            self.paused.pop(trial.trial_id, None)
         trial.status = status
         if status in (TERMINATED, ERROR):
             # (final: a restore that runs errored trials again makes them PENDING
@@ -420,7 +446,16 @@ class Controller:
             raise ValueError(f"unknown scheduler call {kind!r}")
         if log and self._log_events:
             self.recorder.add_event(kind, trial_id, payload)
+        elif log and self._by_state:
+            self.log_scheduler_state()
         return out
+
+    def log_scheduler_state(self) -> None:
+        """Log the state of a scheduler restored from its state, if it changed."""
+        version = getattr(self.scheduler, "state_version", None)
+        if version != self._state_version:
+            self._state_version = version
+            self.recorder.add_event(SCHEDULER_STATE_EVENT, None, self.scheduler.state_dict())
 
     def _hook(self, name: str, trial_id: str, trial: Trial | None, *args: Any) -> Any:
         """Call the scheduler's hook ``name`` in its form: fastasha's (the trial id) or Ray's."""
@@ -503,11 +538,18 @@ class Controller:
         self.trials[trial_id] = trial
         self.order.append(trial_id)
         self.counts[PENDING] += 1
+        original = self._config_json(config) if self._changes_configs else None
         trial.bracket = self.scheduler_call("add", trial_id)
         if not isinstance(trial.bracket, int):
             trial.bracket = None
-        self.recorder.add_trial(trial_id, index, self._config_json(config), trial.bracket,
-                                request.as_dict())
+        text = self._config_json(trial.config)
+        self.recorder.add_trial(trial_id, index, text, trial.bracket, request.as_dict())
+        if original is not None and text != original:
+            # the scheduler filled the config in (PBT samples the keys of its
+            # hyperparam_mutations that the config lacks): a restore compares the
+            # search space's config with the original
+            self.recorder.add_event(CONFIG_EVENT, trial_id, {
+                "config": json.loads(text), "original": json.loads(original)})
         if self._dirname_of is not None:
             trial.dirname = self._trial_dirname(trial)
             self.recorder.add_event(DIRNAME_EVENT, trial_id, trial.dirname)
@@ -548,6 +590,8 @@ class Controller:
         self.counts[trial.status] += 1
         if trial.status == PENDING:
             self.queue.append(trial)
+        elif trial.status == PAUSED:
+            self.paused[trial.trial_id] = trial
         self._track_best(trial)
         if trial.status in (TERMINATED, ERROR):
             self._rank_finished(trial)
@@ -576,14 +620,14 @@ class Controller:
     def more_may_come(self) -> bool:
         """Whether any trial may still start (now or after a running one fails)."""
         return not self.stopping and (bool(self.queue) or not self.exhausted or self.n_running > 0
-                                      or self.n_ahead > 0)
+                                      or self.n_ahead > 0 or bool(self.paused))
 
     def can_start_more(self) -> bool:
         if self.stopping:
             return False
         if self.max_concurrent is not None and self.n_running >= self.max_concurrent:
             return False
-        return bool(self.queue) or not self.exhausted
+        return bool(self.queue) or not self.exhausted or bool(self.paused)
 
     def assign(self, now: float, prefer_gpus: tuple[str, ...] = (),
                announce: bool = True) -> Trial | None:
@@ -597,6 +641,8 @@ class Controller:
         self.tick(now)
         if not self.can_start_more():
             return None
+        if self.paused or self._choose is not None:
+            return self._assign_chosen(now, prefer_gpus, announce)
         from_retry = bool(self.queue)
         if from_retry:
             trial = self.queue[0]
@@ -616,6 +662,56 @@ class Controller:
         self._start(trial, allocation, now, announce)
         return trial
 
+    def _assign_chosen(self, now: float, prefer_gpus: tuple[str, ...],
+                       announce: bool) -> Trial | None:
+        """:meth:`assign` with paused trials, or the scheduler's ``choose_trial_to_run``.
+
+        As in Ray, the candidates are the PENDING and the PAUSED trials: one
+        more PENDING trial is created first if none waits. Without a
+        ``choose_trial_to_run`` of its own the scheduler gets FIFO order,
+        PENDING before PAUSED (Ray's FIFOScheduler). If the scheduler
+        chooses none while no trial runs, the first candidate starts all the
+        same (with a warning, once): the sweep would wait forever.
+        """
+        if not self.queue:
+            trial = self._create_trial(now)
+            while trial is _UNFIT:
+                trial = self._create_trial(now)
+            if trial is not None:
+                self.queue.append(trial)
+        if not self.queue and not self.paused:
+            return None
+        default = self.queue[0] if self.queue else next(iter(self.paused.values()))
+        trial = default
+        if self._choose is not None:
+            chosen = self._choose(self._ray_view)
+            if chosen is not None and not (
+                    isinstance(chosen, Trial) and self.trials.get(chosen.trial_id) is chosen and
+                    (chosen.status == PAUSED or (chosen.status == PENDING and
+                                                 chosen in self.queue))):
+                raise ValueError(
+                    f"{type(self.scheduler).__name__}.choose_trial_to_run returned {chosen!r}; "
+                    "it must return one of tune_controller.get_trials() whose status is "
+                    "PENDING or PAUSED, or None")
+            if chosen is None:
+                if self.n_running or self.n_ahead:
+                    return None
+                if not self._warned_choice:
+                    self._warned_choice = True
+                    warnings.warn(
+                        f"{type(self.scheduler).__name__}.choose_trial_to_run chose no trial "
+                        f"while none was running: trial {default.trial_id} starts all the "
+                        "same, or the sweep would wait forever", RuntimeWarning, stacklevel=2)
+            else:
+                trial = chosen
+        allocation = self.pool.acquire(trial.request, prefer=prefer_gpus)
+        if allocation is None:
+            return None
+        if trial.status == PENDING:
+            self.queue.remove(trial)
+        self._start(trial, allocation, now, announce)
+        return trial
+
     def announce_start(self, trial: Trial) -> None:
         """Tell callbacks that a trial assigned with ``announce=False`` has gone to a worker."""
         self.callback("on_trial_start", trial)
@@ -626,6 +722,7 @@ class Controller:
         trial.started_at = now
         trial.stop_reason = None
         trial.pending_error = None
+        trial.pausing = False
         self._set_status(trial, RUNNING)
         self._persist(trial)
         if announce:
@@ -643,7 +740,7 @@ class Controller:
         must be able to stop the sweep before another trial starts.
         """
         return (self.searcher is None and self.total is not None and not self.fail_fast
-                and not self.stopping)
+                and not self.stopping and self._choose is None)
 
     def n_waiting(self) -> int:
         """Trials that have not started yet: queued, or still to be created."""
@@ -805,7 +902,9 @@ class Controller:
         if trial is None or trial.status != RUNNING:
             return True, math.inf
         self._absorb(trial, rows_json, n_rows, last)
-        stop = paused = False
+        stop = pause = False
+        if checkpoint is not None and trial.exploit is not None:
+            checkpoint = None   # saved after its PAUSE: it resumes from another trial's
         if checkpoint is not None and last is None and trial.result is not None and \
                 trial.pending_error is None:
             # a checkpoint saved once the trial was told to stop (Session.save_after_stop):
@@ -832,8 +931,8 @@ class Controller:
                         stop = True
                         trial.stop_reason = "scheduler"
                         self._complete_in_scheduler(trial, last)
-                    elif decision == "PAUSE" and not self._warned_pause:
-                        paused = True      # warned below, where -W error cannot fail the trial
+                    elif decision == "PAUSE":
+                        pause = True
                 if not stop:
                     # as in Ray, the searcher hears a result only if it does not stop the
                     # trial (that one reaches it in on_trial_complete)
@@ -852,21 +951,115 @@ class Controller:
                 if checkpoint is not None:
                     self._announce_save(trial, checkpoint)
         self.tick(now)
-        if paused:
-            self._warn_pause()
+        if pause and not stop and trial.pending_error is None:
+            # its objective ends in report(), as after a STOP; the trial is PAUSED once
+            # its worker says it ended (on_end), and resumes from its latest checkpoint
+            trial.pausing = True
+            trial.stop_reason = "paused"
+            stop = True
+        elif trial.exploit is not None and not trial.pausing:
+            trial.exploit = None     # an exploit is carried out only with a pause
         if self.stopping or trial.pending_error is not None:
             stop = True
         return stop, (math.inf if stop else self.decision_point(trial))
 
-    def _warn_pause(self) -> None:
-        """A scheduler answered PAUSE, which fastasha cannot do: say so, once a sweep."""
-        if not self._warned_pause:
-            self._warned_pause = True
-            warnings.warn(
-                f"the scheduler {type(self.scheduler).__name__} answered PAUSE, but fastasha "
-                "cannot pause a trial: it goes on as if the answer were CONTINUE (this warning "
-                "is given once a sweep). Answer STOP to end a trial", RuntimeWarning,
-                stacklevel=2)
+    # ------------------------------------------------------------------- pauses
+
+    def may_start_more_later(self) -> bool:
+        """Whether a trial waits to start: queued, paused, or still to be created.
+
+        What a scheduler asks to decide whether to pause a trial for another
+        (Ray's PBT pauses a trial at a perturbation point while others are
+        PENDING or PAUSED; Ray creates a finite sweep's trials up front, so
+        the trials still to be created count here).
+        """
+        return bool(self.queue) or bool(self.paused) or bool(self.n_ahead) or (
+            self.total is not None and not self.exhausted and len(self.order) < self.total)
+
+    def request_exploit(self, trial: Trial, donor_id: str, config: dict,
+                        checkpoint: tuple) -> None:
+        """Once ``trial`` is paused, give it ``config`` and a copy of ``checkpoint``.
+
+        For a scheduler that has a trial exploit another (PBT) and answers
+        PAUSE for it: ``trial`` restarts with ``config`` from a copy of
+        ``checkpoint`` (a checkpoint tuple of trial ``donor_id``, as
+        ``Trial.latest`` gives it), its iteration and time counting on from
+        there.
+        """
+        if donor_id == trial.trial_id:
+            raise ValueError(f"trial {trial.trial_id} cannot exploit itself")
+        if not isinstance(config, dict):
+            raise TypeError(f"the exploited trial's config must be a dict, got {config!r}")
+        trial.exploit = (donor_id, config, tuple(checkpoint))
+
+    def stop_trial(self, trial: Trial) -> None:
+        """Ray's ``tune_controller.stop_trial`` for a trial that is not running.
+
+        A PAUSED or PENDING trial (or one pausing: it was answered PAUSE and
+        its objective is ending) ends TERMINATED; its scheduler hears
+        ``on_trial_remove`` (at once, as in Ray), its searcher and the
+        callbacks that it completed. A running trial is stopped by answering
+        STOP for its result instead.
+        """
+        if trial.status in (TERMINATED, ERROR):
+            return
+        if trial.status == RUNNING and not trial.pausing:
+            raise ValueError(
+                f"trial {trial.trial_id} is running: a scheduler stops it by answering "
+                "TrialScheduler.STOP for one of its results; stop_trial() stops a PAUSED or "
+                "PENDING trial")
+        trial.stop_reason = "scheduler"
+        trial.exploit = None
+        if not trial.scheduler_done:
+            trial.scheduler_done = True
+            self.scheduler_call("remove", trial.trial_id)
+        if trial.status == RUNNING:
+            trial.pausing = False      # it ends TERMINATED when its worker says it ended
+            return
+        if trial in self.queue:
+            self.queue.remove(trial)
+        self._finish_terminated(trial)
+
+    def _pause(self, trial: Trial) -> None:
+        """A trial told to pause has ended: PAUSED, with its resources given back."""
+        trial.pausing = False
+        self.release(trial)
+        if trial.exploit is not None:
+            self._apply_exploit(trial)
+        self._set_status(trial, PAUSED)
+        self._persist(trial)
+        self._ask_again_now()
+
+    def _apply_exploit(self, trial: Trial) -> None:
+        """Give a paused trial the config and a copy of the checkpoint it exploits."""
+        donor_id, config, latest = trial.exploit
+        trial.exploit = None
+        path, iteration = latest[0], latest[1]
+        target = os.path.join(trial.path or os.path.dirname(path),
+                              f"checkpoint_{iteration:06d}_from_{donor_id}")
+        try:
+            tmp = target + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(path, tmp)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)
+        except OSError as err:
+            warnings.warn(f"trial {trial.trial_id} could not copy the checkpoint {path} of "
+                          f"trial {donor_id} it was to exploit ({err}); it resumes from its own "
+                          "checkpoint with its own config", RuntimeWarning, stacklevel=2)
+            return
+        original = trial.config
+        trial.config = config
+        # its own checkpoints from the donor's report count on belong to the timeline it
+        # leaves: no longer listed (their folders are overwritten as it reports again)
+        trial.checkpoints = [*(c for c in trial.checkpoints if c[1] < iteration),
+                             (target, *latest[1:])]
+        self.recorder.update_trial(trial.trial_id, config=self._config_json(config),
+                                   checkpoints=[list(c) for c in trial.checkpoints],
+                                   checkpoint=target)
+        self.recorder.add_event(CONFIG_EVENT, trial.trial_id, {
+            "config": json.loads(self._config_json(config)),
+            "original": json.loads(self._config_json(original))})
 
     def _announce_save(self, trial: Trial, checkpoint: tuple) -> None:
         """Tell callbacks that ``trial`` saved ``checkpoint`` ``(path, iteration)``."""
@@ -926,6 +1119,8 @@ class Controller:
             error, trace = trial.pending_error
         if status == ERROR:
             self._fail(trial, error or "the objective failed", trace, count=True)
+        elif trial.pausing and not trial.scheduler_done:
+            self._pause(trial)
         else:
             self._finish_terminated(trial)
         self.tick(now)
@@ -964,7 +1159,10 @@ class Controller:
         trial = self.trials.get(trial_id)
         if trial is None or trial.status != RUNNING:
             return
-        if trial.scheduler_done or outcome == "TERMINATED":
+        if trial.pausing and not trial.scheduler_done:
+            # told to pause: its latest checkpoint is kept whatever happened to its worker
+            self._pause(trial)
+        elif trial.scheduler_done or outcome == "TERMINATED":
             trial.stop_reason = trial.stop_reason or reason
             self._finish_terminated(trial)
         elif outcome == "PENDING":
@@ -986,6 +1184,7 @@ class Controller:
         self.tick(now)
 
     def _requeue(self, trial: Trial) -> None:
+        trial.pausing, trial.exploit = False, None
         self.release(trial)
         self._set_status(trial, PENDING)
         self.queue.append(trial)
@@ -1007,6 +1206,7 @@ class Controller:
 
     def _finish_error(self, trial: Trial, error: str, trace: str | None) -> None:
         trial.error, trial.traceback = error, trace
+        trial.pausing, trial.exploit = False, None
         self.release(trial)
         if trial in self.queue:
             self.queue.remove(trial)
@@ -1066,4 +1266,4 @@ class Controller:
             return False
         if self.stopping:
             return True
-        return self.exhausted and not self.queue and not self.n_ahead
+        return self.exhausted and not self.queue and not self.n_ahead and not self.paused

@@ -58,11 +58,12 @@ from ._rows import MISSING, lookup
 from ._validation import check_int, check_mode
 
 #: The trial statuses, in the order the status line lists them.
-STATUSES = ("PENDING", "RUNNING", "TERMINATED", "ERROR")
+STATUSES = ("PENDING", "RUNNING", "PAUSED", "TERMINATED", "ERROR")
 
 _STATUS_STYLES = {
     "PENDING": "dim",
     "RUNNING": "blue",
+    "PAUSED": "yellow",
     "TERMINATED": "green",
     "ERROR": "bold red",
 }
@@ -83,8 +84,8 @@ class TrialRow:
     trial_id : str
         The id the user sees.
     status : str
-        ``"PENDING"``, ``"RUNNING"``, ``"TERMINATED"`` or ``"ERROR"``. Other
-        strings are displayed as given, without a colour.
+        ``"PENDING"``, ``"RUNNING"``, ``"PAUSED"``, ``"TERMINATED"`` or ``"ERROR"``.
+        Other strings are displayed as given, without a colour.
     iteration : int or None
         The latest ``training_iteration``; None before the first report.
     metric : float or None
@@ -836,7 +837,8 @@ class ProgressReporter:
 
     def _status_line(self, snapshot: ProgressSnapshot) -> Text:
         counts = snapshot.counts
-        statuses = list(STATUSES) + sorted(
+        # PAUSED only in sweeps that have paused trials (only PBT-like schedulers pause)
+        statuses = [s for s in STATUSES if s != "PAUSED" or counts.get(s, 0)] + sorted(
             str(s) for s, n in counts.items() if s not in STATUSES and n
         )
         line = Text("Trial status: ")
@@ -1119,7 +1121,8 @@ class ProgressReporter:
 
     def _summary(self, snapshot: ProgressSnapshot) -> Text:
         counts = snapshot.counts
-        unfinished = counts.get("RUNNING", 0) + counts.get("PENDING", 0)
+        unfinished = counts.get("RUNNING", 0) + counts.get("PENDING", 0) + \
+            counts.get("PAUSED", 0)
         subject = f"Experiment {self._experiment_name!r}" if self._experiment_name else "Tuning"
         verb = "stopped" if unfinished else "finished"
         listed = [s for s in STATUSES if counts.get(s, 0)]

@@ -19,6 +19,7 @@ from typing import Any
 
 from ._controller import (
     ERROR,
+    PAUSED,
     PENDING,
     RUNNING,
     SCHEDULER_CALLS,
@@ -26,6 +27,7 @@ from ._controller import (
     Controller,
     Trial,
 )
+from ._storage import CONFIG_EVENT, SCHEDULER_STATE_EVENT
 
 
 class RestoreError(ValueError):
@@ -97,6 +99,13 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
     # trials keep their stored configs (those it suggests again come back as objects)
     searcher_configs = None if run.searcher is None else \
         run.searcher_state.restore(rows, run.suggest)
+    # configs a scheduler gave trials (PBT): the search space gave the first "original",
+    # and the trial goes on with the last "config"
+    originals: dict[str, Any] = {}
+    changed: dict[str, Any] = {}
+    for _, trial_id, payload in store.events([CONFIG_EVENT]):
+        originals.setdefault(trial_id, payload["original"])
+        changed[trial_id] = payload["config"]
     for row in rows:
         trial_id = row["trial_id"]
         if searcher_configs is not None:
@@ -111,8 +120,9 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                 ) from None
             # the store holds config_to_json's text: equal configs give equal text
             text = None if config is None else config_to_json(config)
-            difference = "no config" if text is None else None if text == row["config"] \
-                else _config_difference(json.loads(text), _decoded(row["config"]))
+            stored = row["config"] if trial_id not in originals else originals[trial_id]
+            difference = "no config" if text is None else None if text == stored \
+                else _config_difference(json.loads(text), _decoded(stored))
             if difference:
                 # (points the store could not keep are not compared before the replay)
                 points = " and the BasicVariantGenerator(points_to_evaluate=...)" \
@@ -122,6 +132,8 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
                     f"again ({difference}); pass the param_space{points} the experiment "
                     "started with"
                 )
+        if trial_id in changed:
+            config = changed[trial_id]      # (as JSON keeps it)
         request, _ = controller.request_or_error(config)   # a failed request stays failed
         trial = Trial(trial_id=trial_id, index=row["index"], config=config,
                       request=request, bracket=row["bracket"])
@@ -135,7 +147,7 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
             # in report order, as the controller keeps them (Trial.latest is the last)
             trial.checkpoints = sorted((tuple(c) for c in _decoded(row["checkpoints"])),
                                        key=lambda c: c[1])
-        if trial.status in (RUNNING, PENDING) and not resume_unfinished:
+        if trial.status in (RUNNING, PENDING, PAUSED) and not resume_unfinished:
             trial.status = TERMINATED       # left as it is: it never runs again
             # with its last stored result: the file's last result of an unfinished trial
             # is from before its run began (a retry's: the failed run's), or none
@@ -170,7 +182,17 @@ def replay(store: Any, controller: Controller, run: Any) -> None:
     # the scheduler: replay its calls, or (stateless) just register the trials
     by_id = {t.trial_id: t for t in trials}
     recovered: set[str] = set()      # final results taken from the event log
-    if controller._log_events:
+    if controller._by_state:
+        # a scheduler restored from its state (PBT): its last logged state, then every
+        # trial (which it knows already, or was created after that state was logged)
+        state = None
+        for _, _, payload in store.events([SCHEDULER_STATE_EVENT]):
+            state = payload
+        if state is not None:
+            controller.scheduler.load_state_dict(state)
+        for trial in trials:
+            controller.scheduler_call("add", trial.trial_id, log=False, trial=trial)
+    elif controller._log_events:
         for kind, trial_id, payload in store.events(SCHEDULER_CALLS):
             if kind == "remove" and trial_id in revived:
                 by_id[trial_id].scheduler_done = False     # it runs again

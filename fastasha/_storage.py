@@ -54,6 +54,12 @@ from .config import OVERWRITE_ENV
 FILE_NAME = "experiment.db"
 # the event that keeps the folder name a trial_dirname_creator gave a trial
 DIRNAME_EVENT = "trial.dirname"
+# the event that keeps a config a scheduler gave a trial while it ran (PBT's exploit):
+# {"config": the new config, "original": the one it was created with (first change only)}
+CONFIG_EVENT = "trial.config"
+# the event that keeps the state of a scheduler restored from its state (PBT), not by a
+# replay of its calls: what its state_dict() returned
+SCHEDULER_STATE_EVENT = "scheduler.state"
 _PARTIAL = ".experiment.db.creating-"
 # Held (flock) by the one process that writes the experiment, so that a second
 # run cannot restore or overwrite it meanwhile; the kernel drops the lock when
@@ -97,7 +103,8 @@ CREATE TABLE events (
 _TRIAL_FIELDS = ("status", "n_failures", "error", "traceback", "last_result", "checkpoint",
                  "checkpoints")
 _JSON_FIELDS = ("last_result", "checkpoints")
-_FIELD_SET = frozenset(_TRIAL_FIELDS)
+# and "config" (JSON text), for a config a scheduler changed (update_trial only)
+_FIELD_SET = frozenset(_TRIAL_FIELDS + ("config",))
 # a new trial's fields before any update
 _NEW_TRIAL = ("PENDING", 0, None, None, None, None, None)
 
@@ -580,6 +587,8 @@ class ExperimentStore:
                 rows = []
                 for trial_id, base in new_trials:
                     fields = updates.pop(trial_id, None)
+                    if fields is not None and "config" in fields:    # changed at once
+                        base = (*base[:2], fields["config"], *base[3:])
                     rows.append(base + (_NEW_TRIAL if fields is None else
                                         _new_trial_fields(fields)))
                 columns = ", ".join(("idx", "trial_id", "config", "bracket", "resources")

@@ -988,13 +988,12 @@ def test_memory_of_trials_added_one_at_a_time():
         assert table.nbytes() - empty <= max(32 * n, FIRST_TRIAL_BLOCK)
 
 
-@pytest.mark.parametrize("name", ["HyperBandScheduler", "PopulationBasedTraining", "PB2",
-                                  "HyperBandForBOHB", "ResourceChangingScheduler"])
-def test_rays_pausing_schedulers_are_refused_with_the_reason(name):
+@pytest.mark.parametrize("name", ["PB2", "HyperBandForBOHB", "ResourceChangingScheduler"])
+def test_rays_schedulers_fastasha_lacks_are_refused_with_what_it_has(name):
     import importlib
 
-    with pytest.raises(ImportError, match=f"fastasha has no {name}: .* pause trials.*"
-                                          "Use ASHAScheduler"):
+    with pytest.raises(ImportError, match=f"fastasha has no {name} .*It has "
+                                          "PopulationBasedTraining.*ASHAScheduler"):
         exec(f"from fastasha.tune.schedulers import {name}", {})
     with pytest.raises(AttributeError, match="has no attribute 'NoSuchScheduler'"):
         importlib.import_module("fastasha.schedulers").NoSuchScheduler

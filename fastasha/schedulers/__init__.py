@@ -1,10 +1,13 @@
 """Trial schedulers: decide after each result whether a trial goes on.
 
 ``FIFOScheduler`` never stops a trial; ``AsyncHyperBandScheduler`` (alias
-``ASHAScheduler``) is Asynchronous Successive Halving and
-``MedianStoppingRule`` the median stopping rule, both with Ray Tune's
-arguments and decisions. Any object with the :class:`TrialScheduler`
-interface can be passed to the Tuner instead. :func:`create_scheduler`
+``ASHAScheduler``) is Asynchronous Successive Halving,
+``MedianStoppingRule`` the median stopping rule, ``HyperBandScheduler``
+synchronous HyperBand (which pauses trials until their bracket halves), and
+``PopulationBasedTraining`` Population Based Training (which pauses trials
+and has them exploit others), all with Ray Tune's arguments and decisions.
+Any object with the :class:`TrialScheduler` interface can be passed to the
+Tuner instead. :func:`create_scheduler`
 builds one from Ray Tune's name for it (``"async_hyperband"``), as
 ``TuneConfig(scheduler="async_hyperband")`` and ``tune.run(scheduler=...)``
 do with a name.
@@ -18,7 +21,9 @@ from .._named import create_by_name
 from ._base import CONTINUE, PAUSE, STOP, Decision, TrialScheduler
 from .async_hyperband import AsyncHyperBandScheduler, RungInfo
 from .fifo import FIFOScheduler
+from .hyperband import HyperBandScheduler
 from .median_stopping_rule import MedianStoppingRule
+from .pbt import PopulationBasedTraining
 
 ASHAScheduler = AsyncHyperBandScheduler
 
@@ -28,20 +33,20 @@ __all__ = [
     "CONTINUE",
     "Decision",
     "FIFOScheduler",
+    "HyperBandScheduler",
     "MedianStoppingRule",
     "PAUSE",
+    "PopulationBasedTraining",
     "RungInfo",
     "STOP",
     "TrialScheduler",
     "create_scheduler",
 ]
 
-# Ray's schedulers that pause trials (or resize them): fastasha cannot pause a trial
+# Ray's schedulers fastasha does not have (all pause trials or change their resources)
 _PAUSING = {
-    "HyperBandScheduler": "synchronous HyperBand",
     "HyperBandForBOHB": "BOHB's HyperBand",
-    "PopulationBasedTraining": "Population Based Training",
-    "PopulationBasedTrainingReplay": "Population Based Training",
+    "PopulationBasedTrainingReplay": "replaying a Population Based Training schedule",
     "PB2": "Population Based Bandits",
     "ResourceChangingScheduler": "changing a trial's resources",
 }
@@ -55,12 +60,12 @@ _NAMES = {
     "asha": lambda: AsyncHyperBandScheduler,
     "median_stopping_rule": lambda: MedianStoppingRule,
     "medianstopping": lambda: MedianStoppingRule,
+    "pbt": lambda: PopulationBasedTraining,
+    "hyperband": lambda: HyperBandScheduler,
 }
 # Ray's names for the schedulers fastasha lacks
 _MISSING = {
-    "hyperband": "HyperBandScheduler (synchronous HyperBand, which pauses trials)",
     "hb_bohb": "HyperBandForBOHB (BOHB's HyperBand, which pauses trials)",
-    "pbt": "PopulationBasedTraining (which pauses trials and changes their configs)",
     "pbt_replay": "PopulationBasedTrainingReplay (which pauses trials and changes their configs)",
     "pb2": "PB2 (Population Based Bandits, which pauses trials and changes their configs)",
     "resource_changing": "ResourceChangingScheduler (which changes a trial's resources)",
@@ -80,7 +85,9 @@ def create_scheduler(scheduler: str, **kwargs: Any) -> TrialScheduler:
         ``"async_hyperband"`` or ``"asynchyperband"``
         (:class:`AsyncHyperBandScheduler`; ``"asha"`` too, a fastasha
         extension), ``"median_stopping_rule"`` or ``"medianstopping"``
-        (:class:`MedianStoppingRule`).
+        (:class:`MedianStoppingRule`), ``"pbt"``
+        (:class:`PopulationBasedTraining`), ``"hyperband"``
+        (:class:`HyperBandScheduler`).
     **kwargs
         The scheduler's arguments (``metric``, ``mode``, ``max_t``, ...).
         As in Ray, those the chosen class does not take are dropped (with a
@@ -93,8 +100,8 @@ def create_scheduler(scheduler: str, **kwargs: Any) -> TrialScheduler:
     Raises
     ------
     ValueError
-        For Ray's names of schedulers fastasha does not have (``"hyperband"``,
-        ``"hb_bohb"``, ``"pbt"``, ``"pbt_replay"``, ``"pb2"``,
+        For Ray's names of schedulers fastasha does not have
+        (``"hb_bohb"``, ``"pbt_replay"``, ``"pb2"``,
         ``"resource_changing"``), and for an unknown name; the message lists
         the names above.
     TypeError
@@ -114,11 +121,11 @@ def __getattr__(name: str):
     what = _PAUSING.get(name)
     if what is not None:
         # an ImportError: `from fastasha.schedulers import X` would turn an AttributeError
-        # into a bare "cannot import name" (so hasattr() raises for these six names)
+        # into a bare "cannot import name" (so hasattr() raises for these names)
         raise ImportError(
-            f"fastasha has no {name}: {what} needs to pause trials (or change their resources) "
-            "and resume them, which fastasha does not do. Use ASHAScheduler, the "
-            "asynchronous successive halving that Ray recommends for early stopping, or "
+            f"fastasha has no {name} ({what}). It has PopulationBasedTraining and "
+            "HyperBandScheduler, which pause and resume trials, ASHAScheduler, the "
+            "asynchronous successive halving that Ray recommends for early stopping, and "
             "MedianStoppingRule",
             name=__name__,
         )

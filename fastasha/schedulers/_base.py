@@ -52,10 +52,22 @@ class TrialScheduler:
     """Base class of schedulers: every result of every trial goes through it.
 
     A scheduler is told of each trial (:meth:`on_trial_add`), of each result
-    (:meth:`on_trial_result`, which returns :data:`CONTINUE` or :data:`STOP`),
-    and of the end of each trial (:meth:`on_trial_complete`,
+    (:meth:`on_trial_result`, which returns :data:`CONTINUE`, :data:`STOP` or
+    :data:`PAUSE`), and of the end of each trial (:meth:`on_trial_complete`,
     :meth:`on_trial_remove`). Subclasses override what they need; the
     defaults never stop anything.
+
+    A ``PAUSE`` ends the trial's objective inside ``report()``, as a
+    ``STOP`` does, and the trial becomes ``PAUSED`` (its scheduler is not
+    told it completed). When a slot frees up, :meth:`choose_trial_to_run`
+    picks the next trial among the ``PENDING`` and ``PAUSED`` ones (by
+    default ``PENDING`` trials first, then paused ones in the order they
+    were paused); a paused trial restarts its objective with
+    ``tune.get_checkpoint()`` returning its latest checkpoint and its
+    ``training_iteration`` counting on from that checkpoint, as after a
+    failure. One paused without any checkpoint starts from scratch, as in
+    Ray. Trials still paused when a sweep is stopped (a time budget,
+    ``stop_all``) stay ``PAUSED``; ``Tuner.restore`` resumes them.
 
     :meth:`next_decision_point` tells the Tuner when a trial's next result
     can be judged, so that reports in between need no round trip. The
@@ -70,9 +82,9 @@ class TrialScheduler:
     requires one positional argument more than fastasha's, or when its first
     argument is named ``tune_controller`` (``trial_runner`` before Ray 2.5)
     and it can take Ray's arguments (``result=None``, ``*args``). Its
-    ``tune_controller`` offers ``get_trials()`` and ``get_live_trials()``;
-    ``choose_trial_to_run`` is never called (trials start in the order they
-    were created). Such a hook may end with this class's (or
+    ``tune_controller`` offers ``get_trials()`` and ``get_live_trials()``.
+    ``choose_trial_to_run(tune_controller)`` always takes Ray's form, and is
+    called only where a subclass overrides it. Such a hook may end with this class's (or
     :class:`~fastasha.schedulers.FIFOScheduler`'s), in Ray's form:
     ``return super().on_trial_result(tune_controller, trial, result)``. The
     hooks of the other built-in schedulers take fastasha's form only: call
@@ -141,6 +153,23 @@ class TrialScheduler:
 
     def on_trial_remove(self, trial_id: Hashable, *ray_trial: Any) -> None:
         """A trial was removed without completing."""
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        """The trial to start next: a ``PENDING`` one first, else a ``PAUSED`` one (Ray's FIFO).
+
+        Ray's form: ``tune_controller.get_trials()`` lists the trials;
+        returns one whose status is ``PENDING`` or ``PAUSED``, or ``None``
+        to start none now. The sweep calls a subclass's override only; this
+        default is what it does without one (in O(1), where this method
+        looks at every trial), and is here for an override to fall back on
+        with ``super().choose_trial_to_run(tune_controller)``.
+        """
+        trials = tune_controller.get_trials()
+        for status in ("PENDING", "PAUSED"):
+            for trial in trials:
+                if trial.status == status:
+                    return trial
+        return None
 
     def next_decision_point(self, trial_id: Hashable) -> float:
         """Smallest ``time_attr`` at which the next result can be judged."""

@@ -79,18 +79,23 @@ def ray_style_hooks(scheduler: Any) -> frozenset[str]:
 class TuneControllerView:
     """What a hook of Ray's form gets as ``tune_controller``: the sweep's trials.
 
-    It offers what Ray's schedulers read from the controller,
-    ``get_trials()`` and ``get_live_trials()``; fastasha's trials cannot be
-    paused or stopped through it (a hook answers ``STOP`` instead).
+    It offers what Ray's schedulers use of the controller: ``get_trials()``,
+    ``get_live_trials()`` and ``stop_trial()`` (for a paused or pending
+    trial). The trial a hook judges is stopped or paused by the hook's
+    answer (``TrialScheduler.STOP`` or ``TrialScheduler.PAUSE``).
 
     Parameters
     ----------
     trials : callable
         Returns every trial of the sweep so far, in creation order.
+    controller : object, optional
+        The sweep's controller, for fastasha's own schedulers (PBT asks
+        whether trials wait, and has trials exploit others).
     """
 
-    def __init__(self, trials: Callable[[], Sequence]) -> None:
+    def __init__(self, trials: Callable[[], Sequence], controller: Any = None) -> None:
         self._trials = trials
+        self._controller = controller
 
     def get_trials(self) -> list:
         """Every trial of the sweep so far, in creation order (as Ray's)."""
@@ -100,10 +105,18 @@ class TuneControllerView:
         """The trials that have not ended (neither ``TERMINATED`` nor ``ERROR``), as Ray's."""
         return [t for t in self._trials() if not t.is_finished()]
 
+    def stop_trial(self, trial: Any) -> None:
+        """Stop a PAUSED or PENDING trial (Ray's): it ends TERMINATED, and the scheduler hears
+        ``on_trial_remove`` for it at once. A running trial is stopped by answering STOP."""
+        if self._controller is None:
+            raise RuntimeError("this tune_controller cannot stop trials")
+        self._controller.stop_trial(trial)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
         raise AttributeError(
             f"the tune_controller fastasha gives a scheduler's hooks has no {name!r}: it "
-            "offers get_trials() and get_live_trials(). A hook stops a trial by answering "
-            "TrialScheduler.STOP from on_trial_result (fastasha cannot pause trials)")
+            "offers get_trials(), get_live_trials() and stop_trial(). A hook stops or pauses "
+            "the trial it judges by answering TrialScheduler.STOP or TrialScheduler.PAUSE "
+            "from on_trial_result")

@@ -199,8 +199,8 @@ class MedianStoppingRule(_JudgingScheduler):
         if not hard_stop:
             raise ValueError(
                 "hard_stop=False asks to pause the trials the rule would stop and resume them "
-                "later, and fastasha cannot pause a trial (its Tuner would let them run on, "
-                "so nothing would be stopped); pass hard_stop=True, the default"
+                "later, and fastasha's MedianStoppingRule cannot pause a trial yet (it would "
+                "let them run on, so nothing would be stopped); pass hard_stop=True, the default"
             )
         self._grace_period = grace_period
         self._min_samples_required = int(min_samples_required)

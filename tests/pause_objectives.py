@@ -1,0 +1,125 @@
+"""Objectives and schedulers for tests/test_pause.py and tests/test_pbt.py.
+
+Module level, so that loky workers import them by reference (see
+tests/objectives.py). Also run as a script by test_pause.py's kill test:
+
+    python tests/pause_objectives.py <storage_path> <name> <marker>
+
+runs a sweep whose trials all pause at iteration 3 on one slot; the first
+trial writes ``marker`` once it resumes, and the test kills the process then.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+from fastasha import tune
+from fastasha.schedulers import TrialScheduler
+
+N_STEPS = 6
+PAUSE_AT = 3
+
+
+def _load_state() -> tuple[dict | None, bool]:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None, False
+    with open(os.path.join(checkpoint.path, "state.json")) as f:
+        return json.load(f), True
+
+
+def _save(metrics: dict, state: dict) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "state.json"), "w") as f:
+            json.dump(state, f)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def stepper(config: dict) -> None:
+    """Counts steps in its checkpoint; its loss is x / step. Each step is checkpointed."""
+    state, resumed = _load_state()
+    step = state["step"] if state else 0
+    starts = (state["starts"] if state else 0) + 1
+    marker = config.get("marker")
+    while step < config.get("n_steps", N_STEPS):
+        step += 1
+        if marker and resumed and not os.path.exists(marker):
+            with open(marker, "w") as f:
+                f.write(str(step))
+            time.sleep(60)         # the test kills the sweep here
+        _save({"loss": config["x"] / step, "step": step, "starts": starts,
+               "resumed": resumed}, {"step": step, "starts": starts})
+
+
+def no_checkpoints(config: dict) -> None:
+    """Reports ``N_STEPS`` losses and never saves a checkpoint."""
+    for step in range(1, N_STEPS + 1):
+        tune.report({"loss": config["x"] / step, "step": step})
+
+
+def accumulator(config: dict) -> None:
+    """PBT's test objective: ``total`` grows by ``rate`` a step, kept in the checkpoint.
+
+    A trial that exploits another goes on from the donor's total with its own
+    (mutated) rate, so its results show whose state it took.
+    """
+    state, _ = _load_state()
+    total = state["total"] if state else 0.0
+    step = state["step"] if state else 0
+    me = tune.get_context().get_trial_id()
+    # the trials whose state this one carries, the one that wrote the checkpoint last
+    lineage = state["lineage"] if state else [me]
+    if lineage[-1] != me:
+        lineage = [*lineage, me]
+    while step < config.get("n_steps", 12):
+        step += 1
+        total += config["rate"]
+        _save({"total": total, "step": step, "rate": config["rate"],
+               "lineage": "/".join(lineage)},
+              {"total": total, "step": step, "lineage": lineage})
+
+
+class PausesOnce(TrialScheduler):
+    """Pauses each trial once, at iteration ``PAUSE_AT``, and records what it heard."""
+
+    def __init__(self, pause_at: int = PAUSE_AT) -> None:
+        super().__init__(metric="loss", mode="min")
+        self.pause_at = pause_at
+        self.paused: set = set()
+        self.heard: list = []
+
+    def on_trial_result(self, trial_id, result):
+        self.heard.append((trial_id, result["training_iteration"]))
+        if result["training_iteration"] == self.pause_at and trial_id not in self.paused:
+            self.paused.add(trial_id)
+            return self.PAUSE
+        return self.CONTINUE
+
+
+class LastPausedFirst(PausesOnce):
+    """Resumes the paused trial created last first (Ray's form of choose_trial_to_run)."""
+
+    def choose_trial_to_run(self, tune_controller):
+        trials = tune_controller.get_trials()
+        for trial in trials:
+            if trial.status == "PENDING":
+                return trial
+        paused = [t for t in trials if t.status == "PAUSED"]
+        return paused[-1] if paused else None
+
+
+def main(storage_path: str, name: str, marker: str) -> None:
+    tune.Tuner(
+        stepper,
+        param_space={"x": tune.grid_search([1.0, 2.0, 3.0]), "marker": marker},
+        tune_config=tune.TuneConfig(scheduler=PausesOnce(), max_concurrent_trials=1),
+        run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=0),
+    ).fit()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
