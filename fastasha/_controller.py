@@ -20,7 +20,7 @@ import traceback
 import warnings
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from ._resources import Allocation, Request, ResourcePool, TrialResources
 from ._rows import experiment_tag, flatten, lookup
@@ -58,6 +58,13 @@ ASK_AGAIN_MAX_S = 1.0
 class Trial:
     """The driver's record of one trial."""
 
+    # Ray's Trial names its statuses (callbacks and reporters compare trial.status to them)
+    PENDING: ClassVar[str] = PENDING
+    RUNNING: ClassVar[str] = RUNNING
+    PAUSED: ClassVar[str] = PAUSED
+    TERMINATED: ClassVar[str] = TERMINATED
+    ERROR: ClassVar[str] = ERROR
+
     trial_id: str
     index: int
     config: dict | None                # dropped (None) once the trial is stored and done
@@ -86,9 +93,15 @@ class Trial:
     # (donor trial id, new config, donor checkpoint tuple): the scheduler exploits another
     # trial (PBT) once this one is paused
     exploit: tuple | None = None
+    custom_name: str | None = None     # what trial_name_creator named it, once asked
 
-    def __str__(self) -> str:      # as Ray's Trial: its name
-        return self.trial_id
+    def __str__(self) -> str:
+        """As Ray's Trial: its ``trial_name_creator`` name, else ``<trainable>_<trial_id>``."""
+        if self.custom_name is not None:
+            return self.custom_name
+        return f"{self.trainable_name}_{self.trial_id}" if self.trainable_name else self.trial_id
+
+    __repr__ = __str__
 
     @property
     def latest(self) -> tuple | None:
@@ -553,6 +566,8 @@ class Controller:
         if self._dirname_of is not None:
             trial.dirname = self._trial_dirname(trial)
             self.recorder.add_event(DIRNAME_EVENT, trial_id, trial.dirname)
+        if self._name_trial is not None:     # named once, when made, as Ray names a trial
+            self._custom_name(trial)
         if unfit is not None:
             self._finish_error(trial, *unfit)
             return _UNFIT
@@ -799,6 +814,12 @@ class Controller:
             return -math.inf
         return float(self._dp(trial.trial_id))
 
+    def _custom_name(self, trial: Trial) -> str:
+        """``trial_name_creator(trial)``, asked once per trial (as Ray names a trial once)."""
+        if trial.custom_name is None:
+            trial.custom_name = self._trial_name(trial)
+        return trial.custom_name
+
     def _trial_name(self, trial: Trial) -> str:
         """``trial_name_creator(trial)``; its error ends the sweep, with what a trial offers."""
         try:
@@ -850,7 +871,7 @@ class Controller:
         alloc = allocation or trial.allocation
         return {
             "trial_id": trial.trial_id,
-            "trial_name": trial.trial_id if self._name_trial is None else self._trial_name(trial),
+            "trial_name": trial.trial_id if self._name_trial is None else self._custom_name(trial),
             "experiment_name": experiment_name,
             "config": trial.config,
             "metric": self.metric,

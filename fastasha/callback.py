@@ -25,13 +25,15 @@ What the hooks receive:
     sequence (it is not copied for each call).
 ``trial``
     The trial the event is about: ``trial.trial_id``, ``trial.config``,
-    ``trial.status`` (``"PENDING"``, ``"RUNNING"``, ``"TERMINATED"``,
-    ``"ERROR"``), ``trial.last_result`` (``{}`` before its first result,
+    ``trial.status`` (``"PENDING"``, ``"RUNNING"``, ``"PAUSED"``,
+    ``"TERMINATED"``, ``"ERROR"``; also named ``Trial.TERMINATED`` and so
+    on, as in Ray), ``trial.last_result`` (``{}`` before its first result,
     as in Ray), ``trial.error``, ``trial.n_failures`` (=
     ``trial.num_failures``), ``trial.is_finished()``, ``trial.checkpoint`` (the latest, a
     ``Checkpoint`` or None), ``trial.path`` (= ``trial.local_path``, its
-    folder) and ``trial.experiment_tag``; ``str(trial)`` is its id. Treat it
-    as read-only.
+    folder) and ``trial.experiment_tag``; ``str(trial)`` is its name, as in
+    Ray: what ``TuneConfig(trial_name_creator=...)`` gave it, else
+    ``<trainable>_<trial_id>``. Treat it as read-only.
     Once a trial has finished, the driver drops its ``config`` (None) and
     ``last_result`` (``{}``) to keep its memory flat over long sweeps (the
     experiment file keeps them): read them inside the hook. A callback

@@ -126,14 +126,15 @@ def test_mlflow_callback_logs_each_trial(tmp_path, mlflow_store, monkeypatch):
     with pytest.warns(RuntimeWarning, match="odd\\?key"):
         grid = _sweep(tmp_path, ot.curve, [callback], param_space=space, num_samples=1)
     results = _by_trial(grid)
+    # each run is named as Ray names it, str(trial): the objective's name and the trial id
     runs = {run.info.run_name: run for run in _runs(client, "callback")}
-    assert set(runs) == set(results)
+    assert set(runs) == {f"curve_{trial_id}" for trial_id in results}
     for trial_id, result in results.items():
-        run = runs[trial_id]
+        run = runs[f"curve_{trial_id}"]
         failed = result.config["x"] > 0.85
         assert (result.error is not None) == failed
         assert run.info.status == ("FAILED" if failed else "FINISHED")
-        assert run.data.tags["team"] == "tests" and run.data.tags["trial_name"] == trial_id
+        assert run.data.tags["team"] == "tests" and run.data.tags["trial_name"] == f"curve_{trial_id}"
         assert run.data.params["x"] == str(result.config["x"])
         assert run.data.params["model/depth"] == str(result.config["model"]["depth"])
         history = client.get_metric_history(run.info.run_id, "loss")
@@ -212,7 +213,7 @@ def test_mlflow_server_failure_is_retried_not_fatal(tmp_path, mlflow_store, monk
     said = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert any("failed" in s and "retried" in s for s in said), said
     results = _by_trial(grid)
-    runs = {run.info.run_name: run for run in _runs(client, "flaky")}
+    runs = {run.info.run_name.removeprefix("curve_"): run for run in _runs(client, "flaky")}
     assert set(runs) == set(results)
     for trial_id, result in results.items():     # nothing was lost
         history = client.get_metric_history(runs[trial_id].info.run_id, "loss")

@@ -888,7 +888,7 @@ class RecordingCallback(tune.Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.iterations.append(iteration)
-        assert trial in list(trials) and str(trial) == trial.trial_id
+        assert trial in list(trials) and str(trial) == f"{trial.trainable_name}_{trial.trial_id}"
         self.events.append(("start", trial.trial_id, trial.config["x"]))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
