@@ -356,14 +356,17 @@ class Controller:
     def best(self) -> Trial | None:
         """The trial whose latest value of the metric is the best, as Ray's display picks it.
 
-        Among the running trials (their latest results) and the finished ones
-        (their last): a trial that led and then reported worse values gives
-        way to one that finished better. O(running trials).
+        Among the running and the paused trials (their latest results) and
+        the finished ones (their last): a trial that led and then reported
+        worse values gives way to one that finished better. Ray's display
+        ranks every trial that reported; a paused trial (PBT time-shares
+        most of its population) is one. O(running + paused trials).
         """
         best = self.best_finished
-        for trial in self.running.values():
-            if self._better(trial, best):
-                best = trial
+        for trials in (self.running, self.paused):
+            for trial in trials.values():
+                if self._better(trial, best):
+                    best = trial
         return best
 
     def _better(self, trial: Trial, than: Trial | None) -> bool:
