@@ -1054,7 +1054,9 @@ class Controller:
         original = trial.config
         trial.config = config
         # its own checkpoints from the donor's report count on belong to the timeline it
-        # leaves: no longer listed (their folders are overwritten as it reports again)
+        # leaves: no longer listed, and their folders go (it never resumes from them, and
+        # num_to_keep counts only listed ones: kept, they would pile up at every exploit)
+        left = [c for c in trial.checkpoints if c[1] >= iteration and c[0] != target]
         trial.checkpoints = [*(c for c in trial.checkpoints if c[1] < iteration),
                              (target, *latest[1:])]
         self.recorder.update_trial(trial.trial_id, config=self._config_json(config),
@@ -1063,6 +1065,17 @@ class Controller:
         self.recorder.add_event(CONFIG_EVENT, trial.trial_id, {
             "config": json.loads(self._config_json(config)),
             "original": json.loads(self._config_json(original))})
+        # (a folder another trial is still to copy, as the donor of its own exploit, stays)
+        wanted = {t.exploit[2][0] for t in self.running.values() if t.exploit is not None}
+        for c in left:
+            if c[0] not in wanted:
+                self.recorder.remove_checkpoint(trial.trial_id, c[0])
+        # written, and the folders removed, now: as it reports again the trial saves
+        # folders of the same names (checkpoint_<report count>), which a removal still
+        # queued (this one, or num_to_keep's) would take once they are new
+        flush = getattr(self.recorder, "flush", None)
+        if flush is not None:
+            flush()
 
     def _announce_save(self, trial: Trial, checkpoint: tuple) -> None:
         """Tell callbacks that ``trial`` saved ``checkpoint`` ``(path, iteration)``."""
