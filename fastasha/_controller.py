@@ -1066,7 +1066,7 @@ class Controller:
             "config": json.loads(self._config_json(config)),
             "original": json.loads(self._config_json(original))})
         # (a folder another trial is still to copy, as the donor of its own exploit, stays)
-        wanted = {t.exploit[2][0] for t in self.running.values() if t.exploit is not None}
+        wanted = self._checkpoints_in_use()
         for c in left:
             if c[0] not in wanted:
                 self.recorder.remove_checkpoint(trial.trial_id, c[0])
@@ -1104,22 +1104,43 @@ class Controller:
         if len(trial.checkpoints) > 1 and trial.checkpoints[-2][1] > iteration:
             # (never seen: report counts only grow) keep them in report order all the same
             trial.checkpoints.sort(key=lambda c: c[1])
-        if cfg.num_to_keep is not None and len(trial.checkpoints) > cfg.num_to_keep:
-            # as Ray: the num_to_keep best (by score, else the most recent), and the latest
-            # on top of them, so that the trial can resume (num_to_keep + 1 folders at most)
-            latest = trial.latest
-            order = cfg.checkpoint_score_order if cfg.checkpoint_score_attribute else None
-            keep = sorted(trial.checkpoints, key=lambda c: checkpoint_rank(c, order),
-                          reverse=True)[: cfg.num_to_keep]
-            if latest not in keep:
-                keep.append(latest)
-            for c in trial.checkpoints:
-                if c not in keep:
-                    self.recorder.remove_checkpoint(trial.trial_id, c[0])
-            trial.checkpoints = sorted(keep, key=lambda c: c[1])
+        self._prune_checkpoints(trial)
         latest = trial.latest
         self.recorder.update_trial(trial.trial_id, checkpoints=[list(c) for c in trial.checkpoints],
                                    checkpoint=latest[0] if latest else None)
+
+    def _prune_checkpoints(self, trial: Trial) -> bool:
+        """Remove the checkpoints of ``trial`` that ``num_to_keep`` does not keep; True if any."""
+        cfg = self.checkpoint_config
+        if cfg.num_to_keep is None or len(trial.checkpoints) <= cfg.num_to_keep:
+            return False
+        # as Ray: the num_to_keep best (by score, else the most recent), and the latest
+        # on top of them, so that the trial can resume (num_to_keep + 1 folders at most)
+        latest = trial.latest
+        order = cfg.checkpoint_score_order if cfg.checkpoint_score_attribute else None
+        keep = sorted(trial.checkpoints, key=lambda c: checkpoint_rank(c, order),
+                      reverse=True)[: cfg.num_to_keep]
+        if latest not in keep:
+            keep.append(latest)
+        # and those another trial may still copy (PBT's donors): removed once released
+        in_use = self._checkpoints_in_use()
+        keep.extend(c for c in trial.checkpoints if c[0] in in_use and c not in keep)
+        if len(keep) == len(trial.checkpoints):
+            return False
+        for c in trial.checkpoints:
+            if c not in keep:
+                self.recorder.remove_checkpoint(trial.trial_id, c[0])
+        trial.checkpoints = sorted(keep, key=lambda c: c[1])
+        return True
+
+    def _checkpoints_in_use(self) -> set:
+        """Checkpoint folders that trials may still copy: those of pending exploits, and
+        those the scheduler holds (``checkpoints_in_use()``: PBT's donors' checkpoints)."""
+        paths = {t.exploit[2][0] for t in self.running.values() if t.exploit is not None}
+        held = getattr(self.scheduler, "checkpoints_in_use", None)
+        if held is not None:
+            paths.update(held())
+        return paths
 
     # ------------------------------------------------------------------- endings
 
@@ -1152,7 +1173,12 @@ class Controller:
                 return
         self.release(trial)
         self._set_status(trial, TERMINATED)
-        self._persist(trial)
+        if self._prune_checkpoints(trial):     # (one its scheduler held till now)
+            latest = trial.latest
+            self._persist(trial, checkpoints=[list(c) for c in trial.checkpoints],
+                          checkpoint=latest[0] if latest else None)
+        else:
+            self._persist(trial)
         self._ask_again_now()
         if self.searcher is not None:
             final = None if trial.result is None else flatten(trial.result)
