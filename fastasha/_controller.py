@@ -369,14 +369,17 @@ class Controller:
     def best(self) -> Trial | None:
         """The trial whose latest value of the metric is the best, as Ray's display picks it.
 
-        Among the running trials (their latest results) and the finished ones
-        (their last): a trial that led and then reported worse values gives
-        way to one that finished better. O(running trials).
+        Among the running and the paused trials (their latest results) and
+        the finished ones (their last): a trial that led and then reported
+        worse values gives way to one that finished better. Ray's display
+        ranks every trial that reported; a paused trial (PBT time-shares
+        most of its population) is one. O(running + paused trials).
         """
         best = self.best_finished
-        for trial in self.running.values():
-            if self._better(trial, best):
-                best = trial
+        for trials in (self.running, self.paused):
+            for trial in trials.values():
+                if self._better(trial, best):
+                    best = trial
         return best
 
     def _better(self, trial: Trial, than: Trial | None) -> bool:
@@ -1072,7 +1075,9 @@ class Controller:
         original = trial.config
         trial.config = config
         # its own checkpoints from the donor's report count on belong to the timeline it
-        # leaves: no longer listed (their folders are overwritten as it reports again)
+        # leaves: no longer listed, and their folders go (it never resumes from them, and
+        # num_to_keep counts only listed ones: kept, they would pile up at every exploit)
+        left = [c for c in trial.checkpoints if c[1] >= iteration and c[0] != target]
         trial.checkpoints = [*(c for c in trial.checkpoints if c[1] < iteration),
                              (target, *latest[1:])]
         self.recorder.update_trial(trial.trial_id, config=self._config_json(config),
@@ -1081,6 +1086,17 @@ class Controller:
         self.recorder.add_event(CONFIG_EVENT, trial.trial_id, {
             "config": json.loads(self._config_json(config)),
             "original": json.loads(self._config_json(original))})
+        # (a folder another trial is still to copy, as the donor of its own exploit, stays)
+        wanted = self._checkpoints_in_use()
+        for c in left:
+            if c[0] not in wanted:
+                self.recorder.remove_checkpoint(trial.trial_id, c[0])
+        # written, and the folders removed, now: as it reports again the trial saves
+        # folders of the same names (checkpoint_<report count>), which a removal still
+        # queued (this one, or num_to_keep's) would take once they are new
+        flush = getattr(self.recorder, "flush", None)
+        if flush is not None:
+            flush()
 
     def _announce_save(self, trial: Trial, checkpoint: tuple) -> None:
         """Tell callbacks that ``trial`` saved ``checkpoint`` ``(path, iteration)``."""
@@ -1109,22 +1125,43 @@ class Controller:
         if len(trial.checkpoints) > 1 and trial.checkpoints[-2][1] > iteration:
             # (never seen: report counts only grow) keep them in report order all the same
             trial.checkpoints.sort(key=lambda c: c[1])
-        if cfg.num_to_keep is not None and len(trial.checkpoints) > cfg.num_to_keep:
-            # as Ray: the num_to_keep best (by score, else the most recent), and the latest
-            # on top of them, so that the trial can resume (num_to_keep + 1 folders at most)
-            latest = trial.latest
-            order = cfg.checkpoint_score_order if cfg.checkpoint_score_attribute else None
-            keep = sorted(trial.checkpoints, key=lambda c: checkpoint_rank(c, order),
-                          reverse=True)[: cfg.num_to_keep]
-            if latest not in keep:
-                keep.append(latest)
-            for c in trial.checkpoints:
-                if c not in keep:
-                    self.recorder.remove_checkpoint(trial.trial_id, c[0])
-            trial.checkpoints = sorted(keep, key=lambda c: c[1])
+        self._prune_checkpoints(trial)
         latest = trial.latest
         self.recorder.update_trial(trial.trial_id, checkpoints=[list(c) for c in trial.checkpoints],
                                    checkpoint=latest[0] if latest else None)
+
+    def _prune_checkpoints(self, trial: Trial) -> bool:
+        """Remove the checkpoints of ``trial`` that ``num_to_keep`` does not keep; True if any."""
+        cfg = self.checkpoint_config
+        if cfg.num_to_keep is None or len(trial.checkpoints) <= cfg.num_to_keep:
+            return False
+        # as Ray: the num_to_keep best (by score, else the most recent), and the latest
+        # on top of them, so that the trial can resume (num_to_keep + 1 folders at most)
+        latest = trial.latest
+        order = cfg.checkpoint_score_order if cfg.checkpoint_score_attribute else None
+        keep = sorted(trial.checkpoints, key=lambda c: checkpoint_rank(c, order),
+                      reverse=True)[: cfg.num_to_keep]
+        if latest not in keep:
+            keep.append(latest)
+        # and those another trial may still copy (PBT's donors): removed once released
+        in_use = self._checkpoints_in_use()
+        keep.extend(c for c in trial.checkpoints if c[0] in in_use and c not in keep)
+        if len(keep) == len(trial.checkpoints):
+            return False
+        for c in trial.checkpoints:
+            if c not in keep:
+                self.recorder.remove_checkpoint(trial.trial_id, c[0])
+        trial.checkpoints = sorted(keep, key=lambda c: c[1])
+        return True
+
+    def _checkpoints_in_use(self) -> set:
+        """Checkpoint folders that trials may still copy: those of pending exploits, and
+        those the scheduler holds (``checkpoints_in_use()``: PBT's donors' checkpoints)."""
+        paths = {t.exploit[2][0] for t in self.running.values() if t.exploit is not None}
+        held = getattr(self.scheduler, "checkpoints_in_use", None)
+        if held is not None:
+            paths.update(held())
+        return paths
 
     # ------------------------------------------------------------------- endings
 
@@ -1157,7 +1194,12 @@ class Controller:
                 return
         self.release(trial)
         self._set_status(trial, TERMINATED)
-        self._persist(trial)
+        if self._prune_checkpoints(trial):     # (one its scheduler held till now)
+            latest = trial.latest
+            self._persist(trial, checkpoints=[list(c) for c in trial.checkpoints],
+                          checkpoint=latest[0] if latest else None)
+        else:
+            self._persist(trial)
         self._ask_again_now()
         if self.searcher is not None:
             final = None if trial.result is None else flatten(trial.result)

@@ -1064,8 +1064,8 @@ class _Snapshots:
     def __call__(self, final: bool = False):
         """A snapshot; ``final``: the last one, which also says why the sweep stopped.
 
-        While the sweep runs, the best is the best of the running and the
-        finished trials. At the end, trials a Ctrl-C put back to PENDING
+        While the sweep runs, the best is the best of the running, the paused
+        and the finished trials. At the end, trials a Ctrl-C put back to PENDING
         count too, as every trial does in Ray's display (once, O(trials)).
         """
         from ._progress import ProgressSnapshot, best_of
@@ -1078,8 +1078,10 @@ class _Snapshots:
         elif self.tuned:
             best = self.row(c.best) if c.best is not None else None
         else:
-            best = best_of([*running, finished.best] if finished is not None else running,
-                           self.mode)
+            # paused trials count, as every trial that reported does in Ray's display
+            paused = [self.row(t) for t in c.paused.values()]
+            best = best_of([*running, *paused, finished.best] if finished is not None
+                           else [*running, *paused], self.mode)
         return ProgressSnapshot(
             elapsed_s=time.monotonic() - self.started,
             counts=dict(c.counts),
@@ -1094,13 +1096,14 @@ class _Snapshots:
         )
 
     def _best_of_all(self, running: list):
-        """The best of the running and finished trials, and of those waiting (PENDING)
-        that reported: a finished trial's result may be dropped once stored, so the
+        """The best of the running and finished trials, and of those waiting (PENDING or
+        PAUSED) that reported: a finished trial's result may be dropped once stored, so the
         finished ones count through the running best kept for them."""
         from ._progress import best_of
 
         c = self.controller
-        waiting = [t for t in c.trials.values() if t.status == "PENDING" and t.result]
+        waiting = [t for t in c.trials.values()
+                   if t.status in ("PENDING", "PAUSED") and t.result]
         if self.tuned:
             best = c.best
             for trial in waiting:

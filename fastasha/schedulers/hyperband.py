@@ -8,8 +8,10 @@ reached it, the bracket halves: the best ``1/rf`` resume to the next
 milestone and the others are stopped. :meth:`HyperBandScheduler.choose_trial_to_run`
 starts trials bracket by bracket, the least advanced bracket first. The
 rules, their corner cases included (the next milestone is
-``min(r * rf, max_t - milestone)``, as in Ray; ``stop_last_trials``), are
-Ray Tune 2.x's ``ray.tune.schedulers.HyperBandScheduler``.
+``min(r * rf, max_t)``, as in Ray since 2.7, whose earlier
+``min(r * rf, max_t - milestone)`` kept trials short of ``max_t``;
+``stop_last_trials``), are Ray Tune 2.x's
+``ray.tune.schedulers.HyperBandScheduler``.
 """
 
 from __future__ import annotations

@@ -370,9 +370,24 @@ class PopulationBasedTraining(FIFOScheduler):
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
         """A trial ended: it no longer counts in the quantiles (as in Ray)."""
+        self._release(trial.trial_id)
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
         """A trial failed or was removed: it no longer counts in the quantiles."""
+        self._release(trial.trial_id)
+
+    def _release(self, trial_id: str) -> None:
+        """An ended trial is no donor any more: its checkpoint is not held for one."""
+        state = self._trial_state.get(trial_id)
+        if state is not None and state.last_checkpoint is not None:
+            state.last_checkpoint = None
+            self.state_version += 1
+
+    def checkpoints_in_use(self) -> set:
+        """The checkpoint folders kept for exploits: the trials' latest checkpoints of their
+        last time in the upper quantile. The sweep's ``num_to_keep`` does not remove them
+        (Ray's PBT failed to restore a checkpoint it removed, ray-project/ray#9036)."""
+        return {s.last_checkpoint[0] for s in self._trial_state.values() if s.last_checkpoint}
 
     def next_decision_point(self, trial_id: Hashable) -> float:
         """The trial's next perturbation point (results before it need no verdict)."""
