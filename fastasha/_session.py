@@ -349,6 +349,11 @@ class Session(Recorder):
         self._pid = os.getpid()
         now = time.time()
         self._start = now - spec.get("time_offset", 0.0)
+        # this run's time_total_s and iteration at its start, for Ray's time_since_restore
+        # and iterations_since_restore (computed as _rows.RunTracker does from the batches:
+        # the first batch's ``prev`` is ``now``)
+        self._resumed = now - self._start
+        self._first_iteration = self.iteration
         self.last = now           # time of the latest report
         self._prev = now          # time of the report before the next batch
         self.last_flush = now
@@ -378,7 +383,8 @@ class Session(Recorder):
         value = _rows.lookup(metrics, key)      # "outer/inner" names a nested value
         if value is not _rows.MISSING:
             return value
-        return _rows.auto_value(key, self.iteration, now, self.last, self._start)
+        return _rows.auto_value(key, self.iteration, now, self.last, self._start,
+                                self._resumed, self._first_iteration)
 
     def report(self, metrics: Mapping, checkpoint: Checkpoint | None = None) -> None:
         """Record one report (the general path; :func:`report` takes the common case itself)."""
@@ -641,7 +647,8 @@ def _warn_missing_stop_key(key: str, trial_id: str, metrics: dict) -> None:
     _warned_stop_keys.add(key)
     warnings.warn(
         f"stop criterion {key!r} is not in a result of trial {trial_id}, which reported "
-        f"{sorted(metrics)!r} plus the automatic {list(_rows.AUTO_KEYS)!r}; results without "
+        f"{sorted(metrics)!r} plus the automatic "
+        f"{list(_rows.AUTO_KEYS + _rows.SINCE_RESTORE_KEYS)!r}; results without "
         f"it do not meet the criterion, and if {key!r} is never reported the trials run to "
         "their end. (Shown once per worker process.)",
         RuntimeWarning, stacklevel=4)
