@@ -227,6 +227,10 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
         error = error_text(err)
         trace = format_traceback(err)
     finally:
+        # what the trial opened and asked to close at its end (setup_mlflow's run): in its
+        # thread, while its output still goes to its files, before the driver hears of its
+        # end (the process may exit soon after)
+        session.run_end_hooks()
         if redirected is not None:
             _restore_output(redirected)
         session.end_held_checkpoint(keep=False)    # (the trial failed or was stopped)
