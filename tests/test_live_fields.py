@@ -9,6 +9,12 @@ after a pause).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import live_objectives as lo
 import pause_objectives as po
 import pytest
@@ -165,3 +171,63 @@ def test_a_reported_since_restore_value_wins(tmp_path):
     assert [r["iterations_since_restore"] for r in seen.results[result.metrics["trial_id"]]] \
         == [100]
     assert _column(result, "iterations_since_restore") == [100]
+
+
+# -- warnings of an objective defined in the user's script ---------------------------------
+
+_SCRIPT = '''
+import json
+import sys
+import warnings
+from fastasha import tune
+
+def helper(x):
+    warnings.warn(f"careful with x={x}")    # line 8: where the warning must point
+
+def objective(config, scale=1):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        helper(config["x"] * scale)
+        inner = lambda: warnings.warn("from a lambda")    # line 14
+        inner()
+    warnings.warn("shown by the trial process")    # line 16
+    tune.report({"loss": 1.0, "where": [f"{w.filename}:{w.lineno}" for w in caught]})
+
+if __name__ == "__main__":
+    for name, trainable in [("plain", objective),
+                            ("wrapped", tune.with_parameters(objective, scale=2))]:
+        grid = tune.Tuner(
+            trainable, param_space={"x": 3},
+            tune_config=tune.TuneConfig(metric="loss", mode="min"),
+            run_config=tune.RunConfig(storage_path=sys.argv[1], name=name, verbose=0),
+        ).fit()
+        assert grid[0].error is None, grid[0].error
+        print(json.dumps(grid[0].metrics["where"]))
+'''
+
+
+def test_warnings_of_an_objective_in_the_users_script_name_its_file_and_line(tmp_path):
+    # joblib sends an objective of the user's script by value (cloudpickle), whose code
+    # is then named "<dynamic-code>" (cloudpickle 3.1 and later): its warnings said
+    # "<dynamic-code>:8" instead of the script's file and line.
+    repo = Path(__file__).resolve().parents[1]
+    script = tmp_path / "my_sweep.py"
+    script.write_text(_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(repo)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 2, out
+    for line in lines:
+        assert json.loads(line) == [f"{script}:8", f"{script}:14"]
+    # and as the trial process prints it
+    assert f"{script}:16: UserWarning: shown by the trial process" in err, err
+    assert "<dynamic-code>" not in err
