@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
 from ._resources import Allocation, Request, ResourcePool, TrialResources
-from ._rows import experiment_tag, flatten, lookup
+from ._rows import experiment_tag, flatten, head, lookup
 from ._storage import CONFIG_EVENT, DIRNAME_EVENT, SCHEDULER_STATE_EVENT
 from .callback import HOOKS, bound_hooks
 from .checkpoint import Checkpoint, checkpoint_fields, checkpoint_rank
@@ -94,6 +94,14 @@ class Trial:
     # trial (PBT) once this one is paused
     exploit: tuple | None = None
     custom_name: str | None = None     # what trial_name_creator named it, once asked
+    # Ray's since-restore fields of ``result``, worked out as the read-back results do
+    # (fastasha._rows.RunTracker): the ``started_at`` of the run whose results are being
+    # counted, the time_total_s that run resumed from (its first batch's prev - start)
+    # and its results so far; ``since`` is (that time, that count) for ``result``
+    run_started: float | None = None
+    run_offset: float | None = None
+    run_count: int = 0
+    since: tuple | None = None
 
     def __str__(self) -> str:
         """As Ray's Trial: its ``trial_name_creator`` name, else ``<trainable>_<trial_id>``."""
@@ -116,12 +124,43 @@ class Trial:
     # what Ray's Trial offers callbacks and progress reporters under these names
     @property
     def last_result(self) -> dict:
-        """A copy of the latest result with Ray's ``checkpoint_dir_name``; ``{}`` before the
-        first one, as in Ray."""
+        """A copy of the latest result with Ray's ``config`` and ``checkpoint_dir_name``;
+        ``{}`` before the first one, as in Ray.
+
+        Its ``time_since_restore`` and ``iterations_since_restore`` came with
+        the result from the worker. ``config`` is the trial's own dict (not a
+        copy: read it, do not change it), unless the objective reported a
+        ``"config"`` of its own; a finished trial whose config was dropped
+        has none.
+        """
         result = self.result
         if result is None:
             return {}
-        return {**result, **checkpoint_fields(result, self.latest)}
+        out = self.live_result(config=True)
+        out.update(checkpoint_fields(result, self.latest))
+        return out
+
+    def live_result(self, config: bool = True) -> dict:
+        """A copy of :attr:`result` with the fields Ray's results carry that the stored
+        rows get only when read: ``config`` (if ``config``), ``time_since_restore`` and
+        ``iterations_since_restore`` (the values the read-back result has).
+
+        A value the objective reported under one of these names wins. Without a
+        result from this driver (a restored trial's stored one), no since-restore
+        fields; a finished trial whose config was dropped has no ``config``.
+        """
+        out = dict(self.result or {})
+        if config and "config" not in out and self.config is not None:
+            out["config"] = self.config
+        since = self.since
+        if since is not None:
+            offset, count = since
+            total = out.get("time_total_s")
+            if "time_since_restore" not in out and offset is not None and \
+                    isinstance(total, (int, float)) and not isinstance(total, bool):
+                out["time_since_restore"] = total - offset
+            out.setdefault("iterations_since_restore", count)
+        return out
 
     @property
     def num_failures(self) -> int:
@@ -913,8 +952,17 @@ class Controller:
     def _absorb(self, trial: Trial, rows_json: str, n_rows: int, last: dict | None) -> None:
         if n_rows:
             self.recorder.add_results(trial.trial_id, rows_json, n_rows)
+            if trial.run_started != trial.started_at:
+                # the first results of a run (a start, a retry, a resume): as
+                # _rows.RunTracker, from the head of its first batch
+                trial.run_started = trial.started_at
+                trial.run_count = 0
+                run = head(rows_json)
+                trial.run_offset = None if run is None else run[1] - run[0]
+            trial.run_count += n_rows
         if last is not None:
             trial.result = last
+            trial.since = (trial.run_offset, trial.run_count)
             trial.iteration = last.get("training_iteration", trial.iteration)
             self._track_best(trial)
 
@@ -944,13 +992,18 @@ class Controller:
             try:
                 # as in Ray, the stopper sees every result, one that meets a stop
                 # criterion or says "done" too (its stop_all() may hinge on it)
-                by_stopper = self.stopper is not None and self.stopper(trial_id, last)
+                # (with Ray's config and since-restore fields, as Ray's stoppers get it)
+                by_stopper = self.stopper is not None and \
+                    self.stopper(trial_id, trial.live_result())
                 if stop_hit or by_stopper:
                     stop = True
                     trial.stop_reason = "stop criterion"
                     self._complete_in_scheduler(trial, last)
                 elif kind == "decide":
-                    decision = self.scheduler_call("result", trial_id, last)
+                    # with Ray's since-restore fields (logged with it, for a replay), not
+                    # its config (the log would hold one per result)
+                    decision = self.scheduler_call("result", trial_id,
+                                                   trial.live_result(config=False))
                     if decision == "STOP":
                         stop = True
                         trial.stop_reason = "scheduler"

@@ -31,7 +31,10 @@ Tune 2.60 does the opposite: its own ``config``, ``time_total_s``,
 ``pid``, ... overwrite what the objective reported under those names.)
 
 Ray's ``time_since_restore`` and ``iterations_since_restore`` are not
-shipped: they follow from the batches themselves. Every run of a trial (its
+stored with each row: they follow from the batches themselves. During the run, the
+worker computes them for a stop criterion (:func:`auto_value`), and the
+driver for the results it passes on, from the batches' heads and row counts
+as :class:`RunTracker` does. Every run of a trial (its
 first, and each one after a retry or a ``Tuner.restore``) has its own
 ``start`` and ``pid``, and its first batch's ``prev`` is when the run began.
 :func:`decode` fills them in when given a :class:`RunTracker` (one per trial,
@@ -55,6 +58,9 @@ from ._fastpath import pack_columns
 
 AUTO_KEYS = ("training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "date",
              "trial_id", "hostname", "pid", "done")
+# Ray's fields counted from the start of the trial's current run: not in the stored rows
+# (see the module docstring), but in the results seen during the run
+SINCE_RESTORE_KEYS = ("time_since_restore", "iterations_since_restore")
 
 _date_cache: list = [math.nan, ""]
 
@@ -180,8 +186,16 @@ def experiment_tag(index: int, config: dict | None) -> str:
     return f"{index}_" + ",".join(parts) if parts else str(index)
 
 
-def auto_value(key: str, iteration: int, now: float, prev: float, start: float) -> Any:
-    """The automatic field ``key`` of a report, for the few a worker must judge on."""
+def auto_value(key: str, iteration: int, now: float, prev: float, start: float,
+               resumed: float = 0.0, first: int = 0) -> Any:
+    """The automatic field ``key`` of a report, for the few a worker must judge on.
+
+    ``resumed`` is the ``time_total_s`` the report's run resumed from (its
+    first batch's ``prev - start``) and ``first`` the iteration it resumed
+    from, for ``time_since_restore`` and ``iterations_since_restore``: the
+    values :func:`decode` gives them with a :class:`RunTracker`. None for a
+    key that is not one of these.
+    """
     if key == "training_iteration":
         return iteration
     if key == "time_total_s":
@@ -190,6 +204,10 @@ def auto_value(key: str, iteration: int, now: float, prev: float, start: float) 
         return now - prev
     if key == "timestamp":
         return int(now)
+    if key == "time_since_restore":
+        return (now - start) - resumed
+    if key == "iterations_since_restore":
+        return iteration - first
     return None
 
 

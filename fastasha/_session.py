@@ -29,7 +29,7 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.reduction import ForkingPickler
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from . import _rows
 from . import _fastpath
@@ -338,6 +338,7 @@ class Session(Recorder):
         self.restored_checkpoint = Checkpoint(restored) if restored else None
         self._spec = spec
         self._context: TrialContext | None = None
+        self._end_hooks: list | None = None    # at_trial_end()'s functions, oldest first
         # (time, metrics) of the reports not sent yet; their iterations are consecutive
         # from ``self._first`` on (kept by drain() alone, so that it needs no lock)
         self.buffer: deque[tuple] = deque()
@@ -349,6 +350,11 @@ class Session(Recorder):
         self._pid = os.getpid()
         now = time.time()
         self._start = now - spec.get("time_offset", 0.0)
+        # this run's time_total_s and iteration at its start, for Ray's time_since_restore
+        # and iterations_since_restore (computed as _rows.RunTracker does from the batches:
+        # the first batch's ``prev`` is ``now``)
+        self._resumed = now - self._start
+        self._first_iteration = self.iteration
         self.last = now           # time of the latest report
         self._prev = now          # time of the report before the next batch
         self.last_flush = now
@@ -372,13 +378,41 @@ class Session(Recorder):
             )
         return self._context
 
+    # ------------------------------------------------------------- the end
+
+    def add_end_hook(self, fn: Callable[[], Any]) -> None:
+        """Have :meth:`run_end_hooks` call ``fn()`` (see :func:`at_trial_end`)."""
+        if self._end_hooks is None:
+            self._end_hooks = []
+        self._end_hooks.append(fn)
+
+    def run_end_hooks(self) -> None:
+        """Call the functions given to :func:`at_trial_end`, the latest first.
+
+        Called in the trial's thread once its objective has returned or
+        raised, before its end goes to the driver. A function that raises
+        is reported with a ``RuntimeWarning`` and the others still run: the
+        trial keeps its results and its status.
+        """
+        hooks = self._end_hooks
+        while hooks:
+            fn = hooks.pop()
+            try:
+                fn()
+            except BaseException as err:   # noqa: BLE001 - a cleanup must not cost the trial
+                warnings.warn(
+                    f"{getattr(fn, '__qualname__', fn)!s}, called at the end of trial "
+                    f"{self.trial_id}, raised {type(err).__name__}: {err}; the trial's "
+                    "results are kept", RuntimeWarning, stacklevel=2)
+
     # ---------------------------------------------------------------- report
 
     def _value(self, key: str, metrics: dict, now: float) -> Any:
         value = _rows.lookup(metrics, key)      # "outer/inner" names a nested value
         if value is not _rows.MISSING:
             return value
-        return _rows.auto_value(key, self.iteration, now, self.last, self._start)
+        return _rows.auto_value(key, self.iteration, now, self.last, self._start,
+                                self._resumed, self._first_iteration)
 
     def report(self, metrics: Mapping, checkpoint: Checkpoint | None = None) -> None:
         """Record one report (the general path; :func:`report` takes the common case itself)."""
@@ -641,7 +675,8 @@ def _warn_missing_stop_key(key: str, trial_id: str, metrics: dict) -> None:
     _warned_stop_keys.add(key)
     warnings.warn(
         f"stop criterion {key!r} is not in a result of trial {trial_id}, which reported "
-        f"{sorted(metrics)!r} plus the automatic {list(_rows.AUTO_KEYS)!r}; results without "
+        f"{sorted(metrics)!r} plus the automatic "
+        f"{list(_rows.AUTO_KEYS + _rows.SINCE_RESTORE_KEYS)!r}; results without "
         f"it do not meet the criterion, and if {key!r} is never reported the trials run to "
         "their end. (Shown once per worker process.)",
         RuntimeWarning, stacklevel=4)
@@ -713,6 +748,30 @@ def set_session(session: Session | None, process_wide: bool = False) -> None:
     _local.session = session
     if process_wide:
         _process_trial.set(session)
+
+
+def at_trial_end(fn: Callable[[], Any]) -> bool:
+    """Call ``fn()`` when the objective of this thread's trial has returned or raised.
+
+    ``fn`` runs in the thread that runs the trial, after the objective
+    (whether it returned, raised or was stopped) and before the trial's end
+    is sent to the driver, so that it runs before the trial process may
+    exit; functions registered for one trial run the latest first. An
+    exception from ``fn`` becomes a ``RuntimeWarning``. For what a trial
+    opens in its process and must close at its end (the tracking runs of
+    ``setup_mlflow`` and ``setup_wandb``): a trial process runs several
+    trials and leaves with ``os._exit``, so ``atexit`` handlers never run.
+
+    Returns
+    -------
+    bool
+        False, and ``fn`` is not kept, outside a trial.
+    """
+    session = getattr(_local, "session", None)
+    if session is None:
+        return False
+    session.add_end_hook(fn)
+    return True
 
 
 def get_context() -> TrialContext:

@@ -23,6 +23,7 @@ import joblib
 import pytest
 
 import objectives_trackers as ot
+import objectives_trial_end as ote
 from fastasha import tune
 from fastasha.schedulers import ASHAScheduler
 
@@ -188,6 +189,24 @@ def test_mlflow_setup_run_ends_with_its_trial(tmp_path, mlflow_store):
             break
         time.sleep(0.1)
     assert statuses == ["FINISHED"] * len(grid)
+
+
+def test_mlflow_setup_runs_all_end_finished_when_fit_returns(tmp_path, mlflow_store):
+    """The objective never ends its run: fastasha does, before the trial counts as ended,
+    so the run of each trial process's last trial is ended too (the process exits right
+    after the sweep), and at once: nothing is left to end after fit()."""
+    uri, client, _ = mlflow_store
+    client.create_experiment("left-open")
+    space = dict(SPACE, mlflow={"tracking_uri": uri, "experiment_name": "left-open"})
+    grid = _sweep(tmp_path, ote.mlflow_left_open, param_space=space, num_samples=4)
+    results = _by_trial(grid)
+    runs = {run.data.tags["trial"]: run for run in _runs(client, "left-open")}
+    assert set(runs) == set(results)
+    assert {trial_id: run.info.status for trial_id, run in runs.items()} == \
+        dict.fromkeys(results, "FINISHED")
+    for trial_id, result in results.items():
+        history = client.get_metric_history(runs[trial_id].info.run_id, "inner_loss")
+        assert len(history) >= len(result.metrics_dataframe)
 
 
 def test_mlflow_server_failure_is_retried_not_fatal(tmp_path, mlflow_store, monkeypatch):
@@ -358,6 +377,22 @@ def test_wandb_setup_inside_the_objective(tmp_path, monkeypatch):
         assert run["run"].run_group == "sweep"
         assert [row["inner_loss"] for row in run["history"]] == \
             list(result.metrics_dataframe["loss"])
+
+
+def test_wandb_setup_runs_all_finish_when_fit_returns(tmp_path, monkeypatch):
+    """The objective never finishes its run: fastasha does, before the trial counts as
+    ended, so the run files of each trial process's last trial are complete too."""
+    _wandb(monkeypatch, tmp_path)
+    (tmp_path / "runs").mkdir()
+    space = dict(SPACE, wandb_dir=str(tmp_path / "runs"))
+    grid = _sweep(tmp_path, ote.wandb_left_open, param_space=space, num_samples=4)
+    results = _by_trial(grid)
+    runs = {}
+    for path in glob.glob(str(tmp_path / "runs" / "wandb" / "offline-run-*" / "run-*.wandb")):
+        run = _read_run(path)
+        runs[run["run"].run_id] = run
+    assert set(runs) == set(results)
+    assert {trial_id: run["exit"] for trial_id, run in runs.items()} == dict.fromkeys(results, 0)
 
 
 def test_wandb_bad_arguments(tmp_path, monkeypatch):

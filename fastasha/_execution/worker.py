@@ -22,6 +22,7 @@ is missing, the task runs the trials itself ("inline").
 
 from __future__ import annotations
 
+import functools
 import inspect
 import mmap
 import numbers
@@ -30,6 +31,7 @@ import signal
 import sys
 import time
 import traceback
+import types
 import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -107,6 +109,7 @@ def slot_main(task: SlotTask, trainable: Callable | None = None) -> int:
     """
     if trainable is not None:
         task.trainable = trainable
+    name_dynamic_code(task.trainable)
     if _mode(task) == "inline":
         conn = connect(task.address, task.key)
         try:
@@ -227,6 +230,10 @@ def _run_one(link: _session.Link, trainable: Callable, spec: dict,
         error = error_text(err)
         trace = format_traceback(err)
     finally:
+        # what the trial opened and asked to close at its end (setup_mlflow's run): in its
+        # thread, while its output still goes to its files, before the driver hears of its
+        # end (the process may exit soon after)
+        session.run_end_hooks()
         if redirected is not None:
             _restore_output(redirected)
         session.end_held_checkpoint(keep=False)    # (the trial failed or was stopped)
@@ -292,6 +299,93 @@ def _name_dynamic_files(summary: Any, err: BaseException | None, seen: set) -> N
     for inner_summary, inner in zip(getattr(summary, "exceptions", None) or (),
                                     getattr(err, "exceptions", None) or ()):
         _name_dynamic_files(inner_summary, inner, seen)
+
+
+def name_dynamic_code(trainable: Any) -> None:
+    """Give the code cloudpickle sent by value the name of its file again, in place.
+
+    cloudpickle (3.1 and later) names the file of the functions and classes
+    of the user's script ``<dynamic-code>``: a ``warnings.warn`` in the
+    objective then says ``<dynamic-code>:9`` instead of the script's file
+    and line. The code objects keep their line numbers, and the functions'
+    globals their module's ``__file__``; the code of ``trainable``, and of
+    the functions, classes and closures of the script it uses (through its
+    globals, closure cells, class attributes, ``functools.partial`` and
+    fastasha's wrappers such as ``with_parameters``), is
+    renamed after that file. Code that came by reference (importable
+    modules) has its own file already and is left alone, as is anything
+    else (never raises: at worst a name stays ``<dynamic-code>``, and
+    :func:`format_traceback` still names the files of a traceback).
+    """
+    try:
+        _rename_reachable(trainable)
+    except Exception:     # noqa: BLE001 - names in messages only: never worth a failed slot
+        pass
+
+
+def _rename_reachable(root: Any) -> None:
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, types.FunctionType):
+            code = obj.__code__
+            if code.co_filename != _DYNAMIC_CODE:
+                continue        # by reference, or not cloudpickle's: nothing of ours below
+            source = obj.__globals__.get("__file__")
+            if isinstance(source, str) and source:
+                obj.__code__ = _renamed_code(code, source)
+            # (cloudpickle's globals of a function: only the names its code uses)
+            stack.extend(obj.__globals__.values())
+            stack.extend(cell.cell_contents for cell in obj.__closure__ or ()
+                         if _cell_filled(cell))
+            stack.extend((obj.__defaults__ or ()) + tuple((obj.__kwdefaults__ or {}).values()))
+        elif isinstance(obj, type):
+            if obj.__module__ == "__main__" or any(
+                    _is_dynamic(v) for v in vars(obj).values()):
+                stack.extend(vars(obj).values())
+        elif isinstance(obj, (staticmethod, classmethod)):
+            stack.append(obj.__func__)
+        elif isinstance(obj, property):
+            stack.extend(f for f in (obj.fget, obj.fset, obj.fdel) if f is not None)
+        elif isinstance(obj, functools.partial):
+            stack.extend((obj.func, *obj.args, *obj.keywords.values()))
+        elif isinstance(obj, types.MethodType):
+            stack.append(obj.__func__)
+        elif not isinstance(obj, (types.ModuleType, str, bytes, int, float)):
+            module = getattr(type(obj), "__module__", None) or ""
+            if module == "__main__":
+                stack.append(type(obj))     # an instance of a class of the script
+            elif module.startswith("fastasha.") and hasattr(obj, "__dict__"):
+                # fastasha's wrappers of the objective (with_parameters, a Trainable class)
+                stack.extend(vars(obj).values())
+
+
+def _is_dynamic(obj: Any) -> bool:
+    func = getattr(obj, "__func__", obj)
+    code = getattr(func, "__code__", None)
+    return isinstance(code, types.CodeType) and code.co_filename == _DYNAMIC_CODE
+
+
+def _cell_filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:      # an empty cell (a name assigned later)
+        return False
+    return True
+
+
+def _renamed_code(code: types.CodeType, filename: str) -> types.CodeType:
+    """``code``, and the code objects among its constants (nested functions, lambdas,
+    comprehensions, classes), with ``co_filename`` set to ``filename`` where it was
+    cloudpickle's ``<dynamic-code>``."""
+    consts = tuple(_renamed_code(c, filename)
+                   if isinstance(c, types.CodeType) and c.co_filename == _DYNAMIC_CODE else c
+                   for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 def _report_yields(session: _session.Session, generator: Any) -> None:

@@ -9,11 +9,10 @@ tracker's run when the trial that opened it (``setup_mlflow``,
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from ..._session import get_context
+from ..._session import at_trial_end as _session_at_trial_end
 
 
 def missing(library: str, package: str, extra: str, what: str, err: ImportError) -> ImportError:
@@ -77,17 +76,10 @@ def at_trial_end(fn: Callable[[], Any]) -> bool:
 
     fastasha's trial processes run one trial after another and leave with
     ``os._exit``, so no ``atexit`` handler (MLflow and W&B end their runs
-    there) runs at a trial's end. A finalizer on the trial's context object
-    (``tune.get_context()``), which lives as long as the trial's session,
-    calls ``fn`` once the trial is over: in the trial's thread, or in the
-    worker's flush thread, which may hold the session up to a quarter of a
-    second longer. At the end of a sweep the trial process may exit within
-    that time, and then ``fn`` is never called: the core offers no hook
-    that runs in a trial's process when its trial ends, so an objective
-    that must be sure ends its run itself (``try: ... finally:``).
+    there) runs at a trial's end. ``fn`` runs in the trial's thread once its
+    objective has returned or raised (stopped, failed or not), before the
+    driver hears that the trial ended, and so before its process can exit
+    (:func:`fastasha._session.at_trial_end`); an error in ``fn`` becomes a
+    warning.
     """
-    context = get_context()
-    if context.get_trial_id() is None:
-        return False
-    weakref.finalize(context, fn)
-    return True
+    return _session_at_trial_end(fn)

@@ -42,16 +42,13 @@ Where fastasha differs from Ray (2.53):
 * The ids of the runs of unfinished trials are kept with the experiment
   (the callback's state), so that ``Tuner.restore(..., callbacks=[
   MLflowLoggerCallback(...)])`` continues those trials in the same runs.
-* ``setup_mlflow`` ends the run it started once the trial is over (with
-  status ``FINISHED``, as MLflow's own ``atexit`` handler does when a Ray
-  trial's process exits): fastasha's trial processes run several trials
-  one after another and leave without running ``atexit`` handlers. When
-  the sweep ends, a trial process may exit before it has ended the run of
-  its last trial (which then stays ``RUNNING``, its data all written): end
-  the run in the objective, in a ``try: ... finally: mlflow.end_run()``
-  (a trial ASHA stops leaves through ``tune.report``, so the ``finally``
-  runs). Ray's default experiment for ``setup_mlflow`` is the trial's
-  name; here too.
+* ``setup_mlflow`` ends the run it started once the trial's objective has
+  returned, raised or been stopped, before the trial counts as ended
+  (with status ``FINISHED``, as MLflow's own ``atexit`` handler does when
+  a Ray trial's process exits): fastasha's trial processes run several
+  trials one after another and leave without running ``atexit``
+  handlers. The objective need not end it itself. Ray's default
+  experiment for ``setup_mlflow`` is the trial's name; here too.
 * Ray Train's worker ranks do not exist: ``rank_zero_only`` is accepted
   and, as Ray's documentation says for Tune, ignored.
 * Ray 1.x's ``mlflow_mixin`` and ``MLflowTrainableMixin`` are not provided;
@@ -629,10 +626,11 @@ class _NoopModule:
 def _end_run(mlflow: ModuleType, client: Any, run_id: str) -> None:
     """End the run ``setup_mlflow`` started, when its trial has ended.
 
-    This may run in another thread than the trial's (the last one to let go
-    of the trial), whose active run MLflow keeps per thread: the run is then
-    ended through the client, and the next ``setup_mlflow`` of the trial's
-    thread takes it off that thread's stack.
+    This runs in the trial's thread, whose active run MLflow keeps per
+    thread. If that is not the run (the objective called ``setup_mlflow``
+    in a thread of its own, or ended the run itself), the run is ended
+    through the client, if still running, and the next ``setup_mlflow`` of
+    the thread that started it takes it off that thread's stack.
     """
     try:
         active = mlflow.active_run()

@@ -42,14 +42,11 @@ Where fastasha differs from Ray (2.53):
   ``dir=...`` to put them elsewhere.
 * The config is sent to W&B again only when a result's ``config`` differs
   from the last one sent (Ray sends it with every result).
-* ``setup_wandb`` finishes the run it started once the trial is over
+* ``setup_wandb`` finishes the run it started once the trial's objective
+  has returned, raised or been stopped, before the trial counts as ended
   (Ray's runs finish when the trial's process exits; fastasha's trial
   processes run several trials and leave without running ``atexit``
-  handlers). When the sweep ends, a trial process may exit before it has
-  finished the run of its last trial, whose files are then incomplete:
-  finish the run in the objective, in a ``try: ... finally:
-  run.finish()`` (a trial ASHA stops leaves through ``tune.report``, so
-  the ``finally`` runs).
+  handlers). The objective need not finish it itself.
   ``rank_zero_only`` is accepted and ignored (a trial has one process).
 * Ray 1.x's ``wandb_mixin`` and ``WandbTrainableMixin`` are not provided;
   ``setup_wandb`` replaces them (as in Ray 2.x).
