@@ -204,7 +204,24 @@ class TrialScheduler:
 DEFAULT_METRIC = "_metric"
 
 
-class _JudgingScheduler(TrialScheduler):
+class _RayMetricMode:
+    """Mixin of the built-in schedulers that compare trials (not public).
+
+    They take the Tuner's ``metric`` and ``mode`` as Ray's do: a mode
+    checked, and a mode alone meaning Ray's anonymous metric. It goes before
+    the scheduler base class, whose ``set_search_properties`` it extends.
+    """
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        """Take ``metric`` and ``mode`` from the Tuner unless already set (as in Ray)."""
+        check_mode(mode)
+        accepted = super().set_search_properties(metric, mode, **spec)  # type: ignore[misc]
+        if accepted and self._metric is None and self._mode:
+            self._metric = DEFAULT_METRIC    # Ray: only a mode given means its anonymous metric
+        return accepted
+
+
+class _JudgingScheduler(_RayMetricMode, TrialScheduler):
     """What the built-in schedulers that compare trials share (not public).
 
     They check and keep ``time_attr``, keep ``_sign`` (+1 for ``"max"``, -1
@@ -232,10 +249,7 @@ class _JudgingScheduler(TrialScheduler):
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         """Take ``metric`` and ``mode`` from the Tuner unless already set (as in Ray)."""
-        check_mode(mode)
         accepted = super().set_search_properties(metric, mode, **spec)
-        if accepted and self._metric is None and self._mode:
-            self._metric = DEFAULT_METRIC    # Ray: only a mode given means its anonymous metric
         self._update_sign()
         return accepted
 

@@ -21,7 +21,7 @@ from typing import Any, Hashable
 
 from .._rows import lookup
 from .._validation import check_mode
-from ._base import CONTINUE, DEFAULT_METRIC, PAUSE, STOP
+from ._base import CONTINUE, DEFAULT_METRIC, PAUSE, STOP, _RayMetricMode
 from .fifo import FIFOScheduler
 
 __all__ = ["HyperBandScheduler"]
@@ -117,7 +117,7 @@ class _Bracket:
         return bracket
 
 
-class HyperBandScheduler(FIFOScheduler):
+class HyperBandScheduler(_RayMetricMode, FIFOScheduler):
     """Synchronous HyperBand, with Ray Tune's arguments and decisions.
 
     Parameters
@@ -208,14 +208,6 @@ class HyperBandScheduler(FIFOScheduler):
     def reduction_factor(self) -> float:
         """The fraction ``1/reduction_factor`` of trials that go on at each halving."""
         return self._eta
-
-    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        """Take ``metric`` and ``mode`` from the Tuner unless already set (as in Ray)."""
-        check_mode(mode)
-        accepted = super().set_search_properties(metric, mode, **spec)
-        if accepted and self._metric is None and self._mode:
-            self._metric = DEFAULT_METRIC
-        return accepted
 
     def _n0(self, s: int) -> int:
         return int(math.ceil(self._s_max_1 / (s + 1) * self._eta ** s))

@@ -35,7 +35,7 @@ from typing import Any, Hashable
 from .._rows import lookup
 from .._validation import check_mode
 from ..search.sample import Domain, Function
-from ._base import CONTINUE, DEFAULT_METRIC, PAUSE, TrialScheduler
+from ._base import CONTINUE, DEFAULT_METRIC, PAUSE, TrialScheduler, _RayMetricMode
 from .fifo import FIFOScheduler
 
 __all__ = ["PopulationBasedTraining"]
@@ -106,7 +106,7 @@ def _mutated_only(config: Mapping, mutations: Mapping) -> dict:
     return out
 
 
-class PopulationBasedTraining(FIFOScheduler):
+class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
     """Population Based Training (asynchronous), with Ray Tune's arguments.
 
     Parameters
@@ -296,14 +296,6 @@ class PopulationBasedTraining(FIFOScheduler):
         """Reseed the random draws (the Tuner seeds them from ``TuneConfig.seed``)."""
         self._seed = seed
         self._rng = random.Random(seed)
-
-    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        """Take ``metric`` and ``mode`` from the Tuner unless already set (as in Ray)."""
-        check_mode(mode)
-        accepted = super().set_search_properties(metric, mode, **spec)
-        if accepted and self._metric is None and self._mode:
-            self._metric = DEFAULT_METRIC
-        return accepted
 
     # ----------------------------------------------------------------- hooks
 
