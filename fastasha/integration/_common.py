@@ -122,33 +122,57 @@ class Options:
         is copied into the experiment by ``tune.report`` and removed
         afterwards, also when the report ends the trial.
         """
-        if save is None:
-            report(results)
-            return
-        with tempfile.TemporaryDirectory(prefix="fastasha_booster_") as directory:
-            save(os.path.join(directory, self.filename))
-            report(results, checkpoint=Checkpoint.from_directory(directory))
+        report_with(results, None if save is None else
+                    lambda directory: save(os.path.join(directory, self.filename)),
+                    prefix="fastasha_booster_")
 
 
-def model_path(checkpoint: Any, filename: Any) -> str:
-    """The path of the booster file ``filename`` in ``checkpoint``, checked to exist."""
-    filename = check_filename(filename)
+def report_with(metrics: dict[str, Any], save: Callable[[str], Any] | None,
+                prefix: str = "fastasha_model_") -> None:
+    """Report ``metrics``; with ``save``, first let ``save(folder)`` write a checkpoint.
+
+    The temporary folder is copied into the experiment by ``tune.report``
+    and removed afterwards, also when the report ends the trial.
+    """
+    if save is None:
+        report(metrics)
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        save(directory)
+        report(metrics, checkpoint=Checkpoint.from_directory(directory))
+
+
+def checkpoint_folder(checkpoint: Any, how_to_save: str) -> str:
+    """The folder of ``checkpoint`` (a ``tune.Checkpoint`` or a path), checked to exist.
+
+    ``how_to_save`` ends the message for a result without a checkpoint.
+    """
     if isinstance(checkpoint, Checkpoint):
         directory = checkpoint.path
     elif isinstance(checkpoint, (str, os.PathLike)):
         directory = os.fspath(checkpoint)
     elif checkpoint is None:
         raise TypeError(
-            "get_model needs a checkpoint, got None: this result has no checkpoint. Save one "
-            "with the callback's frequency=N or checkpoint_at_end=True, or pick a result "
-            "that has one (ResultGrid.get_best_result().checkpoint, Result.best_checkpoints)"
+            "get_model needs a checkpoint, got None: this result has no checkpoint. Pick a "
+            "result that has one (ResultGrid.get_best_result().checkpoint, "
+            f"Result.best_checkpoints), or {how_to_save}"
         )
     else:
         raise TypeError(f"get_model needs a tune.Checkpoint (or its folder), got "
                         f"{checkpoint!r} of type {type(checkpoint).__name__}")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"checkpoint folder {directory!r} does not exist")
+    return directory
+
+
+def model_path(checkpoint: Any, filename: Any) -> str:
+    """The path of the booster file ``filename`` in ``checkpoint``, checked to exist."""
+    filename = check_filename(filename)
+    directory = checkpoint_folder(
+        checkpoint, "save one with the callback's frequency=N or checkpoint_at_end=True")
     path = os.path.join(directory, filename)
     if not os.path.isfile(path):
-        held = sorted(os.listdir(directory)) if os.path.isdir(directory) else None
+        held = sorted(os.listdir(directory))
         raise FileNotFoundError(
             f"no booster file {filename!r} in checkpoint {directory!r} (it holds {held!r}); "
             "pass get_model the filename= the callback was given"

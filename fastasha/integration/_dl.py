@@ -11,12 +11,9 @@ one is due.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .._session import report
-from ..checkpoint import Checkpoint
 
 def check_metrics(metrics: Any, example: str) -> list[tuple[str, str]] | None:
     """``metrics`` as Ray takes it: ``None``, a name, a list of names or ``{report name: name}``.
@@ -92,40 +89,6 @@ def select(selection: list[tuple[str, str]] | None, values: Mapping[str, Any],
         else:
             missing.append(key)
     return chosen, missing
-
-
-def report_with(metrics: dict[str, Any], save: Callable[[str], Any] | None) -> None:
-    """Report ``metrics``; with ``save``, first let ``save(folder)`` write a checkpoint.
-
-    The temporary folder is copied into the experiment by ``tune.report``
-    and removed afterwards, also when the report ends the trial.
-    """
-    if save is None:
-        report(metrics)
-        return
-    with tempfile.TemporaryDirectory(prefix="fastasha_model_") as directory:
-        save(directory)
-        report(metrics, checkpoint=Checkpoint.from_directory(directory))
-
-
-def checkpoint_folder(checkpoint: Any) -> str:
-    """The folder of ``checkpoint`` (a ``tune.Checkpoint`` or a path), checked to exist."""
-    if isinstance(checkpoint, Checkpoint):
-        directory = checkpoint.path
-    elif isinstance(checkpoint, (str, os.PathLike)):
-        directory = os.fspath(checkpoint)
-    elif checkpoint is None:
-        raise TypeError(
-            "get_model needs a checkpoint, got None: this result has no checkpoint. Pick a "
-            "result that has one (ResultGrid.get_best_result().checkpoint, "
-            "Result.best_checkpoints), or let the callback save checkpoints"
-        )
-    else:
-        raise TypeError(f"get_model needs a tune.Checkpoint (or its folder), got "
-                        f"{checkpoint!r} of type {type(checkpoint).__name__}")
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"checkpoint folder {directory!r} does not exist")
-    return directory
 
 
 def missing_library(err: ModuleNotFoundError, module: str, package: str, extra: str,

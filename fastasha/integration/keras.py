@@ -61,6 +61,7 @@ from typing import Any
 from .._session import TrialStopped
 from .._validation import check_int
 from . import _dl
+from ._common import checkpoint_folder, report_with
 
 try:
     import keras
@@ -152,7 +153,7 @@ class _ReportCallback(keras.callbacks.Callback):
             If the checkpoint holds no such model file (or, with ``filename=None``,
             not exactly one).
         """
-        directory = _dl.checkpoint_folder(checkpoint)
+        directory = checkpoint_folder(checkpoint, "let the callback save checkpoints")
         held = sorted(os.listdir(directory))
         if filename is None:
             found = [name for name in held if name.endswith(MODEL_SUFFIXES)]
@@ -188,7 +189,7 @@ class _ReportCallback(keras.callbacks.Callback):
                 "named 'val_<name>', and only the epoch hooks see them"
             )
         try:
-            _dl.report_with(values, self._save if save else None)
+            report_with(values, self._save if save else None)
         except TrialStopped:
             self._stopped = True
             raise

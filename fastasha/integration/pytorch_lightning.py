@@ -62,6 +62,7 @@ from typing import Any
 
 from .._session import TrialStopped
 from . import _dl
+from ._common import report_with
 
 try:
     from lightning.pytorch import Callback, Trainer
@@ -198,7 +199,7 @@ class TuneReportCheckpointCallback(_HookCallback):
             return
         save = functools.partial(self._save, trainer) if self._save_checkpoints else None
         try:
-            _dl.report_with(values, save)
+            report_with(values, save)
         except TrialStopped:
             self._stopped = True
             raise

@@ -35,7 +35,7 @@ from typing import Any, Hashable
 from .._rows import lookup
 from .._validation import check_mode
 from ..search.sample import Domain, Function
-from ._base import CONTINUE, DEFAULT_METRIC, PAUSE, TrialScheduler, _RayMetricMode
+from ._base import CONTINUE, DEFAULT_METRIC, PAUSE, _RayMetricMode
 from .fifo import FIFOScheduler
 
 __all__ = ["PopulationBasedTraining"]
