@@ -204,6 +204,7 @@ class _Writer:
         self.urgent = False
         self.busy = False
         self.draining = False                  # fit() waits for the writes at its end
+        self.closing = False                   # fit() ended: the thread ends once all is written
         self.failing_since: float | None = None
         self.failure: BaseException | None = None
         self.n_failures = 0
@@ -245,6 +246,14 @@ class _Writer:
             finally:
                 self.draining = False
 
+    def close(self, timeout: float) -> None:
+        """End the thread once nothing is left to write (at once if nothing is); wait up to
+        ``timeout`` s for it. What is still waiting goes on being tried until then."""
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
+        self.thread.join(timeout)
+
     def left(self) -> tuple[int, int]:
         """(values, other writes) still waiting."""
         with self.cond:
@@ -257,6 +266,8 @@ class _Writer:
         while True:
             with self.cond:
                 while not self.queue:
+                    if self.closing:
+                        return
                     self.cond.wait()
                 # the first write waiting starts the clock: what comes within FLUSH_S joins it
                 deadline = time.monotonic() + FLUSH_S
@@ -583,6 +594,9 @@ class MLflowLoggerCallback(LoggerCallback):
         if writer is None:
             return
         done = writer.drain(timeout)
+        # the thread ends once it has nothing left to write: at once after a drain that
+        # wrote everything (each fit() starts a writer of its own)
+        writer.close(1.0 if done else 0.0)
         self._check()
         if not done:
             values, other = writer.left()
