@@ -80,3 +80,53 @@ def test_failed_artifact_upload_loses_no_other_trial(tmp_path):
         history = client.get_metric_history(run.info.run_id, "loss")
         assert [m.step for m in history] == [1, 2, 3, 4, 5]
         assert history[-1].value == pytest.approx(result.metrics["loss"])
+
+
+def test_run_deleted_during_the_sweep_holds_up_no_other_trial(tmp_path):
+    """A run deleted during the sweep (in MLflow's UI): MLflow refuses its end for good,
+    which was put back in front and tried again and again, holding up every later write of
+    every trial (fit() waited 30 s at its end and lost them)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    callback = MLflowLoggerCallback(tracking_uri=uri, experiment_name="deleted")
+    tuner = tune.Tuner(
+        ort.deletes_its_run,
+        param_space={"x": tune.uniform(0.1, 1.0), "uri": uri, "experiment": "deleted",
+                     "delete": tune.grid_search([True, False, False, False])},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", max_concurrent_trials=1),
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "results"), name="deleted",
+                                  verbose=0, callbacks=[callback]))
+    started = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with joblib.parallel_config(backend="loky", n_jobs=2):
+            grid = tuner.fit()
+    assert not grid.errors
+    texts = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert time.monotonic() - started < 25, texts
+    texts = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert any("refused the end of its run" in t for t in texts), texts
+    assert not any("could not be written" in t for t in texts), texts
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("deleted").experiment_id])
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == \
+            [1, 2, 3, 4, 5]
+
+
+def test_results_reach_mlflow_during_the_trial(tmp_path):
+    """The writer slept until a trial ended or a thousand values waited: a put into its
+    empty queue did not wake it, so a long trial showed nothing in MLflow until its end
+    (and a driver that died lost it all). The docstring promises writes a second apart."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    callback = MLflowLoggerCallback(tracking_uri=uri, experiment_name="live")
+    tuner = tune.Tuner(
+        ort.waits_for_its_metric, param_space={"uri": uri, "experiment": "live"},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=2),
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "results"), name="live",
+                                  verbose=0, callbacks=[callback]))
+    with joblib.parallel_config(backend="loky", n_jobs=2):
+        grid = tuner.fit()
+    assert not grid.errors
+    for result in grid:
+        assert 0 <= result.metrics["seen_after"] < 5, result.metrics["seen_after"]

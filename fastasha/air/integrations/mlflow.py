@@ -222,6 +222,10 @@ class _Writer:
             if urgent or self.waiting >= FLUSH_VALUES:
                 self.urgent = True
                 self.cond.notify()
+            elif len(self.queue) == 1:
+                # the first write waiting starts the thread's FLUSH_S clock (it sleeps
+                # while the queue is empty; later writes join the batch without a wake-up)
+                self.cond.notify()
 
     def idle(self) -> bool:
         return not self.queue and not self.busy
