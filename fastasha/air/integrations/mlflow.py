@@ -38,7 +38,10 @@ Where fastasha differs from Ray (2.53):
   is saved, and ``Tuner.restore`` continues it). Configuration errors (no
   experiment, a bad URI) raise from ``setup``, before any trial starts, as
   in Ray. A value MLflow refuses for good (a key with characters it does
-  not allow, say) is left out, with a warning, and the rest is written.
+  not allow, say), or a run's start or end (a run deleted during the
+  sweep), is left out, with a warning, and the rest is written; so is a
+  trial's artifact upload that failed twice for a reason no retry mends
+  (an artifact store that cannot be written, a missing ``boto3``).
 * The ids of the runs of unfinished trials are kept with the experiment
   (the callback's state), so that ``Tuner.restore(..., callbacks=[
   MLflowLoggerCallback(...)])`` continues those trials in the same runs.
