@@ -38,7 +38,10 @@ Where fastasha differs from Ray (2.53):
   is saved, and ``Tuner.restore`` continues it). Configuration errors (no
   experiment, a bad URI) raise from ``setup``, before any trial starts, as
   in Ray. A value MLflow refuses for good (a key with characters it does
-  not allow, say) is left out, with a warning, and the rest is written.
+  not allow, say), or a run's start or end (a run deleted during the
+  sweep), is left out, with a warning, and the rest is written; so is a
+  trial's artifact upload that failed twice for a reason no retry mends
+  (an artifact store that cannot be written, a missing ``boto3``).
 * The ids of the runs of unfinished trials are kept with the experiment
   (the callback's state), so that ``Tuner.restore(..., callbacks=[
   MLflowLoggerCallback(...)])`` continues those trials in the same runs.
@@ -86,6 +89,8 @@ FLUSH_S = 1.0
 FLUSH_VALUES = 1000
 END_RETRY_S = 30.0
 MAX_WAITING = 1_000_000
+# how many times a trial's artifact upload may fail for a reason a retry does not mend
+UPLOAD_TRIES = 2
 # MLflow's own limits per request (mlflow.utils.validation)
 _METRICS_PER_REQUEST = 1000
 _PARAMS_PER_REQUEST = 100
@@ -204,11 +209,13 @@ class _Writer:
         self.urgent = False
         self.busy = False
         self.draining = False                  # fit() waits for the writes at its end
+        self.closing = False                   # fit() ended: the thread ends once all is written
         self.failing_since: float | None = None
         self.failure: BaseException | None = None
         self.n_failures = 0
         self.reported: list[str] = []          # messages for the driver to warn with
         self.refused: dict[str, set[str]] = {}  # run id -> keys MLflow refused for good
+        self.upload_failures: dict[str, int] = {}  # run id -> failed uploads of its folder
         self.thread = threading.Thread(target=self._loop, name="fastasha-mlflow", daemon=True)
         self.thread.start()
 
@@ -220,6 +227,10 @@ class _Writer:
             self.waiting += op.n_values
             if urgent or self.waiting >= FLUSH_VALUES:
                 self.urgent = True
+                self.cond.notify()
+            elif len(self.queue) == 1:
+                # the first write waiting starts the thread's FLUSH_S clock (it sleeps
+                # while the queue is empty; later writes join the batch without a wake-up)
                 self.cond.notify()
 
     def idle(self) -> bool:
@@ -245,6 +256,14 @@ class _Writer:
             finally:
                 self.draining = False
 
+    def close(self, timeout: float) -> None:
+        """End the thread once nothing is left to write (at once if nothing is); wait up to
+        ``timeout`` s for it. What is still waiting goes on being tried until then."""
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
+        self.thread.join(timeout)
+
     def left(self) -> tuple[int, int]:
         """(values, other writes) still waiting."""
         with self.cond:
@@ -257,6 +276,8 @@ class _Writer:
         while True:
             with self.cond:
                 while not self.queue:
+                    if self.closing:
+                        return
                     self.cond.wait()
                 # the first write waiting starts the clock: what comes within FLUSH_S joins it
                 deadline = time.monotonic() + FLUSH_S
@@ -336,6 +357,27 @@ class _Writer:
     # the requests
 
     def _do(self, op: _Op) -> None:
+        """Make ``op``'s requests; one MLflow refuses for good is said and dropped.
+
+        (Put back in front, a refused write would be refused at every try and hold up
+        every later write of every trial.)
+        """
+        try:
+            self._request(op)
+        except Exception as err:   # noqa: BLE001 - sorted here
+            if not _is_permanent(err):
+                raise
+            if op.kind == "end":
+                self.runs.pop(op.trial_id, None)
+            what = {"start": "the start of its run", "end": "the end of its run",
+                    "params": "its parameters"}.get(op.kind, op.kind)
+            with self.cond:
+                self.reported.append(
+                    f"MLflowLoggerCallback: MLflow refused {what} for trial {op.trial_id} "
+                    f"({type(err).__name__}: {err}); left out"
+                    + ("; its results are not logged to MLflow" if op.kind == "start" else ""))
+
+    def _request(self, op: _Op) -> None:
         if op.kind == "start":
             self._start(op)
             return
@@ -349,11 +391,30 @@ class _Writer:
         elif op.kind == "end":
             status, folder = op.payload
             if folder is not None and os.path.isdir(folder) and os.listdir(folder):
-                self.client.log_artifacts(run_id, folder)
+                self._upload(op.trial_id, run_id, folder)
             self.client.set_terminated(run_id, status=status)
             self.runs.pop(op.trial_id, None)     # (the callback's state keeps open runs only)
         else:
             raise RuntimeError(f"unreachable: an MLflow write of kind {op.kind!r}")
+
+    def _upload(self, trial_id: str, run_id: str, folder: str) -> None:
+        """Upload ``folder`` as the run's artifacts; give up, saying so, on the second
+        failure that no retry mends (an artifact store that cannot be written, a missing
+        client library such as boto3): the run still ends, and the writes behind it go on."""
+        try:
+            self.client.log_artifacts(run_id, folder)
+        except Exception as err:   # noqa: BLE001 - sorted here
+            if not _upload_refused(err):
+                raise       # (a server that does not answer: tried again, with the rest)
+            tries = self.upload_failures[run_id] = self.upload_failures.get(run_id, 0) + 1
+            if tries < UPLOAD_TRIES:
+                raise
+            self.upload_failures.pop(run_id, None)
+            with self.cond:
+                self.reported.append(
+                    f"MLflowLoggerCallback: uploading the folder {folder} of trial {trial_id} "
+                    f"as the artifacts of MLflow run {run_id} failed {tries} times "
+                    f"({type(err).__name__}: {err}); the run ends without them")
 
     def _start(self, op: _Op) -> None:
         run_name, tags, params = op.payload
@@ -415,6 +476,13 @@ class _Writer:
 def _is_permanent(err: BaseException) -> bool:
     code = getattr(err, "error_code", None)
     return isinstance(code, str) and code in _PERMANENT
+
+
+def _upload_refused(err: BaseException) -> bool:
+    """Whether an artifact upload failed for a reason that trying again will not mend
+    (checked twice: a file that vanished during the upload is not such a reason)."""
+    return _is_permanent(err) or isinstance(err, (
+        ImportError, PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError))
 
 
 class MLflowLoggerCallback(LoggerCallback):
@@ -583,6 +651,9 @@ class MLflowLoggerCallback(LoggerCallback):
         if writer is None:
             return
         done = writer.drain(timeout)
+        # the thread ends once it has nothing left to write: at once after a drain that
+        # wrote everything (each fit() starts a writer of its own)
+        writer.close(1.0 if done else 0.0)
         self._check()
         if not done:
             values, other = writer.left()
