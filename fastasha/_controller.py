@@ -104,10 +104,21 @@ class Trial:
     since: tuple | None = None
 
     def __str__(self) -> str:
-        """As Ray's Trial: its ``trial_name_creator`` name, else ``<trainable>_<trial_id>``."""
+        """As Ray's Trial: its ``trial_name_creator`` name, else ``<trainable>_<trial_id>``.
+
+        Also as in Ray, a config's ``"env"`` (an RL environment's name, or
+        its class) goes between the two, and ``/`` becomes ``_``.
+        """
         if self.custom_name is not None:
             return self.custom_name
-        return f"{self.trainable_name}_{self.trial_id}" if self.trainable_name else self.trial_id
+        if not self.trainable_name:
+            return self.trial_id
+        parts = [self.trainable_name]
+        env = self.config.get("env") if isinstance(self.config, dict) else None
+        if env is not None:
+            parts.append(env.__name__ if isinstance(env, type) else str(env))
+        parts.append(self.trial_id)
+        return "_".join(parts).replace("/", "_")
 
     __repr__ = __str__
 

@@ -57,3 +57,20 @@ def test_str_of_a_trial_is_the_name_trial_name_creator_gave_it(tmp_path):
     grid, seen = _fit(tmp_path, trial_name_creator=name)
     assert sorted(n for n, _ in seen.names.values()) == ["x=1.0", "x=2.0", "x=3.0"]
     assert sorted(asked) == sorted(r.trial_id for r in grid)     # once per trial
+
+
+
+class CartPole:
+    """Stands in for an RL environment class passed as ``config["env"]``."""
+
+
+def test_str_of_a_trial_names_its_env_as_rays_does(tmp_path):
+    """Ray puts ``config["env"]`` (a name, or a class's name) in the name, ``/`` made ``_``."""
+    seen = Seen()
+    grid = tune.Tuner(steps, param_space={"x": 1.0,
+                                          "env": tune.grid_search(["ALE/Pong-v5", CartPole])},
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                                callbacks=[seen])).fit()
+    ids = sorted(r.trial_id for r in grid)
+    assert sorted(n for n, _ in seen.names.values()) == \
+        sorted([f"steps_ALE_Pong-v5_{ids[0]}", f"steps_CartPole_{ids[1]}"])
