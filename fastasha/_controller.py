@@ -924,7 +924,8 @@ class Controller:
         alloc = allocation or trial.allocation
         return {
             "trial_id": trial.trial_id,
-            "trial_name": trial.trial_id if self._name_trial is None else self._custom_name(trial),
+            # as Ray's context: str(trial), the creator's name or <trainable>_<trial_id>
+            "trial_name": str(trial) if self._name_trial is None else self._custom_name(trial),
             "experiment_name": experiment_name,
             "config": trial.config,
             "metric": self.metric,

@@ -396,8 +396,10 @@ class TuneConfig:
         Accepted for Ray scripts; no effect: a slot's worker process always
         runs trial after trial.
     trial_name_creator : callable or None, default=None
-        ``trial -> str``: the name ``tune.get_context().get_trial_name()``
-        returns (the trial id by default). ``trial`` has ``trial_id``,
+        ``trial -> str``: the trial's name, asked once when the trial is
+        made: what ``tune.get_context().get_trial_name()`` and ``str(trial)``
+        return (by default, as in Ray, ``<trainable>_<trial_id>``, with a
+        config's ``"env"`` between the two). ``trial`` has ``trial_id``,
         ``config`` and ``index``.
     trial_dirname_creator : callable or None, default=None
         ``trial_dirname_creator(trial) -> str``, as in Ray: the name of the

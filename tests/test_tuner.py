@@ -683,7 +683,8 @@ def test_get_context_inside_and_outside_a_trial(tmp_path, backend):
     grid = fit(trainable, tmp_path, name="ctx", tune_config=tune.TuneConfig(num_samples=2))
     for r in grid:
         assert r.metrics["ctx_trial_id"] == r.trial_id
-        assert isinstance(r.metrics["ctx_trial_name"], str) and r.metrics["ctx_trial_name"]
+        # Ray's context names the trial as str(trial) does: <trainable>_<trial_id>
+        assert r.metrics["ctx_trial_name"] == f"context_reporter_{r.trial_id}"
         assert r.metrics["ctx_experiment"] == "ctx"
         assert r.metrics["ctx_resources"] == {"cpu": 1.0, "gpu": 0.0}
     outside = tune.get_context()
