@@ -1136,6 +1136,11 @@ class Controller:
             warnings.warn(f"trial {trial.trial_id} could not copy the checkpoint {path} of "
                           f"trial {donor_id} it was to exploit ({err}); it resumes from its own "
                           "checkpoint with its own config", RuntimeWarning, stacklevel=2)
+            failed = getattr(self.scheduler, "exploit_failed", None)
+            if failed is not None:      # (PBT: its times go back to the trial's own)
+                failed(trial.trial_id)
+                if self._by_state:
+                    self.log_scheduler_state()
             return
         original = trial.config
         trial.config = config

@@ -78,9 +78,11 @@ def accumulator(config: dict) -> None:
     while step < config.get("n_steps", 12):
         step += 1
         total += config["rate"]
-        _save({"total": total, "step": step, "rate": config["rate"],
-               "lineage": "/".join(lineage)},
-              {"total": total, "step": step, "lineage": lineage})
+        metrics = {"total": total, "step": step, "rate": config["rate"],
+                   "lineage": "/".join(lineage)}
+        if "speed" in config:         # a time of its own: "speed" a step
+            metrics["t"] = step * config["speed"]
+        _save(metrics, {"total": total, "step": step, "lineage": lineage})
 
 
 class PausesOnce(TrialScheduler):

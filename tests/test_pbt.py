@@ -266,3 +266,43 @@ def test_the_pbt_example_runs_with_smoke_test(tmp_path):
     grid = tune.ResultGrid.from_path(str(tmp_path / "pbt_example"))
     assert len(grid) == 4 and grid.num_errors == 0
     assert _exploits(tmp_path / "pbt_example")      # it exploited (seeded: always the same)
+
+
+def test_a_failed_checkpoint_copy_leaves_the_trial_its_own_perturbation_times(tmp_path,
+                                                                                monkeypatch):
+    """A donor's checkpoint that cannot be copied (a full disk): the trial goes on as it was.
+
+    The fast, poor trial (t grows by 2 a step) exploits a slow, good one (1 a step). When
+    the copy fails it resumes from its own checkpoint with its own config, and its next
+    perturbation point is its own time plus the interval: left at the slow donor's, every
+    later result of it would be a perturbation point, each pausing and restarting it.
+    """
+    import shutil
+
+    def full_disk(src, dst, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copytree", full_disk)     # the driver copies checkpoints
+    space = {"case": tune.grid_search([(0.5, 2), (1.0, 1), (2.0, 1), (4.0, 1)]),
+             "rate": tune.sample_from(lambda spec: spec.config["case"][0]),
+             "speed": tune.sample_from(lambda spec: spec.config["case"][1]),
+             "n_steps": N_STEPS}
+    with pytest.warns(RuntimeWarning, match="could not copy the checkpoint"):
+        grid = tune.Tuner(
+            po.accumulator, param_space=space,
+            tune_config=tune.TuneConfig(scheduler=_pbt(time_attr="t", perturbation_interval=4),
+                                        metric="total", mode="max", seed=3,
+                                        max_concurrent_trials=1),
+            run_config=tune.RunConfig(name="pbt", storage_path=str(tmp_path), verbose=0),
+        ).fit()
+    assert grid.num_errors == 0 and [r.status for r in grid] == ["TERMINATED"] * 4
+    fast = next(r for r in grid if r.config["speed"] == 2)
+    tried = [e for e in _exploits(tmp_path / "pbt")
+             if e[0].startswith(f"{int(fast.metrics['trial_id'][-5:])}_")]
+    assert tried, "the fast, poor trial never tried to exploit another"
+    # at its own perturbation points (t = 4, 8, ...: every second step), not at every result
+    steps = [e[2] for e in tried]
+    assert all(b - a >= 2 for a, b in zip(steps, steps[1:])), steps
+    rows = _rows(fast)          # it kept its own state and config
+    assert [row["total"] for row in rows] == pytest.approx(
+        [0.5 * step for step in range(1, N_STEPS + 1)])

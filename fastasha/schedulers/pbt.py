@@ -260,6 +260,8 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
         self._seed = seed
         self._rng = random.Random(seed)
         self._trial_state: dict[str, _TrialState] = {}
+        # a trial's own times, kept while its exploit is carried out (see exploit_failed)
+        self._own_times: dict[str, tuple] = {}
         self._num_checkpoints = 0
         self._num_perturbations = 0
         self._warned: set[str] = set()
@@ -368,8 +370,24 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
         """A trial failed or was removed: it no longer counts in the quantiles."""
         self._release(trial.trial_id)
 
+    def exploit_failed(self, trial_id: str) -> None:
+        """The sweep could not copy the donor's checkpoint: the trial goes on from its own.
+
+        Its perturbation times go back to its own, as if it had not been in
+        the lower quantile: left at the donor's, they would make its next
+        result a perturbation point again, and a copy that keeps failing (a
+        full disk) would pause and restart it at every result.
+        """
+        own = self._own_times.pop(trial_id, None)
+        state = self._trial_state.get(trial_id)
+        if own is None or state is None:
+            return
+        state.last_perturbation_time, state.last_train_time, state.last_iteration = own
+        self.state_version += 1
+
     def _release(self, trial_id: str) -> None:
         """An ended trial is no donor any more: its checkpoint is not held for one."""
+        self._own_times.pop(trial_id, None)
         state = self._trial_state.get(trial_id)
         if state is not None and state.last_checkpoint is not None:
             state.last_checkpoint = None
@@ -462,6 +480,8 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
                     trial.trial_id, state.last_score, donor.trial_id, donor_state.last_score,
                     _mutated_only(new_config, self._hyperparam_mutations))
         self._num_perturbations += 1
+        self._own_times[trial.trial_id] = (state.last_perturbation_time, state.last_train_time,
+                                           state.last_iteration)
         # as in Ray: it goes on from the donor's perturbation time
         state.last_perturbation_time = donor_state.last_perturbation_time
         state.last_train_time = donor_state.last_train_time
