@@ -19,6 +19,7 @@ import time
 
 from fastasha import tune
 from fastasha.schedulers import TrialScheduler
+from fastasha.stopper import Stopper
 
 N_STEPS = 6
 PAUSE_AT = 3
@@ -83,6 +84,20 @@ def accumulator(config: dict) -> None:
         if "speed" in config:         # a time of its own: "speed" a step
             metrics["t"] = step * config["speed"]
         _save(metrics, {"total": total, "step": step, "lineage": lineage})
+
+
+class StopAllAfter(Stopper):
+    """Stops the sweep after ``n`` results (deterministic on one slot)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.seen = n, 0
+
+    def __call__(self, trial_id, result) -> bool:
+        self.seen += 1
+        return False
+
+    def stop_all(self) -> bool:
+        return self.seen >= self.n
 
 
 class PausesOnce(TrialScheduler):

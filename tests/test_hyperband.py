@@ -8,7 +8,6 @@ import pytest
 import pause_objectives as po
 from fastasha import tune
 from fastasha.schedulers import HyperBandScheduler, create_scheduler
-from fastasha.stopper import Stopper
 
 XS = [float(i) for i in range(1, 11)]
 
@@ -66,21 +65,9 @@ def test_stop_last_trials_false_lets_the_best_run_on(tmp_path):
     assert sorted([reached[3.0], reached[4.0]]) == [1, 4]   # one halving, then runs on
 
 
-class _StopAfter(Stopper):
-    def __init__(self, n):
-        self.n, self.seen = n, 0
-
-    def __call__(self, trial_id, result):
-        self.seen += 1
-        return False
-
-    def stop_all(self):
-        return self.seen >= self.n
-
-
 def test_restore_continues_the_brackets(tmp_path):
     grid = _fit(tmp_path, HyperBandScheduler(max_t=4, reduction_factor=2), slots=1,
-                stop=_StopAfter(14))
+                stop=po.StopAllAfter(14))
     assert any(r.status == "PAUSED" for r in grid)
     restored = tune.Tuner.restore(str(tmp_path / "hb"), po.stepper,
                                   scheduler=HyperBandScheduler(max_t=4, reduction_factor=2)

@@ -12,7 +12,6 @@ import pytest
 import pause_objectives as po
 from fastasha import tune
 from fastasha.schedulers import PopulationBasedTraining, create_scheduler
-from fastasha.stopper import Stopper
 
 RATES = [0.5, 1.0, 2.0, 4.0]
 N_STEPS = 12
@@ -158,20 +157,8 @@ def test_pbt_fills_in_config_keys_the_param_space_lacks(tmp_path):
         assert 0.0 <= result.config["extra"] <= 1.0
 
 
-class _StopAt(Stopper):
-    def __init__(self, n):
-        self.n, self.count = n, 0
-
-    def __call__(self, trial_id, result):
-        self.count += 1
-        return False
-
-    def stop_all(self):
-        return self.count >= self.n
-
-
 def test_pbt_restore_continues_the_sweep_with_the_exploited_configs(tmp_path):
-    grid = _fit(tmp_path, _pbt(), stop=_StopAt(30))
+    grid = _fit(tmp_path, _pbt(), stop=po.StopAllAfter(30))
     # stopped with the trials paused at their perturbation points, after exploits
     assert [r.status for r in grid].count("PAUSED") >= 3
     before = {r.metrics["trial_id"]: (r.config, len(_rows(r))) for r in grid}
