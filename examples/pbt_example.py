@@ -9,7 +9,8 @@ rate. The best learning rate falls as accuracy rises, so a good schedule
 of learning rates beats any fixed one.
 
 Run it with ``python examples/pbt_example.py`` (``--smoke-test`` for a
-quick run).
+quick run, ``--synch`` for synchronous PBT: the population is ranked as a
+whole once every trial has reached the same perturbation point).
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ def train_toy(config: dict) -> None:
                         checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def main(smoke_test: bool = False, storage_path: str | None = None) -> tune.ResultGrid:
+def main(smoke_test: bool = False, storage_path: str | None = None,
+         synch: bool = False) -> tune.ResultGrid:
     pbt = PopulationBasedTraining(
         time_attr="training_iteration",
         perturbation_interval=4,
+        synch=synch,
         hyperparam_mutations={
             # a distribution to resample from, and perturbations of x1.2 and x0.8
             "lr": tune.uniform(0.0001, 0.02),
@@ -80,5 +83,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke-test", action="store_true", help="a quick, small run")
     parser.add_argument("--storage-path", default=None, help="where the experiment goes")
+    parser.add_argument("--synch", action="store_true",
+                        help="synchronous PBT: rank the whole population at each point")
     args = parser.parse_args()
-    main(smoke_test=args.smoke_test, storage_path=args.storage_path)
+    main(smoke_test=args.smoke_test, storage_path=args.storage_path, synch=args.synch)

@@ -1,4 +1,4 @@
-"""PopulationBasedTraining: Ray Tune's asynchronous Population Based Training.
+"""PopulationBasedTraining: Ray Tune's Population Based Training, asynchronous or synchronous.
 
 PBT trains a population of trials side by side. Whenever a trial has run
 ``perturbation_interval`` more units of ``time_attr`` (after a
@@ -9,6 +9,12 @@ top ``quantile_fraction`` and that trial's config, mutated (*exploit and
 explore*). More trials than slots are time-shared: at a perturbation point a
 trial is paused while others wait, and the trial that has trained least
 starts next (:meth:`PopulationBasedTraining.choose_trial_to_run`).
+
+With ``synch=True`` (Ray's synchronous PBT, appendix A.1 of the PBT paper)
+the population moves in step instead: every trial is paused at its
+perturbation point, and once every trial that has not ended has reached
+it, all are ranked together, the bottom quantile exploits the top one,
+and all resume towards the next point.
 
 The rules are Ray Tune 2.x's (``ray.tune.schedulers.PopulationBasedTraining``):
 the quantiles, the mutations (a list or tuple moves to a neighbouring value,
@@ -107,7 +113,7 @@ def _mutated_only(config: Mapping, mutations: Mapping) -> dict:
 
 
 class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
-    """Population Based Training (asynchronous), with Ray Tune's arguments.
+    """Population Based Training (asynchronous or synchronous), with Ray Tune's arguments.
 
     Parameters
     ----------
@@ -151,7 +157,11 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
         Raise (failing the trial) when a result lacks ``time_attr`` or
         ``metric``; with ``False`` such a result is ignored, with a warning.
     synch : bool, default=False
-        Ray's synchronous PBT. Not available yet: ``True`` raises.
+        ``False``: asynchronous PBT (Ray's default), each trial is ranked on
+        its own whenever it reaches a perturbation point. ``True``:
+        synchronous PBT, the whole population is ranked at once when every
+        trial has reached the same perturbation point (see Notes). It needs
+        a finite number of trials (not ``num_samples=-1``).
     seed : int, optional
         Seed of the random draws; by default the Tuner seeds them from
         ``TuneConfig(seed=...)``.
@@ -170,6 +180,28 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
     ``Tuner.restore`` continues a PBT sweep from the scheduler's state as
     logged at its last decision, with the exploited trials' latest configs
     (as their JSON form keeps them).
+
+    With ``synch=True`` the perturbation points are shared: the first is at
+    ``max(perturbation_interval, burn_in_period)`` units of ``time_attr``.
+    A trial that reaches a perturbation point is always paused there, and
+    ranked nowhere yet. Once every trial that has not ended (``TERMINATED``
+    or ``ERROR``), those not started yet included, has reached the point,
+    the population is ranked on the scores of their latest perturbation
+    points: the top quantile's checkpoints are kept, each trial of the
+    bottom quantile exploits one of them, and the next point is set one
+    ``perturbation_interval`` further (or at the furthest trial's time, if
+    that is later). :meth:`choose_trial_to_run` then resumes only the
+    trials that are short of the next point, least trained first, so no
+    trial runs past a point before the others have reached it. These are
+    Ray's rules, with two differences: a trial that ends while the others
+    wait for it ranks them at once (in Ray they can wait for ever,
+    ray-project/ray#12122), and
+    the trial whose result completes a point is ranked only if it has
+    itself reached it. A count such as ``training_iteration`` as
+    ``time_attr`` puts every trial exactly on each point. With a
+    wall-clock one, such as the default ``"time_total_s"``, each trial
+    overshoots a point by up to one result, and all count the next from
+    the time of the result that completed the point, as in Ray.
 
     Examples
     --------
@@ -240,10 +272,6 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
                            ("synch", synch)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be True or False, got {flag!r}")
-        if synch:
-            raise ValueError("PopulationBasedTraining(synch=True), Ray's synchronous PBT, is "
-                             "not available in fastasha yet; use synch=False (asynchronous "
-                             "PBT, Ray's default)")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
         check_mode(mode)
@@ -262,6 +290,8 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
         self._trial_state: dict[str, _TrialState] = {}
         # a trial's own times, kept while its exploit is carried out (see exploit_failed)
         self._own_times: dict[str, tuple] = {}
+        # synchronous PBT: the perturbation point the whole population is heading for
+        self._next_sync = max(self._perturbation_interval, self._burn_in_period)
         self._num_checkpoints = 0
         self._num_perturbations = 0
         self._warned: set[str] = set()
@@ -314,6 +344,12 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
                 f"PopulationBasedTraining cannot be used with a search_alg "
                 f"({type(controller.searcher).__name__}), as in Ray: it changes the trials' "
                 "configs itself. Remove search_alg and give the search space as param_space")
+        if self._synch and controller is not None and controller.total is None:
+            raise ValueError(
+                "PopulationBasedTraining(synch=True) needs a population of known size, but "
+                "this sweep has no number of trials (num_samples=-1): trials would keep "
+                "coming, and the population would never all reach a perturbation point. "
+                "Give TuneConfig(num_samples=...) a number, or use synch=False")
         trial_id = trial.trial_id
         if trial_id in self._trial_state:      # (a restore: known from the loaded state)
             return
@@ -353,8 +389,13 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
         state.last_score = self._sign() * float(score)
         state.last_train_time = float(time)
         state.last_iteration = int(result.get("training_iteration", 0) or 0)
-        state.last_perturbation_time = float(time)
         self.state_version += 1
+        if self._synch:
+            # it waits at the point; the last of the population to reach it ranks them all
+            if self._all_reached(tune_controller):
+                self._synchronise(tune_controller, float(time))
+            return PAUSE
+        state.last_perturbation_time = float(time)
         trials = tune_controller.get_trials()
         lower, upper = self._quantiles(trials)
         decision = PAUSE if self._others_wait(tune_controller, trials, trial) else CONTINUE
@@ -363,12 +404,22 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
         return decision
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        """A trial ended: it no longer counts in the quantiles (as in Ray)."""
+        """A trial ended: it no longer counts in the quantiles (as in Ray).
+
+        With ``synch=True``, if it was the last trial the others waited
+        for at their perturbation point, they are ranked now.
+        """
         self._release(trial.trial_id)
+        self._synchronise_without(tune_controller, trial)
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
-        """A trial failed or was removed: it no longer counts in the quantiles."""
+        """A trial failed or was removed: it no longer counts in the quantiles.
+
+        With ``synch=True``, if it was the last trial the others waited
+        for at their perturbation point, they are ranked now.
+        """
         self._release(trial.trial_id)
+        self._synchronise_without(tune_controller, trial)
 
     def exploit_failed(self, trial_id: str) -> None:
         """The sweep could not copy the donor's checkpoint: the trial goes on from its own.
@@ -411,14 +462,18 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
         """The PENDING or PAUSED trial that has trained least (``time_attr``), as Ray's.
 
         Ties go to the trial created first, so that PENDING trials (which
-        have trained 0) start before paused ones.
+        have trained 0) start before paused ones. With ``synch=True`` only
+        the trials short of the population's next perturbation point are
+        candidates, as in Ray: those that have reached it wait for the
+        others (None when none is short of it).
         """
         best, best_time = None, math.inf
+        limit = self._next_sync if self._synch else math.inf
         for trial in tune_controller.get_trials():
             if trial.status in ("PENDING", "PAUSED"):
                 state = self._trial_state.get(trial.trial_id)
                 t = state.last_train_time if state is not None else 0.0
-                if t < best_time:
+                if t < best_time and t < limit:
                     best, best_time = trial, t
         return best
 
@@ -433,6 +488,69 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
         if controller is not None:
             return controller.may_start_more_later()
         return any(t.status in ("PENDING", "PAUSED") for t in trials if t is not trial)
+
+    def _all_reached(self, tune_controller: Any, ending: Any = None) -> bool:
+        """Synchronous PBT: whether the population has reached its next perturbation point.
+
+        That is, every trial that has not ended, but ``ending`` (one that is
+        ending now), has trained up to the point, and no trial of the sweep
+        is still to be created: such a trial has trained 0 (Ray creates them
+        all up front; fastasha when a slot can take them).
+        """
+        controller = getattr(tune_controller, "_controller", None)
+        if controller is not None and controller.total is not None and \
+                not controller.exhausted and len(controller.order) < controller.total:
+            return False
+        live = [t for t in tune_controller.get_live_trials() if t is not ending]
+        if not live:
+            return False
+        for trial in live:
+            state = self._trial_state.get(trial.trial_id)
+            if state is None or state.last_train_time < self._next_sync:
+                return False
+        return True
+
+    def _synchronise_without(self, tune_controller: Any, ending: Any) -> None:
+        """Synchronous PBT: rank the others now if ``ending`` was the last one they waited for.
+
+        The time of such a point is that of the latest perturbation point
+        among them (in Ray's ranking, that of the result which completed it).
+        """
+        if self._synch and self._all_reached(tune_controller, ending):
+            live = [t for t in tune_controller.get_live_trials() if t is not ending]
+            self._synchronise(tune_controller, max(
+                self._trial_state[t.trial_id].last_train_time for t in live), ending)
+
+    def _synchronise(self, tune_controller: Any, time: float, ending: Any = None) -> None:
+        """Synchronous PBT: the whole population has reached the point; rank it, exploit.
+
+        As in Ray: every trial's last perturbation time becomes ``time``; the
+        trials are taken top quantile first, then the middle, then the
+        bottom quantile (so that the top trials' checkpoints are kept before
+        the bottom ones draw from them); each bottom trial exploits one of
+        the top ones; and the next point is one ``perturbation_interval``
+        further, or the time of the furthest trial if that is later.
+        Trials not running (all but the one whose result completed the
+        point, or one still pausing) are given their exploit at once.
+        """
+        trials = [t for t in tune_controller.get_live_trials() if t is not ending]
+        lower, upper = self._quantiles(trials)
+        middle = [t for t in trials if t not in lower and t not in upper]
+        exploiting = []
+        for trial in upper + middle + lower:
+            self._trial_state[trial.trial_id].last_perturbation_time = time
+            if self._checkpoint_or_exploit(tune_controller, trial, trials, lower, upper):
+                exploiting.append(trial)
+        self._next_sync = max(self._next_sync + self._perturbation_interval,
+                              *(self._trial_state[t.trial_id].last_train_time for t in trials))
+        self.state_version += 1
+        # (a running trial, the one whose result completed the point or one whose objective
+        # is still ending after its PAUSE, takes its exploit once paused, as in asynchronous
+        # PBT; the others are paused, or waiting to start again after a failure)
+        controller = tune_controller._controller
+        for trial in exploiting:
+            if trial.status in ("PAUSED", "PENDING"):
+                controller._apply_exploit(trial)
 
     def _quantiles(self, trials: list) -> tuple[list, list]:
         """Bottom and top quantiles of the unfinished trials that have a score."""
@@ -556,7 +674,8 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
     # ----------------------------------------------------------------- state
 
     def state_dict(self) -> dict:
-        """JSON-able snapshot: per-trial state, the generator, the counters."""
+        """JSON-able snapshot: per-trial state, the generator, the counters, and the
+        population's next perturbation point (``synch=True``)."""
         version, internal, gauss = self._rng.getstate()
         return {
             "format": _STATE_FORMAT,
@@ -566,6 +685,7 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
             "trials": {k: s.as_list() for k, s in self._trial_state.items()},
             "num_checkpoints": self._num_checkpoints,
             "num_perturbations": self._num_perturbations,
+            "next_sync": self._next_sync,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -586,6 +706,7 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
         self._trial_state = {k: _TrialState.from_list(v) for k, v in state["trials"].items()}
         self._num_checkpoints = state.get("num_checkpoints", 0)
         self._num_perturbations = state.get("num_perturbations", 0)
+        self._next_sync = state.get("next_sync", self._next_sync)
 
     def _params(self) -> dict:
         return {"time_attr": self._time_attr,
@@ -593,7 +714,8 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
                 "burn_in_period": self._burn_in_period,
                 "quantile_fraction": self._quantile_fraction,
                 "resample_probability": self._resample_probability,
-                "perturbation_factors": list(self._perturbation_factors)}
+                "perturbation_factors": list(self._perturbation_factors),
+                "synch": self._synch}
 
     def debug_string(self) -> str:
         """One line about the scheduler's state, for logs (as Ray's)."""
