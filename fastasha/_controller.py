@@ -1081,6 +1081,28 @@ class Controller:
             raise TypeError(f"the exploited trial's config must be a dict, got {config!r}")
         trial.exploit = (donor_id, config, tuple(checkpoint))
 
+    def exploit_now(self, trial: Trial) -> None:
+        """Carry out at once the exploit requested for a trial that is not running.
+
+        :meth:`request_exploit` takes effect when the trial's pause ends. A
+        scheduler that ranks trials already paused, or waiting to start again
+        after a failure (synchronous PBT), calls this once it has requested
+        (and recorded) the exploit: such a trial has no pause to end.
+
+        Raises
+        ------
+        ValueError
+            If the trial is running or still ending after its PAUSE: its
+            exploit is carried out when it ends.
+        """
+        if trial.exploit is None:
+            return
+        if trial.status not in (PAUSED, PENDING) or trial.pausing:
+            raise ValueError(
+                f"trial {trial.trial_id} is {trial.status}{' and pausing' if trial.pausing else ''}:"
+                " its exploit is carried out when its pause ends, not now")
+        self._apply_exploit(trial)
+
     def stop_trial(self, trial: Trial) -> None:
         """Ray's ``tune_controller.stop_trial`` for a trial that is not running.
 

@@ -549,8 +549,8 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
         # PBT; the others are paused, or waiting to start again after a failure)
         controller = tune_controller._controller
         for trial in exploiting:
-            if trial.status in ("PAUSED", "PENDING"):
-                controller._apply_exploit(trial)
+            if trial.status in ("PAUSED", "PENDING") and not trial.pausing:
+                controller.exploit_now(trial)
 
     def _quantiles(self, trials: list) -> tuple[list, list]:
         """Bottom and top quantiles of the unfinished trials that have a score."""
