@@ -1,8 +1,8 @@
 """Live status display of a tuning run, in the style of Ray Tune's console output.
 
 The driver builds a :class:`ProgressSnapshot` (trial counts by status, the best
-trial so far, the running trials) at most a few times a second and hands it to
-a :class:`ProgressReporter`, which draws it with :mod:`rich`:
+trial so far, the running and the paused trials) at most a few times a second
+and hands it to a :class:`ProgressReporter`, which draws it with :mod:`rich`:
 
 .. code-block:: text
 
@@ -14,6 +14,13 @@ a :class:`ProgressReporter`, which draws it with :mod:`rich`:
     │ Trial name  │ status  │ lr    │ model/depth │ iter │   loss │
     ...
     ... and 4980 more running trials
+
+A sweep whose scheduler pauses trials (PBT, HyperBand,
+``MedianStoppingRule(hard_stop=False)``) counts them in the status line
+(``| 40 PAUSED``) and lists them in the table after the running ones, as
+Ray's status table lists them too: best first, and while running trials
+would fill the table, in a quarter of its rows (5 of the default 20), with
+"... and 4985 more running and 35 more paused trials" below it.
 
 The verbosity levels follow Ray Tune's ``verbose``: 0 prints nothing, 1 shows
 the live status table, 2 also prints one line per finished trial, and 3 is
@@ -150,6 +157,11 @@ class ProgressSnapshot:
     stop_reason : str or None, default=None
         Why the sweep stopped before its trials were done (its time budget,
         a stopper, ``fail_fast``), for the closing line; None if it did not.
+    paused : list of TrialRow, default=[]
+        Paused trials, listed after the running ones (see
+        :class:`ProgressReporter`); as with ``running``, the driver may pass
+        only some of them: the "... and N more" line counts from
+        ``counts["PAUSED"]`` when that is larger than ``len(paused)``.
 
     Raises
     ------
@@ -167,6 +179,7 @@ class ProgressSnapshot:
     finished: list[TrialRow] = field(default_factory=list)
     errors: list[TrialRow] = field(default_factory=list)
     stop_reason: str | None = None
+    paused: list[TrialRow] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
@@ -327,6 +340,18 @@ def _sort_key(mode: str) -> Any:
     return key
 
 
+def _live_split(n: int, n_running: int, n_paused: int) -> tuple[int, int]:
+    """How many of ``n_running`` running and ``n_paused`` paused rows fit ``n`` rows.
+
+    Paused rows take the rows running ones leave, and at least a quarter of
+    ``n`` while running ones would fill them all (Ray's table shows 5 rows
+    of each status once it would pass 20), so that neither kind hides the
+    other whatever the number of trials.
+    """
+    n_paused_shown = min(n_paused, max(n - n_running, n // 4))
+    return min(n_running, n - n_paused_shown), n_paused_shown
+
+
 #: Result keys every result carries (Ray Tune's and fastasha's automatic fields):
 #: never inferred as metric columns.
 AUTO_RESULT_KEYS = frozenset((
@@ -342,9 +367,9 @@ class TableLayout:
     """What the trial table shows, as a progress reporter (``tune.CLIReporter``) asks.
 
     Without a layout, :class:`ProgressReporter` shows its own table: the
-    running trials, a few config values, the iteration and the tuned metric.
-    With one, the table lists running and then finished trials, with the
-    columns below, and an error table follows it.
+    running and the paused trials, a few config values, the iteration and
+    the tuned metric. With one, the table lists running, paused and then
+    finished trials, with the columns below, and an error table follows it.
 
     Parameters
     ----------
@@ -364,8 +389,8 @@ class TableLayout:
     max_error_rows : int, default=20
         Rows of the error table (0: only the number of errored trials).
     sort_by_metric : bool, default=False
-        Running rows best first by the snapshot's metric (otherwise in the
-        order given).
+        Running and paused rows best first by the snapshot's metric
+        (otherwise in the order given).
     intermediate_tables : bool, default=True
         Whether the tables are drawn before the final display; without them
         only the status lines are.
@@ -483,6 +508,7 @@ def snapshot_of_trials(trials: Sequence, *, total: int | None, metric: str | Non
     """
     counts: dict[str, int] = {}
     running: list[TrialRow] = []
+    paused: list[TrialRow] = []
     finished = FinishedRows(max_rows, max_error_rows, metric, mode, sort_by_metric)
     for trial in trials:
         status = str(getattr(trial, "status", "PENDING"))
@@ -495,12 +521,14 @@ def snapshot_of_trials(trials: Sequence, *, total: int | None, metric: str | Non
                        n_failures=getattr(trial, "n_failures", 0) or 0)
         if status == "RUNNING":
             running.append(row)
+        elif status == "PAUSED":
+            paused.append(row)
         elif status != "PENDING":
             finished.add(row)
-    best = best_of([*running, finished.best], mode) if metric is not None else None
+    best = best_of([*running, *paused, finished.best], mode) if metric is not None else None
     return ProgressSnapshot(elapsed_s=elapsed_s, counts=counts, total=total, best=best,
                             running=running, metric=metric, mode=mode,
-                            finished=finished.rows(), errors=finished.errors())
+                            finished=finished.rows(), errors=finished.errors(), paused=paused)
 
 
 def _check_snapshot(snapshot: Any, expected: str = "a ProgressSnapshot") -> None:
@@ -520,8 +548,8 @@ class ProgressReporter:
     ----------
     verbose : int
         0 prints nothing. 1 shows the live status table: trial counts by status,
-        the best trial so far, and the running trials with their latest metric
-        and iteration. 2 also prints a line per finished trial. 3 is accepted as
+        the best trial so far, and the running and paused trials with their
+        latest metric and iteration. 2 also prints a line per finished trial. 3 is accepted as
         an alias of 2, so that Ray Tune scripts run unchanged.
     experiment_name : str, default=""
         Shown in the header and the closing summary when not empty.
@@ -531,9 +559,11 @@ class ProgressReporter:
         terminal and as wide as the tables need in a log (see
         :func:`default_console`).
     max_rows : int, default=20
-        Running trials shown in the table: the best ``max_rows`` by the metric
-        (all of them in the order given when the snapshot has no ``mode``),
-        followed by "... and N more running trials".
+        Trials shown in the table: the best running ones by the metric (the
+        first ones, in the order given, when the snapshot has no ``mode``),
+        then the best paused ones the same way, ``max_rows`` in all, the
+        paused ones in at least a quarter of them when there are that many;
+        then "... and N more running and M more paused trials".
     max_config_columns : int, default=4
         Config leaves shown as columns, and in the best-trial line.
     metric : str or None, default=None
@@ -542,8 +572,9 @@ class ProgressReporter:
     layout : TableLayout or None, default=None
         The columns and tables a progress reporter asks for; None shows the
         running trials with a few config values, the iteration and the
-        metric. With a layout, the table lists the running trials and then
-        the snapshot's ``finished`` ones (``max_rows`` in all), and when the
+        metric. With a layout, the table lists the running trials, the
+        paused ones and then the snapshot's ``finished`` ones (``max_rows`` in
+        all, the running and paused ones in at least half of them), and when the
         output is not a terminal, every :meth:`update` after :meth:`start`
         prints the display once (``max_rows`` bounds it too).
 
@@ -573,8 +604,8 @@ class ProgressReporter:
     ``verbose=2`` on a terminal six times slower than at ``verbose=1`` and
     wrote 27 MB of redrawn tables (measured here).
 
-    One :meth:`update` costs O(len(snapshot.running) + number of statuses) to
-    pick the rows (``heapq.nsmallest``), plus the drawing of at most
+    One :meth:`update` costs O(len(snapshot.running) + len(snapshot.paused) +
+    number of statuses) to pick the rows (``heapq.nsmallest``), plus the drawing of at most
     ``max_rows`` rows and of the finished-trial lines kept since the last
     one. The reporter is not thread-safe: call it from the driver's thread.
 
@@ -828,16 +859,38 @@ class ProgressReporter:
             return self._last.metric
         return self._metric if self._metric is not None else "metric"
 
-    def _select_running(self, snapshot: ProgressSnapshot) -> list[TrialRow]:
-        """The running rows to show: the best ``max_rows`` (stable), or the first ones."""
-        running: Sequence[TrialRow] = snapshot.running
-        if snapshot.mode is None or snapshot.metric is None:
-            return list(islice(running, self._max_rows))
-        return heapq.nsmallest(self._max_rows, running, key=_sort_key(snapshot.mode))
+    def _select_live(self, snapshot: ProgressSnapshot, n: int,
+                     sort: bool) -> tuple[list[TrialRow], list[TrialRow]]:
+        """The running and the paused rows to show, at most ``n`` in all (see
+        :func:`_live_split`): each kind the best (stable) with ``sort`` and a metric
+        and mode, otherwise the first ones."""
+        def pick(rows: Sequence[TrialRow]) -> list[TrialRow]:
+            if sort and snapshot.mode is not None and snapshot.metric is not None:
+                return heapq.nsmallest(n, rows, key=_sort_key(snapshot.mode))
+            return list(islice(rows, n))
+
+        running, paused = pick(snapshot.running), pick(snapshot.paused)
+        n_running, n_paused = _live_split(n, len(running), len(paused))
+        return running[:n_running], paused[:n_paused]
+
+    @staticmethod
+    def _more_live(snapshot: ProgressSnapshot, n_running: int, n_paused: int) -> Text | None:
+        """"... and N more running and M more paused trials", for the rows not shown."""
+        hidden_running = max(snapshot.counts.get("RUNNING", 0), len(snapshot.running)) - n_running
+        hidden_paused = max(snapshot.counts.get("PAUSED", 0), len(snapshot.paused)) - n_paused
+        if hidden_running > 0 and hidden_paused > 0:
+            return Text(f"... and {hidden_running} more running and {hidden_paused} more "
+                        "paused trials")
+        if hidden_running > 0:
+            return Text(f"... and {hidden_running} more running trials")
+        if hidden_paused > 0:
+            return Text(f"... and {hidden_paused} more paused trials")
+        return None
 
     def _status_line(self, snapshot: ProgressSnapshot) -> Text:
         counts = snapshot.counts
-        # PAUSED only in sweeps that have paused trials (only PBT-like schedulers pause)
+        # PAUSED only while a trial is paused (most schedulers never pause one), as Ray
+        # lists only the statuses that some trial has
         statuses = [s for s in STATUSES if s != "PAUSED" or counts.get(s, 0)] + sorted(
             str(s) for s, n in counts.items() if s not in STATUSES and n
         )
@@ -880,7 +933,7 @@ class ProgressReporter:
             line.append(f", params: {params}")
         return line
 
-    def _table(self, snapshot: ProgressSnapshot, rows: list[TrialRow]) -> Table:
+    def _table(self, snapshot: ProgressSnapshot, rows: list[TrialRow], title: str) -> Table:
         """The table of ``rows``; config columns that do not fit the console width are left out."""
         has_metric = snapshot.metric is not None
         ids = [_clip(str(row.trial_id), _MAX_ID_CHARS) for row in rows]
@@ -915,9 +968,9 @@ class ProgressReporter:
                     used += width(header, cells)
                     columns.append((header, cells))
 
-        title = "Running trials"
         if snapshot.mode is not None and has_metric:
-            title += f" (best {snapshot.metric} first)"
+            both = len(set(statuses)) > 1
+            title += f" (best {snapshot.metric} first{' in each' if both else ''})"
         table = Table(title=Text(title), box=box.ROUNDED, title_justify="left")
         table.add_column("Trial name", no_wrap=True, overflow="ellipsis")
         table.add_column("status", no_wrap=True)
@@ -938,20 +991,17 @@ class ProgressReporter:
     # -- the tables of a TableLayout -------------------------------------------------
 
     def _select_rows(self, snapshot: ProgressSnapshot) -> list[TrialRow]:
-        """Running rows, then finished ones: ``max_rows`` in all, each kind at least half
-        of them when both have more."""
+        """Running rows, paused ones, then finished ones: ``max_rows`` in all, the running
+        and paused ones (shared as :func:`_live_split` says) and the finished ones each at
+        least half of them when both have more."""
         layout = self._layout
         assert layout is not None  # internal invariant: called with a layout only
         n = self._max_rows
-        running: Sequence[TrialRow] = snapshot.running
-        if layout.sort_by_metric and snapshot.mode is not None and snapshot.metric is not None:
-            running = heapq.nsmallest(n, running, key=_sort_key(snapshot.mode))
-        else:
-            running = list(islice(running, n))
         finished = snapshot.finished
-        n_running = min(len(running), max(n - len(finished), (n + 1) // 2))
-        n_finished = min(len(finished), n - n_running)
-        return list(running[:n_running]) + list(finished[:n_finished])
+        running, paused = self._select_live(snapshot, max(n - len(finished), (n + 1) // 2),
+                                            sort=layout.sort_by_metric)
+        n_finished = min(len(finished), n - len(running) - len(paused))
+        return running + paused + list(finished[:n_finished])
 
     def _metric_columns(self, snapshot: ProgressSnapshot,
                         rows: list[TrialRow]) -> list[tuple[str, str]]:
@@ -1111,12 +1161,14 @@ class ProgressReporter:
             if final or self._layout.intermediate_tables:
                 parts += self._layout_parts(snapshot)
             return Group(*parts)
-        rows = self._select_running(snapshot)
-        if rows:
-            parts.append(self._table(snapshot, rows))
-        n_running = max(snapshot.counts.get("RUNNING", 0), len(snapshot.running))
-        if n_running > len(rows):
-            parts.append(Text(f"... and {n_running - len(rows)} more running trials"))
+        running, paused = self._select_live(snapshot, self._max_rows, sort=True)
+        if running or paused:
+            title = "Running and paused trials" if running and paused else \
+                "Running trials" if running else "Paused trials"
+            parts.append(self._table(snapshot, running + paused, title))
+        more = self._more_live(snapshot, len(running), len(paused))
+        if more is not None:
+            parts.append(more)
         return Group(*parts)
 
     def _summary(self, snapshot: ProgressSnapshot) -> Text:

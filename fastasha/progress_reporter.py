@@ -51,10 +51,11 @@ Differences from Ray Tune 2.x:
   ``TuneConfig(metric=..., mode=...)``; they then choose the "best trial" of
   the display only (Ray's legacy engine raises ``ValueError``).
 - The table has no ``loc`` (node address) column; it shows the running
-  trials first, then the finished ones that fastasha keeps for it: the most
-  recent ones, or with ``sort_by_metric=True`` the best ones (and the running
-  ones best first too). Ray lists every trial, oldest first, cut to
-  ``max_progress_rows`` fairly between statuses.
+  trials first, then the paused ones, then the finished ones that fastasha
+  keeps for it: the most recent ones, or with ``sort_by_metric=True`` the
+  best ones (and the running and paused ones best first too). Ray lists
+  every trial, oldest first, cut to ``max_progress_rows`` fairly between
+  statuses.
 - ``total_samples`` is replaced by the sweep's own count when it starts, as
   in Ray; ``JupyterNotebookReporter(overwrite=...)`` has no effect (rich
   redraws the cell's output in place).

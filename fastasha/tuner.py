@@ -1072,6 +1072,8 @@ class _Snapshots:
 
         c = self.controller
         running = [self.row(t) for t in islice(c.running.values(), self.n_running)]
+        # (as many paused ones, in the order they were paused, for the table)
+        paused_rows = [self.row(t) for t in islice(c.paused.values(), self.n_running)]
         finished = self.finished
         if final:
             best = self._best_of_all(running)
@@ -1093,6 +1095,7 @@ class _Snapshots:
             finished=finished.rows() if finished is not None else [],
             errors=finished.errors() if finished is not None else [],
             stop_reason=c.stop_message if final else None,
+            paused=paused_rows,
         )
 
     def _best_of_all(self, running: list):

@@ -12,10 +12,17 @@ Three sources of expected decisions, none of them the code under test:
   lists at every decision. It is checked against the recorded streams too,
   then compared with the scheduler on random streams (hypothesis).
 - Tuner sweeps whose outcome is worked out by hand in the test.
+
+``hard_stop=False`` (pause where the rule would stop) has no recorded Ray
+streams; its expected answers come from reading Ray's rule, where
+``hard_stop`` only turns the final STOP into PAUSE and makes the later
+results of that trial continue without being recorded (the reference does
+the same), and from hand-worked sweeps.
 """
 
 from __future__ import annotations
 
+import doctest
 import inspect
 import json
 import math
@@ -29,8 +36,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastasha.schedulers
+import fastasha.schedulers.median_stopping_rule
+import median_pause_objectives as mpo
+import pause_objectives as po
 from fastasha import tune
-from fastasha.schedulers import CONTINUE, STOP, MedianStoppingRule, TrialScheduler
+from fastasha.callback import Callback
+from fastasha.schedulers import CONTINUE, PAUSE, STOP, MedianStoppingRule, TrialScheduler
 
 DATA = Path(__file__).parent / "data" / "ray_median_cases.json"
 T, M = "training_iteration", "m"
@@ -58,16 +69,20 @@ class Reference:
     its best value so far (Python's ``min``/``max`` in the order reported)
     is neither better than nor equal to their median. Final results are
     recorded like results; trials that were stopped or have ended get STOP.
+    With ``hard_stop=False`` a trial that would stop gets PAUSE instead, and
+    its later results get CONTINUE and are not recorded, until it ends.
     Values stay in the metric's units (the scheduler flips the sign of "min"
     metrics, which must not change any mean or median).
     """
 
     def __init__(self, metric, mode, time_attr=T, grace_period=60.0, min_samples_required=3,
-                 **ignored):
+                 hard_stop=True, **ignored):
         self.metric, self.mode, self.time_attr = metric, mode, time_attr
         self.grace, self.min_samples = grace_period, min_samples_required
+        self.hard_stop = hard_stop
         self.results = {}       # trial -> [(time, value)], in the order recorded
         self.finished = set()   # stopped, completed or removed
+        self.paused = set()     # paused by the rule (hard_stop=False)
         self.n_stopped = 0
 
     def _has_keys(self, result):
@@ -78,6 +93,8 @@ class Reference:
             return "CONTINUE"
         if trial in self.finished:
             return "STOP"
+        if trial in self.paused:
+            return "CONTINUE"
         t = result[self.time_attr]
         self.results.setdefault(trial, []).append((t, result[self.metric]))
         if t < self.grace:
@@ -97,8 +114,11 @@ class Reference:
         at_least_as_good = best <= median if self.mode == "min" else best >= median
         if at_least_as_good:
             return "CONTINUE"
-        self.finished.add(trial)
         self.n_stopped += 1
+        if not self.hard_stop:
+            self.paused.add(trial)
+            return "PAUSE"
+        self.finished.add(trial)
         return "STOP"
 
     def complete(self, trial, result):
@@ -184,6 +204,35 @@ def test_the_reference_agrees_with_ray_on_recorded_streams(case):
     assert _feed_reference(Reference(**params), case["events"]) == _expected(case)
 
 
+def _stops_nothing_twice(case) -> bool:
+    """Whether no trial of the case reports a judged result after Ray answered it STOP."""
+    rule = _build(case)
+    stopped = set()
+    for kind, trial_id, result, decision in case["events"]:
+        if kind != "result":
+            continue
+        if trial_id in stopped and rule.time_attr in result and rule.metric in result:
+            return False
+        if decision == "STOP":
+            stopped.add(trial_id)
+    return True
+
+
+@pytest.mark.parametrize("case", _ray_cases(), ids=lambda c: c["name"])
+def test_without_hard_stop_the_recorded_streams_pause_where_ray_stopped(case):
+    # In Ray's rule hard_stop only changes the answer to the result that decides a
+    # trial's fate (PAUSE instead of STOP) and the answers to that trial's later
+    # results; the recorded streams have none of those (Ray asserts on them with
+    # hard_stop=True), so without hard_stop the answers are Ray's, PAUSE for STOP.
+    assert _stops_nothing_twice(case)
+    rule = MedianStoppingRule(**dict(case["params"], hard_stop=False))
+    if case["search_properties"] is not None:
+        assert rule.set_search_properties(*case["search_properties"])
+    expected = ["PAUSE" if d == "STOP" else d for d in _expected(case)]
+    assert _feed(rule, case["events"]) == expected
+    assert rule.debug_string() == case["debug_string"]      # num_stopped counts the pauses
+
+
 def test_the_recorded_streams_cover_what_they_should():
     cases = _ray_cases()
     answers = [d for c in cases for k, _, _, d in c["events"] if k == "result"]
@@ -207,6 +256,7 @@ def streams(draw):
         "mode": draw(st.sampled_from(["min", "max"])),
         "grace_period": draw(st.sampled_from([0, 1, 2, 2.5])),
         "min_samples_required": draw(st.integers(1, 3)),
+        "hard_stop": draw(st.booleans()),
     }
     n = draw(st.integers(0, 60))
     times = [0.0] * 5
@@ -344,6 +394,29 @@ def test_stopped_and_ended_trials_get_stop_and_are_not_recorded():
     assert rule.n_stopped == 1
 
 
+def test_without_hard_stop_a_paused_trial_is_judged_no_more_and_not_recorded():
+    rule = _rule(min_samples_required=1, hard_stop=False)
+    rule.on_trial_result("a", {T: 1, M: 1.0})
+    assert rule.on_trial_result("b", {T: 1, M: 5.0}) is PAUSE
+    assert rule.n_stopped == 1
+    # resumed: b continues whatever it reports (here, worse than ever), as in Ray
+    assert rule.on_trial_result("b", {T: 2, M: 50.0}) is CONTINUE
+    assert rule.on_trial_result("b", {T: 3, M: 0.0}) is CONTINUE
+    # none of b's later results was recorded: its latest recorded time is still 1,
+    # so d has no sample at t=2 (recorded, b's mean over [1, 2] would be 27.5, which
+    # d's 30.0 trails)
+    assert rule.on_trial_result("d", {T: 2, M: 30.0}) is CONTINUE
+    # b's final result is recorded as any trial's: at t=2 it now counts, with the mean of
+    # its recorded values in [1, 2], 5.0 (its 0.0 at t=3 lies outside); with d's 30.0
+    # the median is 17.5, which c's 20.0 trails (d's 30.0 alone would not pause c)
+    rule.on_trial_complete("b", {T: 3, M: 0.0})
+    assert rule.on_trial_result("c", {T: 2, M: 20.0}) is PAUSE
+    # a trial that has ended gets STOP, paused before or not (as with hard_stop=True)
+    assert rule.on_trial_result("b", {T: 4, M: 0.0}) is STOP
+    assert rule.n_stopped == 2
+    assert rule.debug_string() == "Using MedianStoppingRule: num_stopped=2."
+
+
 def test_a_removed_trial_still_counts_for_the_others():
     rule = _rule(min_samples_required=1)
     rule.on_trial_result("a", {T: 1, M: 1.0})
@@ -395,6 +468,12 @@ def test_signature_and_defaults_are_rays():
     rule = MedianStoppingRule(metric="loss", mode="min")
     rule.on_trial_add("a")
     assert rule.next_decision_point("a") == -math.inf     # every result is judged
+    assert MedianStoppingRule(hard_stop=False).hard_stop is False
+
+
+def test_the_examples_in_its_docstring_run():
+    failed, attempted = doctest.testmod(fastasha.schedulers.median_stopping_rule)
+    assert attempted >= 10 and failed == 0
 
 
 def test_it_is_importable_by_rays_paths():
@@ -407,8 +486,8 @@ def test_it_is_importable_by_rays_paths():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"hard_stop": False}, ValueError, "cannot pause a trial.*pass hard_stop=True"),
     ({"hard_stop": 0}, TypeError, "hard_stop must be True or False"),
+    ({"hard_stop": "False"}, TypeError, "hard_stop must be True or False"),
     ({"grace_period": -1}, ValueError, "grace_period must be a finite number >= 0, got -1"),
     ({"grace_period": math.inf}, ValueError, "grace_period must be a finite number >= 0"),
     ({"grace_period": math.nan}, ValueError, "grace_period must be a finite number >= 0"),
@@ -444,6 +523,9 @@ def test_snapshots_are_refused_when_they_do_not_fit():
     with pytest.raises(ValueError, match="grace_period=1 but this scheduler has grace_period=2"):
         MedianStoppingRule(time_attr=T, metric=M, mode="min", grace_period=2,
                            min_samples_required=2).load_state_dict(state)
+    with pytest.raises(ValueError, match="hard_stop=True but this scheduler has hard_stop=False"):
+        MedianStoppingRule(time_attr=T, metric=M, mode="min", grace_period=1,
+                           min_samples_required=2, hard_stop=False).load_state_dict(state)
     with pytest.raises(ValueError, match="mode='min' but this scheduler has mode='max'"):
         MedianStoppingRule(time_attr=T, metric=M, mode="max", grace_period=1,
                            min_samples_required=2).load_state_dict(state)
@@ -535,3 +617,117 @@ def test_the_tuner_needs_a_metric_and_a_mode_for_it(tmp_path):
                        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0))
     with pytest.raises(ValueError, match="MedianStoppingRule needs a metric and a mode"):
         tuner.fit()
+
+
+# ------------------------------------------------- the Tuner, with hard_stop=False
+
+class _Starts(Callback):
+    """Each trial start: the trial and every trial's status at that moment."""
+
+    def __init__(self):
+        self.starts = []
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.starts.append((trial.trial_id, {t.trial_id: t.status for t in trials}))
+
+
+def _pausing_tuner(tmp_path, name, hard_stop=False, slots=1, stop=None, callbacks=None,
+                   sleep_s=0.0):
+    # as _tuner, with an objective that checkpoints every step (mpo.checkpointed_curve)
+    return tune.Tuner(
+        mpo.checkpointed_curve,
+        param_space={"q": tune.grid_search(QUALITIES), "sleep_s": sleep_s},
+        tune_config=tune.TuneConfig(
+            metric="loss", mode="min", max_concurrent_trials=slots,
+            scheduler=MedianStoppingRule(time_attr="training_iteration", grace_period=3,
+                                         min_samples_required=2, hard_stop=hard_stop)),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0, stop=stop,
+                                  callbacks=callbacks))
+
+
+def _column(result, key):
+    return [row[key] for row in result.metrics_dataframe.to_dict("records")]
+
+
+BAD = (4.0, 2.6, 5.0)      # the qualities the rule judges at the grace period (iteration 3)
+
+
+@pytest.mark.parametrize("hard_stop", [True, False])
+def test_without_hard_stop_the_bad_trials_are_paused_and_run_last_from_their_checkpoint(
+        tmp_path, hard_stop):
+    starts = _Starts()
+    grid = _pausing_tuner(tmp_path, "sweep", hard_stop=hard_stop, callbacks=[starts]).fit()
+    assert [r.status for r in grid] == ["TERMINATED"] * len(QUALITIES) and not grid.errors
+    by_q = {r.config["q"]: r for r in grid}
+    ids = [r.metrics["trial_id"] for r in grid]
+    bad_ids = [by_q[q].metrics["trial_id"] for q in BAD]
+    for q, result in by_q.items():
+        if q in BAD and hard_stop:
+            # stopped for good at the grace period
+            assert _column(result, "step") == [1, 2, 3]
+            assert _column(result, "starts") == [1, 1, 1]
+        elif q in BAD:
+            # paused at the grace period; resumed from the checkpoint of step 3, it ran
+            # every step once, and was not judged (paused) again, though it still trails
+            assert _column(result, "step") == list(range(1, mpo.N_STEPS + 1))
+            assert _column(result, "training_iteration") == list(range(1, mpo.N_STEPS + 1))
+            assert _column(result, "starts") == [1] * 3 + [2] * (mpo.N_STEPS - 3)
+        else:
+            assert _column(result, "starts") == [1] * mpo.N_STEPS
+    # one slot: every trial starts in order; without hard_stop, the paused ones start
+    # again once none is left to start, in the order they were paused
+    assert [t for t, _ in starts.starts] == ids + ([] if hard_stop else bad_ids)
+    if not hard_stop:
+        # while the first paused trial resumes, the other two wait PAUSED
+        resumed, statuses = starts.starts[len(ids)]
+        assert resumed == bad_ids[0]
+        assert [statuses[t] for t in ids] == ["TERMINATED"] * 3 + ["RUNNING", "PAUSED",
+                                                                     "PAUSED"]
+        # and when the last bad trial first started, the two before it were PAUSED
+        assert [starts.starts[5][1][t] for t in bad_ids] == ["PAUSED", "PAUSED", "RUNNING"]
+    assert grid.get_best_result().config["q"] == 0.0
+
+
+def test_without_hard_stop_paused_trials_resume_only_once_every_trial_has_started(tmp_path):
+    # two slots: which trials the rule judges depends on timing, except that 5.0, the
+    # worst, always trails the median of the 3 or more trials that reached iteration 3
+    # before it; whatever was paused starts again only after the six first starts.
+    # (Trials of 20 ms a step, 60 ms to the pause: the driver hands trials under 0.1 s
+    # to a busy worker ahead of time, and a free slot then resumes a paused trial
+    # while the one handed ahead waits, PENDING, for its worker.)
+    starts = _Starts()
+    grid = _pausing_tuner(tmp_path, "two", slots=2, callbacks=[starts], sleep_s=0.02).fit()
+    assert [r.status for r in grid] == ["TERMINATED"] * len(QUALITIES) and not grid.errors
+    first = [t for t, _ in starts.starts[:len(QUALITIES)]]
+    assert sorted(first) == sorted(r.metrics["trial_id"] for r in grid)
+    again = [t for t, _ in starts.starts[len(QUALITIES):]]
+    paused = [r.metrics["trial_id"] for r in grid if max(_column(r, "starts")) > 1]
+    assert sorted(again) == sorted(paused)
+    by_q = {r.config["q"]: r for r in grid}
+    assert by_q[5.0].metrics["trial_id"] in paused
+    assert by_q[0.0].metrics["trial_id"] not in paused
+    for result in grid:
+        assert _column(result, "step") == list(range(1, mpo.N_STEPS + 1))
+        assert max(_column(result, "starts")) <= 2       # paused at most once
+
+
+def test_without_hard_stop_a_sweep_cut_short_keeps_them_paused_and_restore_resumes_them(
+        tmp_path):
+    # the stopper ends the sweep at the 69th result: the three good trials' 60 and the
+    # three bad ones' first 3 each; the last of them was paused by that very result
+    half = _pausing_tuner(tmp_path, "cut", stop=po.StopAllAfter(3 * mpo.N_STEPS + 9)).fit()
+    statuses = {r.config["q"]: r.status for r in half}
+    assert statuses == {3.0: "TERMINATED", 1.0: "TERMINATED", 0.0: "TERMINATED",
+                        4.0: "PAUSED", 2.6: "PAUSED", 5.0: "PAUSED"}
+    for result in half:
+        if result.config["q"] in BAD:
+            assert result.metrics["training_iteration"] == 3 and result.checkpoint is not None
+    # restored, the rule replays its calls and knows the three as paused: they resume
+    # from their checkpoints and run to the end without being judged (paused) again
+    restored = tune.Tuner.restore(half.experiment_path, mpo.checkpointed_curve).fit()
+    assert [r.status for r in restored] == ["TERMINATED"] * len(QUALITIES)
+    for result in restored:
+        assert _column(result, "step") == list(range(1, mpo.N_STEPS + 1))
+        expected = [1] * 3 + [2] * (mpo.N_STEPS - 3) if result.config["q"] in BAD \
+            else [1] * mpo.N_STEPS
+        assert _column(result, "starts") == expected

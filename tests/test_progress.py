@@ -469,3 +469,162 @@ def test_the_last_line_says_why_a_sweep_stopped(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("Experiment 'budget' stopped after 0:00:0"), last
     assert "(the time budget of 1 s is spent)" in last, last
+
+
+# -- paused trials (PBT, HyperBand, MedianStoppingRule(hard_stop=False)) ------------------
+
+
+def paused_row(i: int, metric: float | None) -> TrialRow:
+    return TrialRow(f"pause_{i:05d}", "PAUSED", 3, metric, {"lr": 0.1, "model": {"depth": 2}})
+
+
+def paused_snapshot(running: list[TrialRow], paused: list[TrialRow], n_terminated: int = 10,
+                    n_paused: int | None = None, mode: str | None = "min") -> ProgressSnapshot:
+    n_paused = len(paused) if n_paused is None else n_paused
+    counts = {"PENDING": 0, "RUNNING": len(running), "PAUSED": n_paused,
+              "TERMINATED": n_terminated, "ERROR": 0}
+    return ProgressSnapshot(
+        elapsed_s=12.0, counts=counts, total=sum(counts.values()), best=None, running=running,
+        metric="loss", mode=mode, paused=paused)
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The (trial name, status) of each row of the last table printed."""
+    final = out[out.rindex("Trial status:"):]
+    return re.findall(r"│ ((?:trial|pause)_\d{5}) +│ (\w+) +│", final)
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_paused_trials_are_counted_and_listed_after_the_running_ones(verbose):
+    running = [running_row(i, 10.0 - i) for i in range(3)]
+    paused = [paused_row(i, v) for i, v in enumerate([7.0, 2.0, 5.0])]
+    console, buf = make_console(False)
+    ProgressReporter(verbose, console=console).close(paused_snapshot(running, paused))
+    out = buf.getvalue()
+    # counted between RUNNING and TERMINATED, as Ray's status line counts them
+    assert "Trial status: 0 PENDING | 3 RUNNING | 3 PAUSED | 10 TERMINATED | 0 ERROR " \
+           "(16/16 trials)" in out
+    assert "Running and paused trials (best loss first in each)" in out
+    # each kind best first: the running ones, then the paused ones
+    assert table_rows(out) == [("trial_00002", "RUNNING"), ("trial_00001", "RUNNING"),
+                               ("trial_00000", "RUNNING"), ("pause_00001", "PAUSED"),
+                               ("pause_00002", "PAUSED"), ("pause_00000", "PAUSED")]
+    assert "more running" not in out and "more paused" not in out
+    # a paused trial is not finished: the sweep "stopped", with them still paused
+    assert out.strip().splitlines()[-1].startswith(
+        "Tuning stopped after 0:00:12: 3 RUNNING, 3 PAUSED, 10 TERMINATED (16/16 trials).")
+
+
+def test_without_paused_trials_the_status_line_and_table_are_as_before():
+    console, buf = make_console(False)
+    ProgressReporter(1, console=console).close(paused_snapshot([running_row(0, 1.0)], []))
+    out = buf.getvalue()
+    assert "Trial status: 0 PENDING | 1 RUNNING | 10 TERMINATED | 0 ERROR" in out
+    assert "PAUSED" not in out and "Running trials (best loss first)" in out
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_10000_trials_with_thousands_paused_stay_readable(terminal, verbose):
+    # 5,000 running and 4,000 paused trials, metrics permutations: the best of each known
+    running = [running_row(i, float((i * 7919) % 5_000)) for i in range(5_000)]
+    paused = [paused_row(i, float((i * 104_729) % 4_000)) for i in range(4_000)]
+    snapshot = paused_snapshot(running, paused, n_terminated=1_000)
+    console, buf = make_console(terminal)
+    with ProgressReporter(verbose, console=console) as reporter:
+        for _ in range(3):
+            reporter.update(snapshot)
+    out = plain(buf)
+    assert "5000 RUNNING | 4000 PAUSED | 1000 TERMINATED" in out and "(10000/10000" in out
+    assert len(out.splitlines()) < (120 if terminal else 40)
+    # 20 rows: the 15 best running trials, then the 5 best paused ones (Ray's table shows
+    # 5 rows of a status once it would pass 20)
+    rows = table_rows(out)
+    assert [status for _, status in rows] == ["RUNNING"] * 15 + ["PAUSED"] * 5
+    best_running = sorted(running, key=lambda r: r.metric)[:15]
+    best_paused = sorted(paused, key=lambda r: r.metric)[:5]
+    assert [t for t, _ in rows] == [r.trial_id for r in best_running + best_paused]
+    assert "... and 4985 more running and 3995 more paused trials" in out
+
+
+def test_paused_trials_take_the_rows_the_running_ones_leave():
+    running = [running_row(i, float(i)) for i in range(2)]
+    paused = [paused_row(i, float(i)) for i in range(100)]
+    console, buf = make_console(False)
+    ProgressReporter(1, console=console, max_rows=10).close(paused_snapshot(running, paused))
+    out = buf.getvalue()
+    assert [status for _, status in table_rows(out)] == ["RUNNING"] * 2 + ["PAUSED"] * 8
+    assert "... and 92 more paused trials" in out and "more running" not in out
+
+
+def test_only_paused_trials_and_a_list_cut_short_by_the_driver():
+    # nothing runs (the sweep was stopped, or every slot waits); the driver passed only
+    # the first 20 of the 500 paused trials, so the count comes from counts["PAUSED"]
+    paused = [paused_row(i, float(-i)) for i in range(20)]
+    snapshot = paused_snapshot([], paused, n_paused=500, mode=None)
+    console, buf = make_console(False)
+    ProgressReporter(1, console=console, max_rows=4).close(snapshot)
+    out = buf.getvalue()
+    assert "Paused trials" in out and "Running" not in out
+    assert "(best" not in out                     # no mode: in the order given
+    assert [t for t, _ in table_rows(out)] == [f"pause_{i:05d}" for i in range(4)]
+    assert "... and 496 more paused trials" in out
+
+
+def test_with_one_row_running_trials_come_first():
+    running = [running_row(i, float(i)) for i in range(3)]
+    paused = [paused_row(i, float(i)) for i in range(3)]
+    console, buf = make_console(False)
+    ProgressReporter(1, console=console, max_rows=1).close(paused_snapshot(running, paused))
+    out = buf.getvalue()
+    assert table_rows(out) == [("trial_00000", "RUNNING")]
+    assert "... and 2 more running and 3 more paused trials" in out
+
+
+def test_a_live_terminal_shows_trials_as_they_pause_and_resume():
+    console, buf = make_console(True)
+    with ProgressReporter(1, console=console) as reporter:
+        reporter.update(paused_snapshot([running_row(0, 1.0)], [paused_row(7, 3.0)]))
+        first = plain(buf)
+        reporter.update(paused_snapshot([running_row(0, 1.0), running_row(7, 3.0)], []))
+    assert re.search(r"│ pause_00007 +│ PAUSED +│", first)
+    assert "1 RUNNING | 1 PAUSED" in first
+    last = plain(buf)[len(first):]
+    assert "2 RUNNING | 10 TERMINATED" in last and "PAUSED" not in last
+
+
+def test_a_cut_short_median_sweep_shows_its_paused_trials(tmp_path, capsys):
+    # MedianStoppingRule(hard_stop=False) pauses the three poor trials at iteration 3; the
+    # stopper ends the sweep before they resume, so the final display lists them
+    import median_pause_objectives as mpo
+    import pause_objectives as po
+
+    from fastasha import tune
+    from fastasha.schedulers import MedianStoppingRule
+
+    grid = tune.Tuner(
+        mpo.checkpointed_curve,
+        param_space={"q": tune.grid_search([3.0, 1.0, 0.0, 4.0, 2.6, 5.0])},
+        tune_config=tune.TuneConfig(
+            metric="loss", mode="min", max_concurrent_trials=1,
+            scheduler=MedianStoppingRule(time_attr="training_iteration", grace_period=3,
+                                         min_samples_required=2, hard_stop=False)),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="median", verbose=2,
+                                  stop=po.StopAllAfter(3 * mpo.N_STEPS + 9)),
+    ).fit()
+    out = capsys.readouterr().out
+    ids = {r.config["q"]: r.metrics["trial_id"] for r in grid}
+    assert "Trial status: 0 PENDING | 0 RUNNING | 3 PAUSED | 3 TERMINATED | 0 ERROR " \
+           "(6/6 trials)" in out
+    assert "Paused trials (best loss first)" in out
+    # best first: 2.6 + 1/3, 4.0 + 1/3, 5.0 + 1/3, each at iteration 3
+    rows = re.findall(r"│ (\w+) +│ PAUSED +│ ([\d.]+) +│ +(\d+) │ +([\d.]+) │", out)
+    assert rows == [(ids[2.6], "2.6", "3", "2.933"), (ids[4.0], "4", "3", "4.333"),
+                    (ids[5.0], "5", "3", "5.333")]
+    # verbose=2's lines are for the finished trials only
+    assert sorted(re.findall(r"^TERMINATED (\w+) iter=20 ", out, re.MULTILINE)) == \
+        sorted(ids[q] for q in (3.0, 1.0, 0.0))
+    assert not re.search(r"^PAUSED ", out, re.MULTILINE)
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("Experiment 'median' stopped after ")
+    assert "3 PAUSED, 3 TERMINATED (6/6 trials)" in last

@@ -282,6 +282,53 @@ def test_display_stays_bounded_for_10000_trials(capsys):
     assert elapsed < 2.0
 
 
+def test_paused_trials_are_listed_between_the_running_and_the_finished_ones(capsys):
+    # Ray's reporter lists every status; fastasha's lists running, paused, then finished
+    # trials, the first two in at least half of max_progress_rows
+    statuses = ["TERMINATED", "PAUSED", "RUNNING", "PAUSED", "TERMINATED", "RUNNING", "PAUSED",
+                "PAUSED", "TERMINATED", "PAUSED"]
+    trials = [SimpleNamespace(trial_id=f"t{i}", status=status, config={"x": i},
+                              last_result={"loss": float(10 - i), "training_iteration": 3})
+              for i, status in enumerate(statuses)]
+    tune.CLIReporter(metric="loss", mode="min", max_progress_rows=6).report(trials, True)
+    out = capsys.readouterr().out
+    assert "Trial status: 0 PENDING | 2 RUNNING | 5 PAUSED | 3 TERMINATED | 0 ERROR" in out
+    rows = [cells(line)[:2] for line in final_table(out)[1:]]
+    # in the order given (no sort_by_metric): the 2 running, 1 paused, then 3 finished
+    # (the most recent first)
+    assert rows == [["t2", "RUNNING"], ["t5", "RUNNING"], ["t1", "PAUSED"],
+                    ["t8", "TERMINATED"], ["t4", "TERMINATED"], ["t0", "TERMINATED"]]
+    assert "... and 4 more trials (4 PAUSED)" in out
+    # a paused trial counts for the best one, as every trial does in Ray's display
+    assert "Current best trial: t9 with loss=1 " in out
+
+
+def test_paused_trials_of_10000_keep_the_table_bounded(capsys):
+    trials = [SimpleNamespace(trial_id=f"t{i:05d}",
+                              status=("RUNNING", "PAUSED", "TERMINATED", "PAUSED")[i % 4],
+                              config={"lr": i / 1e4},
+                              last_result={"loss": (i * 7919) % 10_000 / 100,
+                                           "training_iteration": i % 50})
+              for i in range(10_000)]
+    tune.CLIReporter(metric="loss", mode="min", sort_by_metric=True,
+                     max_progress_rows=20).report(trials, True)
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 40
+    assert "Trial status: 0 PENDING | 2500 RUNNING | 5000 PAUSED | 2500 TERMINATED" in out
+    rows = [cells(line)[:2] for line in final_table(out)[1:]]
+    # 10 live rows (15 running and 5 paused would leave the finished ones none): the 8
+    # best running, the 2 best paused, then the 10 best finished
+    assert [status for _, status in rows] == ["RUNNING"] * 8 + ["PAUSED"] * 2 + \
+        ["TERMINATED"] * 10
+
+    def best(status, n):
+        chosen = [t for t in trials if t.status == status]
+        return [t.trial_id for t in sorted(chosen, key=lambda t: t.last_result["loss"])[:n]]
+    assert [t for t, _ in rows] == best("RUNNING", 8) + best("PAUSED", 2) + \
+        best("TERMINATED", 10)
+    assert "... and 9980 more trials (2492 RUNNING, 4998 PAUSED, 2490 TERMINATED)" in out
+
+
 # -- a reporter of one's own ----------------------------------------------------------------
 
 

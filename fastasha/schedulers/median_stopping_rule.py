@@ -1,4 +1,4 @@
-"""MedianStoppingRule: stop a trial whose best result trails the median of the others."""
+"""MedianStoppingRule: stop, or pause, a trial whose best result trails the others' median."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from .._validation import (
     metric_value,
     time_value,
 )
-from ._base import CONTINUE, STOP, Decision, _JudgingScheduler
+from ._base import CONTINUE, PAUSE, STOP, Decision, _JudgingScheduler
 
 STATE_FORMAT = "fastasha.MedianStoppingRule/1"
-
 
 
 def _encode_float(x: float) -> float | str:
@@ -42,7 +41,7 @@ class _History:
         self.ordered = True
         self.means: dict[tuple[int, int], float] = {}
         self.live = True            # False once completed or removed
-        self.stopped = False        # the rule answered STOP
+        self.stopped = False        # the rule answered STOP (PAUSE with hard_stop=False)
 
     def record(self, t: float, score: float) -> None:
         times = self.times
@@ -85,10 +84,12 @@ class MedianStoppingRule(_JudgingScheduler):
 
     ``STOP  iff  not (best(trial) better than or equal to median(running means))``
 
-    so a tie continues and a NaN best stops. Decisions equal those of Ray
-    Tune 2.x's ``MedianStoppingRule`` result for result (checked against
-    streams recorded from Ray 2.60), except where Ray would pause a trial
-    (see Notes).
+    so a tie continues and a NaN best stops. With ``hard_stop=False`` the
+    trial is paused instead of stopped, and resumes once no other trial
+    waits to start (see Notes). Decisions equal those of Ray Tune 2.x's
+    ``MedianStoppingRule`` result for result (checked against streams
+    recorded from Ray 2.60), except where Ray would pause a trial to give
+    its slot to a waiting one (see Notes).
 
     Parameters
     ----------
@@ -109,12 +110,16 @@ class MedianStoppingRule(_JudgingScheduler):
     min_time_slice : float, default=0
         Accepted for compatibility and has no effect (see Notes).
     hard_stop : bool, default=True
-        Must be True (see Notes).
+        What becomes of a trial the rule judges worse than the median:
+        True stops it. False pauses it (the rule answers ``PAUSE``): it
+        waits ``PAUSED`` with its latest checkpoint, resumes once every
+        other trial has started, and then runs to its end without being
+        judged again (see Notes).
 
     Raises
     ------
     ValueError
-        For ``hard_stop=False``, a negative or non-finite ``grace_period``,
+        For a negative or non-finite ``grace_period``,
         ``min_samples_required < 1``, a negative ``min_time_slice`` or an
         unknown ``mode``.
     TypeError
@@ -122,24 +127,43 @@ class MedianStoppingRule(_JudgingScheduler):
 
     Notes
     -----
-    fastasha does not pause trials, and that is where it differs from Ray:
+    **hard_stop=False.** Where the rule would answer ``STOP`` it answers
+    ``PAUSE``, as Ray's does, and that trial is judged no more: each of its
+    later results is answered with ``CONTINUE`` and is not recorded (it
+    moves neither the trial's best nor the running means the other trials
+    are compared with), while its final result, at :meth:`on_trial_complete`,
+    is recorded as any trial's is. :attr:`n_stopped` (Ray's
+    ``num_stopped``) counts the paused trials. In a Tuner the paused trial
+    gives up its slot, and the rule leaves the choice of the next trial to
+    Ray's FIFO order (it has no ``choose_trial_to_run`` of its own): trials
+    that have not started yet go first, and a paused trial resumes only
+    when none is left, when a slot frees up. The objective then starts
+    again with ``tune.get_checkpoint()`` returning the checkpoint reported
+    last (from scratch if it reported none, as in Ray) and runs to its end.
+    So the poor trials are put at the back of the queue rather than ended:
+    a sweep that is not cut short ends with every trial ``TERMINATED``,
+    having run the poor ones after the others. Paused trials resume in the
+    order they were paused (Ray's FIFO takes them in the order they were
+    created). A sweep stopped before they resume (``time_budget_s``, a
+    ``Stopper``'s ``stop_all``) leaves them ``PAUSED``, and ``Tuner.restore``
+    resumes them, still unjudged. A sweep with ``num_samples=-1`` always
+    has another trial to start, so its paused trials never resume, as in
+    Ray.
 
-    - ``hard_stop=False`` asks Ray to pause a trial the rule would stop
-      and resume it once no other trial waits. fastasha refuses it: its
-      Tuner treats any answer other than ``STOP`` as "continue", so such a
-      rule would stop nothing. Use ``hard_stop=True``.
-    - When there are too few samples and other trials are waiting to run,
-      Ray pauses the trial (at most once per ``min_time_slice``) to give its
-      slot to a waiting one, even with ``hard_stop=True``. fastasha lets it
-      continue, which is what Ray does when no trial waits; so
-      ``min_time_slice`` has no effect.
+    **Too few samples.** When a trial has too few samples to be judged and
+    other trials wait to run (``PENDING`` ones, or ``PAUSED`` ones, such as
+    those this rule paused), Ray pauses it (at most once per
+    ``min_time_slice``) to give its slot to a waiting one, whatever
+    ``hard_stop`` is. fastasha lets the trial continue, which is what Ray
+    does when no trial waits; so ``min_time_slice`` has no effect.
 
     Other differences: a final result (:meth:`on_trial_complete`) without
     ``time_attr`` or the metric is not recorded, where Ray fails on it
-    later; a result that comes after the trial was stopped or has ended is
-    answered with ``STOP`` and not recorded (after a stop, Ray's rule fails
-    an assertion); and a ``metric`` without a ``mode`` is refused, where
-    Ray's Tuner quietly minimises it. As in Ray, a trial that starts again
+    later; a result that comes after the trial was stopped (with
+    ``hard_stop=True``) or has ended is answered with ``STOP`` and not
+    recorded (after a stop, Ray's rule fails an assertion); and a
+    ``metric`` without a ``mode`` is refused, where Ray's Tuner quietly
+    minimises it. As in Ray, a trial that starts again
     from an earlier checkpoint (a retry, a restore) keeps the results it
     had recorded, and ``Tuner.restore`` rebuilds the rule by replaying its
     calls.
@@ -172,6 +196,21 @@ class MedianStoppingRule(_JudgingScheduler):
     <Decision.CONTINUE: 'CONTINUE'>
     >>> rule.on_trial_result("c", {"training_iteration": 1, "loss": 0.5})
     <Decision.STOP: 'STOP'>
+
+    With ``hard_stop=False`` the same trial is paused, and once resumed it
+    is not judged again:
+
+    >>> pausing = MedianStoppingRule(time_attr="training_iteration", metric="loss", mode="min",
+    ...                              grace_period=1, min_samples_required=2, hard_stop=False)
+    >>> for trial_id, loss in zip("abc", (0.2, 0.4, 0.5)):
+    ...     _ = pausing.on_trial_add(trial_id)
+    ...     decision = pausing.on_trial_result(trial_id, {"training_iteration": 1, "loss": loss})
+    >>> decision
+    <Decision.PAUSE: 'PAUSE'>
+    >>> pausing.on_trial_result("c", {"training_iteration": 2, "loss": 0.9})
+    <Decision.CONTINUE: 'CONTINUE'>
+    >>> pausing.debug_string()
+    'Using MedianStoppingRule: num_stopped=1.'
     """
 
     def __init__(
@@ -196,16 +235,10 @@ class MedianStoppingRule(_JudgingScheduler):
         if not check_real("min_time_slice", min_time_slice) >= 0:
             raise ValueError(f"min_time_slice must be >= 0, got {min_time_slice!r}")
         check_bool("hard_stop", hard_stop)
-        if not hard_stop:
-            raise ValueError(
-                "hard_stop=False asks to pause the trials the rule would stop and resume them "
-                "later, and fastasha's MedianStoppingRule cannot pause a trial yet (it would "
-                "let them run on, so nothing would be stopped); pass hard_stop=True, the default"
-            )
         self._grace_period = grace_period
         self._min_samples_required = int(min_samples_required)
         self._min_time_slice = min_time_slice
-        self._hard_stop = True
+        self._hard_stop = bool(hard_stop)
         self._trials: dict[Hashable, _History] = {}
 
     # ------------------------------------------------------------ properties
@@ -233,7 +266,7 @@ class MedianStoppingRule(_JudgingScheduler):
 
     @property
     def n_stopped(self) -> int:
-        """Number of trials the rule has stopped."""
+        """Number of trials the rule has stopped (paused, with ``hard_stop=False``)."""
         return sum(h.stopped for h in self._trials.values())
 
     # ---------------------------------------------------------------- trials
@@ -267,11 +300,13 @@ class MedianStoppingRule(_JudgingScheduler):
         return 0
 
     def on_trial_result(self, trial_id: Hashable, result: dict) -> Decision:
-        """Record one result and judge it: :data:`STOP` or :data:`CONTINUE`.
+        """Record one result and judge it: :data:`CONTINUE` or :data:`STOP` (or :data:`PAUSE`).
 
-        Results without ``time_attr`` or the metric continue and change
+        With ``hard_stop=False`` a trial the rule would stop gets
+        :data:`PAUSE`. Results without ``time_attr`` or the metric continue and change
         nothing. A result of a trial that was stopped or has ended changes
-        nothing and is answered with :data:`STOP` again.
+        nothing and is answered with :data:`STOP` again; one of a trial that
+        was paused (and has resumed) changes nothing and continues.
 
         Raises
         ------
@@ -284,8 +319,11 @@ class MedianStoppingRule(_JudgingScheduler):
         if time_attr not in result or metric not in result:
             return CONTINUE
         history = self._history(trial_id)
-        if history.stopped or not history.live:
+        if not history.live:
             return STOP
+        if history.stopped:
+            # paused before (hard_stop=False): as in Ray, no longer judged nor recorded
+            return STOP if self._hard_stop else CONTINUE
         t = time_value(time_attr, result[time_attr], trial_id)
         score = self._sign * metric_value(metric, result[metric], trial_id)
         history.record(t, score)
@@ -309,7 +347,7 @@ class MedianStoppingRule(_JudgingScheduler):
         if history.best >= median:
             return CONTINUE
         history.stopped = True
-        return STOP
+        return STOP if self._hard_stop else PAUSE
 
     def on_trial_complete(self, trial_id: Hashable, result: dict) -> None:
         """A trial's final result: recorded like a result, and the trial ends.
