@@ -353,6 +353,9 @@ class Controller:
         own = getattr(type(scheduler), "choose_trial_to_run", None)
         self._choose = getattr(scheduler, "choose_trial_to_run") if own is not None and \
             own is not TrialScheduler.choose_trial_to_run else None
+        # a scheduler that may answer PAUSE (MedianStoppingRule(hard_stop=False) says so;
+        # any other, once it has paused a trial): no trials are handed out ahead
+        self._may_pause = bool(getattr(scheduler, "pauses_trials", False))
         # a scheduler that fills in or changes configs (PBT): the stored config follows
         self._changes_configs = bool(getattr(scheduler, "changes_configs", False))
         # a scheduler without time_attr (a TrialScheduler subclass) counts reports, as in Ray
@@ -660,6 +663,7 @@ class Controller:
             self.queue.append(trial)
         elif trial.status == PAUSED:
             self.paused[trial.trial_id] = trial
+            self._may_pause = True
         self._track_best(trial)
         if trial.status in (TERMINATED, ERROR):
             self._rank_finished(trial)
@@ -805,10 +809,15 @@ class Controller:
         ``fail_fast``: an adaptive ``search_alg`` must hear how a trial
         ended before it suggests the next, an unbounded sweep creates no
         trial ahead (it must end with none left waiting), and ``fail_fast``
-        must be able to stop the sweep before another trial starts.
+        must be able to stop the sweep before another trial starts. Nor
+        once the scheduler may pause trials (it says so with a true
+        ``pauses_trials``, or it has paused one): a paused trial resumes
+        only when no trial waits to start, and a trial handed to a busy
+        worker would wait there, PENDING, while a free slot resumed a
+        paused one.
         """
         return (self.searcher is None and self.total is not None and not self.fail_fast
-                and not self.stopping and self._choose is None)
+                and not self.stopping and self._choose is None and not self._may_pause)
 
     def n_waiting(self) -> int:
         """Trials that have not started yet: queued, or still to be created."""
@@ -1133,6 +1142,7 @@ class Controller:
 
     def _pause(self, trial: Trial) -> None:
         """A trial told to pause has ended: PAUSED, with its resources given back."""
+        self._may_pause = True
         trial.pausing = False
         self.release(trial)
         if trial.exploit is not None:

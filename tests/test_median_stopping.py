@@ -688,15 +688,18 @@ def test_without_hard_stop_the_bad_trials_are_paused_and_run_last_from_their_che
     assert grid.get_best_result().config["q"] == 0.0
 
 
-def test_without_hard_stop_paused_trials_resume_only_once_every_trial_has_started(tmp_path):
+@pytest.mark.parametrize("sleep_s", [0.02, 0.0])
+def test_without_hard_stop_paused_trials_resume_only_once_every_trial_has_started(
+        tmp_path, sleep_s):
     # two slots: which trials the rule judges depends on timing, except that 5.0, the
     # worst, always trails the median of the 3 or more trials that reached iteration 3
     # before it; whatever was paused starts again only after the six first starts.
-    # (Trials of 20 ms a step, 60 ms to the pause: the driver hands trials under 0.1 s
-    # to a busy worker ahead of time, and a free slot then resumes a paused trial
-    # while the one handed ahead waits, PENDING, for its worker.)
+    # (Trials of no time at all too: the driver hands trials under 0.1 s to busy
+    # workers ahead of time, except for a scheduler that may pause trials, where a
+    # free slot would resume a paused trial while one handed ahead waited, PENDING,
+    # for its worker.)
     starts = _Starts()
-    grid = _pausing_tuner(tmp_path, "two", slots=2, callbacks=[starts], sleep_s=0.02).fit()
+    grid = _pausing_tuner(tmp_path, "two", slots=2, callbacks=[starts], sleep_s=sleep_s).fit()
     assert [r.status for r in grid] == ["TERMINATED"] * len(QUALITIES) and not grid.errors
     first = [t for t, _ in starts.starts[:len(QUALITIES)]]
     assert sorted(first) == sorted(r.metrics["trial_id"] for r in grid)

@@ -265,6 +265,15 @@ class MedianStoppingRule(_JudgingScheduler):
         return len(self._trials)
 
     @property
+    def pauses_trials(self) -> bool:
+        """Whether the rule may answer ``PAUSE`` (``hard_stop=False``).
+
+        The Tuner then hands no trial to a busy worker ahead of time: a
+        paused trial resumes only when none waits to start.
+        """
+        return not self._hard_stop
+
+    @property
     def n_stopped(self) -> int:
         """Number of trials the rule has stopped (paused, with ``hard_stop=False``)."""
         return sum(h.stopped for h in self._trials.values())
