@@ -741,7 +741,8 @@ class Controller:
         As in Ray, the candidates are the PENDING and the PAUSED trials: one
         more PENDING trial is created first if none waits. Without a
         ``choose_trial_to_run`` of its own the scheduler gets FIFO order,
-        PENDING before PAUSED (Ray's FIFOScheduler). If the scheduler
+        PENDING before PAUSED, and paused trials in the order they were
+        created (Ray's FIFOScheduler). If the scheduler
         chooses none while no trial runs, the first candidate starts all the
         same (with a warning, once): the sweep would wait forever.
         """
@@ -753,7 +754,9 @@ class Controller:
                 self.queue.append(trial)
         if not self.queue and not self.paused:
             return None
-        default = self.queue[0] if self.queue else next(iter(self.paused.values()))
+        # (as Ray's FIFOScheduler: the paused trial created first)
+        default = self.queue[0] if self.queue else min(self.paused.values(),
+                                                       key=lambda t: t.index)
         trial = default
         if self._choose is not None:
             chosen = self._choose(self._ray_view)

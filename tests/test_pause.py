@@ -48,7 +48,8 @@ def test_paused_trials_resume_from_their_checkpoint_with_iterations_counting_on(
         assert _history(result, "resumed") == [False] * po.PAUSE_AT + \
             [True] * (po.N_STEPS - po.PAUSE_AT)
         assert result.checkpoint is not None
-    # one slot, FIFO: the PENDING trials run first, then the paused ones in pause order
+    # one slot, FIFO: the PENDING trials run first, then the paused ones (created first
+    # first, here also the order they paused in)
     ids = [r.metrics["trial_id"] for r in grid]
     expected = [(t, i) for t in ids for i in range(1, po.PAUSE_AT + 1)] + \
         [(t, i) for t in ids for i in range(po.PAUSE_AT + 1, po.N_STEPS + 1)]
@@ -184,3 +185,43 @@ def test_choose_trial_to_run_returning_a_wrong_trial_says_what_it_must_return(tm
     with pytest.raises(Exception, match="choose_trial_to_run returned 'trial_00000'.*PENDING "
                                         "or PAUSED"):
         _fit(tmp_path, po.stepper, Wrong())
+
+
+class _FirstPausesTwice(po.PausesOnce):
+    """The first trial pauses at iterations 2 and 4, the others at iteration 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.order: list = []
+
+    def on_trial_add(self, trial_id, bracket=None):
+        self.order.append(trial_id)
+        return 0
+
+    def on_trial_result(self, trial_id, result):
+        iteration = result["training_iteration"]
+        self.heard.append((trial_id, iteration))
+        first = trial_id == self.order[0]
+        if (iteration in (2, 4) if first else iteration == 1) and \
+                (trial_id, iteration) not in self.paused:
+            self.paused.add((trial_id, iteration))
+            return self.PAUSE
+        return self.CONTINUE
+
+
+def test_without_choose_trial_to_run_paused_trials_resume_in_the_order_they_were_created(
+        tmp_path):
+    # as Ray's FIFOScheduler: with no trial waiting to start, the paused trial created
+    # first resumes first. One slot: the first trial pauses at 2, the others at 1, and
+    # once resumed the first pauses again at 4, after the others: it is still the one
+    # to resume first, at once (in the order of the pauses, the second trial would)
+    scheduler = _FirstPausesTwice()
+    grid = _fit(tmp_path, po.stepper, scheduler)
+    assert [r.status for r in grid] == ["TERMINATED"] * 3
+    a, b, c = scheduler.order
+    assert scheduler.heard == [(a, 1), (a, 2), (b, 1), (c, 1)] + [
+        (t, i) for t in (a, b, c) for i in range(3 if t == a else 2, po.N_STEPS + 1)]
+    by_id = {r.metrics["trial_id"]: r for r in grid}
+    assert _history(by_id[a], "starts") == [1, 1, 2, 2, 3, 3]
+    for result in grid:
+        assert _history(result, "step") == list(range(1, po.N_STEPS + 1))

@@ -143,8 +143,7 @@ class MedianStoppingRule(_JudgingScheduler):
     So the poor trials are put at the back of the queue rather than ended:
     a sweep that is not cut short ends with every trial ``TERMINATED``,
     having run the poor ones after the others. Paused trials resume in the
-    order they were paused (Ray's FIFO takes them in the order they were
-    created). A sweep stopped before they resume (``time_budget_s``, a
+    order they were created, as with Ray's FIFO. A sweep stopped before they resume (``time_budget_s``, a
     ``Stopper``'s ``stop_all``) leaves them ``PAUSED``, and ``Tuner.restore``
     resumes them, still unjudged. A sweep with ``num_samples=-1`` always
     has another trial to start, so its paused trials never resume, as in
