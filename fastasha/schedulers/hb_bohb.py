@@ -9,7 +9,7 @@ for BOHB (``ray.tune.schedulers.HyperBandForBOHB``):
   halvings, whose trials start at the smallest milestone), then the smaller
   ones; a bracket too small to run (a first milestone below 1) is skipped.
 - A trial that reaches its bracket's milestone is paused while the bracket
-  still takes trials, or while another of its trials is not paused: new
+  may still take trials, or while another of its trials is not paused: new
   trials, which the searcher proposes from what the paused ones reached,
   join the bracket being filled. The bracket halves when its last trial
   reaches the milestone with all the others paused there.
@@ -24,12 +24,20 @@ for BOHB (``ray.tune.schedulers.HyperBandForBOHB``):
   from the paused trials' results and its ``max_concurrent`` counts the
   running trials only.
 
-Where fastasha differs from Ray: the scheduler's state is saved with the
-experiment, so that ``Tuner.restore`` continues a sweep with paused trials
-(Ray's ``save`` and ``restore`` raise ``NotImplementedError``); with another
-searcher than ``TuneBOHB`` it runs as well, the searcher hearing of pauses
-only if it has ``on_pause`` and ``on_unpause`` (Ray calls them on any
-searcher, and fails without them).
+Where fastasha differs from Ray:
+
+- A bracket that can take no more trials (the sweep has created its last
+  trial, or the bracket lost a trial that ended early) halves as soon as
+  all its trials are paused at the milestone, and one whose trials are all
+  paused at ``max_t`` stops them then; Ray pauses the last trial too and
+  waits until no trial of the whole sweep runs (the choice of the trials
+  that go on is the same, and they go on without a restart).
+- The scheduler's state is saved with the experiment, so that
+  ``Tuner.restore`` continues a sweep with paused trials (Ray's ``save``
+  and ``restore`` raise ``NotImplementedError``).
+- With another searcher than ``TuneBOHB`` it runs as well, the searcher
+  hearing of pauses only if it has ``on_pause`` and ``on_unpause`` (Ray
+  calls them on any searcher, and fails without them).
 """
 
 from __future__ import annotations
@@ -100,6 +108,8 @@ class HyperBandForBOHB(HyperBandScheduler):
     (9, 3)
     """
 
+    _processing = False        # (a halving stops trials: their removal must not start another)
+
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         """Put the trial in the bracket being filled, or in the next one: largest first."""
         name = type(self).__name__
@@ -152,10 +162,8 @@ class HyperBandForBOHB(HyperBandScheduler):
             return CONTINUE
         info["budget"] = bracket.cumul_r
         self._tell_budget(tune_controller, trial_id, result, info)
-        trials = tune_controller._controller.trials
-        others_paused = all(_is_paused(trials[t]) for t in bracket.live
-                            if t != trial_id and t in trials)
-        if not bracket.filled() or not others_paused:
+        if self._may_grow(tune_controller, bracket) or \
+                not self._all_paused(tune_controller, bracket, but=trial_id):
             self._tell(tune_controller, "on_pause", trial_id)
             return PAUSE
         action = self._process(tune_controller, bracket, trial_id)
@@ -163,13 +171,45 @@ class HyperBandForBOHB(HyperBandScheduler):
             self._tell(tune_controller, "on_pause", trial_id)
         return action
 
+    def _may_grow(self, tune_controller: Any, bracket: _Bracket) -> bool:
+        """Whether trials may still join ``bracket``: it is being filled, and the sweep will
+        create more trials."""
+        if bracket is not self._current or bracket.filled():
+            return False
+        controller = tune_controller._controller
+        return not (controller.exhausted or controller.stopping or (
+            controller.total is not None and len(controller.order) >= controller.total))
+
+    def _all_paused(self, tune_controller: Any, bracket: _Bracket, but: str | None) -> bool:
+        """Whether every live trial of ``bracket`` (``but`` aside) is paused."""
+        trials = tune_controller._controller.trials
+        return all(_is_paused(trials[t]) for t in bracket.live if t != but and t in trials)
+
     def _process(self, tune_controller: Any, bracket: _Bracket, current: str | None) -> str:
         """HyperBand's halving; the searcher hears of the paused trials it lets go on."""
         before = set(bracket.to_unpause)
-        action = super()._process(tune_controller, bracket, current)
+        self._processing = True
+        try:
+            action = super()._process(tune_controller, bracket, current)
+        finally:
+            self._processing = False
         for trial_id in sorted(bracket.to_unpause - before):
             self._tell(tune_controller, "on_unpause", trial_id)
         return action
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        """A trial ended or was stopped: out of its bracket, which may halve (or end) now.
+
+        A bracket that gets no more trials and whose other trials are all
+        paused at ``max_t`` stops them now (HyperBand's halving when they
+        are paused at an earlier milestone).
+        """
+        bracket = self._trial_bracket.get(trial.trial_id)
+        super().on_trial_remove(tune_controller, trial)
+        if bracket is not None and bracket.live and bracket.finished() and \
+                not self._processing and not self._may_grow(tune_controller, bracket) and \
+                self._all_paused(tune_controller, bracket, but=None):
+            self._process(tune_controller, bracket, None)
 
     def _tell(self, tune_controller: Any, event: str, trial_id: str) -> None:
         """``searcher.on_pause(trial_id)`` or ``on_unpause``, if the searcher has it."""
