@@ -98,7 +98,7 @@ Examples
 ...                                             "activation": tune.choice(["relu", "tanh"])})
 True
 >>> searcher.suggest("t0")
-{'activation': 'relu', 'width': 10.0}
+{'width': 10.0, 'activation': 'relu'}
 >>> config = searcher.suggest("t1")
 >>> 0 <= config["width"] < 20, config["activation"] in ("relu", "tanh")
 (True, True)
