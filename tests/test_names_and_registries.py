@@ -21,6 +21,7 @@ import pytest
 
 import fastasha.integration
 import fastasha.search.bayesopt
+import fastasha.search.bohb
 import fastasha.search.hyperopt
 import fastasha.search.nevergrad
 import fastasha.search.optuna
@@ -225,7 +226,7 @@ def test_create_scheduler_passes_arguments_and_drops_those_the_class_lacks():
         create_scheduler("async_hyperband", reduction_factor=1)
 
 
-@pytest.mark.parametrize("name", ["hb_bohb", "pbt_replay", "pb2", "resource_changing", "PB2"])
+@pytest.mark.parametrize("name", ["pbt_replay", "pb2", "resource_changing", "PB2"])
 def test_rays_schedulers_that_fastasha_lacks_are_named_as_such(name):
     with pytest.raises(ValueError, match=rf"{name!r} is Ray Tune's name for .*not available in "
                                          r"fastasha; the schedulers fastasha has are 'fifo', "
@@ -306,7 +307,7 @@ def test_create_searcher_drops_what_the_class_does_not_take():
     assert generator.max_concurrent == 2
 
 
-@pytest.mark.parametrize("name", ["ax", "bohb", "hebo", "zoopt", "skopt", "dragonfly", "vizier",
+@pytest.mark.parametrize("name", ["ax", "hebo", "zoopt", "skopt", "dragonfly", "vizier",
                                   "blendsearch", "AX"])
 def test_rays_searchers_that_fastasha_lacks_are_named_as_such(name):
     with pytest.raises(ValueError, match=rf"{name!r} is Ray Tune's name for .*not available in "
@@ -357,7 +358,7 @@ def _extras() -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("module", [fastasha.search.optuna, fastasha.search.hyperopt,
                                     fastasha.search.bayesopt, fastasha.search.nevergrad,
-                                    fastasha.integration],
+                                    fastasha.search.bohb, fastasha.integration],
                          ids=lambda m: m.__name__)
 def test_docstrings_give_install_commands_that_work(module):
     """fastasha is not on PyPI: a command must install the library, or an extra of a clone."""

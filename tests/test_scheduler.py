@@ -988,7 +988,7 @@ def test_memory_of_trials_added_one_at_a_time():
         assert table.nbytes() - empty <= max(32 * n, FIRST_TRIAL_BLOCK)
 
 
-@pytest.mark.parametrize("name", ["PB2", "HyperBandForBOHB", "ResourceChangingScheduler"])
+@pytest.mark.parametrize("name", ["PB2", "ResourceChangingScheduler"])
 def test_rays_schedulers_fastasha_lacks_are_refused_with_what_it_has(name):
     import importlib
 

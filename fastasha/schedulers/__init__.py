@@ -3,9 +3,11 @@
 ``FIFOScheduler`` never stops a trial; ``AsyncHyperBandScheduler`` (alias
 ``ASHAScheduler``) is Asynchronous Successive Halving,
 ``MedianStoppingRule`` the median stopping rule, ``HyperBandScheduler``
-synchronous HyperBand (which pauses trials until their bracket halves), and
-``PopulationBasedTraining`` Population Based Training (which pauses trials
-and has them exploit others), all with Ray Tune's arguments and decisions.
+synchronous HyperBand (which pauses trials until their bracket halves),
+``HyperBandForBOHB`` its variant for BOHB (with
+:class:`~fastasha.search.bohb.TuneBOHB`), and ``PopulationBasedTraining``
+Population Based Training (which pauses trials and has them exploit
+others), all with Ray Tune's arguments and decisions.
 Any object with the :class:`TrialScheduler` interface can be passed to the
 Tuner instead. :func:`create_scheduler`
 builds one from Ray Tune's name for it (``"async_hyperband"``), as
@@ -21,6 +23,7 @@ from .._named import create_by_name
 from ._base import CONTINUE, PAUSE, STOP, Decision, TrialScheduler
 from .async_hyperband import AsyncHyperBandScheduler, RungInfo
 from .fifo import FIFOScheduler
+from .hb_bohb import HyperBandForBOHB
 from .hyperband import HyperBandScheduler
 from .median_stopping_rule import MedianStoppingRule
 from .pbt import PopulationBasedTraining
@@ -33,6 +36,7 @@ __all__ = [
     "CONTINUE",
     "Decision",
     "FIFOScheduler",
+    "HyperBandForBOHB",
     "HyperBandScheduler",
     "MedianStoppingRule",
     "PAUSE",
@@ -45,7 +49,6 @@ __all__ = [
 
 # Ray's schedulers fastasha does not have (all pause trials or change their resources)
 _PAUSING = {
-    "HyperBandForBOHB": "BOHB's HyperBand",
     "PopulationBasedTrainingReplay": "replaying a Population Based Training schedule",
     "PB2": "Population Based Bandits",
     "ResourceChangingScheduler": "changing a trial's resources",
@@ -62,10 +65,10 @@ _NAMES = {
     "medianstopping": lambda: MedianStoppingRule,
     "pbt": lambda: PopulationBasedTraining,
     "hyperband": lambda: HyperBandScheduler,
+    "hb_bohb": lambda: HyperBandForBOHB,
 }
 # Ray's names for the schedulers fastasha lacks
 _MISSING = {
-    "hb_bohb": "HyperBandForBOHB (BOHB's HyperBand, which pauses trials)",
     "pbt_replay": "PopulationBasedTrainingReplay (which pauses trials and changes their configs)",
     "pb2": "PB2 (Population Based Bandits, which pauses trials and changes their configs)",
     "resource_changing": "ResourceChangingScheduler (which changes a trial's resources)",
@@ -87,7 +90,8 @@ def create_scheduler(scheduler: str, **kwargs: Any) -> TrialScheduler:
         extension), ``"median_stopping_rule"`` or ``"medianstopping"``
         (:class:`MedianStoppingRule`), ``"pbt"``
         (:class:`PopulationBasedTraining`), ``"hyperband"``
-        (:class:`HyperBandScheduler`).
+        (:class:`HyperBandScheduler`), ``"hb_bohb"``
+        (:class:`HyperBandForBOHB`).
     **kwargs
         The scheduler's arguments (``metric``, ``mode``, ``max_t``, ...).
         As in Ray, those the chosen class does not take are dropped (with a
@@ -101,9 +105,8 @@ def create_scheduler(scheduler: str, **kwargs: Any) -> TrialScheduler:
     ------
     ValueError
         For Ray's names of schedulers fastasha does not have
-        (``"hb_bohb"``, ``"pbt_replay"``, ``"pb2"``,
-        ``"resource_changing"``), and for an unknown name; the message lists
-        the names above.
+        (``"pbt_replay"``, ``"pb2"``, ``"resource_changing"``), and for an
+        unknown name; the message lists the names above.
     TypeError
         If ``scheduler`` is not a str.
 

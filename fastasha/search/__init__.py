@@ -18,8 +18,9 @@ does. Ray's searchers backed by other libraries are in their own modules,
 each needing its library (importing this package imports none of them):
 ``OptunaSearch`` in :mod:`fastasha.search.optuna`, ``HyperOptSearch``
 in :mod:`fastasha.search.hyperopt`, ``BayesOptSearch`` in
-:mod:`fastasha.search.bayesopt` and ``NevergradSearch`` in
-:mod:`fastasha.search.nevergrad`. :func:`create_searcher` builds one from
+:mod:`fastasha.search.bayesopt`, ``NevergradSearch`` in
+:mod:`fastasha.search.nevergrad` and ``TuneBOHB`` in
+:mod:`fastasha.search.bohb`. :func:`create_searcher` builds one from
 Ray Tune's name for it (``"optuna"``), as ``TuneConfig(search_alg="optuna")``
 and ``tune.run(search_alg=...)`` do with a name.
 
@@ -117,11 +118,11 @@ _NAMES = {
     "hyperopt": _external("hyperopt", "HyperOptSearch"),
     "bayesopt": _external("bayesopt", "BayesOptSearch"),
     "nevergrad": _external("nevergrad", "NevergradSearch"),
+    "bohb": _external("bohb", "TuneBOHB"),
 }
 # Ray's names (in Ray 2.x, some in its earlier releases only) for those fastasha lacks
 _MISSING = {
     "ax": "AxSearch (Ax)",
-    "bohb": "TuneBOHB (BOHB)",
     "hebo": "HEBOSearch (HEBO)",
     "zoopt": "ZOOptSearch (ZOOpt)",
     "vizier": "VizierSearch (Vizier)",
@@ -147,8 +148,9 @@ def create_searcher(search_alg: str, **kwargs: Any) -> Any:
         One of Ray's names, in any case: ``"variant_generator"`` or
         ``"random"`` (:class:`BasicVariantGenerator`), ``"optuna"``
         (``OptunaSearch``), ``"hyperopt"`` (``HyperOptSearch``),
-        ``"bayesopt"`` (``BayesOptSearch``) or ``"nevergrad"``
-        (``NevergradSearch``, which needs an ``optimizer=``).
+        ``"bayesopt"`` (``BayesOptSearch``), ``"nevergrad"``
+        (``NevergradSearch``, which needs an ``optimizer=``) or ``"bohb"``
+        (``TuneBOHB``, with the scheduler ``"hb_bohb"``).
     **kwargs
         The searcher's arguments (``metric``, ``mode``,
         ``points_to_evaluate``, ...). As in Ray, those the chosen class does
@@ -163,7 +165,7 @@ def create_searcher(search_alg: str, **kwargs: Any) -> Any:
     ------
     ValueError
         For Ray's names of searchers fastasha does not have (``"ax"``,
-        ``"bohb"``, ``"hebo"``, ``"zoopt"``, ...), for an unknown name (each
+        ``"hebo"``, ``"zoopt"``, ...), for an unknown name (each
         message lists the names above), and for ``ConcurrencyLimiter`` and
         ``Repeater``, which wrap a searcher rather than being one.
     ImportError
