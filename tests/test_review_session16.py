@@ -1,0 +1,80 @@
+"""Review of synchronous PBT, MedianStoppingRule(hard_stop=False) and paused trials (session 16).
+
+Each test is a defect found by the review, shown by a real sweep through the public API.
+The objective (tests/review16_objectives.py) logs every step it runs, as
+tests/pbt_synch_objectives.py's does, so the tests see the order the trials really ran in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import review16_objectives as ro
+from fastasha import tune
+from fastasha.schedulers import PopulationBasedTraining
+from test_pbt_synch import (
+    INTERVAL,
+    MUTATIONS,
+    N_STEPS,
+    POINTS,
+    RATES,
+    _check_in_step,
+    _check_quantile_exploits,
+    _exploits,
+    _log,
+)
+
+
+def _pbt():
+    return PopulationBasedTraining(time_attr="training_iteration",
+                                   perturbation_interval=INTERVAL,
+                                   hyperparam_mutations={"rate": MUTATIONS},
+                                   quantile_fraction=0.25, resample_probability=0.25,
+                                   synch=True)
+
+
+def _space(tmp_path, name, rates=RATES, **extra):
+    return {"rate": tune.grid_search(list(rates)), "n_steps": N_STEPS,
+            "log": str(tmp_path / f"{name}.log"), **extra}
+
+
+def _fit(tmp_path, *, name="sync", rates=RATES, max_failures=0, stop=None, **extra):
+    return tune.Tuner(
+        ro.synch_accumulator,
+        param_space=_space(tmp_path, name, rates, **extra),
+        tune_config=tune.TuneConfig(scheduler=_pbt(), metric="total", mode="max", seed=3,
+                                    max_concurrent_trials=1),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
+                                  stop=stop,
+                                  failure_config=tune.FailureConfig(max_failures=max_failures)),
+    ).fit()
+
+
+def _starts(tmp_path, name="sync"):
+    """Each start of a trial's objective, in order: [(index, steps done before it)]."""
+    with open(tmp_path / f"{name}.log.starts") as f:
+        return [tuple(json.loads(line)) for line in f]
+
+
+def test_synch_pbt_a_trial_retried_after_its_pause_waits_for_the_trials_not_created_yet(
+        tmp_path):
+    # One slot, four trials: trial 0 is paused at the first point (3), and its objective
+    # fails while it winds down. Retried (max_failures=1), it waits PENDING at 3, ahead of
+    # the three trials the sweep has not created yet. PBT chooses none of the trials
+    # waiting (trial 0 has reached the point), and the sweep used to start trial 0 all the
+    # same, with a RuntimeWarning, instead of creating the next trial: trial 0 ran step 4
+    # before the others had reached 3, and ran it again after its exploit.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grid = _fit(tmp_path, bad_wind_down=0, max_failures=1)
+    assert os.path.exists(tmp_path / "sync.log.wound_down0")      # the fault struck
+    assert not [w for w in caught if "choose_trial_to_run" in str(w.message)], \
+        [str(w.message) for w in caught]
+    assert [r.status for r in grid] == ["TERMINATED"] * 4 and not grid.errors
+    log = _log(tmp_path)
+    assert _check_in_step(log, POINTS) == {i: N_STEPS for i in range(4)}
+    # trial 0, the worst at 3, exploits the best while it waits to start again
+    assert _check_quantile_exploits(log, _exploits(tmp_path), POINTS) == len(POINTS)
+    assert _starts(tmp_path)[:4] == [(0, 0), (1, 0), (2, 0), (3, 0)]
