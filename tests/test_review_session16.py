@@ -11,6 +11,7 @@ import json
 import os
 import warnings
 
+import pause_objectives as po
 import review16_objectives as ro
 from fastasha import tune
 from fastasha.schedulers import PopulationBasedTraining
@@ -78,3 +79,39 @@ def test_synch_pbt_a_trial_retried_after_its_pause_waits_for_the_trials_not_crea
     # trial 0, the worst at 3, exploits the best while it waits to start again
     assert _check_quantile_exploits(log, _exploits(tmp_path), POINTS) == len(POINTS)
     assert _starts(tmp_path)[:4] == [(0, 0), (1, 0), (2, 0), (3, 0)]
+
+
+def test_synch_pbt_a_trial_resumed_by_restore_catches_up_without_a_pause_at_every_result(
+        tmp_path):
+    # One slot: trial 3 fails at step 5 (ERROR); the three others are ranked without it at
+    # 6, and the stopper ends the sweep after 28 results, with trials 0 and 1 paused at 9
+    # and trial 2 at 6. Tuner.restore(resume_errored=True) resumes trial 3 from its
+    # checkpoint at step 4: it must run on to 9, where the others wait, and be ranked there
+    # with them. It used to be paused at 6, 7, 8 and 9, and restarted after each, at
+    # every result: its perturbation point counted from 3, its last point, not from the
+    # population's next one.
+    first = _fit(tmp_path, fail_once=[3, 5], stop=po.StopAllAfter(28))
+    assert [r.status for r in first] == ["PAUSED", "PAUSED", "PAUSED", "ERROR"]
+    assert [r.metrics["step"] for r in first] == [9, 9, 6, 4]
+    n_before = len(_log(tmp_path))
+    restored = tune.Tuner.restore(str(tmp_path / "sync"), ro.synch_accumulator,
+                                  scheduler=_pbt(), resume_errored=True).fit()
+    assert [r.status for r in restored] == ["TERMINATED"] * 4 and not restored.errors
+    log = _log(tmp_path)
+    # each trial ran each step once, in order; after the restore no trial ran a step past
+    # 9 before all four had reached 9
+    last = {}
+    for index, step, _ in log:
+        assert step == last.get(index, 0) + 1, (index, step, last)
+        last[index] = step
+    assert last == {i: N_STEPS for i in range(4)}
+    after = [(i, s) for i, s, _ in log[n_before:]]
+    first_past_9 = min(k for k, (_, s) in enumerate(after) if s > 9)
+    assert {(i, 9) for i in range(2, 4)} <= set(after[:first_past_9]), after
+    # after the restore trial 3 starts at 4 and is paused at the points 9 and 12 only
+    resumed = [s for i, s in _starts(tmp_path) if i == 3]
+    assert resumed == [0, 3, 4, 9, 12], resumed
+    # one exploit among four at 3, among three at 6 (trial 3 had failed), and among all
+    # four again at 9 and 12
+    exploits = _exploits(tmp_path)
+    assert _check_quantile_exploits(log, exploits, POINTS) == 4
