@@ -1379,6 +1379,10 @@ class Controller:
         )
         trial.error, trial.traceback = error, trace
         if retry:
+            if trial.pausing and trial.exploit is not None:
+                # paused for an exploit (PBT), which its scheduler has made and logged: its
+                # objective failing as it wound down does not undo it
+                self._apply_exploit(trial)
             self._requeue(trial)
             self.callback("on_trial_recover", trial)
             return

@@ -24,6 +24,7 @@ from test_pbt_synch import (
     _check_in_step,
     _check_quantile_exploits,
     _exploits,
+    _index,
     _log,
 )
 
@@ -115,3 +116,21 @@ def test_synch_pbt_a_trial_resumed_by_restore_catches_up_without_a_pause_at_ever
     # four again at 9 and 12
     exploits = _exploits(tmp_path)
     assert _check_quantile_exploits(log, exploits, POINTS) == 4
+
+
+def test_synch_pbt_the_trial_that_completes_a_point_keeps_its_exploit_through_a_retry(
+        tmp_path):
+    # One slot: trial 3 is the last to reach each point, and the worst at 3, so its own
+    # result ranks the population and has it exploit the best; paused for that, its
+    # objective fails while it winds down, and it is retried (max_failures=1). It must
+    # go on from the donor's checkpoint with the new config, as pbt_global.txt says it
+    # does: the retry dropped the exploit, and it went on from its own state.
+    grid = _fit(tmp_path, rates=[1.0, 2.0, 4.0, 0.5], bad_wind_down=3, max_failures=1)
+    assert os.path.exists(tmp_path / "sync.log.wound_down3")
+    assert [r.status for r in grid] == ["TERMINATED"] * 4 and not grid.errors
+    log = _log(tmp_path)
+    assert _check_in_step(log, POINTS) == {i: N_STEPS for i in range(4)}
+    exploits = _exploits(tmp_path)
+    assert [_index(exploits[0][0]), _index(exploits[0][1]), *exploits[0][2:4]] == \
+        [3, 2, 3, 3], exploits[0]
+    assert _check_quantile_exploits(log, exploits, POINTS) == len(POINTS)
