@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
+
+import pytest
 
 import pause_objectives as po
 import review16_objectives as ro
@@ -134,3 +137,33 @@ def test_synch_pbt_the_trial_that_completes_a_point_keeps_its_exploit_through_a_
     assert [_index(exploits[0][0]), _index(exploits[0][1]), *exploits[0][2:4]] == \
         [3, 2, 3, 3], exploits[0]
     assert _check_quantile_exploits(log, exploits, POINTS) == len(POINTS)
+
+
+@pytest.mark.parametrize("reporter", [None, "cli"])
+def test_the_table_of_paused_trials_is_of_the_best_of_all_of_them(tmp_path, capsys,
+                                                                  reporter):
+    # 300 trials, each paused at its first result (one slot), the later ones better; the
+    # stopper ends the sweep once all are paused. The status table says "best loss
+    # first": it must list the best paused trials of all 300, as the best-trial line
+    # does, not the best of the first 256 to pause (the driver passes the display 256).
+    n = 300
+    cli = tune.CLIReporter(metric="loss", mode="min", sort_by_metric=True,
+                           max_progress_rows=20) if reporter == "cli" else None
+    grid = tune.Tuner(
+        po.stepper,
+        param_space={"x": tune.grid_search([float(n - i) for i in range(n)])},
+        tune_config=tune.TuneConfig(scheduler=po.PausesOnce(pause_at=1), metric="loss",
+                                    mode="min", max_concurrent_trials=1),
+        run_config=tune.RunConfig(name="many", storage_path=str(tmp_path), verbose=1,
+                                  stop=po.StopAllAfter(n), progress_reporter=cli),
+    ).fit()
+    assert [r.status for r in grid] == ["PAUSED"] * n
+    out = capsys.readouterr().out
+    ids = [r.metrics["trial_id"] for r in grid]
+    assert f"Current best trial: {ids[-1]} with loss=1 " in out
+    final = out[out.rindex("Trial status:"):]
+    shown = re.findall(r"│ (\w+) +│ PAUSED +│", final)
+    # the best first, as many as the table has rows for (the CLIReporter keeps half of
+    # its 20 rows for finished trials, of which there are none)
+    assert shown and shown == ids[::-1][:len(shown)], shown
+    assert len(shown) >= 10
