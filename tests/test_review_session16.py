@@ -10,7 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +172,55 @@ def test_the_table_of_paused_trials_is_of_the_best_of_all_of_them(tmp_path, caps
     # its 20 rows for finished trials, of which there are none)
     assert shown and shown == ids[::-1][:len(shown)], shown
     assert len(shown) >= 10
+
+
+def _statuses(path):
+    try:
+        return [r.status for r in tune.ResultGrid.from_path(str(path))] or None
+    except Exception:   # noqa: BLE001 - not created yet, or caught mid-creation
+        return None
+
+
+def test_synch_pbt_restore_after_the_driver_is_killed_while_a_trial_pauses(tmp_path):
+    # One slot: trial 0 waits paused at the first point (3), trial 1 has reached it too and
+    # hangs while it winds down; the driver is killed then, before trials 2 and 3 exist.
+    # Restored, trial 1 is PENDING at 3, and the two trials not created yet must run to 3
+    # before any runs past it (it used to start as soon as the trials created before the
+    # driver was killed had reached 3, with a RuntimeWarning).
+    log = tmp_path / "killed.log"
+    script = Path(ro.__file__)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(script.parent), *sys.path]))
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), "killed", str(log)],
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 40
+        while not os.path.exists(f"{log}.hung1"):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the second trial never paused"
+            time.sleep(0.05)
+        # the driver commits in the background: kill it once the file holds the pause
+        # (the driver may have created the next trial already, PENDING)
+        while (_statuses(tmp_path / "killed") or [])[:2] != ["PAUSED", "RUNNING"]:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, _statuses(tmp_path / "killed")
+            time.sleep(0.05)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)   # the driver and its workers
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        proc.stderr.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grid = tune.Tuner.restore(str(tmp_path / "killed"), ro.synch_accumulator,
+                                  scheduler=_pbt()).fit()
+    assert not [w for w in caught if "choose_trial_to_run" in str(w.message)], \
+        [str(w.message) for w in caught]
+    assert [r.status for r in grid] == ["TERMINATED"] * 4 and not grid.errors
+    with open(log) as f:
+        steps = [tuple(json.loads(line)) for line in f]
+    assert _check_in_step(steps, POINTS) == {i: N_STEPS for i in range(4)}
+    assert _check_quantile_exploits(steps, _exploits(tmp_path, "killed"), POINTS) == \
+        len(POINTS)
