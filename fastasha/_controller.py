@@ -739,7 +739,9 @@ class Controller:
         """:meth:`assign` with paused trials, or the scheduler's ``choose_trial_to_run``.
 
         As in Ray, the candidates are the PENDING and the PAUSED trials: one
-        more PENDING trial is created first if none waits. Without a
+        more PENDING trial is created first if none waits, and in a finite
+        sweep one more if the scheduler chooses none of those waiting, all
+        of which have run before. Without a
         ``choose_trial_to_run`` of its own the scheduler gets FIFO order,
         PENDING before PAUSED, and paused trials in the order they were
         created (Ray's FIFOScheduler). If the scheduler
@@ -760,6 +762,18 @@ class Controller:
         trial = default
         if self._choose is not None:
             chosen = self._choose(self._ray_view)
+            # none of the waiting trials (synchronous PBT's are already at the next point):
+            # in a finite sweep the trials still to be created are candidates too, as in
+            # Ray, which has them created ahead; one more, unless one that has never run
+            # waits already (the scheduler passes over such a trial on purpose)
+            if chosen is None and self.total is not None and \
+                    all(t.result is not None for t in self.queue):
+                more = self._create_trial(now)
+                while more is _UNFIT:
+                    more = self._create_trial(now)
+                if more is not None:
+                    self.queue.append(more)
+                    chosen = self._choose(self._ray_view)
             if chosen is not None and not (
                     isinstance(chosen, Trial) and self.trials.get(chosen.trial_id) is chosen and
                     (chosen.status == PAUSED or (chosen.status == PENDING and
@@ -1367,6 +1381,10 @@ class Controller:
         )
         trial.error, trial.traceback = error, trace
         if retry:
+            if trial.pausing and trial.exploit is not None:
+                # paused for an exploit (PBT), which its scheduler has made and logged: its
+                # objective failing as it wound down does not undo it
+                self._apply_exploit(trial)
             self._requeue(trial)
             self.callback("on_trial_recover", trial)
             return

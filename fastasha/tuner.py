@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import heapq
 import math
 import numbers
 import os
@@ -1011,7 +1012,8 @@ class _Run:
         finished = FinishedRows(n_rows, progress_reporter.max_error_rows, metric, mode,
                                 progress_reporter.sort_by_metric)
         rows = _Snapshots(controller, metric, mode, started, finished=finished,
-                          n_running=max(256, n_rows))
+                          n_running=max(256, n_rows),
+                          sort_paused=progress_reporter.sort_by_metric)
         display = ProgressReporter(
             rc.verbose, experiment_name=name, console=console, metric=metric, max_rows=n_rows,
             layout=progress_reporter._layout(rc.verbose, live=is_live(console)))
@@ -1038,16 +1040,21 @@ class _Snapshots:
     for another one, the best is taken among the running trials and
     ``finished.best``. ``finished`` (a :class:`~fastasha._progress.FinishedRows`)
     keeps the finished trials a reporter's table lists, when there is one.
+    Of more than ``n_running`` paused trials, the snapshot passes the best
+    ``n_running`` when ``sort_paused`` (the table lists them best first),
+    else the first ones.
     """
 
     def __init__(self, controller: Controller, metric: str | None, mode: str | None,
-                 started: float, finished: Any = None, n_running: int = 256) -> None:
+                 started: float, finished: Any = None, n_running: int = 256,
+                 sort_paused: bool = True) -> None:
         self.controller = controller
         self.metric = metric
         self.mode = mode
         self.started = started
         self.finished = finished
         self.n_running = n_running
+        self.sort_paused = sort_paused and metric is not None and mode is not None
         # controller.best is the display's best when both show the tuned metric and mode
         self.tuned = metric == controller.metric and mode == controller.mode
 
@@ -1072,8 +1079,9 @@ class _Snapshots:
 
         c = self.controller
         running = [self.row(t) for t in islice(c.running.values(), self.n_running)]
-        # (as many paused ones, in the order they were paused, for the table)
-        paused_rows = [self.row(t) for t in islice(c.paused.values(), self.n_running)]
+        # (as many paused ones for the table: a PBT population or HyperBand's brackets may
+        # hold thousands, and a table of the best first must be of the best of all of them)
+        paused_rows = [self.row(t) for t in self._paused()]
         finished = self.finished
         if final:
             best = self._best_of_all(running)
@@ -1097,6 +1105,24 @@ class _Snapshots:
             stop_reason=c.stop_message if final else None,
             paused=paused_rows,
         )
+
+    def _paused(self) -> list:
+        """The paused trials the snapshot passes: the best ``n_running`` (in O(paused
+        trials), stable) or the first ones."""
+        paused = self.controller.paused
+        if len(paused) <= self.n_running or not self.sort_paused:
+            return list(islice(paused.values(), self.n_running))
+        from ._progress import metric_of
+
+        sign = 1.0 if self.mode == "min" else -1.0
+
+        def key(trial: Trial) -> tuple[int, float]:
+            value = trial.metric_value if self.tuned else metric_of(trial.result, self.metric)
+            if value is None or math.isnan(value):
+                return (1, 0.0)
+            return (0, sign * value)
+
+        return heapq.nsmallest(self.n_running, paused.values(), key=key)
 
     def _best_of_all(self, running: list):
         """The best of the running and finished trials, and of those waiting (PENDING or

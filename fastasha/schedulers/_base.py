@@ -62,8 +62,9 @@ class TrialScheduler:
     told it completed). When a slot frees up, :meth:`choose_trial_to_run`
     picks the next trial among the ``PENDING`` and ``PAUSED`` ones (by
     default ``PENDING`` trials first, then paused ones in the order they
-    were paused); a paused trial restarts its objective with
-    ``tune.get_checkpoint()`` returning its latest checkpoint and its
+    were created, as Ray's FIFOScheduler takes them); a paused trial
+    restarts its objective with ``tune.get_checkpoint()`` returning its
+    latest checkpoint and its
     ``training_iteration`` counting on from that checkpoint, as after a
     failure. One paused without any checkpoint starts from scratch, as in
     Ray. Trials still paused when a sweep is stopped (a time budget,

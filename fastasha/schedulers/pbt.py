@@ -195,9 +195,11 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
     trial runs past a point before the others have reached it. These are
     Ray's rules, with two differences: a trial that ends while the others
     wait for it ranks them at once (in Ray they can wait for ever,
-    ray-project/ray#12122), and
-    the trial whose result completes a point is ranked only if it has
-    itself reached it. A count such as ``training_iteration`` as
+    ray-project/ray#12122), and a trial behind the population's next point
+    (one that ``Tuner.restore(resume_errored=True)`` resumes from an earlier
+    point, say) runs on to that point before it is paused and ranked, where
+    Ray pauses it, or ranks the population with it, at each point of its
+    own. A count such as ``training_iteration`` as
     ``time_attr`` puts every trial exactly on each point. With a
     wall-clock one, such as the default ``"time_total_s"``, each trial
     overshoots a point by up to one result, and all count the next from
@@ -384,7 +386,11 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
             return CONTINUE
         state = self._trial_state[trial.trial_id]
         if time < self._burn_in_period or \
-                time - state.last_perturbation_time < self._perturbation_interval:
+                time - state.last_perturbation_time < self._perturbation_interval or \
+                (self._synch and time < self._next_sync):
+            # (synchronous: a trial behind the population's point, one resumed from an
+            # earlier point, runs on to it; paused short of it, it would be the one trial
+            # to resume, and be paused again at its next result)
             return CONTINUE
         state.last_score = self._sign() * float(score)
         state.last_train_time = float(time)
@@ -456,7 +462,8 @@ class PopulationBasedTraining(_RayMetricMode, FIFOScheduler):
         if state is None:
             return -math.inf
         return max(self._burn_in_period,
-                   state.last_perturbation_time + self._perturbation_interval)
+                   state.last_perturbation_time + self._perturbation_interval,
+                   self._next_sync if self._synch else -math.inf)
 
     def choose_trial_to_run(self, tune_controller: Any) -> Any:
         """The PENDING or PAUSED trial that has trained least (``time_attr``), as Ray's.
