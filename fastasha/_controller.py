@@ -785,6 +785,12 @@ class Controller:
             if chosen is None:
                 if self.n_running or self.n_ahead:
                     return None
+                # from what waits now: the call may have stopped trials (BOHB's ends a
+                # bracket whose trials wait paused), the fallback picked before among them
+                if not self.queue and not self.paused:
+                    return None
+                default = self.queue[0] if self.queue else min(self.paused.values(),
+                                                               key=lambda t: t.index)
                 if not self._warned_choice:
                     self._warned_choice = True
                     warnings.warn(

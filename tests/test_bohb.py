@@ -493,10 +493,6 @@ class _OneConfig(tune.search.Searcher):
             self.given = pickle.load(f)
 
 
-@pytest.mark.xfail(strict=True, reason="fastasha/_controller.py: when choose_trial_to_run "
-                   "returns None with no trial running, _assign_chosen starts the fallback "
-                   "trial it picked before the call, which the call may have stopped "
-                   "(TERMINATED): it runs again")
 def test_a_bracket_ended_when_the_searcher_finishes_stops_its_paused_trial(tmp_path):
     # max_t=4, rf=5: one bracket of 2 trials, run to 4. The only trial pauses at 4 (the
     # bracket may still get a trial); the searcher then finishes, and choose_trial_to_run
