@@ -17,6 +17,7 @@ import glob
 import json
 import struct
 import sys
+import time
 import warnings
 
 import joblib
@@ -387,10 +388,21 @@ def test_wandb_setup_runs_all_finish_when_fit_returns(tmp_path, monkeypatch):
     space = dict(SPACE, wandb_dir=str(tmp_path / "runs"))
     grid = _sweep(tmp_path, ote.wandb_left_open, param_space=space, num_samples=4)
     results = _by_trial(grid)
-    runs = {}
-    for path in glob.glob(str(tmp_path / "runs" / "wandb" / "offline-run-*" / "run-*.wandb")):
-        run = _read_run(path)
-        runs[run["run"].run_id] = run
+    # W&B's own service process writes the run files: on a busy machine a file may still
+    # lack its records for a moment after the run finished. A run nobody finished never
+    # gets its exit record (trial processes leave with os._exit), so waiting for them
+    # still fails the test if fastasha did not finish the runs
+    deadline = time.monotonic() + 15
+    while True:
+        runs = [_read_run(path) for path in glob.glob(
+            str(tmp_path / "runs" / "wandb" / "offline-run-*" / "run-*.wandb"))]
+        if time.monotonic() > deadline or (
+                len(runs) == len(results) and
+                all(r["run"] is not None and r["exit"] is not None for r in runs)):
+            break
+        time.sleep(0.1)
+    assert all(run["run"] is not None for run in runs), runs
+    runs = {run["run"].run_id: run for run in runs}
     assert set(runs) == set(results)
     assert {trial_id: run["exit"] for trial_id, run in runs.items()} == dict.fromkeys(results, 0)
 
