@@ -32,24 +32,20 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
-import warnings
-from collections import defaultdict
 from pathlib import Path
 
-import joblib
 import pytest
-import tuner_work
-from joblib.externals.loky import get_reusable_executor
+import tuner_runs
+from tuner_runs import SLOTS
+from tuner_runs import joblib_run as _joblib
+from tuner_runs import shut_down_executor as _shut_down_executor
+from tuner_runs import stuck_shutdowns as _stuck_shutdowns
 
 from fastasha import tune
-from fastasha.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-SLOTS = 2
-SEED = 20240917
 
 # ------------------------------------------------------------ the acceptance
 
@@ -60,31 +56,7 @@ MAX_EXCESS_S = 1.0
 
 
 def _example_figures(process_wall: float, run: dict) -> dict:
-    trials = run["trials"]
-    assert len(trials) == EXAMPLE_TRIALS
-    assert all(t["status"] == "TERMINATED" for t in trials), trials
-    per_pid: dict[int, float] = defaultdict(float)
-    for t in trials:
-        per_pid[t["pid"]] += t["time_total_s"]
-    total = sum(per_pid.values())
-    longest = max(t["time_total_s"] for t in trials)
-    busiest = max(per_pid.values())
-    ideal = max(total / SLOTS, longest)
-    wall = run["fit_wall_s"]
-    return {
-        "fit wall s": wall,
-        "busiest worker s": busiest,
-        "excess s": wall - busiest,
-        "ideal s": ideal,
-        "wall/ideal": wall / ideal,
-        "worker pids": len(per_pid),
-        "steps": sum(t["training_iteration"] for t in trials),
-        "start-up s": run["first_start_s"],
-        "wind-down s": wall - run["last_complete_s"],
-        "driver CPU s": run["driver_cpu_s"],
-        "process wall s": process_wall,
-        "before fit s": run["before_fit_s"],
-    }
+    return tuner_runs.example_figures(process_wall, run, EXAMPLE_TRIALS)
 
 
 @pytest.mark.benchmark(group="tuner-example")
@@ -130,88 +102,12 @@ CASES = {                       # name: (scheduler, reports per trial)
 MAX_SLOT_MS_PER_TRIAL = 2.0     # the issue's bound on the per-trial overhead
 
 
-STUCK_S = 20.0
-_stuck_shutdowns: list[int] = [0]
-
-
-def _shut_down_executor() -> None:
-    """Shut the loky executor down, so the next run starts cold.
-
-    A slot task whose supervisor connected while the driver was winding down
-    is never told to exit, and a graceful shutdown then waits for it forever
-    (see bench/README.md). After ``STUCK_S`` seconds the workers are killed
-    instead, and the incident is counted in the summary table.
-    """
-    done = threading.Event()
-
-    def shut_down() -> None:
-        get_reusable_executor().shutdown(wait=True)
-        done.set()
-
-    threading.Thread(target=shut_down, daemon=True).start()
-    if not done.wait(STUCK_S):
-        _stuck_shutdowns[0] += 1
-        warnings.warn("a loky worker was still running a fastasha slot task after fit() "
-                      "returned; killed it", stacklevel=2)
-        from joblib.externals.loky import reusable_executor
-
-        reusable_executor._executor.shutdown(wait=True, kill_workers=True)
-        done.wait(STUCK_S)
-
-
-def _scheduler(kind: str):
-    if kind == "fifo":
-        return FIFOScheduler()
-    return AsyncHyperBandScheduler(grace_period=5, max_t=100)
-
-
 def _tuner(root: Path, name: str, kind: str, reports: int) -> tune.Tuner:
-    return tune.Tuner(
-        tuner_work.objective,
-        param_space={"x": tune.uniform(0, 1), "reports": reports},
-        tune_config=tune.TuneConfig(num_samples=N_TRIALS, metric="loss", mode="min",
-                                    scheduler=_scheduler(kind), seed=SEED),
-        run_config=tune.RunConfig(name=name, storage_path=str(root), verbose=0,
-                                  callbacks=[tuner_work.Clock()]),
-        resources={"cpu": SLOTS},
-    )
+    return tuner_runs.make_tuner(root, name, kind, reports, N_TRIALS)
 
 
 def _fit(tuner: tune.Tuner) -> dict:
-    """Run the sweep; its wall time, driver and worker CPU time, and what its trials did."""
-    clock = tuner.run_config.callbacks[0]
-    workers, cpu, t0 = tuner_work.workers_cpu(), time.process_time(), time.perf_counter()
-    grid = tuner.fit()
-    wall = time.perf_counter() - t0
-    cpu = time.process_time() - cpu
-    workers = tuner_work.workers_cpu() - workers
-    trials = sorted(grid, key=lambda r: r.trial_id)
-    assert len(trials) == N_TRIALS and all(r.status == "TERMINATED" for r in trials)
-    m = [r.metrics for r in trials]
-    per_pid: dict[int, float] = defaultdict(float)
-    for r in m:
-        per_pid[r["pid"]] += r["time_total_s"]
-    return {
-        "wall": wall, "cpu": cpu, "workers": workers,
-        "reports": sum(r["training_iteration"] for r in m),
-        "in_trials": sum(per_pid.values()),
-        "startup": clock.first_start - t0,
-        "wind_down": t0 + wall - clock.last_complete,
-        "steps": [r["training_iteration"] for r in m],
-        "xs": [r.config["x"] for r in trials],
-    }
-
-
-def _joblib(configs: list[dict]) -> tuple[float, float, float]:
-    """Wall time, CPU time of this process and of the workers, of the plain-joblib run."""
-    workers, cpu, t0 = tuner_work.workers_cpu(), time.process_time(), time.perf_counter()
-    out = joblib.Parallel(n_jobs=SLOTS)(joblib.delayed(tuner_work.loop)(c) for c in configs)
-    wall = time.perf_counter() - t0
-    cpu = time.process_time() - cpu
-    workers = tuner_work.workers_cpu() - workers
-    assert len(out) == len(configs)
-    assert sum(len(o) for o in out) == sum(c["reports"] for c in configs)
-    return wall, cpu, workers
+    return tuner_runs.fit(tuner, N_TRIALS)
 
 
 class _Alternation:
