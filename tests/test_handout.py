@@ -423,3 +423,50 @@ def test_a_process_forked_before_its_supervisor_said_hello_waits_for_it():
     assert worker.env == env
     for end in ends:
         end.close()
+
+
+def test_a_trial_process_that_connects_during_the_wind_down_is_told_to_exit_at_once():
+    """A slot whose trial process started late (a cold start on a busy machine: the other
+    slot ran every trial) connects only once the sweep is over. Its supervisor, told to
+    exit, waits for that process before it hangs up; the process must hear "exit" at once,
+    not when the wind-down gives up after its 5 s."""
+    import os
+    import time
+
+    from fastasha._execution.channel import Server, connect
+    from fastasha._execution.driver import Peer
+
+    driver, controller, ends = _bare_driver(1)
+    key = os.urandom(32)
+    server = driver._server = Server(key)
+    sup = Peer(_pipe_end(ends), role="supervisor", slot=1)
+    driver.peers[sup.conn] = sup
+    supervisor_end = ends[-1]
+    heard: list = []
+
+    def supervisor():
+        heard.append(supervisor_end.recv())            # ("exit",)
+        child = connect(server.address, key)           # its trial process, late
+        try:
+            child.send(("worker", 1, os.getpid(), "host", "fork", None))
+            heard.append(child.recv())
+        except (EOFError, OSError) as err:
+            heard.append(type(err).__name__)
+        finally:
+            child.close()
+            supervisor_end.close()                      # it hangs up once its child ended
+
+    thread = threading.Thread(target=supervisor, daemon=True)
+    thread.start()
+    try:
+        driver._shutdown(flush=False)                   # tells the supervisor to exit
+        started = time.monotonic()
+        driver._wind_down()
+        elapsed = time.monotonic() - started
+        thread.join(10)
+    finally:
+        server.close()
+        for end in ends:
+            end.close()
+    assert heard == [("exit",), ("exit",)]
+    assert elapsed < 2.5, elapsed                       # not the wind-down's 5 s deadline

@@ -179,15 +179,22 @@ class Server:
             self.accepted.put(conn)
         self.notify()
 
+    def dismiss_waiting(self) -> int:
+        """Tell every authenticated connection nobody took that it is done; how many."""
+        n = 0
+        while True:
+            try:
+                conn = self.accepted.get_nowait()
+            except queue.Empty:
+                return n
+            _dismiss(conn)
+            n += 1
+
     def close(self) -> None:
         """Stop listening; close every authenticated connection nobody took."""
         with self._lock:
             self._closed = True
-            while True:
-                try:
-                    _dismiss(self.accepted.get_nowait())
-                except queue.Empty:
-                    break
+            self.dismiss_waiting()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)   # wakes the blocked accept()
         except OSError:

@@ -1168,6 +1168,10 @@ class Driver:
         deadline = time.monotonic() + 5.0
         # workers and supervisors exit on "exit" or EOF
         while self.peers and time.monotonic() < deadline and not self._interrupted:
+            # a trial process that connects only now (its slot started late) is told to
+            # exit at once: its supervisor, told already, waits for it to end before it
+            # hangs up, and the sweep would wait here for the whole deadline
+            self._server.dismiss_waiting()
             ready = wait(list(self.peers), timeout=0.1)
             for conn in ready:
                 peer = self.peers.get(conn)
