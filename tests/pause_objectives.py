@@ -86,6 +86,17 @@ def accumulator(config: dict) -> None:
         _save(metrics, {"total": total, "step": step, "lineage": lineage})
 
 
+def statuses(path) -> list | None:
+    """The trials' statuses in the experiment file at ``path`` (None before it holds any).
+
+    For tests that watch a sweep run by another process.
+    """
+    try:
+        return [r.status for r in tune.ResultGrid.from_path(str(path))] or None
+    except Exception:   # noqa: BLE001 - not created yet, or caught mid-creation
+        return None
+
+
 class StopAllAfter(Stopper):
     """Stops the sweep after ``n`` results (deterministic on one slot)."""
 

@@ -120,14 +120,6 @@ def test_paused_trials_stay_paused_when_the_sweep_stops_and_restore_resumes_them
         assert _history(after, "starts")[-1] == 2
 
 
-def _statuses(path):
-    """The trials' statuses in the experiment file at ``path`` (None before it holds any)."""
-    try:
-        return [r.status for r in tune.ResultGrid.from_path(str(path))] or None
-    except Exception:   # noqa: BLE001 - not created yet, or caught mid-creation
-        return None
-
-
 def test_restore_after_the_driver_is_killed_with_paused_trials(tmp_path):
     marker = tmp_path / "resumed"
     script = Path(po.__file__)
@@ -143,9 +135,9 @@ def test_restore_after_the_driver_is_killed_with_paused_trials(tmp_path):
             time.sleep(0.05)
         # the driver commits in the background: kill it once the file holds the resume
         # (the first trial sleeps in its step meanwhile)
-        while _statuses(tmp_path / "killed") != ["RUNNING", "PAUSED", "PAUSED"]:
+        while po.statuses(tmp_path / "killed") != ["RUNNING", "PAUSED", "PAUSED"]:
             assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, _statuses(tmp_path / "killed")
+            assert time.monotonic() < deadline, po.statuses(tmp_path / "killed")
             time.sleep(0.05)
     finally:
         try:
@@ -154,7 +146,7 @@ def test_restore_after_the_driver_is_killed_with_paused_trials(tmp_path):
             pass
         proc.wait()
         proc.stderr.close()
-    assert _statuses(tmp_path / "killed") == ["RUNNING", "PAUSED", "PAUSED"]
+    assert po.statuses(tmp_path / "killed") == ["RUNNING", "PAUSED", "PAUSED"]
     grid = tune.Tuner.restore(str(tmp_path / "killed"), po.stepper,
                               scheduler=po.PausesOnce(pause_at=0)).fit()
     assert [r.status for r in grid] == ["TERMINATED"] * 3

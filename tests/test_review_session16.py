@@ -174,13 +174,6 @@ def test_the_table_of_paused_trials_is_of_the_best_of_all_of_them(tmp_path, caps
     assert len(shown) >= 10
 
 
-def _statuses(path):
-    try:
-        return [r.status for r in tune.ResultGrid.from_path(str(path))] or None
-    except Exception:   # noqa: BLE001 - not created yet, or caught mid-creation
-        return None
-
-
 def test_synch_pbt_restore_after_the_driver_is_killed_while_a_trial_pauses(tmp_path):
     # One slot: trial 0 waits paused at the first point (3), trial 1 has reached it too and
     # hangs while it winds down; the driver is killed then, before trials 2 and 3 exist.
@@ -201,9 +194,9 @@ def test_synch_pbt_restore_after_the_driver_is_killed_while_a_trial_pauses(tmp_p
             time.sleep(0.05)
         # the driver commits in the background: kill it once the file holds the pause
         # (the driver may have created the next trial already, PENDING)
-        while (_statuses(tmp_path / "killed") or [])[:2] != ["PAUSED", "RUNNING"]:
+        while (po.statuses(tmp_path / "killed") or [])[:2] != ["PAUSED", "RUNNING"]:
             assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, _statuses(tmp_path / "killed")
+            assert time.monotonic() < deadline, po.statuses(tmp_path / "killed")
             time.sleep(0.05)
     finally:
         try:
