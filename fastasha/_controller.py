@@ -52,6 +52,8 @@ MAX_LOSSES = 3
 # second value (Ray asks about once a second).
 ASK_AGAIN_MIN_S = 0.05
 ASK_AGAIN_MAX_S = 1.0
+# the verdict's "stop" for a trial told to pause (truthy: its objective ends as on a STOP)
+PAUSE_VERDICT = "PAUSE"
 
 
 @dataclass(eq=False, slots=True)
@@ -1013,7 +1015,13 @@ class Controller:
     def on_report(self, trial_id: str, rows_json: str, n_rows: int, last: dict | None,
                   kind: str, stop_hit: bool, checkpoint: tuple | None, now: float
                   ) -> tuple[bool, float]:
-        """A worker flushed results; returns ``(stop, next_decision_point)``."""
+        """A worker flushed results; returns ``(stop, next_decision_point)``.
+
+        ``stop`` is False, True, or ``"PAUSE"`` (true too) when the trial
+        is told to pause, so that a class Trainable saves its state as it
+        ends, as Ray saves a trial it pauses (not for an exploit, which
+        resumes from another trial's checkpoint).
+        """
         trial = self.trials.get(trial_id)
         if trial is None or trial.status != RUNNING:
             return True, math.inf
@@ -1082,6 +1090,8 @@ class Controller:
             trial.exploit = None     # an exploit is carried out only with a pause
         if self.stopping or trial.pending_error is not None:
             stop = True
+        if stop and trial.pausing and trial.exploit is None and trial.pending_error is None:
+            return PAUSE_VERDICT, math.inf
         return stop, (math.inf if stop else self.decision_point(trial))
 
     # ------------------------------------------------------------------- pauses

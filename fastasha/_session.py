@@ -344,6 +344,7 @@ class Session(Recorder):
         self.buffer: deque[tuple] = deque()
         self._first = self.iteration + 1
         self.stop_requested = False
+        self.pausing = False          # the stop is a pause: a class Trainable saves its state
         self.driver_gone = False      # a stop that only means nobody listens any more
         self._check_metric = self.metric is not None
         self.held_checkpoint: str | None = None   # a tune.checkpoint_dir() folder, for the next report
@@ -586,6 +587,7 @@ class Session(Recorder):
         self.decision_point = decision_point
         if stop:
             self.stop_requested = True
+            self.pausing = stop == "PAUSE"
             self.due = -math.inf
             if not from_thread:
                 raise TrialStopped()

@@ -295,8 +295,13 @@ class ClassTrainable:
                     return
         except _session.TrialStopped:
             # stopped by the scheduler, a stop criterion or the sweep's end: as Ray,
-            # checkpoint_at_end saves the state with the last result
-            if self.checkpoint_at_end and not saved_now:
+            # checkpoint_at_end saves the state with the last result; and paused (PBT,
+            # HyperBand, BOHB), as Ray, it saves it whatever the settings, to resume from
+            # it, if it can save at all (else it starts again from its latest checkpoint)
+            session = getattr(_session._local, "session", None)
+            pausing = session is not None and session.pausing and \
+                type(trainable).save_checkpoint is not Trainable.save_checkpoint
+            if (self.checkpoint_at_end or pausing) and not saved_now:
                 self._save_after_stop(trainable)
             raise
         finally:

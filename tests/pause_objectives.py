@@ -86,6 +86,35 @@ def accumulator(config: dict) -> None:
         _save(metrics, {"total": total, "step": step, "lineage": lineage})
 
 
+class CountingTrainable(tune.Trainable):
+    """A class objective whose state is its step count: saved and loaded as a dict.
+
+    Its results say how many times it was set up (``setups``, counted on
+    through its checkpoints) and the step it is at; ``N_STEPS`` steps.
+    """
+
+    def setup(self, config):
+        self.steps, self.setups = 0, 1
+
+    def step(self):
+        self.steps += 1
+        return {"loss": self.config["x"] / self.steps, "steps": self.steps,
+                "setups": self.setups, "done": self.steps >= N_STEPS}
+
+    def save_checkpoint(self, checkpoint_dir):
+        return {"steps": self.steps, "setups": self.setups}
+
+    def load_checkpoint(self, checkpoint):
+        self.steps, self.setups = checkpoint["steps"], checkpoint["setups"] + 1
+
+
+class CountingWithoutSave(CountingTrainable):
+    """The same, unable to save its state (the base class's save_checkpoint)."""
+
+    save_checkpoint = tune.Trainable.save_checkpoint
+    load_checkpoint = tune.Trainable.load_checkpoint
+
+
 def statuses(path) -> list | None:
     """The trials' statuses in the experiment file at ``path`` (None before it holds any).
 

@@ -217,3 +217,23 @@ def test_without_choose_trial_to_run_paused_trials_resume_in_the_order_they_were
     assert _history(by_id[a], "starts") == [1, 1, 2, 2, 3, 3]
     for result in grid:
         assert _history(result, "step") == list(range(1, po.N_STEPS + 1))
+
+
+def test_a_paused_class_trainable_saves_its_state_and_resumes_from_it(tmp_path):
+    # as Ray, which saves a Trainable it pauses: without any checkpoint_frequency the
+    # trial resumes from the step it was paused at, set up once more
+    grid = _fit(tmp_path, po.CountingTrainable, po.PausesOnce())
+    assert [r.status for r in grid] == ["TERMINATED"] * 3 and not grid.errors
+    for result in grid:
+        assert _history(result, "steps") == list(range(1, po.N_STEPS + 1))
+        assert _history(result, "training_iteration") == list(range(1, po.N_STEPS + 1))
+        assert _history(result, "setups") == [1] * po.PAUSE_AT + [2] * (po.N_STEPS - po.PAUSE_AT)
+
+
+def test_a_paused_class_trainable_that_cannot_save_starts_again(tmp_path):
+    # (Ray's would fail on the save; it has no state to resume from here, and starts anew)
+    grid = _fit(tmp_path, po.CountingWithoutSave, po.PausesOnce())
+    assert [r.status for r in grid] == ["TERMINATED"] * 3 and not grid.errors
+    for result in grid:
+        assert _history(result, "steps") == [1, 2, 3, 1, 2, 3, 4, 5, 6]
+        assert _history(result, "setups") == [1] * 9
