@@ -91,7 +91,10 @@ class _Bracket:
         self.r = int(min(self.r * self.eta, self.max_t))
         self.cumul_r = self.r          # (the milestones are r0 * rf**k, capped at max_t)
         ranked = sorted(self.live, key=lambda t: sign * float(lookup(self.live[t], metric)))
-        return ranked[len(ranked) - self.n:], ranked[:len(ranked) - self.n]
+        # the best n go on; all of them when fewer are live (a bracket not filled, or one
+        # that lost trials), as Ray's sorted_trials[-n:]
+        cut = max(len(ranked) - self.n, 0)
+        return ranked[cut:], ranked[:cut]
 
     def completion(self) -> float:
         if self.finished():

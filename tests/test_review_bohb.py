@@ -1,0 +1,60 @@
+"""Review of the BOHB pair (HyperBandForBOHB, TuneBOHB) against Ray Tune 2.x: one test
+per defect found, each a real sweep through the public API (loky workers).
+
+The objective is pause_objectives.stepper: its loss is ``x / step`` and it checkpoints
+every step, so a smaller ``x`` is better at every milestone and each halving is known
+from the trials' configs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("hpbandster", reason="BOHB needs hpbandster: pip install -e '.[bohb]'")
+pytest.importorskip("ConfigSpace")
+
+import pause_objectives as po  # noqa: E402
+
+from fastasha import tune  # noqa: E402
+from fastasha.schedulers import HyperBandForBOHB, HyperBandScheduler  # noqa: E402
+from fastasha.search.bohb import TuneBOHB  # noqa: E402
+
+
+def _reached(grid):
+    """Each trial's last training_iteration, by its x."""
+    return {r.config["x"]: r.metrics["training_iteration"] for r in grid}
+
+
+# ------------------------------------------------- a bracket with fewer trials than it takes
+
+def test_bohb_bracket_with_fewer_trials_than_its_halving_keeps_lets_them_all_go_on(tmp_path):
+    # max_t=9, rf=3: the largest bracket takes 9 trials from milestone 1, and its first
+    # halving keeps ceil(9 / 3) = 3 of them. With 2 trials (num_samples=2, as a short
+    # Ray sweep has) both go on to 3, as in Ray (sorted_trials[-3:] is both); then the
+    # best one of them goes on to 9
+    grid = tune.Tuner(
+        po.stepper, param_space={"x": tune.uniform(1.0, 10.0), "n_steps": 9},
+        tune_config=tune.TuneConfig(
+            scheduler=HyperBandForBOHB(max_t=9, reduction_factor=3), search_alg=TuneBOHB(seed=0),
+            metric="loss", mode="min", num_samples=2, max_concurrent_trials=2),
+        run_config=tune.RunConfig(name="few", storage_path=str(tmp_path), verbose=0)).fit()
+    assert [r.status for r in grid] == ["TERMINATED"] * 2
+    assert [n for _, n in sorted(_reached(grid).items())] == [9, 3]
+
+
+def test_hyperband_last_bracket_with_fewer_trials_than_its_halving_keeps_lets_them_all_go_on(tmp_path):
+    # max_t=9, rf=3: brackets of 3 (run to 9), 5 (from 3) and 9 trials (from 1); 10 trials
+    # leave 2 in the last one, whose first halving keeps ceil(9 / 3) = 3: both go on to 3
+    xs = [float(i) for i in range(1, 11)]
+    grid = tune.Tuner(
+        po.stepper, param_space={"x": tune.grid_search(xs), "n_steps": 9},
+        tune_config=tune.TuneConfig(
+            scheduler=HyperBandScheduler(max_t=9, reduction_factor=3), metric="loss",
+            mode="min", max_concurrent_trials=2),
+        run_config=tune.RunConfig(name="hb", storage_path=str(tmp_path), verbose=0)).fit()
+    reached = _reached(grid)
+    assert [r.status for r in grid] == ["TERMINATED"] * 10
+    # bracket 2 (x 9 and 10): both reach 3, the better one 9
+    assert (reached[9.0], reached[10.0]) == (9, 3)
+    # bracket 1 (x 4-8) keeps ceil(5 / 3) = 2 at 3, then 1 at 9... which is max_t: both run to 9
+    assert [reached[x] for x in (4.0, 5.0, 6.0, 7.0, 8.0)] == [9, 9, 3, 3, 3]
