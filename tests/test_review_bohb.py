@@ -8,12 +8,20 @@ from the trials' configs.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("hpbandster", reason="BOHB needs hpbandster: pip install -e '.[bohb]'")
 pytest.importorskip("ConfigSpace")
 
 import pause_objectives as po  # noqa: E402
+import review_bohb_objectives as rbo  # noqa: E402
 
 from fastasha import tune  # noqa: E402
 from fastasha.schedulers import HyperBandForBOHB, HyperBandScheduler  # noqa: E402
@@ -58,3 +66,53 @@ def test_hyperband_last_bracket_with_fewer_trials_than_its_halving_keeps_lets_th
     assert (reached[9.0], reached[10.0]) == (9, 3)
     # bracket 1 (x 4-8) keeps ceil(5 / 3) = 2 at 3, then 1 at 9... which is max_t: both run to 9
     assert [reached[x] for x in (4.0, 5.0, 6.0, 7.0, 8.0)] == [9, 9, 3, 3, 3]
+
+
+# ------------------------------------------------------------- a restore after a kill
+
+def _statuses(path):
+    """The trials' statuses in the experiment file at ``path`` (None before it holds any)."""
+    try:
+        return [r.status for r in tune.ResultGrid.from_path(str(path))] or None
+    except Exception:   # noqa: BLE001 - not created yet, or caught mid-creation
+        return None
+
+
+def test_a_sweep_restored_after_the_driver_was_killed_counts_its_paused_trials_as_paused(
+        tmp_path):
+    # TuneBOHB(max_concurrent=2) on one slot: x=1 and x=2 pause at milestone 1 of the
+    # largest bracket (4 trials), x=3 is running when the driver is killed. The searcher's
+    # saved state is from before any pause, so the restored one counts x=1 and x=2 as
+    # running: unless it hears they are paused, it suggests no 4th trial, and the bracket
+    # halves with 3 trials when nothing runs
+    marker = tmp_path / "held"
+    script = Path(rbo.__file__)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(script.parent), *sys.path]))
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), "killed", str(marker)],
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while _statuses(tmp_path / "killed") != ["PAUSED", "PAUSED", "RUNNING"] or \
+                not marker.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, _statuses(tmp_path / "killed")
+            time.sleep(0.05)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)   # the driver and its workers
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        proc.stderr.close()
+    grid = tune.Tuner.restore(str(tmp_path / "killed"), rbo.holding_stepper,
+                              search_alg=rbo.searcher(), scheduler=rbo.scheduler()).fit()
+    results = sorted(grid, key=lambda r: r.metrics["trial_id"])
+    assert [r.status for r in results] == ["TERMINATED"] * 10 and grid.num_errors == 0
+    assert [r.config["x"] for r in results[:4]] == [1.0, 2.0, 3.0, 4.0]
+    # Ray's BOHB brackets, largest first: 4 trials from milestone 1 (halved to 2, then 1),
+    # 3 from 2 (halved to 2), 3 run to 4
+    for bracket, expected in ((results[:4], [4, 2, 1, 1]), (results[4:7], [4, 4, 2]),
+                              (results[7:], [4, 4, 4])):
+        by_x = sorted(bracket, key=lambda r: r.config["x"])
+        assert [r.metrics["training_iteration"] for r in by_x] == expected

@@ -119,6 +119,12 @@ class HyperBandForBOHB(HyperBandScheduler):
                 f"to {name}(metric=..., mode=...) or to tune.TuneConfig(metric=..., mode=...)")
         trial_id = trial.trial_id
         if trial_id in self._trial_bracket:      # (a restore: known from the loaded state)
+            # the searcher's state is older than this one (saved every few seconds, and its
+            # replay has no pauses): tell it again which of its trials are paused
+            bracket = self._trial_bracket[trial_id]
+            if trial_id in bracket.live and trial.status in ("PAUSED", "PENDING"):
+                paused = trial.status == "PAUSED" and trial_id not in bracket.to_unpause
+                self._tell(tune_controller, "on_pause" if paused else "on_unpause", trial_id)
             return
         if self._current is None or self._current.filled():
             while True:

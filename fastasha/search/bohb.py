@@ -549,6 +549,9 @@ class TuneBOHB(ExternalSearcher):
         self._pending_points: list[tuple[dict, dict]] = []    # (BOHB's values, params)
         self._budgets: dict[str, tuple[Any, dict]] = {}       # from HyperBandForBOHB
         self._warned_no_budget = False
+        # restored, and the sweep's restore replaying the suggestions made after the save:
+        # max_concurrent refuses none (see _set_state)
+        self._replaying = False
         if self._space is not None and self.mode is not None:
             self._setup()
 
@@ -624,7 +627,7 @@ class TuneBOHB(ExternalSearcher):
 
         ``None`` (not now) while ``max_concurrent`` trials run.
         """
-        if 0 < self._max_concurrent <= len(self._running):
+        if 0 < self._max_concurrent <= len(self._running) and not self._replaying:
             return None
         if self._pending_points:
             encoded, params = self._pending_points.pop(0)
@@ -648,6 +651,7 @@ class TuneBOHB(ExternalSearcher):
         first result of a sweep that has no budget information (another
         scheduler than HyperBandForBOHB) is warned of, as in Ray.
         """
+        self._replaying = False
         if trial_id not in self._encoded:
             return
         if trial_id not in self._paused:
@@ -690,12 +694,14 @@ class TuneBOHB(ExternalSearcher):
 
     def on_pause(self, trial_id: str) -> None:
         """The scheduler paused trial ``trial_id``: it no longer counts as running (Ray's)."""
+        self._replaying = False
         if trial_id in self._encoded:
             self._paused.add(trial_id)
             self._running.discard(trial_id)
 
     def on_unpause(self, trial_id: str) -> None:
         """The scheduler lets paused trial ``trial_id`` go on: it counts as running (Ray's)."""
+        self._replaying = False
         if trial_id in self._encoded:
             self._paused.discard(trial_id)
             self._running.add(trial_id)
@@ -727,6 +733,19 @@ class TuneBOHB(ExternalSearcher):
         self._paused, self._pending_points = state["paused"], state["pending_points"]
         self._budgets, self._max_concurrent = state["budgets"], state["max_concurrent"]
         self._warned_no_budget = state["warned_no_budget"]
+        # Its running and paused trials are those of the save: Tuner.restore replays the
+        # suggestions made after it, but not the pauses between them, so that these would
+        # count as running and max_concurrent refuse the later ones, which it let through
+        # (a trial the restored searcher does not suggest again never reaches it, and its
+        # point of points_to_evaluate goes to another trial). Until the sweep saves the
+        # restored state or calls on_pause, on_unpause or on_trial_result (HyperBandForBOHB
+        # tells the paused trials when the restore gives it the trials), none is refused.
+        self._replaying = True
+
+    def save(self, checkpoint_path: str) -> None:
+        """Pickle the searcher's state to a file (see the class Notes)."""
+        self._replaying = False      # (the sweep saves the restored state once replayed)
+        super().save(checkpoint_path)
 
 
 def _check_max_concurrent(value: Any) -> None:
