@@ -68,6 +68,44 @@ def test_hyperband_last_bracket_with_fewer_trials_than_its_halving_keeps_lets_th
     assert [reached[x] for x in (4.0, 5.0, 6.0, 7.0, 8.0)] == [9, 9, 3, 3, 3]
 
 
+def test_rays_bohb_example_keeps_its_trials_as_ray_does(tmp_path):
+    # Ray's python/ray/tune/examples/bohb_example.py with fastasha's imports (seeded, no
+    # sleep, its experiment in tmp_path). max_t=100, rf=4:
+    # its 10 trials all go to the largest bracket (64 trials from milestone 1), whose
+    # halvings keep 16 (all 10), 4 and 1; with stop_last_trials=False the last one runs on
+    # to the stop criterion
+    from fastasha import air
+    from fastasha.search import ConcurrencyLimiter
+
+    config = {"iterations": 100, "width": tune.uniform(0, 20), "height": tune.uniform(-100, 100),
+              "activation": tune.choice(["relu", "tanh"])}
+    bohb_hyperband = HyperBandForBOHB(time_attr="training_iteration", max_t=100,
+                                      reduction_factor=4, stop_last_trials=False)
+    bohb_search = ConcurrencyLimiter(TuneBOHB(seed=0), max_concurrent=4)
+    grid = tune.Tuner(
+        rbo.SigmoidTrainable,
+        run_config=air.RunConfig(name="bohb_test", stop={"training_iteration": 100},
+                                 storage_path=str(tmp_path), verbose=0),
+        tune_config=tune.TuneConfig(metric="episode_reward_mean", mode="max",
+                                    scheduler=bohb_hyperband, search_alg=bohb_search,
+                                    num_samples=10),
+        param_space=config).fit()
+    assert [r.status for r in grid] == ["TERMINATED"] * 10 and grid.num_errors == 0
+    reached = sorted(r.metrics["training_iteration"] for r in grid)
+    assert reached == [4] * 6 + [16] * 3 + [100]
+    curves = {r.metrics["trial_id"]: r.metrics_dataframe for r in grid}
+    for frame in curves.values():         # paused trials went on from where they paused
+        assert list(frame["training_iteration"]) == list(range(1, len(frame) + 1))
+
+    def best_at(step, trial_ids, n):
+        reward = {t: float(curves[t]["episode_reward_mean"].iloc[step - 1]) for t in trial_ids}
+        return set(sorted(reward, key=reward.get)[-n:])
+
+    on_to_16 = {t for t, f in curves.items() if len(f) >= 16}
+    assert on_to_16 == best_at(4, curves, 4)
+    assert {t for t, f in curves.items() if len(f) == 100} == best_at(16, on_to_16, 1)
+
+
 # ------------------------------------------------------------- a restore after a kill
 
 def _statuses(path):
