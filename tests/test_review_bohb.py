@@ -50,7 +50,8 @@ def test_bohb_bracket_with_fewer_trials_than_its_halving_keeps_lets_them_all_go_
     assert [n for _, n in sorted(_reached(grid).items())] == [9, 3]
 
 
-def test_hyperband_last_bracket_with_fewer_trials_than_its_halving_keeps_lets_them_all_go_on(tmp_path):
+def test_hyperband_last_bracket_with_fewer_trials_than_its_halving_keeps_lets_all_go_on(
+        tmp_path):
     # max_t=9, rf=3: brackets of 3 (run to 9), 5 (from 3) and 9 trials (from 1); 10 trials
     # leave 2 in the last one, whose first halving keeps ceil(9 / 3) = 3: both go on to 3
     xs = [float(i) for i in range(1, 11)]
@@ -64,7 +65,7 @@ def test_hyperband_last_bracket_with_fewer_trials_than_its_halving_keeps_lets_th
     assert [r.status for r in grid] == ["TERMINATED"] * 10
     # bracket 2 (x 9 and 10): both reach 3, the better one 9
     assert (reached[9.0], reached[10.0]) == (9, 3)
-    # bracket 1 (x 4-8) keeps ceil(5 / 3) = 2 at 3, then 1 at 9... which is max_t: both run to 9
+    # bracket 1 (x 4-8) keeps ceil(5 / 3) = 2 at 3, whose next milestone is max_t
     assert [reached[x] for x in (4.0, 5.0, 6.0, 7.0, 8.0)] == [9, 9, 3, 3, 3]
 
 
@@ -154,3 +155,16 @@ def test_a_sweep_restored_after_the_driver_was_killed_counts_its_paused_trials_a
                               (results[7:], [4, 4, 4])):
         by_x = sorted(bracket, key=lambda r: r.config["x"])
         assert [r.metrics["training_iteration"] for r in by_x] == expected
+
+
+# ------------------------------------------------------------------- max_t below 1
+
+@pytest.mark.parametrize("cls", [HyperBandForBOHB, HyperBandScheduler])
+@pytest.mark.parametrize("max_t", [0.9, 0.2])
+def test_a_max_t_below_one_is_refused_with_what_to_do(cls, max_t):
+    # every bracket's first milestone, int(max_t / rf**s), would be 0: the first trial's
+    # on_trial_add looked for a bracket for ever (0.9), or failed with ZeroDivisionError
+    # (BOHB) or OverflowError (HyperBand) after a while (0.2)
+    with pytest.raises(ValueError, match=rf"max_t must be at least 1, got {max_t}: .*"
+                                         "time_attr"):
+        cls(metric="loss", mode="min", max_t=max_t)

@@ -86,7 +86,7 @@ class HyperBandForBOHB(HyperBandScheduler):
     mode : {"min", "max"}, optional
         Whether a lower or a higher ``metric`` is better.
     max_t : int, default=81
-        The most ``time_attr`` a trial gets; also sets the number of brackets,
+        The most ``time_attr`` a trial gets (at least 1); also sets the number of brackets,
         ``round(log(max_t) / log(reduction_factor)) + 1``.
     reduction_factor : float, default=3
         At each halving, the best ``1/reduction_factor`` of a bracket's trials go on.
