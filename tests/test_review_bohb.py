@@ -107,6 +107,30 @@ def test_rays_bohb_example_keeps_its_trials_as_ray_does(tmp_path):
     assert {t for t, f in curves.items() if len(f) == 100} == best_at(16, on_to_16, 1)
 
 
+# ------------------------------------------------------- a metric the results do not have
+
+def test_a_searcher_metric_the_results_lack_is_warned_of_once(tmp_path):
+    # TuneBOHB(space, metric="mean_loss") (as in Ray 1.x's bohb_example) while the trials
+    # report "loss", which the scheduler ranks: BOHB heard nothing, so that the sweep ran
+    # as a random search and said nothing (Ray's TuneBOHB raises KeyError at the first
+    # milestone). (With param_space the sweep's metric replaces the searcher's.)
+    searcher = TuneBOHB({"x": tune.uniform(1.0, 10.0)}, metric="mean_loss", mode="min", seed=0)
+    with pytest.warns(UserWarning, match=r"TuneBOHB heard a result at BOHB's budget 1 whose "
+                                         r"metric 'mean_loss' is missing or no number.*Check "
+                                         r"the metric's name") as caught:
+        grid = tune.Tuner(
+            po.stepper, param_space={"n_steps": 4},
+            tune_config=tune.TuneConfig(
+                scheduler=HyperBandForBOHB(metric="loss", mode="min", max_t=4,
+                                           reduction_factor=2),
+                search_alg=searcher, num_samples=4, max_concurrent_trials=1),
+            run_config=tune.RunConfig(name="metric", storage_path=str(tmp_path),
+                                      verbose=0)).fit()
+    assert [r.status for r in grid] == ["TERMINATED"] * 4
+    assert len([w for w in caught if "mean_loss" in str(w.message)]) == 1
+    assert not searcher.bohber.losses
+
+
 # ------------------------------------------------------------- a restore after a kill
 
 def _statuses(path):

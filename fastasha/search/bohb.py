@@ -79,7 +79,8 @@ Where fastasha differs from Ray:
   the trials unchecked, and BOHB fails on one that does not fit when it
   hears its result).
 - A result whose metric is missing or no number is not given to BOHB (Ray
-  raises ``KeyError``); a NaN is, and BOHB counts it as the worst loss.
+  raises ``KeyError``), and the first one at a budget is warned of; a NaN
+  is, and BOHB counts it as the worst loss.
 - When ``space=`` is given, the sweep's ``metric`` and ``mode`` fill in
   those the searcher lacks (Ray leaves the searcher without them, and it
   fails at its first suggestion); a ``param_space`` that holds domains as
@@ -549,6 +550,7 @@ class TuneBOHB(ExternalSearcher):
         self._pending_points: list[tuple[dict, dict]] = []    # (BOHB's values, params)
         self._budgets: dict[str, tuple[Any, dict]] = {}       # from HyperBandForBOHB
         self._warned_no_budget = False
+        self._warned_no_metric = False
         # restored, and the sweep's restore replaying the suggestions made after the save:
         # max_concurrent refuses none (see _set_state)
         self._replaying = False
@@ -647,7 +649,8 @@ class TuneBOHB(ExternalSearcher):
         (or from Ray's ``result["hyperband_info"]["budget"]``, when the
         result carries it). Results between milestones are not given to BOHB.
         The loss is the metric's value, negated for ``mode="max"``; a result
-        without the metric, or whose metric is no number, is skipped. The
+        without the metric, or whose metric is no number, is skipped (the
+        first such result at a budget with a warning). The
         first result of a sweep that has no budget information (another
         scheduler than HyperBandForBOHB) is warned of, as in Ray.
         """
@@ -671,8 +674,17 @@ class TuneBOHB(ExternalSearcher):
                     UserWarning, stacklevel=2)
             return
         budget = info.get("budget")
+        if budget is None:
+            return
         value = result.get(self.metric)
-        if budget is None or isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            if not self._warned_no_metric:
+                self._warned_no_metric = True
+                warnings.warn(
+                    f"{SEARCHER} heard a result at BOHB's budget {budget} whose metric "
+                    f"{self.metric!r} is missing or no number ({value!r}): BOHB learns nothing "
+                    "from it, nor from any other such result (Ray raises here). Check the "
+                    "metric's name", UserWarning, stacklevel=2)
             return
         loss = float(value) if self.mode == "min" else -float(value)
         with self._library_calls():
