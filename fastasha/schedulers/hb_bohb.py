@@ -34,7 +34,8 @@ Where fastasha differs from Ray:
   that go on is the same, and they go on without a restart).
 - The scheduler's state is saved with the experiment, so that
   ``Tuner.restore`` continues a sweep with paused trials (Ray's ``save``
-  and ``restore`` raise ``NotImplementedError``).
+  and ``restore`` raise ``NotImplementedError``); the restored searcher,
+  whose saved state may be older, hears again which trials are paused.
 - With another searcher than ``TuneBOHB`` it runs as well, the searcher
   hearing of pauses only if it has ``on_pause`` and ``on_unpause`` (Ray
   calls them on any searcher, and fails without them).
