@@ -34,7 +34,8 @@ Where fastasha differs from Ray:
   that go on is the same, and they go on without a restart).
 - The scheduler's state is saved with the experiment, so that
   ``Tuner.restore`` continues a sweep with paused trials (Ray's ``save``
-  and ``restore`` raise ``NotImplementedError``).
+  and ``restore`` raise ``NotImplementedError``); the restored searcher,
+  whose saved state may be older, hears again which trials are paused.
 - With another searcher than ``TuneBOHB`` it runs as well, the searcher
   hearing of pauses only if it has ``on_pause`` and ``on_unpause`` (Ray
   calls them on any searcher, and fails without them).
@@ -86,7 +87,7 @@ class HyperBandForBOHB(HyperBandScheduler):
     mode : {"min", "max"}, optional
         Whether a lower or a higher ``metric`` is better.
     max_t : int, default=81
-        The most ``time_attr`` a trial gets; also sets the number of brackets,
+        The most ``time_attr`` a trial gets (at least 1); also sets the number of brackets,
         ``round(log(max_t) / log(reduction_factor)) + 1``.
     reduction_factor : float, default=3
         At each halving, the best ``1/reduction_factor`` of a bracket's trials go on.
@@ -119,6 +120,12 @@ class HyperBandForBOHB(HyperBandScheduler):
                 f"to {name}(metric=..., mode=...) or to tune.TuneConfig(metric=..., mode=...)")
         trial_id = trial.trial_id
         if trial_id in self._trial_bracket:      # (a restore: known from the loaded state)
+            # the searcher's state is older than this one (saved every few seconds, and its
+            # replay has no pauses): tell it again which of its trials are paused
+            bracket = self._trial_bracket[trial_id]
+            if trial_id in bracket.live and trial.status in ("PAUSED", "PENDING"):
+                paused = trial.status == "PAUSED" and trial_id not in bracket.to_unpause
+                self._tell(tune_controller, "on_pause" if paused else "on_unpause", trial_id)
             return
         if self._current is None or self._current.filled():
             while True:

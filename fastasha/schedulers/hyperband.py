@@ -91,7 +91,10 @@ class _Bracket:
         self.r = int(min(self.r * self.eta, self.max_t))
         self.cumul_r = self.r          # (the milestones are r0 * rf**k, capped at max_t)
         ranked = sorted(self.live, key=lambda t: sign * float(lookup(self.live[t], metric)))
-        return ranked[len(ranked) - self.n:], ranked[:len(ranked) - self.n]
+        # the best n go on; all of them when fewer are live (a bracket not filled, or one
+        # that lost trials), as Ray's sorted_trials[-n:]
+        cut = max(len(ranked) - self.n, 0)
+        return ranked[cut:], ranked[:cut]
 
     def completion(self) -> float:
         if self.finished():
@@ -129,7 +132,7 @@ class HyperBandScheduler(_RayMetricMode, FIFOScheduler):
     mode : {"min", "max"}, optional
         Whether a lower or a higher ``metric`` is better.
     max_t : int, default=81
-        The most ``time_attr`` a trial gets; also sets the number of brackets,
+        The most ``time_attr`` a trial gets (at least 1); also sets the number of brackets,
         ``round(log(max_t) / log(reduction_factor)) + 1``.
     reduction_factor : float, default=3
         At each halving, the best ``1/reduction_factor`` of a bracket's trials go on.
@@ -174,6 +177,12 @@ class HyperBandScheduler(_RayMetricMode, FIFOScheduler):
                 raise TypeError(f"{name} must be a number, got {value!r}")
         if not max_t > 0:
             raise ValueError(f"max_t must be > 0, got {max_t!r}")
+        if max_t < 1:
+            # (Ray's looks for a bracket for ever at the first trial)
+            raise ValueError(
+                f"max_t must be at least 1, got {max_t!r}: a bracket's first milestone is "
+                "int(max_t / reduction_factor**s) units of time_attr, 0 in every bracket "
+                "below 1; count time_attr in smaller units")
         if not reduction_factor > 1:
             raise ValueError(f"reduction_factor must be > 1, got {reduction_factor!r}")
         if not isinstance(stop_last_trials, bool):

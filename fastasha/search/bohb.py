@@ -79,7 +79,8 @@ Where fastasha differs from Ray:
   the trials unchecked, and BOHB fails on one that does not fit when it
   hears its result).
 - A result whose metric is missing or no number is not given to BOHB (Ray
-  raises ``KeyError``); a NaN is, and BOHB counts it as the worst loss.
+  raises ``KeyError``), and the first one at a budget is warned of; a NaN
+  is, and BOHB counts it as the worst loss.
 - When ``space=`` is given, the sweep's ``metric`` and ``mode`` fill in
   those the searcher lacks (Ray leaves the searcher without them, and it
   fails at its first suggestion); a ``param_space`` that holds domains as
@@ -549,6 +550,10 @@ class TuneBOHB(ExternalSearcher):
         self._pending_points: list[tuple[dict, dict]] = []    # (BOHB's values, params)
         self._budgets: dict[str, tuple[Any, dict]] = {}       # from HyperBandForBOHB
         self._warned_no_budget = False
+        self._warned_no_metric = False
+        # restored, and the sweep's restore replaying the suggestions made after the save:
+        # max_concurrent refuses none (see _set_state)
+        self._replaying = False
         if self._space is not None and self.mode is not None:
             self._setup()
 
@@ -624,7 +629,7 @@ class TuneBOHB(ExternalSearcher):
 
         ``None`` (not now) while ``max_concurrent`` trials run.
         """
-        if 0 < self._max_concurrent <= len(self._running):
+        if 0 < self._max_concurrent <= len(self._running) and not self._replaying:
             return None
         if self._pending_points:
             encoded, params = self._pending_points.pop(0)
@@ -644,10 +649,12 @@ class TuneBOHB(ExternalSearcher):
         (or from Ray's ``result["hyperband_info"]["budget"]``, when the
         result carries it). Results between milestones are not given to BOHB.
         The loss is the metric's value, negated for ``mode="max"``; a result
-        without the metric, or whose metric is no number, is skipped. The
+        without the metric, or whose metric is no number, is skipped (the
+        first such result at a budget with a warning). The
         first result of a sweep that has no budget information (another
         scheduler than HyperBandForBOHB) is warned of, as in Ray.
         """
+        self._replaying = False
         if trial_id not in self._encoded:
             return
         if trial_id not in self._paused:
@@ -667,8 +674,17 @@ class TuneBOHB(ExternalSearcher):
                     UserWarning, stacklevel=2)
             return
         budget = info.get("budget")
+        if budget is None:
+            return
         value = result.get(self.metric)
-        if budget is None or isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            if not self._warned_no_metric:
+                self._warned_no_metric = True
+                warnings.warn(
+                    f"{SEARCHER} heard a result at BOHB's budget {budget} whose metric "
+                    f"{self.metric!r} is missing or no number ({value!r}): BOHB learns nothing "
+                    "from it, nor from any other such result (Ray raises here). Check the "
+                    "metric's name", UserWarning, stacklevel=2)
             return
         loss = float(value) if self.mode == "min" else -float(value)
         with self._library_calls():
@@ -690,12 +706,14 @@ class TuneBOHB(ExternalSearcher):
 
     def on_pause(self, trial_id: str) -> None:
         """The scheduler paused trial ``trial_id``: it no longer counts as running (Ray's)."""
+        self._replaying = False
         if trial_id in self._encoded:
             self._paused.add(trial_id)
             self._running.discard(trial_id)
 
     def on_unpause(self, trial_id: str) -> None:
         """The scheduler lets paused trial ``trial_id`` go on: it counts as running (Ray's)."""
+        self._replaying = False
         if trial_id in self._encoded:
             self._paused.discard(trial_id)
             self._running.add(trial_id)
@@ -727,6 +745,19 @@ class TuneBOHB(ExternalSearcher):
         self._paused, self._pending_points = state["paused"], state["pending_points"]
         self._budgets, self._max_concurrent = state["budgets"], state["max_concurrent"]
         self._warned_no_budget = state["warned_no_budget"]
+        # Its running and paused trials are those of the save: Tuner.restore replays the
+        # suggestions made after it, but not the pauses between them, so that these would
+        # count as running and max_concurrent refuse the later ones, which it let through
+        # (a trial the restored searcher does not suggest again never reaches it, and its
+        # point of points_to_evaluate goes to another trial). Until the sweep saves the
+        # restored state or calls on_pause, on_unpause or on_trial_result (HyperBandForBOHB
+        # tells the paused trials when the restore gives it the trials), none is refused.
+        self._replaying = True
+
+    def save(self, checkpoint_path: str) -> None:
+        """Pickle the searcher's state to a file (see the class Notes)."""
+        self._replaying = False      # (the sweep saves the restored state once replayed)
+        super().save(checkpoint_path)
 
 
 def _check_max_concurrent(value: Any) -> None:
