@@ -174,6 +174,16 @@ def test_the_table_of_paused_trials_is_of_the_best_of_all_of_them(tmp_path, caps
     assert len(shown) >= 10
 
 
+def _held(path):
+    """(status, iteration of the latest checkpoint) of the first two trials in the file."""
+    try:
+        grid = tune.ResultGrid.from_path(str(path))
+        return [(r.status, r.checkpoint and r.metrics.get("training_iteration"))
+                for r in list(grid)[:2]]
+    except Exception:   # noqa: BLE001 - not created yet, or caught mid-creation
+        return None
+
+
 def test_synch_pbt_restore_after_the_driver_is_killed_while_a_trial_pauses(tmp_path):
     # One slot: trial 0 waits paused at the first point (3), trial 1 has reached it too and
     # hangs while it winds down; the driver is killed then, before trials 2 and 3 exist.
@@ -192,11 +202,12 @@ def test_synch_pbt_restore_after_the_driver_is_killed_while_a_trial_pauses(tmp_p
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "the second trial never paused"
             time.sleep(0.05)
-        # the driver commits in the background: kill it once the file holds the pause
-        # (the driver may have created the next trial already, PENDING)
-        while (po.statuses(tmp_path / "killed") or [])[:2] != ["PAUSED", "RUNNING"]:
+        # the driver commits in the background: kill it once the file holds the pause and
+        # trial 1's checkpoint at the point (the driver may have created the next trial
+        # already, PENDING); before that, a restore rightly resumes trial 1 from earlier
+        while _held(tmp_path / "killed") != [("PAUSED", 3), ("RUNNING", 3)]:
             assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, po.statuses(tmp_path / "killed")
+            assert time.monotonic() < deadline, _held(tmp_path / "killed")
             time.sleep(0.05)
     finally:
         try:
