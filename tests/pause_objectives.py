@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+from typing import Any, Callable
 
 from fastasha import tune
 from fastasha.schedulers import TrialScheduler
@@ -113,6 +117,34 @@ class CountingWithoutSave(CountingTrainable):
 
     save_checkpoint = tune.Trainable.save_checkpoint
     load_checkpoint = tune.Trainable.load_checkpoint
+
+
+def kill_when(script: Any, args: list, ready: Callable[[], Any], what: str,
+              timeout: float = 40.0) -> None:
+    """Run the sweep driver ``python script *args``, SIGKILL it once ``ready()`` is true.
+
+    The driver runs in a process group of its own, killed whole (the driver and its
+    workers), by its id. Fails the test if the driver exits first, or if ``ready()`` is
+    still false after ``timeout`` seconds (``what`` says what was awaited).
+    """
+    script = Path(script)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(script.parent), *sys.path]))
+    proc = subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, f"{what}: not seen within {timeout} s"
+            time.sleep(0.05)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        proc.stderr.close()
 
 
 def statuses(path) -> list | None:

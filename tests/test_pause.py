@@ -3,12 +3,6 @@ resumes from its latest checkpoint when the scheduler picks it (real loky sweeps
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -122,30 +116,11 @@ def test_paused_trials_stay_paused_when_the_sweep_stops_and_restore_resumes_them
 
 def test_restore_after_the_driver_is_killed_with_paused_trials(tmp_path):
     marker = tmp_path / "resumed"
-    script = Path(po.__file__)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(script.parent), *sys.path]))
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), "killed", str(marker)],
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 40
-        while not marker.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "the first trial never resumed"
-            time.sleep(0.05)
-        # the driver commits in the background: kill it once the file holds the resume
-        # (the first trial sleeps in its step meanwhile)
-        while po.statuses(tmp_path / "killed") != ["RUNNING", "PAUSED", "PAUSED"]:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, po.statuses(tmp_path / "killed")
-            time.sleep(0.05)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)   # the driver and its workers
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        proc.stderr.close()
+    # the driver commits in the background: it is killed once the file holds the resume
+    # (the first trial sleeps in its step meanwhile)
+    po.kill_when(po.__file__, [tmp_path, "killed", marker], lambda: marker.exists() and
+                 po.statuses(tmp_path / "killed") == ["RUNNING", "PAUSED", "PAUSED"],
+                 "the first trial resumed, and the file saying so")
     assert po.statuses(tmp_path / "killed") == ["RUNNING", "PAUSED", "PAUSED"]
     grid = tune.Tuner.restore(str(tmp_path / "killed"), po.stepper,
                               scheduler=po.PausesOnce(pause_at=0)).fit()

@@ -8,13 +8,6 @@ from the trials' configs.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("hpbandster", reason="BOHB needs hpbandster: pip install -e '.[bohb]'")
@@ -133,13 +126,6 @@ def test_a_searcher_metric_the_results_lack_is_warned_of_once(tmp_path):
 
 # ------------------------------------------------------------- a restore after a kill
 
-def _statuses(path):
-    """The trials' statuses in the experiment file at ``path`` (None before it holds any)."""
-    try:
-        return [r.status for r in tune.ResultGrid.from_path(str(path))] or None
-    except Exception:   # noqa: BLE001 - not created yet, or caught mid-creation
-        return None
-
 
 def test_a_sweep_restored_after_the_driver_was_killed_counts_its_paused_trials_as_paused(
         tmp_path):
@@ -149,25 +135,9 @@ def test_a_sweep_restored_after_the_driver_was_killed_counts_its_paused_trials_a
     # running: unless it hears they are paused, it suggests no 4th trial, and the bracket
     # halves with 3 trials when nothing runs
     marker = tmp_path / "held"
-    script = Path(rbo.__file__)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(script.parent), *sys.path]))
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), "killed", str(marker)],
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while _statuses(tmp_path / "killed") != ["PAUSED", "PAUSED", "RUNNING"] or \
-                not marker.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, _statuses(tmp_path / "killed")
-            time.sleep(0.05)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)   # the driver and its workers
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        proc.stderr.close()
+    po.kill_when(rbo.__file__, [tmp_path, "killed", marker], lambda: marker.exists() and
+                 po.statuses(tmp_path / "killed") == ["PAUSED", "PAUSED", "RUNNING"],
+                 "two trials paused and the third running", timeout=60)
     grid = tune.Tuner.restore(str(tmp_path / "killed"), rbo.holding_stepper,
                               search_alg=rbo.searcher(), scheduler=rbo.scheduler()).fit()
     results = sorted(grid, key=lambda r: r.metrics["trial_id"])

@@ -10,12 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 import warnings
-from pathlib import Path
 
 import pytest
 
@@ -191,31 +186,13 @@ def test_synch_pbt_restore_after_the_driver_is_killed_while_a_trial_pauses(tmp_p
     # before any runs past it (it used to start as soon as the trials created before the
     # driver was killed had reached 3, with a RuntimeWarning).
     log = tmp_path / "killed.log"
-    script = Path(ro.__file__)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(script.parent), *sys.path]))
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), "killed", str(log)],
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 40
-        while not os.path.exists(f"{log}.hung1"):
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "the second trial never paused"
-            time.sleep(0.05)
-        # the driver commits in the background: kill it once the file holds the pause and
-        # trial 1's checkpoint at the point (the driver may have created the next trial
-        # already, PENDING); before that, a restore rightly resumes trial 1 from earlier
-        while _held(tmp_path / "killed") != [("PAUSED", 3), ("RUNNING", 3)]:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, _held(tmp_path / "killed")
-            time.sleep(0.05)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)   # the driver and its workers
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        proc.stderr.close()
+    # the driver commits in the background: it is killed once the file holds the pause and
+    # trial 1's checkpoint at the point (the driver may have created the next trial
+    # already, PENDING); before that, a restore rightly resumes trial 1 from earlier
+    po.kill_when(ro.__file__, [tmp_path, "killed", log],
+                 lambda: os.path.exists(f"{log}.hung1") and
+                 _held(tmp_path / "killed") == [("PAUSED", 3), ("RUNNING", 3)],
+                 "the second trial paused, and the file holding its checkpoint")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         grid = tune.Tuner.restore(str(tmp_path / "killed"), ro.synch_accumulator,
