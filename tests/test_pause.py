@@ -3,7 +3,6 @@ resumes from its latest checkpoint when the scheduler picks it (real loky sweeps
 
 from __future__ import annotations
 
-
 import pytest
 
 import pause_objectives as po
