@@ -317,7 +317,8 @@ def test_bohb_hears_the_results_at_milestones_with_their_budgets():
     searcher.on_trial_result("a", {"acc": 0.5, **_budget(1)})
     searcher.on_trial_result("b", {"acc": 0.25, "hyperband_info": {}})   # between milestones
     searcher.on_trial_result("c", {"acc": 0.75, **_budget(3)})
-    searcher.on_trial_result("c", {"other": 1.0, **_budget(9)})          # no metric: skipped
+    with pytest.warns(UserWarning, match="metric 'acc' is missing"):  # no metric: skipped
+        searcher.on_trial_result("c", {"other": 1.0, **_budget(9)})
     assert searcher.bohber.losses == {1: [-0.5], 3: [-0.75]}    # max: negated losses
     assert [float(a[0]) for a in searcher.bohber.configs[1]] == \
         pytest.approx([configs["a"]["x"]], abs=1e-9)
