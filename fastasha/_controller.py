@@ -1382,10 +1382,22 @@ class Controller:
         self.tick(now)
 
     def _requeue(self, trial: Trial) -> None:
+        """Back to PENDING (a retry, an interruption): ahead of the trials created after it.
+
+        As Ray's FIFOScheduler, which starts the waiting trial created first: a
+        trial that failed and is retried runs again before the trials that
+        were created after it and wait.
+        """
         trial.pausing, trial.exploit = False, None
         self.release(trial)
         self._set_status(trial, PENDING)
-        self.queue.append(trial)
+        queue = self.queue
+        for k, waiting in enumerate(queue):
+            if waiting.index > trial.index:
+                queue.insert(k, trial)
+                break
+        else:
+            queue.append(trial)
         self._persist(trial)
 
     def _fail(self, trial: Trial, error: str, trace: str | None, count: bool) -> None:

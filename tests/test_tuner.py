@@ -1503,3 +1503,26 @@ def test_a_dirname_creator_that_cannot_name_a_folder_of_its_own_ends_the_sweep(
     with pytest.raises(ValueError, match=match), joblib.parallel_config(backend="threading"):
         fit(objectives.only_returns, tmp_path, param_space={"x": tune.grid_search([1, 2])},
             tune_config=tune.TuneConfig(trial_dirname_creator=creator))
+
+
+def test_a_retried_trial_runs_again_before_the_trials_created_after_it(tmp_path):
+    # as Ray's FIFOScheduler, which starts the waiting trial created first; one slot
+    starts = []
+
+    class Starts(tune.Callback):
+        def on_trial_start(self, iteration, trials, trial, **info):
+            starts.append(trial.config["x"])
+
+    done = tmp_path / "done"
+    done.touch()
+    grid = tune.Tuner(
+        objectives.fails_once,
+        param_space={"x": tune.grid_search([1, 2, 3, 4]), "marker": tune.sample_from(
+            lambda spec: str(tmp_path / "first") if spec.config["x"] == 1 else str(done))},
+        tune_config=tune.TuneConfig(max_concurrent_trials=1),
+        run_config=tune.RunConfig(name="retry", storage_path=str(tmp_path), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=1),
+                                  callbacks=[Starts()]),
+    ).fit()
+    assert [r.status for r in grid] == ["TERMINATED"] * 4 and not grid.errors
+    assert starts == [1, 1, 2, 3, 4]
