@@ -398,6 +398,9 @@ class ExternalSearcher(Searcher):
     _NATIVES_IN_PARAM_SPACE = True
     #: the domains to put in param_space, for messages
     _DOMAINS = "tune.uniform(...), tune.choice([...]), ..."
+    #: whether the library optimises several metrics at once (Ray's lists of metrics
+    #: and modes); one that does not refuses them (:meth:`_refuse_lists`)
+    _SEVERAL_METRICS = False
 
     _space: Any = None
     _configs: dict                  # running trial id -> its params (flat); set by __init__
@@ -625,8 +628,11 @@ class ExternalSearcher(Searcher):
         return True
 
     def _check_metric_mode(self) -> None:
-        """Ray's rules for the metric and the mode (a subclass may refuse more)."""
+        """Ray's rules for the metric and the mode; lists of them only where the library
+        optimises several metrics (a subclass may refuse more)."""
         _check_metric_mode(self._metric, self._mode)
+        if not self._SEVERAL_METRICS:
+            self._refuse_lists()
 
     def _refuse_lists(self) -> None:
         """A ValueError for a list of metrics or modes, which a library of one objective refuses.

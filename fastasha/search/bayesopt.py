@@ -441,10 +441,6 @@ class BayesOptSearch(ExternalSearcher):
     def _point_names(self) -> dict[str, tuple[float, float]]:
         return self._space
 
-    def _check_metric_mode(self) -> None:
-        super()._check_metric_mode()
-        self._refuse_lists()
-
     def _setup(self) -> None:
         """Build the optimizer once the space and the mode are known (Ray: as soon as it can)."""
         self._fill_metric()

@@ -571,10 +571,6 @@ class TuneBOHB(ExternalSearcher):
     def _point_names(self) -> list[str]:
         return self._space.names()
 
-    def _check_metric_mode(self) -> None:
-        super()._check_metric_mode()
-        self._refuse_lists()
-
     def _setup(self) -> None:
         """Start BOHB's config generator once the space and the mode are known (Ray: at once)."""
         self._fill_metric()

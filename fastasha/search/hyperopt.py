@@ -513,10 +513,6 @@ class HyperOptSearch(ExternalSearcher):
     def _point_names(self) -> dict:
         return self._space.expressions(self._hpo.pyll.Apply)
 
-    def _check_metric_mode(self) -> None:
-        super()._check_metric_mode()
-        self._refuse_lists()
-
     def _setup(self) -> None:
         """Start HyperOpt's trials once the space and the mode are known (Ray: at once)."""
         self._fill_metric()

@@ -667,10 +667,6 @@ class NevergradSearch(ExternalSearcher):
     def _point_names(self) -> Any:
         return self._space.searched
 
-    def _check_metric_mode(self) -> None:
-        super()._check_metric_mode()
-        self._refuse_lists()
-
     def _setup(self) -> None:
         """Build the optimizer once the space and the mode are known (Ray: as soon as it can)."""
         self._fill_metric()

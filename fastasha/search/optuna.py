@@ -326,6 +326,7 @@ class OptunaSearch(ExternalSearcher):
 
     _MODULE, _MIN_VERSION, _MODULE_ATTR = "optuna", (3, 4), "_ot"
     _STATE_ATTR, _STATE_FORMAT = "_study", STATE_FORMAT
+    _SEVERAL_METRICS = True     # lists of metrics and modes: a multi-objective study
 
     def _to_space(self, space: Any, given_as: str) -> dict:
         return _to_distributions(space, self._ot, given_as)
