@@ -20,6 +20,7 @@ import pytest
 
 import pause_objectives as po
 import pbt_synch_objectives as so
+from test_pbt import _Recording
 from fastasha import tune
 from fastasha.schedulers import PopulationBasedTraining
 
@@ -145,20 +146,6 @@ def test_no_trial_runs_past_a_point_before_the_whole_population_reaches_it(tmp_p
         assert result.metrics["step"] == N_STEPS
 
 
-class _Recording(PopulationBasedTraining):
-    """PBT that records each result it hears (in the driver) and its answer."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.heard = []
-
-    def on_trial_result(self, tune_controller, trial, result):
-        decision = super().on_trial_result(tune_controller, trial, result)
-        self.heard.append((int(trial.trial_id[-5:]), result["training_iteration"],
-                           str(decision)))
-        return decision
-
-
 def test_every_trial_waits_at_each_point_even_with_a_slot_each(tmp_path):
     # two trials on two slots: nothing waits for a slot (asynchronous PBT would let both
     # run on), yet each is paused at every point until the other gets there
@@ -167,7 +154,7 @@ def test_every_trial_waits_at_each_point_even_with_a_slot_each(tmp_path):
                                   hyperparam_mutations={"rate": MUTATIONS}, synch=True))
     grid = _fit(tmp_path, scheduler, slots=2, rates=[1.0, 2.0])
     assert [r.status for r in grid] == ["TERMINATED"] * 2
-    at_points = [(i, s, d) for i, s, d in scheduler.heard if s % INTERVAL == 0]
+    at_points = [(int(t[-5:]), s, d) for t, s, d in scheduler.heard if s % INTERVAL == 0]
     assert sorted((i, s) for i, s, _ in at_points) == [(i, p) for i in (0, 1) for p in POINTS]
     assert {d for _, _, d in at_points} == {"PAUSE"}
     assert {d for _, s, d in scheduler.heard if s % INTERVAL} == {"CONTINUE"}
