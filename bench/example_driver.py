@@ -37,27 +37,18 @@ def main() -> None:
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:int(sys.argv[2])])
     if not os.environ.get("FASTASHA_STORAGE_PATH"):
         sys.exit("set FASTASHA_STORAGE_PATH: the example would write to ~/fastasha_results")
-    from tuner_work import Clock  # bench/ is sys.path[0]
+    from tuner_work import Clock, timed_fit  # bench/ is sys.path[0]
 
     import fastasha.tuner
 
     record: dict = {}
-    fit = fastasha.tuner.Tuner.fit
 
-    def timed_fit(self):
+    def add_clock(tuner):
         clock = Clock()
-        self.run_config.callbacks.append(clock)
-        record["before_fit_s"] = time.time() - STARTED
-        cpu, t0 = time.process_time(), time.perf_counter()
-        grid = fit(self)
-        record["fit_wall_s"] = time.perf_counter() - t0
-        record["driver_cpu_s"] = time.process_time() - cpu
-        record["first_start_s"] = clock.first_start - t0
-        record["last_complete_s"] = clock.last_complete - t0
-        record["grid"] = grid
-        return grid
+        tuner.run_config.callbacks.append(clock)
+        return clock
 
-    fastasha.tuner.Tuner.fit = timed_fit
+    fastasha.tuner.Tuner.fit = timed_fit(fastasha.tuner.Tuner.fit, add_clock, record, STARTED)
     sys.argv = [str(EXAMPLE)]            # the full run: no --smoke-test
     runpy.run_path(str(EXAMPLE), run_name="__main__")
 
