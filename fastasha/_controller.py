@@ -721,9 +721,7 @@ class Controller:
         if from_retry:
             trial = self.queue[0]
         else:
-            trial = self._create_trial(now)
-            while trial is _UNFIT:          # a request that can never fit failed its trial
-                trial = self._create_trial(now)
+            trial = self._create_fit_trial(now)
         if trial is None:
             return None
         allocation = self.pool.acquire(trial.request, prefer=prefer_gpus)
@@ -735,6 +733,20 @@ class Controller:
             self.queue.popleft()
         self._start(trial, allocation, now, announce)
         return trial
+
+    def _create_fit_trial(self, now: float) -> Trial | None:
+        """:meth:`_create_trial`, past the trials whose request can never fit (they failed)."""
+        trial = self._create_trial(now)
+        while trial is _UNFIT:
+            trial = self._create_trial(now)
+        return trial
+
+    def _first_waiting(self) -> Trial | None:
+        """Ray's FIFOScheduler's choice: the first PENDING trial, else the PAUSED trial
+        created first; None when none waits."""
+        if self.queue:
+            return self.queue[0]
+        return min(self.paused.values(), key=lambda t: t.index) if self.paused else None
 
     def _assign_chosen(self, now: float, prefer_gpus: tuple[str, ...],
                        announce: bool) -> Trial | None:
@@ -751,17 +763,12 @@ class Controller:
         same (with a warning, once): the sweep would wait forever.
         """
         if not self.queue:
-            trial = self._create_trial(now)
-            while trial is _UNFIT:
-                trial = self._create_trial(now)
+            trial = self._create_fit_trial(now)
             if trial is not None:
                 self.queue.append(trial)
-        if not self.queue and not self.paused:
+        trial = self._first_waiting()
+        if trial is None:
             return None
-        # (as Ray's FIFOScheduler: the paused trial created first)
-        default = self.queue[0] if self.queue else min(self.paused.values(),
-                                                       key=lambda t: t.index)
-        trial = default
         if self._choose is not None:
             chosen = self._choose(self._ray_view)
             # none of the waiting trials (synchronous PBT's are already at the next point):
@@ -770,9 +777,7 @@ class Controller:
             # waits already (the scheduler passes over such a trial on purpose)
             if chosen is None and self.total is not None and \
                     all(t.result is not None for t in self.queue):
-                more = self._create_trial(now)
-                while more is _UNFIT:
-                    more = self._create_trial(now)
+                more = self._create_fit_trial(now)
                 if more is not None:
                     self.queue.append(more)
                     chosen = self._choose(self._ray_view)
@@ -788,16 +793,15 @@ class Controller:
                 if self.n_running or self.n_ahead:
                     return None
                 # from what waits now: the call may have stopped trials (BOHB's ends a
-                # bracket whose trials wait paused), the fallback picked before among them
-                if not self.queue and not self.paused:
+                # bracket whose trials wait paused), the one picked before among them
+                trial = self._first_waiting()
+                if trial is None:
                     return None
-                default = self.queue[0] if self.queue else min(self.paused.values(),
-                                                               key=lambda t: t.index)
                 if not self._warned_choice:
                     self._warned_choice = True
                     warnings.warn(
                         f"{type(self.scheduler).__name__}.choose_trial_to_run chose no trial "
-                        f"while none was running: trial {default.trial_id} starts all the "
+                        f"while none was running: trial {trial.trial_id} starts all the "
                         "same, or the sweep would wait forever", RuntimeWarning, stacklevel=2)
             else:
                 trial = chosen

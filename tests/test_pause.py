@@ -211,3 +211,39 @@ def test_a_paused_class_trainable_that_cannot_save_starts_again(tmp_path):
     for result in grid:
         assert _history(result, "steps") == [1, 2, 3, 1, 2, 3, 4, 5, 6]
         assert _history(result, "setups") == [1] * 9
+
+
+class _StopsTheFirstPausedOnce(po.PausesOnce):
+    """Once no trial is PENDING, stops the paused trial created first and chooses none."""
+
+    def __init__(self):
+        super().__init__()
+        self.stopped = None
+
+    def choose_trial_to_run(self, tune_controller):
+        trials = tune_controller.get_trials()
+        for trial in trials:
+            if trial.status == "PENDING":
+                return trial
+        paused = [t for t in trials if t.status == "PAUSED"]
+        if paused and self.stopped is None:
+            self.stopped = paused[0].trial_id
+            tune_controller.stop_trial(paused[0])
+            return None
+        return paused[0] if paused else None
+
+
+def test_a_trial_stopped_by_choose_trial_to_run_is_not_the_one_started_instead(tmp_path):
+    # one slot: both trials pause at 3; the scheduler then stops the first and chooses
+    # none while nothing runs, so a waiting trial starts all the same (with a warning):
+    # the second, not the first, picked before the call and stopped by it
+    scheduler = _StopsTheFirstPausedOnce()
+    with pytest.warns(RuntimeWarning, match="chose no trial while none was running"):
+        grid = _fit(tmp_path, po.stepper, scheduler, grid=(1.0, 2.0))
+    by_id = {r.metrics["trial_id"]: r for r in grid}
+    first, second = sorted(by_id)
+    assert scheduler.stopped == first
+    assert [r.status for r in grid] == ["TERMINATED", "TERMINATED"]
+    assert _history(by_id[first], "step") == list(range(1, po.PAUSE_AT + 1))
+    assert _history(by_id[second], "step") == list(range(1, po.N_STEPS + 1))
+    assert [t for t, _ in scheduler.heard].count(first) == po.PAUSE_AT
