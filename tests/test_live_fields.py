@@ -10,13 +10,10 @@ after a pause).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import live_objectives as lo
 import pause_objectives as po
+from test_review10_exec import run_user_script
 import pytest
 
 from fastasha import tune
@@ -210,20 +207,8 @@ def test_warnings_of_an_objective_in_the_users_script_name_its_file_and_line(tmp
     # joblib sends an objective of the user's script by value (cloudpickle), whose code
     # is then named "<dynamic-code>" (cloudpickle 3.1 and later): its warnings said
     # "<dynamic-code>:8" instead of the script's file and line.
-    repo = Path(__file__).resolve().parents[1]
     script = tmp_path / "my_sweep.py"
-    script.write_text(_SCRIPT)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(repo)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+    out, err = run_user_script(script, _SCRIPT, tmp_path)
     lines = out.strip().splitlines()
     assert len(lines) == 2, out
     for line in lines:

@@ -73,6 +73,25 @@ def _fit(trainable, space, tmp_path, backend="loky", name="exp", **run):
         ).fit()
 
 
+def run_user_script(script: Path, source: str, tmp_path: Path) -> tuple[str, str]:
+    """Write ``source`` to ``script`` and run it as a user would (``python script tmp_path``),
+    with the repository importable; its standard output and error. Fails the test if it
+    fails."""
+    script.write_text(source)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    return out, err
+
+
 @pytest.mark.parametrize("backend", ["loky", "threading"])
 @pytest.mark.parametrize("kind", ["lock", "repr_raises"])
 @pytest.mark.parametrize("at", ["end", "decision"])
@@ -151,18 +170,7 @@ def test_the_traceback_of_an_objective_in_the_users_script_names_its_file_and_li
     # traceback read 'File "<dynamic-code>", line 6, in helper' with no source line, so
     # the user could not see where the error came from.
     script = tmp_path / "my_sweep.py"
-    script.write_text(textwrap.dedent(_SCRIPT))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+    out, _ = run_user_script(script, textwrap.dedent(_SCRIPT), tmp_path)
     assert "<dynamic-code>" not in out
     assert f'File "{script}", line 6, in helper' in out, out
     assert 'raise ValueError(f"bad x {x}")' in out
