@@ -470,3 +470,16 @@ def test_a_trial_process_that_connects_during_the_wind_down_is_told_to_exit_at_o
             end.close()
     assert heard == [("exit",), ("exit",)]
     assert elapsed < 2.5, elapsed                       # not the wind-down's 5 s deadline
+
+
+def test_exploit_now_refuses_a_running_trial():
+    """Controller.exploit_now (synchronous PBT's) is for trials that are not running: a
+    running trial takes its exploit when its pause ends."""
+    driver, controller, ends = _bare_driver(1)
+    trial = controller.assign(0.0)
+    assert trial is not None and trial.status == "RUNNING"
+    controller.request_exploit(trial, "donor", {"i": 5}, ("/nowhere", 1, 0.0, 0.0))
+    with pytest.raises(ValueError, match=r"is RUNNING: its exploit is carried out when its "
+                                         r"pause ends, not now"):
+        controller.exploit_now(trial)
+    assert trial.exploit is not None and trial.config == {"i": 0}    # nothing applied
