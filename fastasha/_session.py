@@ -540,10 +540,8 @@ class Session(Recorder):
 
     def drain(self) -> tuple[str | bytes, int, dict | None]:
         """Take every buffered report: ``(encoded batch, count, last result)``."""
-        buf = self.buffer
-        popleft = buf.popleft
-        # one at a time: the objective's thread may append meanwhile
-        entries = [popleft() for _ in range(len(buf))]
+        # at once (compiled): a thread of the objective may append meanwhile
+        entries = _fastpath.take_all(self.buffer)
         if not entries:
             return "", 0, None
         prev = self._prev

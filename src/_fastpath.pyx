@@ -14,6 +14,7 @@ as well: those versions are the reference this module is tested against
   the trial's next decision point, no checkpoint) appends ``(time, copy of
   the dict)`` to the session's buffer and returns; every other case goes to
   ``Session.report``.
+* :func:`take_all` empties the buffer of reports in one step.
 * :func:`pack_columns` turns a batch of buffered reports into the 8-byte
   arrays of the packed batch format, or says it cannot.
 """
@@ -151,6 +152,20 @@ cdef inline bint _not_done(dict metrics):
     """Whether the report cannot end the trial: no ``"done"``, or ``"done": False``."""
     cdef PyObject *done = PyDict_GetItem(metrics, _DONE)
     return done is NULL or <object>done is False
+
+
+def take_all(buffer):
+    """Every entry of ``buffer`` (a ``collections.deque``), in order, as a list; it is left empty.
+
+    At once: compiled, the copy and the clear run without a thread switch in
+    between (no Python code runs there, and the entries live on in the list,
+    so clearing frees none of them), so an entry another thread appends
+    (a thread of the objective that reports) is either taken or left for
+    the next call, never lost.
+    """
+    entries = list(buffer)
+    buffer.clear()
+    return entries
 
 
 # Ray Tune up to 2.6: the key of the value in tune.report(value)

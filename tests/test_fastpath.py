@@ -219,3 +219,38 @@ def test_a_refused_report_does_not_count():
     finally:
         _session.set_session(None)
         link.close()
+
+
+# ------------------------------------------------------------------ taking
+
+def test_take_all_empties_the_buffer_in_order():
+    from collections import deque
+
+    buffer = deque([(1.0, {"a": 1}), (2.0, {"a": 2})])
+    assert _fastpath.take_all(buffer) == [(1.0, {"a": 1}), (2.0, {"a": 2})]
+    assert not buffer
+    assert _fastpath.take_all(buffer) == []
+
+
+def test_take_all_loses_and_repeats_nothing_while_another_thread_appends():
+    """A thread of the objective may report while the trial's buffer is drained."""
+    import threading
+    from collections import deque
+
+    buffer: deque = deque()
+    n = 200_000
+    done = threading.Event()
+
+    def append() -> None:
+        for i in range(n):
+            buffer.append((float(i), {"i": i}))
+        done.set()
+
+    taken: list = []
+    thread = threading.Thread(target=append)
+    thread.start()
+    while not done.is_set():
+        taken.extend(_fastpath.take_all(buffer))
+    thread.join()
+    taken.extend(_fastpath.take_all(buffer))
+    assert [m["i"] for _, m in taken] == list(range(n))
