@@ -350,6 +350,12 @@ class Controller:
         self._by_state = bool(getattr(scheduler, "restore_by_state", False))
         self._log_events = not getattr(scheduler, "stateless", False) and not self._by_state
         self._state_version: Any = None
+        # the hooks the scheduler leaves as TrialScheduler's (FIFO's add and complete) do
+        # nothing: they are not called (which saves flattening every trial's last result)
+        self._base_hooks = frozenset(
+            name for name in ("on_trial_add", "on_trial_complete")
+            if getattr(getattr(scheduler, name, None), "__func__", None) is
+            getattr(TrialScheduler, name))
         # the scheduler's own choose_trial_to_run (Ray's form: it takes the controller);
         # None: trials start in FIFO order, those waiting to start before paused ones
         own = getattr(type(scheduler), "choose_trial_to_run", None)
@@ -499,12 +505,15 @@ class Controller:
         """
         scheduler = self.scheduler
         if kind == "add":
-            out = self._hook("on_trial_add", trial_id, trial)
+            # (TrialScheduler's answers bracket 0)
+            out = 0 if "on_trial_add" in self._base_hooks else \
+                self._hook("on_trial_add", trial_id, trial)
             payload = {"bracket": out if isinstance(out, int) else None}
         elif kind == "result":      # as in Ray: nested metrics flattened ("val/loss")
             out = self._hook("on_trial_result", trial_id, trial, flatten(payload))
         elif kind == "complete":    # (the log keeps the result as reported)
-            out = self._hook("on_trial_complete", trial_id, trial, flatten(payload))
+            out = None if "on_trial_complete" in self._base_hooks else \
+                self._hook("on_trial_complete", trial_id, trial, flatten(payload))
         elif kind == "remove":
             name = "on_trial_error" if getattr(scheduler, "on_trial_error", None) else \
                 "on_trial_remove" if getattr(scheduler, "on_trial_remove", None) else None
