@@ -338,6 +338,7 @@ class ExperimentStore:
         # set by the writer when it is done; waited on instead of Thread.join(), which
         # a Ctrl-C can interrupt so that the thread looks finished while it still runs
         self._writer_done = threading.Event()
+        self._checkpointer: threading.Thread | None = None   # see checkpoint_soon()
         self._in_flight: tuple | None = None
         self._failure: BaseException | None = None
         self._resources_json: dict[tuple, str] = {}
@@ -628,6 +629,35 @@ class ExperimentStore:
         self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                            (key, _dumps(value)))
 
+    def checkpoint_soon(self) -> None:
+        """Start copying the write-ahead log into the file in a thread of its own.
+
+        That copy (SQLite's checkpoint) is most of the work of :meth:`close`
+        after a large sweep, and it runs in SQLite's code, which lets other
+        Python threads run: started before the caller reads its results back
+        (``ResultGrid.from_store``), the two overlap. It uses a connection of
+        its own and only copies what no reader needs (a passive checkpoint);
+        :meth:`close` waits for it before it closes the file, and then has
+        little left to copy. Best effort: an error leaves the copy to the close.
+        """
+        if self.readonly or self._checkpointer is not None:
+            return
+
+        def copy() -> None:
+            try:
+                conn = sqlite3.connect(self.path_of(self.directory), isolation_level=None,
+                                       check_same_thread=False)
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                pass
+
+        self._checkpointer = threading.Thread(target=copy, name="fastasha-checkpoint",
+                                              daemon=True)
+        self._checkpointer.start()
+
     def close(self, background: bool = False) -> None:
         """Close the file; waits for a background commit (unflushed writes are not written).
 
@@ -647,6 +677,11 @@ class ExperimentStore:
             self._settle()
         except BaseException:   # noqa: BLE001 - its writes stay unwritten, as any unflushed
             pass
+        if self._checkpointer is not None:
+            # (before the close's own checkpoint, which would find the log busy and leave
+            # it and its -shm file behind)
+            self._checkpointer.join()
+            self._checkpointer = None
         if not background or self.readonly:
             self._close_now()
             return

@@ -924,6 +924,7 @@ class _Run:
                             objects.update((t.trial_id, t.config) for t in
                                            controller.trials.values()
                                            if t.config is not None and not is_plain(t.config))
+                        store.checkpoint_soon()      # overlaps the close's work with the read
                         grid = ResultGrid.from_store(self.directory, store, configs=objects)
                 finally:
                     # closed before fit() returns, though everything is durable already: the

@@ -370,3 +370,23 @@ def test_a_path_starting_with_two_slashes_opens(tmp_path):
     store = ExperimentStore.open(odd, readonly=True)
     assert store.settings() == {"a": 1}
     store.close()
+
+
+def test_a_checkpoint_started_before_the_close_leaves_no_log_behind(tmp_path):
+    """checkpoint_soon() copies the log in a thread; close() waits for it, then removes it."""
+    store = ExperimentStore.create(tmp_path / "exp", {"a": 1})
+    for i in range(200):
+        store.add_trial(f"t{i}", i, "{}", None, {"cpu": 1})
+        store.add_results(f"t{i}", '[{"loss": 1.0}]', 1)
+    store.flush()
+    wal = tmp_path / "exp" / "experiment.db-wal"
+    assert wal.exists() and wal.stat().st_size > 0
+    store.checkpoint_soon()
+    store.checkpoint_soon()          # (a second call while one runs does nothing)
+    assert len(store.trial_rows()) == 200      # reads meanwhile see everything
+    store.close()
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()
+                  if p.name.startswith("experiment.db")) == ["experiment.db"]
+    reopened = ExperimentStore.open(tmp_path / "exp", readonly=True)
+    assert len(reopened.trial_rows()) == 200
+    reopened.close()
