@@ -746,6 +746,7 @@ def set_session(session: Session | None, process_wide: bool = False) -> None:
     """Make ``session`` this thread's trial; ``process_wide``: also that of the threads
     started from now on that set none (see :class:`_ProcessTrial`)."""
     _local.session = session
+    _fastpath.own_session(session)
     if process_wide:
         _process_trial.set(session)
 

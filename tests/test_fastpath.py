@@ -254,3 +254,52 @@ def test_take_all_loses_and_repeats_nothing_while_another_thread_appends():
     thread.join()
     taken.extend(_fastpath.take_all(buffer))
     assert [m["i"] for _, m in taken] == list(range(n))
+
+
+# ------------------------------------------------------ the thread's own session
+
+def test_each_thread_reports_into_its_own_session_and_none_after_its_trial():
+    """report() keeps the session of the thread that set one last; it must never hand
+    that session to another thread, nor keep it once the thread's trial has ended."""
+    import threading
+
+    sessions = {}
+    ready = [threading.Event(), threading.Event()]
+    go = [threading.Event(), threading.Event()]
+    errors = []
+
+    def trial(k: int) -> None:
+        link, session = _session_on(_Conn(), trial_id=f"t{k}", decision_point=math.inf)
+        sessions[k] = session
+        _session.set_session(session)
+        try:
+            ready[k].set()
+            for step in range(50):
+                go[k].wait()
+                tune.report({"loss": float(k)})
+                go[k].clear()
+                ready[k].set()
+        finally:
+            _session.set_session(None)
+            link.close()
+        try:
+            tune.report({"loss": 0.0})
+        except RuntimeError as err:
+            errors.append((k, str(err)))
+
+    threads = [threading.Thread(target=trial, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for step in range(50):
+        for k in (1, 0) if step % 2 else (0, 1):    # each report follows one of the other's
+            ready[k].wait()
+            ready[k].clear()
+            go[k].set()
+    for t in threads:
+        t.join()
+    for k in (0, 1):
+        values = [m["loss"] for _, m in sessions[k].buffer]
+        assert sessions[k].iteration == 50 and set(values) == {float(k)}
+    assert sorted(k for k, text in errors if "outside a trial" in text) == [0, 1]
+    with pytest.raises(RuntimeError, match="outside a trial"):
+        tune.report({"loss": 1.0})              # nor in this thread, which set none
