@@ -384,7 +384,10 @@ class TuneConfig:
         Number of trials (times the size of any grid search); ``-1`` runs
         until ``time_budget_s``.
     max_concurrent_trials : int or None, default=None
-        Cap on the trials running at once.
+        Cap on the trials running at once. Paused trials (PBT, HyperBand,
+        BOHB) do not count; Ray Tune's limit, which it keeps through its
+        search algorithm, counts every trial that has not ended, so under
+        a pausing scheduler Ray may run fewer trials at a time.
     time_budget_s : float, datetime.timedelta or None, default=None
         Wall-clock budget of the sweep in seconds (or as a ``timedelta``).
     seed : int or None, default=None
