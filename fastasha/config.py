@@ -385,9 +385,10 @@ class TuneConfig:
         until ``time_budget_s``.
     max_concurrent_trials : int or None, default=None
         Cap on the trials running at once. Paused trials (PBT, HyperBand,
-        BOHB) do not count; Ray Tune's limit, which it keeps through its
-        search algorithm, counts every trial that has not ended, so under
-        a pausing scheduler Ray may run fewer trials at a time.
+        BOHB) do not count. Ray Tune keeps its limit through its search
+        algorithm, over every trial that has not ended: under a pausing
+        scheduler it creates no new trial while that many are paused or
+        running, where fastasha may start new trials beside paused ones.
     time_budget_s : float, datetime.timedelta or None, default=None
         Wall-clock budget of the sweep in seconds (or as a ``timedelta``).
     seed : int or None, default=None
