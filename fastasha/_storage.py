@@ -677,11 +677,17 @@ class ExperimentStore:
             self._settle()
         except BaseException:   # noqa: BLE001 - its writes stay unwritten, as any unflushed
             pass
-        if self._checkpointer is not None:
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
             # (before the close's own checkpoint, which would find the log busy and leave
             # it and its -shm file behind)
-            self._checkpointer.join()
-            self._checkpointer = None
+            try:
+                checkpointer.join()
+            except BaseException:
+                # a Ctrl-C: close all the same (the lock goes too); whichever connection
+                # closes last copies the log in and removes it, so nothing is lost
+                self._close_now()
+                raise
         if not background or self.readonly:
             self._close_now()
             return

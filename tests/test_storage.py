@@ -390,3 +390,25 @@ def test_a_checkpoint_started_before_the_close_leaves_no_log_behind(tmp_path):
     reopened = ExperimentStore.open(tmp_path / "exp", readonly=True)
     assert len(reopened.trial_rows()) == 200
     reopened.close()
+
+
+def test_a_ctrl_c_while_the_close_waits_for_the_checkpoint_still_closes(tmp_path):
+    """The file is closed and its lock released; the experiment reopens with every trial."""
+    store = ExperimentStore.create(tmp_path / "exp", {"a": 1})
+    for i in range(50):
+        store.add_trial(f"t{i}", i, "{}", None, {"cpu": 1})
+    store.flush()
+    store.checkpoint_soon()
+    thread = store._checkpointer
+    thread.join()                          # (done: only the wait is interrupted below)
+
+    class Interrupted:
+        def join(self):
+            raise KeyboardInterrupt
+
+    store._checkpointer = Interrupted()
+    with pytest.raises(KeyboardInterrupt):
+        store.close()
+    reopened = ExperimentStore.open(tmp_path / "exp")       # for writing: the lock is free
+    assert len(reopened.trial_rows()) == 50
+    reopened.close()
