@@ -54,16 +54,35 @@ def own_session(session):
     """
     global _own_ident, _own_session
     cdef unsigned long ident = PyThread_get_thread_ident()
+    # The one dropped is released only on return, once both are written: releasing it
+    # may run Python code, and so let another thread report or set its own meanwhile.
+    old = _own_session
     if session is None:
         if _own_ident == ident:
             _own_ident = 0
             _own_session = None
         return
-    # (the ident last: dropping the old session may run Python code, and so let another
-    # thread report meanwhile, which must not pair this thread's ident with it)
     _own_ident = 0
     _own_session = session
     _own_ident = ident
+
+
+def _forget_after_fork():
+    """In a forked child, forget a session another thread of the parent set.
+
+    Only the forking thread lives on in the child, and a thread the child
+    starts may get the ident of one that did not: it must find no session
+    (as ``local`` gives it none), not that thread's copy of another trial's.
+    """
+    global _own_ident, _own_session
+    if _own_ident != PyThread_get_thread_ident():
+        _own_ident = 0
+        _own_session = None
+
+
+import os as _os
+if hasattr(_os, "register_at_fork"):       # (no fork where it is missing)
+    _os.register_at_fork(after_in_child=_forget_after_fork)
 
 cdef str _TRAINING_ITERATION = "training_iteration"
 cdef str _DONE = "done"       # a report with a true one ends the trial (Session.report)

@@ -303,3 +303,70 @@ def test_each_thread_reports_into_its_own_session_and_none_after_its_trial():
     assert sorted(k for k, text in errors if "outside a trial" in text) == [0, 1]
     with pytest.raises(RuntimeError, match="outside a trial"):
         tune.report({"loss": 1.0})              # nor in this thread, which set none
+
+
+def test_a_thread_of_a_forked_child_never_reports_into_another_threads_trial():
+    """Trial A's thread set its session last; trial B's thread forks (its objective starts
+    a process). In the child only B's thread lives on, and a new thread there can get
+    A's thread ident (glibc reuses the stacks of the threads that did not come along):
+    its report must fail as outside a trial, not land in the child's copy of A's session."""
+    import os
+    import threading
+
+    class Landing(_fastpath.Recorder):
+        def __init__(self):
+            self.fast = False
+
+        def report(self, metrics, checkpoint):
+            raise AssertionError("the report landed in trial A's session")
+
+    a_ready, a_stop = threading.Event(), threading.Event()
+
+    def trial_a():
+        _session.set_session(Landing())
+        a_ready.set()
+        a_stop.wait()
+        _session.set_session(None)
+
+    a = threading.Thread(target=trial_a)
+    a.start()
+    a_ready.wait()
+    codes = []
+
+    def trial_b():
+        pid = os.fork()
+        if pid == 0:
+            code = 2                          # no thread got A's ident: nothing shown
+            try:
+                for _ in range(20):
+                    outcome = []
+
+                    def helper():
+                        if threading.get_ident() != a.ident:
+                            return
+                        try:
+                            tune.report({"loss": 1.0})
+                            outcome.append(1)
+                        except RuntimeError:
+                            outcome.append(0)
+                        except AssertionError:
+                            outcome.append(1)
+
+                    h = threading.Thread(target=helper)
+                    h.start()
+                    h.join()
+                    if outcome:
+                        code = outcome[0]
+                        break
+            finally:
+                os._exit(code)
+        codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+
+    b = threading.Thread(target=trial_b)
+    b.start()
+    b.join()
+    a_stop.set()
+    a.join()
+    if codes == [2]:
+        pytest.skip("no thread of the child got the ident of trial A's thread here")
+    assert codes == [0]
