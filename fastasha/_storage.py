@@ -182,15 +182,16 @@ def from_tagged_json(value: Any) -> Any:
     raise ValueError(f"unknown tagged value {sorted(value)!r}")
 
 
-def _read_only_uri(db: Path) -> str:
-    """An SQLite URI that opens ``db`` read-only, whatever characters its path holds.
+def _uri(db: Path, mode: str = "ro") -> str:
+    """An SQLite URI that opens ``db`` (``mode`` ``"ro"``: read-only; ``"rw"``:
+    read-write, never creating it), whatever characters its path holds.
 
     The path is percent-encoded: a ``?`` or ``#`` in a folder name would
     otherwise end the path part of the URI (SQLite would open another file).
     """
     # from the absolute path, as file:///...: a path starting with // must not
     # read as an authority (file://host/...)
-    return f"file://{urllib.parse.quote(os.path.abspath(db))}?mode=ro"
+    return f"file://{urllib.parse.quote(os.path.abspath(db))}?mode={mode}"
 
 
 # Stores being closed by a background thread (see ExperimentStore.close), by their
@@ -201,6 +202,8 @@ def _read_only_uri(db: Path) -> str:
 CLOSING = "closing"
 CLOSE_WAIT_S = 30.0
 _closing: dict[str, threading.Thread] = {}
+# and the threads copying a store's log into its file (ExperimentStore.checkpoint_soon)
+_checkpointing: set[threading.Thread] = set()
 _closing_guard = threading.Lock()
 
 
@@ -223,7 +226,7 @@ def _wait_for_all_closes() -> None:
     close, milliseconds after a sweep.
     """
     with _closing_guard:
-        threads = list(_closing.values())
+        threads = [*_closing.values(), *_checkpointing]
     for thread in threads:
         if thread is not threading.current_thread():
             thread.join()
@@ -432,7 +435,7 @@ class ExperimentStore:
             raise StoreError(f"no fastasha experiment in {directory} (missing {FILE_NAME})")
         try:
             # check read-only first: opening a foreign file read-write (for WAL) rewrites it
-            conn = sqlite3.connect(_read_only_uri(db), uri=True, check_same_thread=False)
+            conn = sqlite3.connect(_uri(db), uri=True, check_same_thread=False)
             conn.execute("PRAGMA query_only = ON")
             rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as err:
@@ -638,14 +641,17 @@ class ExperimentStore:
         (``ResultGrid.from_store``), the two overlap. It uses a connection of
         its own and only copies what no reader needs (a passive checkpoint);
         :meth:`close` waits for it before it closes the file, and then has
-        little left to copy. Best effort: an error leaves the copy to the close.
+        little left to copy, and so does a fork (as for a background close).
+        Best effort: an error (the file removed meanwhile: it is never made
+        again) leaves the copy to the close.
         """
         if self.readonly or self._checkpointer is not None:
             return
+        uri = _uri(self.path_of(self.directory), "rw")
 
         def copy() -> None:
             try:
-                conn = sqlite3.connect(self.path_of(self.directory), isolation_level=None,
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None,
                                        check_same_thread=False)
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -653,10 +659,15 @@ class ExperimentStore:
                     conn.close()
             except sqlite3.Error:
                 pass
+            finally:
+                with _closing_guard:
+                    _checkpointing.discard(threading.current_thread())
 
-        self._checkpointer = threading.Thread(target=copy, name="fastasha-checkpoint",
-                                              daemon=True)
-        self._checkpointer.start()
+        thread = threading.Thread(target=copy, name="fastasha-checkpoint", daemon=True)
+        with _closing_guard:        # (a fork waits for the threads listed: started ones)
+            _checkpointing.add(thread)
+            thread.start()
+        self._checkpointer = thread
 
     def close(self, background: bool = False) -> None:
         """Close the file; waits for a background commit (unflushed writes are not written).

@@ -412,3 +412,32 @@ def test_a_ctrl_c_while_the_close_waits_for_the_checkpoint_still_closes(tmp_path
     reopened = ExperimentStore.open(tmp_path / "exp")       # for writing: the lock is free
     assert len(reopened.trial_rows()) == 50
     reopened.close()
+
+
+def test_the_checkpoint_never_makes_a_removed_file_again(tmp_path):
+    """A second connection opened by path would create an empty experiment.db."""
+    store = ExperimentStore.create(tmp_path / "exp", {"a": 1})
+    store.add_trial("t0", 0, "{}", None, {"cpu": 1})
+    store.flush()
+    for p in (tmp_path / "exp").iterdir():
+        if p.name.startswith("experiment.db"):
+            p.unlink()
+    store.checkpoint_soon()
+    store.close()
+    assert not any(p.name.startswith("experiment.db") for p in (tmp_path / "exp").iterdir())
+
+
+def test_a_fork_waits_for_the_checkpoint_thread(tmp_path):
+    """As for a background close: no child inherits SQLite's locks from a copy in flight."""
+    from fastasha import _storage
+
+    store = ExperimentStore.create(tmp_path / "exp", {"a": 1})
+    for i in range(3000):
+        store.add_trial(f"t{i}", i, "{}", None, {"cpu": 1})
+        store.add_results(f"t{i}", '[{"loss": 1.0}]' * 20, 1)
+    store.flush()
+    store.checkpoint_soon()
+    thread = store._checkpointer
+    _storage._wait_for_all_closes()            # what runs before every fork
+    assert not thread.is_alive() and not _storage._checkpointing
+    store.close()
