@@ -19,6 +19,13 @@ def make_console(terminal: bool) -> tuple[Console, io.StringIO]:
     return Console(file=buf, force_terminal=terminal, width=120), buf
 
 
+def closed_with(snapshot, max_rows: int) -> str:
+    """What a verbose=1 reporter showing ``max_rows`` rows prints when closed on ``snapshot``."""
+    console, buf = make_console(False)
+    ProgressReporter(1, console=console, max_rows=max_rows).close(snapshot)
+    return buf.getvalue()
+
+
 def plain(buf: io.StringIO) -> str:
     """The captured text without colours and cursor movements."""
     return ANSI.sub("", buf.getvalue())
@@ -189,9 +196,7 @@ def test_running_list_may_be_truncated_by_driver():
 def test_max_rows_and_order_without_mode():
     running = [running_row(i, float(-i)) for i in range(10)]
     snapshot = make_snapshot(n_running=10, mode=None, running=running)
-    console, buf = make_console(False)
-    ProgressReporter(1, console=console, max_rows=4).close(snapshot)
-    out = buf.getvalue()
+    out = closed_with(snapshot, max_rows=4)
     shown = re.findall(r"trial_\d{5}", out)
     assert shown == [f"trial_{i:05d}" for i in range(4)]  # order given by the driver
     assert "... and 6 more running trials" in out
@@ -550,9 +555,7 @@ def test_10000_trials_with_thousands_paused_stay_readable(terminal, verbose):
 def test_paused_trials_take_the_rows_the_running_ones_leave():
     running = [running_row(i, float(i)) for i in range(2)]
     paused = [paused_row(i, float(i)) for i in range(100)]
-    console, buf = make_console(False)
-    ProgressReporter(1, console=console, max_rows=10).close(paused_snapshot(running, paused))
-    out = buf.getvalue()
+    out = closed_with(paused_snapshot(running, paused), max_rows=10)
     assert [status for _, status in table_rows(out)] == ["RUNNING"] * 2 + ["PAUSED"] * 8
     assert "... and 92 more paused trials" in out and "more running" not in out
 
@@ -562,9 +565,7 @@ def test_only_paused_trials_and_a_list_cut_short_by_the_driver():
     # the first 20 of the 500 paused trials, so the count comes from counts["PAUSED"]
     paused = [paused_row(i, float(-i)) for i in range(20)]
     snapshot = paused_snapshot([], paused, n_paused=500, mode=None)
-    console, buf = make_console(False)
-    ProgressReporter(1, console=console, max_rows=4).close(snapshot)
-    out = buf.getvalue()
+    out = closed_with(snapshot, max_rows=4)
     assert "Paused trials" in out and "Running" not in out
     assert "(best" not in out                     # no mode: in the order given
     assert [t for t, _ in table_rows(out)] == [f"pause_{i:05d}" for i in range(4)]
@@ -574,9 +575,7 @@ def test_only_paused_trials_and_a_list_cut_short_by_the_driver():
 def test_with_one_row_running_trials_come_first():
     running = [running_row(i, float(i)) for i in range(3)]
     paused = [paused_row(i, float(i)) for i in range(3)]
-    console, buf = make_console(False)
-    ProgressReporter(1, console=console, max_rows=1).close(paused_snapshot(running, paused))
-    out = buf.getvalue()
+    out = closed_with(paused_snapshot(running, paused), max_rows=1)
     assert table_rows(out) == [("trial_00000", "RUNNING")]
     assert "... and 2 more running and 3 more paused trials" in out
 
