@@ -189,15 +189,21 @@ class PausesOnce(TrialScheduler):
         return self.CONTINUE
 
 
+def pending_or_paused(tune_controller):
+    """``(the first PENDING trial or None, the PAUSED trials in creation order)``, for a
+    ``choose_trial_to_run`` of Ray's form that starts waiting trials first."""
+    trials = tune_controller.get_trials()
+    pending = next((t for t in trials if t.status == "PENDING"), None)
+    return pending, [t for t in trials if t.status == "PAUSED"]
+
+
 class LastPausedFirst(PausesOnce):
     """Resumes the paused trial created last first (Ray's form of choose_trial_to_run)."""
 
     def choose_trial_to_run(self, tune_controller):
-        trials = tune_controller.get_trials()
-        for trial in trials:
-            if trial.status == "PENDING":
-                return trial
-        paused = [t for t in trials if t.status == "PAUSED"]
+        pending, paused = pending_or_paused(tune_controller)
+        if pending is not None:
+            return pending
         return paused[-1] if paused else None
 
 

@@ -221,11 +221,9 @@ class _StopsTheFirstPausedOnce(po.PausesOnce):
         self.stopped = None
 
     def choose_trial_to_run(self, tune_controller):
-        trials = tune_controller.get_trials()
-        for trial in trials:
-            if trial.status == "PENDING":
-                return trial
-        paused = [t for t in trials if t.status == "PAUSED"]
+        pending, paused = po.pending_or_paused(tune_controller)
+        if pending is not None:
+            return pending
         if paused and self.stopped is None:
             self.stopped = paused[0].trial_id
             tune_controller.stop_trial(paused[0])
