@@ -340,3 +340,8 @@ def returns_array(config):
 
     tune.report({"loss": 1.0})
     return np.array([1.0, 2.0])
+
+
+def reports_cpu_policy(config):
+    """Report the Linux CPU scheduling policy of the process the trial runs in, and its pid."""
+    tune.report({"policy": os.sched_getscheduler(0), "own_pid": os.getpid()})

@@ -59,7 +59,7 @@ from .._controller import Controller, Trial
 from .._resources import dask_client
 from ..search.serialize import is_plain
 from .channel import Server, new_key
-from .worker import SHARED_CONFIGS, SlotTask, kill_quietly, slot_main
+from .worker import SHARED_CONFIGS, SlotTask, batch_policy_wanted, kill_quietly, slot_main
 
 # Running trials get this long to notice a stop (at their next report or
 # periodic flush) before their processes are killed.
@@ -293,7 +293,7 @@ class Driver:
         key, address = self._key, self._server.address
         cwd = os.getcwd()
         tasks = [SlotTask(address, key, slot_id, self.trainable, os.getpid(),
-                          env=self.first_env, cwd=cwd)
+                          env=self.first_env, cwd=cwd, batch_policy=batch_policy_wanted())
                  for slot_id in self.slots]
         self._launcher_done.clear()
         self._launcher_error = None
@@ -330,7 +330,7 @@ class Driver:
         futures = {}
         for slot_id in slot_ids:
             task = SlotTask(self._server.address, self._key, slot_id, None, os.getpid(),
-                            env=self.first_env, cwd=cwd)
+                            env=self.first_env, cwd=cwd, batch_policy=batch_policy_wanted())
             futures[slot_id] = client.submit(
                 slot_main, task, self._trainable_ref, pure=False,
                 key=f"fastasha-slot-{slot_id}-{uuid4().hex}", **options)

@@ -43,6 +43,8 @@ from ..checkpoint import remove_dict_folders
 from .channel import connect
 
 ISOLATION_ENV = "FASTASHA_TRIAL_ISOLATION"   # "fork" (default where possible) or "inline"
+# "0" keeps trial processes under the kernel's normal CPU policy (see _batch_policy)
+BATCH_POLICY_ENV = "FASTASHA_TRIAL_BATCH_POLICY"
 # A page shared by a supervisor and its trial process: the process writes the id
 # of the trial it is about to run (a length byte, then the id), so that when the
 # process dies the supervisor can say which trial it was running.
@@ -89,6 +91,9 @@ class SlotTask:
     # The driver's working directory when it launched the slots: a trial process starts
     # there (a reused loky worker may still be in the one of an earlier fit()).
     cwd: str | None = None
+    # Trial processes under SCHED_BATCH (see _batch_policy); the driver's environment
+    # decides (FASTASHA_TRIAL_BATCH_POLICY=0: no), so that it holds on any worker.
+    batch_policy: bool = True
 
     def __repr__(self) -> str:   # never show the key
         return f"SlotTask(slot_id={self.slot_id}, address={self.address})"
@@ -636,6 +641,8 @@ def _child_main(task: SlotTask, env: dict, parent_conn: Any, page: mmap.mmap,
         if parent_conn is not None:
             parent_conn.close()
         os.environ.update(env)
+        if task.batch_policy:
+            _batch_policy()
         if task.cwd is not None:
             try:
                 os.chdir(task.cwd)
@@ -697,6 +704,32 @@ def _thread_pools() -> Any:
         controller = None
     _pools = (libraries, controller)
     return controller
+
+
+def batch_policy_wanted() -> bool:
+    """Whether the driver's environment lets trial processes run under ``SCHED_BATCH``."""
+    return os.environ.get(BATCH_POLICY_ENV, "1").strip() != "0"
+
+
+def _batch_policy() -> None:
+    """Put this trial process under Linux's ``SCHED_BATCH`` CPU policy (best effort).
+
+    A trial process computes; the driver answers it. When the driver sends a
+    process its next trials or a verdict, the kernel wakes the process, and
+    under the normal policy the woken process takes the CPU from the driver
+    at once: with two trial processes and the driver on two cores the
+    driver then waits for a core in the middle of its work, and so does
+    every trial process waiting for it. ``SCHED_BATCH`` only drops that
+    preemption on wake-up: the process keeps its nice value and its share
+    of the CPU. Children of the trial (data loaders) inherit the policy.
+    ``FASTASHA_TRIAL_BATCH_POLICY=0`` in the driver's environment keeps the
+    normal policy (:func:`batch_policy_wanted`). No privilege is needed;
+    elsewhere than Linux this does nothing.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
 
 
 def _limit_threads(env: dict, pools: Any = None) -> None:
