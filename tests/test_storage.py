@@ -97,6 +97,35 @@ def test_a_crash_during_creation_does_not_block_the_name(tmp_path):
     store.close()
 
 
+def test_a_new_file_is_in_wal_mode_and_synced_before_it_takes_its_name(tmp_path, monkeypatch):
+    # made without a journal and unsynced, so one fsync must come before the rename
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(("fsync", os.readlink(
+        f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append(("replace", str(a))),
+                                                     real_replace(a, b))[1])
+    store = _store(tmp_path)
+    monkeypatch.undo()
+    partial = [path for kind, path in calls if kind == "replace"]
+    assert len(partial) == 1 and ".experiment.db.creating-" in partial[0]
+    assert calls.index(("fsync", partial[0])) < calls.index(("replace", partial[0]))
+    reader = _reader(tmp_path / "exp")
+    assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert json.loads(reader.execute(
+        "SELECT value FROM meta WHERE key = 'settings'").fetchone()[0]) == {
+            "metric": "loss", "mode": "min"}
+    reader.close()
+    store.add_trial("t0", 0, '{"x": 1}', 0, {"cpu": 1.0, "gpu": 0.0})
+    store.flush()
+    store.close()
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()
+                  if not p.name.startswith(".")) == ["experiment.db", "trials"]
+    again = ExperimentStore.open(tmp_path / "exp", readonly=True)
+    assert [row["trial_id"] for row in again.trial_rows()] == ["t0"]
+    again.close()
+
+
 def test_a_folder_with_other_files_is_refused(tmp_path):
     directory = tmp_path / "exp"
     directory.mkdir()
