@@ -34,11 +34,13 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-# Light names are imported at once; the rest load on first use, so that a
-# worker process unpickling an objective that refers to ``tune`` imports only
-# what ``tune.report`` needs (numpy, joblib and SQLite stay out of it).
+# What an objective calls in its trial (the report API) is imported at once;
+# the rest loads on first use. A slot's worker imports this module before it
+# forks its trial processes, so that each finds the report API loaded: the
+# configs, callbacks, stoppers, reporters and resource requests of the
+# driver's side are left out of it (about 4 ms of a cold worker's start),
+# and so are numpy, joblib and SQLite.
 from ._ray_names import install_aliases
-from ._resources import PlacementGroupFactory
 from ._session import (
     TrialContext,
     TrialStopped,
@@ -48,19 +50,20 @@ from ._session import (
     is_session_enabled,
     report,
 )
-from ._trainable import register_trainable, with_parameters, with_resources
-from .air.session import get_trial_dir, get_trial_id, get_trial_name, get_trial_resources
-from .callback import Callback
 from .checkpoint import Checkpoint
-from .config import CheckpointConfig, FailureConfig, RunConfig, SyncConfig, TuneConfig
-from .progress_reporter import CLIReporter, JupyterNotebookReporter, ProgressReporter
-from .stopper import FunctionStopper, MaximumIterationStopper, Stopper
 
 # Ray's name for what get_context() returns
 TuneContext = TrialContext
 
 if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
     from . import integration, logger, progress_reporter, schedulers, search, stopper
+    from ._resources import PlacementGroupFactory
+    from ._trainable import register_trainable, with_parameters, with_resources
+    from .air.session import get_trial_dir, get_trial_id, get_trial_name, get_trial_resources
+    from .callback import Callback
+    from .config import CheckpointConfig, FailureConfig, RunConfig, SyncConfig, TuneConfig
+    from .progress_reporter import CLIReporter, JupyterNotebookReporter, ProgressReporter
+    from .stopper import FunctionStopper, MaximumIterationStopper, Stopper
     from .analysis import ExperimentAnalysis, run
     from .schedulers import create_scheduler
     from .results import Result, ResultGrid, TrialError, TuneError
@@ -84,6 +87,21 @@ if TYPE_CHECKING:   # what the lazy names are, for type checkers and IDEs
     from .tuner import Tuner
 
 _LAZY = {
+    "PlacementGroupFactory": "fastasha._resources",
+    "register_trainable": "fastasha._trainable",
+    "with_parameters": "fastasha._trainable",
+    "with_resources": "fastasha._trainable",
+    "get_trial_dir": "fastasha.air.session",
+    "get_trial_id": "fastasha.air.session",
+    "get_trial_name": "fastasha.air.session",
+    "get_trial_resources": "fastasha.air.session",
+    "Callback": "fastasha.callback",
+    **{name: "fastasha.config" for name in (
+        "CheckpointConfig", "FailureConfig", "RunConfig", "SyncConfig", "TuneConfig")},
+    **{name: "fastasha.progress_reporter" for name in (
+        "CLIReporter", "JupyterNotebookReporter", "ProgressReporter")},
+    **{name: "fastasha.stopper" for name in (
+        "FunctionStopper", "MaximumIterationStopper", "Stopper")},
     "Tuner": "fastasha.tuner",
     "Result": "fastasha.results",
     "ResultGrid": "fastasha.results",

@@ -31,16 +31,24 @@ from typing import TYPE_CHECKING, Any
 from .._ray_names import lookup
 from . import session
 from .checkpoint import Checkpoint
-from .config import CheckpointConfig, FailureConfig, RunConfig, SyncConfig
 
 if TYPE_CHECKING:   # loaded on first use (see __getattr__)
     from ..results import Result
+    from .config import CheckpointConfig, FailureConfig, RunConfig, SyncConfig
 
 _TRAINING = frozenset({"ScalingConfig", "DatasetConfig", "DataConfig", "BaseTrainer",
                        "Trainer", "AirTrainer"})
+# loaded on first use: a trial process that imports ``air.session`` to report
+# needs none of the run's configuration
+_CONFIGS = frozenset({"CheckpointConfig", "FailureConfig", "RunConfig", "SyncConfig"})
 
 
 def __getattr__(name: str) -> Any:
+    if name in _CONFIGS:
+        from . import config
+
+        value = globals()[name] = getattr(config, name)
+        return value
     return lookup(__name__, name, globals(), _TRAINING, "Ray AIR's distributed training")
 
 
