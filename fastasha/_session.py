@@ -341,7 +341,7 @@ class Session(Recorder):
         self._end_hooks: list | None = None    # at_trial_end()'s functions, oldest first
         # (time, metrics) of the reports not sent yet; their iterations are consecutive
         # from ``self._first`` on (kept by drain() alone, so that it needs no lock)
-        self.buffer: deque[tuple] = deque()
+        self.buffer: list[tuple] = []
         self._first = self.iteration + 1
         self.stop_requested = False
         self.pausing = False          # the stop is a pause: a class Trainable saves its state

@@ -106,7 +106,17 @@ def _session_on(conn, **spec):
     return link, session
 
 
-def _run(reports, via_compiled: bool, stop_after=None):
+# The ways a script calls report(): the first is the compiled fast call, the others
+# go through its general form (keywords, Ray 2.6's metrics as keywords).
+_CALLS = {
+    "positional": lambda metrics: tune.report(metrics),
+    "metrics=": lambda metrics: tune.report(metrics=metrics),
+    "checkpoint=None": lambda metrics: tune.report(metrics, checkpoint=None),
+    "keywords": lambda metrics: tune.report(**metrics),
+}
+
+
+def _run(reports, via_compiled: bool, stop_after=None, calls=("positional",)):
     conn = _Conn(stop_after)
     link, session = _session_on(conn)
     _session.set_session(session)
@@ -115,7 +125,7 @@ def _run(reports, via_compiled: bool, stop_after=None):
         for i, metrics in enumerate(reports):
             try:
                 if via_compiled:
-                    tune.report(metrics)
+                    _CALLS[calls[i % len(calls)]](metrics)
                 else:
                     session.report(metrics)
             except _session.TrialStopped:
@@ -140,10 +150,38 @@ _report = st.one_of(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(_report, min_size=1, max_size=15), st.one_of(st.none(), st.integers(1, 3)))
-def test_compiled_report_leaves_the_session_as_the_python_path_does(reports, stop_after):
+@given(st.lists(_report, min_size=1, max_size=15), st.one_of(st.none(), st.integers(1, 3)),
+       st.lists(st.sampled_from(sorted(_CALLS)), min_size=1, max_size=4))
+def test_compiled_report_leaves_the_session_as_the_python_path_does(reports, stop_after,
+                                                                    calls):
     reports = [dict(m, loss=m.get("loss", 0.0)) for m in reports]
-    assert _run(reports, True, stop_after) == _run(reports, False, stop_after)
+    assert _run(reports, True, stop_after, calls) == _run(reports, False, stop_after)
+
+
+def test_report_is_found_by_name_and_shows_its_signature():
+    # a C function of its own (no dict made per call), still pickled by reference
+    # (cloudpickle sends a script's `from fastasha.tune import report` that way)
+    import inspect
+
+    assert pickle.loads(pickle.dumps(tune.report)) is tune.report
+    assert str(inspect.signature(tune.report)) == \
+        "(metrics=None, *, checkpoint=None, **keywords)"
+    assert tune.report.__module__ == "fastasha._fastpath" and tune.report.__name__ == "report"
+    assert "Report a result of the current trial" in tune.report.__doc__
+
+
+def test_report_called_wrongly_is_a_type_error_naming_it():
+    link, session = _session_on(_Conn(), decision_point=math.inf)
+    _session.set_session(session)
+    try:
+        with pytest.raises(TypeError, match="report"):
+            tune.report({"loss": 1.0}, {"loss": 2.0})
+        with pytest.raises(TypeError, match="metrics"):
+            tune.report({"loss": 1.0}, metrics={"loss": 2.0})
+        assert session.iteration == 0 and not session.buffer
+    finally:
+        _session.set_session(None)
+        link.close()
 
 
 def test_report_keeps_a_copy_of_the_callers_dict():
@@ -224,9 +262,7 @@ def test_a_refused_report_does_not_count():
 # ------------------------------------------------------------------ taking
 
 def test_take_all_empties_the_buffer_in_order():
-    from collections import deque
-
-    buffer = deque([(1.0, {"a": 1}), (2.0, {"a": 2})])
+    buffer = [(1.0, {"a": 1}), (2.0, {"a": 2})]
     assert _fastpath.take_all(buffer) == [(1.0, {"a": 1}), (2.0, {"a": 2})]
     assert not buffer
     assert _fastpath.take_all(buffer) == []
@@ -235,9 +271,8 @@ def test_take_all_empties_the_buffer_in_order():
 def test_take_all_loses_and_repeats_nothing_while_another_thread_appends():
     """A thread of the objective may report while the trial's buffer is drained."""
     import threading
-    from collections import deque
 
-    buffer: deque = deque()
+    buffer: list = []
     n = 200_000
     done = threading.Event()
 
