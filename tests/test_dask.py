@@ -17,7 +17,8 @@ from fastasha.schedulers import AsyncHyperBandScheduler  # noqa: E402
 def objective(config):
     for step in range(12):
         time.sleep(0.005)
-        tune.report({"loss": config["x"] / (step + 1), "parent": os.getppid()})
+        tune.report({"loss": config["x"] / (step + 1), "parent": os.getppid(),
+                     "policy": os.sched_getscheduler(0) if hasattr(os, "SCHED_BATCH") else -1})
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,8 @@ def test_trials_run_in_the_cluster_workers(client, tmp_path):
     parents = {r.metrics["parent"] for r in results}
     assert parents <= worker_pids
     assert os.getpid() not in {r.metrics["pid"] for r in results}
+    if hasattr(os, "SCHED_BATCH"):     # (Linux) as on loky: see tests/test_trial_cpu_policy.py
+        assert {r.metrics["policy"] for r in results} == {os.SCHED_BATCH}
 
 
 def test_dask_and_loky_make_the_same_decisions(client, tmp_path):
