@@ -22,6 +22,7 @@ as well: those versions are the reference this module is tested against
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.dict cimport (PyDict_CheckExact, PyDict_Contains, PyDict_Copy, PyDict_GetItem,
                            PyDict_Next, PyDict_Size)
+from cpython.list cimport PyList_Clear
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.object cimport PyObject
@@ -153,12 +154,17 @@ def _outside_a_trial():
     return text
 
 
-def _report_full(metrics=None, *, checkpoint=None, **keywords):
+def report(metrics=None, *, checkpoint=None, **keywords):
     """``report`` called in any other way than with one positional argument."""
     session = _current_session()
     if keywords:
         metrics = _keyword_metrics(metrics, keywords)
     return _report(session, metrics, checkpoint)
+
+
+# (named report above so that CPython's argument errors name report(); the name is
+# rebound to the fast-call function below)
+_report_full = report
 
 
 cdef inline object _current_session():
@@ -262,8 +268,9 @@ def take_all(list buffer):
     appends (a thread of the objective that reports) is either taken or
     left for the next call, never lost.
     """
-    entries = buffer[:]
-    del buffer[:]
+    entries = []                 # allocated (a GC may run here) before anything is taken
+    entries.extend(buffer)       # no GC-tracked allocation from here on
+    PyList_Clear(buffer)         # (frees no entry: the new list holds them)
     return entries
 
 
