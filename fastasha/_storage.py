@@ -363,7 +363,7 @@ class ExperimentStore:
         """Create the experiment directory and file; refuse to clobber an experiment."""
         directory = Path(directory)
         db = cls.path_of(directory)
-        lock = None
+        lock = partial = None
         try:
             if db.exists():
                 if not overwrite:
@@ -422,6 +422,18 @@ class ExperimentStore:
                 # (as _connect does, whatever SQLite answers: where it cannot use WAL, the
                 # file keeps SQLite's default journal)
                 conn.execute("PRAGMA journal_mode = WAL")
+                # read once in that mode before the file takes its name: where the WAL
+                # index cannot be mapped this fails here, on the partial file, not later
+                # on an experiment.db that no run can open or overwrite
+                try:
+                    conn.execute("SELECT count(*) FROM meta").fetchone()
+                except sqlite3.OperationalError as err:
+                    raise StoreError(
+                        f"SQLite cannot use its write-ahead log in {directory} ({err}): the "
+                        "experiment file needs a file system that can map a file shared "
+                        "between processes, as local disks can (9p, vboxsf and some FUSE "
+                        "mounts cannot); choose a storage_path on one"
+                    ) from err
             finally:
                 conn.close()
             fd = os.open(partial, os.O_RDONLY)
@@ -432,6 +444,9 @@ class ExperimentStore:
             os.replace(partial, db)
             return cls(directory, cls._connect(db), readonly=False, lock=lock)
         except BaseException:
+            if partial is not None:      # (a crash here leaves it to the next creation)
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(partial) + suffix).unlink(missing_ok=True)
             if lock is not None:
                 _release_lock(lock)
             raise

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import time
 
@@ -124,6 +127,67 @@ def test_a_new_file_is_in_wal_mode_and_synced_before_it_takes_its_name(tmp_path,
     again = ExperimentStore.open(tmp_path / "exp", readonly=True)
     assert [row["trial_id"] for row in again.trial_rows()] == ["t0"]
     again.close()
+
+
+_NO_SHARED_MMAP = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+/* As on file systems without shared mappings (9p, vboxsf, some FUSE mounts): a
+   MAP_SHARED mapping of a file whose name ends in -shm (SQLite's WAL index) fails. */
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    if (!real_mmap) real_mmap = dlsym(RTLD_NEXT, "mmap");
+    if (fd >= 0 && (flags & MAP_SHARED)) {
+        char link[64], path[4096]; ssize_t n;
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        n = readlink(link, path, sizeof path - 1);
+        if (n > 4) { path[n] = 0;
+            if (strcmp(path + n - 4, "-shm") == 0) { errno = ENODEV; return MAP_FAILED; } }
+    }
+    return real_mmap(addr, len, prot, flags, fd, off);
+}
+void *mmap64(void *a, size_t l, int p, int f, int fd, off_t o) { return mmap(a, l, p, f, fd, o); }
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("cc") is None,
+                    reason="needs Linux and a C compiler (for an LD_PRELOAD shim)")
+def test_where_wal_cannot_work_no_experiment_file_is_left_to_block_the_name(tmp_path):
+    # The file is made without a journal and switched to WAL at the end: it must be
+    # read in WAL mode before it takes its name, or a file no run can open (nor
+    # overwrite) would be left behind.
+    source = tmp_path / "noshm.c"
+    source.write_text(_NO_SHARED_MMAP)
+    shim = tmp_path / "noshm.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shim), str(source), "-ldl"],
+                   check=True, capture_output=True, timeout=120)
+    script = (
+        "import os, sys\n"
+        "from fastasha._storage import ExperimentStore\n"
+        "for overwrite in (False, True):\n"
+        "    try:\n"
+        "        ExperimentStore.create(sys.argv[1], {'metric': 'loss'}, overwrite=overwrite)\n"
+        "        print('created')\n"
+        "    except Exception as err:\n"
+        "        print(type(err).__name__, str(err).replace(chr(10), ' '))\n"
+        "    print(sorted(os.listdir(sys.argv[1])))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "exp")],
+                         env={**os.environ, "LD_PRELOAD": str(shim)},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 4, out.stdout
+    for attempt, files in ((lines[0], lines[1]), (lines[2], lines[3])):
+        assert attempt != "created" and "not a readable fastasha experiment" not in attempt
+        assert files == "['.experiment.lock', 'trials']"    # no file, whole or partial
+    assert lines[0] == lines[2]           # the second attempt fails as the first did
+    assert lines[0].startswith("StoreError") and "choose a storage_path" in lines[0]
 
 
 def test_a_folder_with_other_files_is_refused(tmp_path):
