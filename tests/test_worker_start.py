@@ -57,9 +57,15 @@ def test_the_report_api_comes_without_the_drivers_side():
         "assert all(getattr(tune, n) is not None for n in tune.__all__)\n"
         "assert tune.RunConfig is RunConfig is air.RunConfig and tune.Stopper is Stopper\n"
         "assert tune.with_resources is with_resources and tune.get_trial_dir is get_trial_dir\n"
+
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:3] == ["[]", "fastasha._fastpath fastasha._session", "ok"]
+    # Ray's module path fastasha.air.config, as an attribute, before anything loaded it
+    out = subprocess.run([sys.executable, "-c", "import fastasha.air, fastasha.config; "
+                          "assert fastasha.air.config.RunConfig is fastasha.config.RunConfig"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

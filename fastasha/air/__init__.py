@@ -26,6 +26,7 @@ trainers) is not part of fastasha.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .._ray_names import lookup
@@ -44,9 +45,12 @@ _CONFIGS = frozenset({"CheckpointConfig", "FailureConfig", "RunConfig", "SyncCon
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CONFIGS:
-        from . import config
-
+    if name in _CONFIGS or name == "config":
+        # (import_module, not "from . import config", which asks this very
+        # function for the attribute first); the import sets ``config`` here too
+        config = import_module(f"{__name__}.config")
+        if name == "config":
+            return config
         value = globals()[name] = getattr(config, name)
         return value
     return lookup(__name__, name, globals(), _TRAINING, "Ray AIR's distributed training")
