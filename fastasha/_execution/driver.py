@@ -291,9 +291,9 @@ class Driver:
         # joblib's backend choice is per thread: carry the caller's into the launcher
         backend = self._backend
         key, address = self._key, self._server.address
-        cwd = os.getcwd()
+        cwd, batch_policy = os.getcwd(), batch_policy_wanted()
         tasks = [SlotTask(address, key, slot_id, self.trainable, os.getpid(),
-                          env=self.first_env, cwd=cwd, batch_policy=batch_policy_wanted())
+                          env=self.first_env, cwd=cwd, batch_policy=batch_policy)
                  for slot_id in self.slots]
         self._launcher_done.clear()
         self._launcher_error = None
@@ -328,9 +328,10 @@ class Driver:
         options = dict(getattr(self._backend, "submit_kwargs", None) or {})
         cwd = os.getcwd()
         futures = {}
+        batch_policy = batch_policy_wanted()
         for slot_id in slot_ids:
             task = SlotTask(self._server.address, self._key, slot_id, None, os.getpid(),
-                            env=self.first_env, cwd=cwd, batch_policy=batch_policy_wanted())
+                            env=self.first_env, cwd=cwd, batch_policy=batch_policy)
             futures[slot_id] = client.submit(
                 slot_main, task, self._trainable_ref, pure=False,
                 key=f"fastasha-slot-{slot_id}-{uuid4().hex}", **options)
