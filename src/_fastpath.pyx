@@ -26,7 +26,14 @@ from cpython.list cimport PyList_Clear
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.unicode cimport PyUnicode_CheckExact
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy
+from cpython.pythread cimport PyThread_get_thread_ident
+from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
+# what report() is made of (see _report_fastcall)
 cdef extern from "Python.h":
     ctypedef struct _MethodDef "PyMethodDef":
         const char *ml_name
@@ -38,12 +45,6 @@ cdef extern from "Python.h":
     object PyCFunction_NewEx(_MethodDef *ml, PyObject *self, object module)
     object PyObject_Vectorcall(object callable, PyObject **args, size_t nargsf,
                                PyObject *kwnames)
-from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZE
-from cpython.unicode cimport PyUnicode_CheckExact
-from libc.stdint cimport int64_t
-from libc.string cimport memcpy
-from cpython.pythread cimport PyThread_get_thread_ident
-from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 import numbers
 import threading
