@@ -441,6 +441,10 @@ class ExperimentStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            # The new name needs no fsync of the folder here: the first commit creates
+            # experiment.db-wal in this folder, and SQLite syncs the folder at that WAL's
+            # first sync (it does so for every WAL it creates), which makes this rename
+            # durable with it. Before that commit the file holds no result to lose.
             os.replace(partial, db)
             return cls(directory, cls._connect(db), readonly=False, lock=lock)
         except BaseException:

@@ -190,6 +190,71 @@ def test_where_wal_cannot_work_no_experiment_file_is_left_to_block_the_name(tmp_
     assert lines[0].startswith("StoreError") and "choose a storage_path" in lines[0]
 
 
+_LOG_FOLDER_SYNCS = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+/* Appends the path of every folder that is fsync()ed or fdatasync()ed to the file
+   named by $FOLDER_SYNC_LOG, then syncs as asked. */
+static void note(int fd) {
+    struct stat st; char link[64], path[4096]; ssize_t n; FILE *log;
+    const char *name = getenv("FOLDER_SYNC_LOG");
+    if (!name || fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) return;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    n = readlink(link, path, sizeof path - 1);
+    if (n <= 0) return;
+    path[n] = 0;
+    if ((log = fopen(name, "a"))) { fprintf(log, "%s\n", path); fclose(log); }
+}
+int fsync(int fd) {
+    static int (*real)(int);
+    if (!real) real = dlsym(RTLD_NEXT, "fsync");
+    note(fd);
+    return real(fd);
+}
+int fdatasync(int fd) {
+    static int (*real)(int);
+    if (!real) real = dlsym(RTLD_NEXT, "fdatasync");
+    note(fd);
+    return real(fd);
+}
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("cc") is None,
+                    reason="needs Linux and a C compiler (for an LD_PRELOAD shim)")
+def test_the_new_files_name_is_made_durable_by_the_first_commit(tmp_path):
+    # ExperimentStore.create renames the finished file into place and does not sync
+    # the folder itself: it relies on SQLite syncing the folder when it first syncs
+    # the WAL it creates there (at the first commit). If a SQLite ever stopped doing
+    # that, this fails, and create() must sync the folder itself.
+    source = tmp_path / "syncs.c"
+    source.write_text(_LOG_FOLDER_SYNCS)
+    shim = tmp_path / "syncs.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shim), str(source), "-ldl"],
+                   check=True, capture_output=True, timeout=120)
+    log = tmp_path / "folder-syncs.log"
+    script = (
+        "import os, sys\n"
+        "from fastasha._storage import ExperimentStore\n"
+        "store = ExperimentStore.create(sys.argv[1], {'metric': 'loss'})\n"
+        "store.add_trial('t0', 0, '{}', None, {'cpu': 1})\n"
+        "store.flush()\n"
+        "print('flushed', flush=True)\n"
+        "os.abort()\n"          # no close: only what the commit did counts
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "exp")],
+                         env={**os.environ, "LD_PRELOAD": str(shim),
+                              "FOLDER_SYNC_LOG": str(log)},
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout == "flushed\n", out.stderr
+    synced = log.read_text().splitlines() if log.exists() else []
+    assert os.path.realpath(tmp_path / "exp") in synced, synced
+
+
 def test_a_folder_with_other_files_is_refused(tmp_path):
     directory = tmp_path / "exp"
     directory.mkdir()
