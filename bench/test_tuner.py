@@ -16,7 +16,10 @@ process:
 - ``fifo-1``: FIFOScheduler, 1 report per trial (nearly all per-trial cost);
 - ``asha``: ``AsyncHyperBandScheduler(grace_period=5, max_t=100)``. Its
   baseline does the work the Tuner did: trial k's loop runs as many steps
-  as trial k ran in an untimed warm-up sweep with the same seed.
+  as trial k ran in an untimed warm-up sweep with the same seed;
+- ``fifo-0.3ms``, ``fifo-1ms``: as ``fifo``, but each report (in both
+  runs) comes after a fixed number of steps of pure-Python arithmetic
+  (``tuner_work.work``): about 0.3 ms and 1 ms of work per trial.
 
 ``warm``: the loky executor is running already (an untimed warm-up of both
 comes first). ``cold``: it is shut down before every timed run of either.
@@ -94,16 +97,19 @@ def test_example_acceptance(benchmark, summary, tmp_path):
 
 N_TRIALS = 1000
 ROUNDS = int(os.environ.get("FASTASHA_BENCH_ROUNDS", "9"))   # overhead cases
-CASES = {                       # name: (scheduler, reports per trial)
-    "fifo": ("fifo", 100),
-    "fifo-1": ("fifo", 1),
-    "asha": ("asha", 100),
+CASES = {                       # name: (scheduler, reports per trial, work steps per report)
+    "fifo": ("fifo", 100, 0),
+    "fifo-1": ("fifo", 1, 0),
+    "asha": ("asha", 100, 0),
+    # trials that do some work: about 0.3 ms and 1 ms per trial (tuner_work.work)
+    "fifo-0.3ms": ("fifo", 100, 80),
+    "fifo-1ms": ("fifo", 100, 300),
 }
 MAX_SLOT_MS_PER_TRIAL = 2.0     # the issue's bound on the per-trial overhead
 
 
-def _tuner(root: Path, name: str, kind: str, reports: int) -> tune.Tuner:
-    return tuner_runs.make_tuner(root, name, kind, reports, N_TRIALS)
+def _tuner(root: Path, name: str, kind: str, reports: int, spin: int = 0) -> tune.Tuner:
+    return tuner_runs.make_tuner(root, name, kind, reports, N_TRIALS, spin)
 
 
 def _fit(tuner: tune.Tuner) -> dict:
@@ -114,8 +120,9 @@ class _Alternation:
     """Rounds of (Tuner, joblib) with the order swapped every round."""
 
     def __init__(self, root: Path, kind: str, reports: int, cold: bool,
-                 configs: list[dict]) -> None:
+                 configs: list[dict], spin: int = 0) -> None:
         self.root, self.kind, self.reports, self.cold = root, kind, reports, cold
+        self.spin = spin
         self.configs = configs
         self.round = 0
         self.ours: list[dict] = []
@@ -129,7 +136,7 @@ class _Alternation:
     def setup(self):
         if self.round % 2 == 0:
             self._baseline()
-        tuner = _tuner(self.root, f"round{self.round}", self.kind, self.reports)
+        tuner = _tuner(self.root, f"round{self.round}", self.kind, self.reports, self.spin)
         if self.cold:
             _shut_down_executor()
         return (tuner,), {}
@@ -148,13 +155,16 @@ class _Alternation:
 @pytest.mark.parametrize("case", list(CASES))
 def test_overhead(benchmark, summary, tmp_path, case, start):
     """1,000 no-op trials on 2 slots: the Tuner against plain joblib, same loops, same run."""
-    kind, reports = CASES[case]
-    warmup = _fit(_tuner(tmp_path, "warmup", kind, reports))   # also fixes the asha baseline
+    kind, reports, spin = CASES[case]
+    # the warm-up also fixes the asha baseline
+    warmup = _fit(_tuner(tmp_path, "warmup", kind, reports, spin))
     steps = warmup["steps"] if kind == "asha" else [reports] * N_TRIALS
     configs = [{"x": x, "reports": n} for x, n in zip(warmup["xs"], steps)]
+    if spin:
+        configs = [{**c, "spin": spin} for c in configs]
     _joblib(configs)
     stuck = _stuck_shutdowns[0]
-    pair = _Alternation(tmp_path, kind, reports, start == "cold", configs)
+    pair = _Alternation(tmp_path, kind, reports, start == "cold", configs, spin)
     benchmark.pedantic(pair.target, setup=pair.setup, teardown=pair.teardown, rounds=ROUNDS)
     if not pair.ours or not pair.joblib:     # --benchmark-disable
         return

@@ -103,11 +103,19 @@ def scheduler(kind: str):
     return AsyncHyperBandScheduler(grace_period=GRACE_PERIOD, max_t=MAX_T)
 
 
-def make_tuner(root: Path, name: str, kind: str, reports: int, n_trials: int) -> tune.Tuner:
-    """A sweep of ``n_trials`` no-op trials of ``reports`` reports each, on 2 slots."""
+def make_tuner(root: Path, name: str, kind: str, reports: int, n_trials: int,
+               spin: int = 0) -> tune.Tuner:
+    """A sweep of ``n_trials`` trials of ``reports`` reports each, on 2 slots.
+
+    The trials do no work, or with ``spin`` :func:`tuner_work.work` of that
+    many steps before each report.
+    """
+    space = {"x": tune.uniform(0, 1), "reports": reports}
+    if spin:
+        space["spin"] = spin
     return tune.Tuner(
         tuner_work.objective,
-        param_space={"x": tune.uniform(0, 1), "reports": reports},
+        param_space=space,
         tune_config=tune.TuneConfig(num_samples=n_trials, metric="loss", mode="min",
                                     scheduler=scheduler(kind), seed=SEED),
         run_config=tune.RunConfig(name=name, storage_path=str(root), verbose=0,

@@ -14,10 +14,19 @@ import time
 
 
 def objective(config: dict) -> None:
-    """The Tuner's objective: ``config["reports"]`` reports and no work."""
+    """The Tuner's objective: ``config["reports"]`` reports and no work.
+
+    With ``config["spin"]`` (a number of loop steps), each report comes
+    after :func:`work` of that many steps instead.
+    """
     from fastasha import tune
 
     x = config["x"]
+    spin = config.get("spin")
+    if spin:
+        for i in range(config["reports"]):
+            tune.report({"loss": x * i + work(spin)})
+        return
     for i in range(config["reports"]):
         tune.report({"loss": x * i})
 
@@ -26,9 +35,22 @@ def loop(config: dict) -> list[dict]:
     """The joblib baseline: the same loop, building the same dicts and returning them."""
     x = config["x"]
     out = []
+    spin = config.get("spin")
+    if spin:
+        for i in range(config["reports"]):
+            out.append({"loss": x * i + work(spin)})
+        return out
     for i in range(config["reports"]):
         out.append({"loss": x * i})
     return out
+
+
+def work(steps: int) -> float:
+    """A fixed amount of pure-Python arithmetic (the same in every process): 0.0."""
+    acc = 0.0
+    for k in range(steps):
+        acc += k * 0.5
+    return acc * 0.0
 
 
 class Clock:
