@@ -38,12 +38,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import sqlite3
 import threading
 import time
 import urllib.parse
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Collection, Iterator
 
@@ -207,6 +209,19 @@ _checkpointing: set[threading.Thread] = set()
 _closing_guard = threading.Lock()
 
 
+def _write_batches(store_ref: weakref.ref, jobs: queue.SimpleQueue) -> None:
+    """The body of a store's background writer: commit each batch handed over, until None."""
+    while True:
+        batch = jobs.get()
+        if batch is None:
+            return
+        store = store_ref()
+        if store is None:
+            return
+        store._commit_in_background(batch)
+        del store, batch
+
+
 def _wait_for_close(directory: Path) -> None:
     """Wait until a background close of the store in ``directory`` is done."""
     with _closing_guard:
@@ -337,7 +352,12 @@ class ExperimentStore:
         self._events: list[tuple] = []
         self._doomed_checkpoints: list[str] = []
         self.n_flushes = 0
-        self._writer: threading.Thread | None = None     # a background commit in flight
+        # the background writer: one thread for the store's life, started by the first
+        # flush_soon() and given one batch at a time through ``_jobs`` (starting a thread
+        # per commit made the driver wait for it to start: on busy cores, milliseconds)
+        self._writer: threading.Thread | None = None
+        self._jobs: queue.SimpleQueue | None = None
+        self._busy = False                # a background commit in flight
         # set by the writer when it is done; waited on instead of Thread.join(), which
         # a Ctrl-C can interrupt so that the thread looks finished while it still runs
         self._writer_done = threading.Event()
@@ -558,18 +578,37 @@ class ExperimentStore:
         """
         if self.readonly:
             raise StoreError("this experiment file was opened read-only")
-        if self._writer is not None:
+        if self._busy:
             if not self._writer_done.is_set():
                 return
             self._settle()
         batch = self._take()
         if batch is None:
             return
+        if self._jobs is None:
+            self._start_writer()
         self._in_flight = batch
         self._writer_done.clear()
-        self._writer = threading.Thread(target=self._commit_in_background, args=(batch,),
+        self._busy = True
+        self._jobs.put(batch)
+
+    def _start_writer(self) -> None:
+        jobs = self._jobs = queue.SimpleQueue()
+        # the thread holds the store only while it commits: a store dropped without
+        # close() is collected, and its finalizer ends the thread
+        self._writer = threading.Thread(target=_write_batches, args=(weakref.ref(self), jobs),
                                         name="fastasha-store", daemon=True)
         self._writer.start()
+        weakref.finalize(self, jobs.put, None)
+
+    def _stop_writer(self) -> None:
+        """End the background writer (idle: :meth:`_settle` came first)."""
+        writer, jobs = self._writer, self._jobs
+        self._writer = self._jobs = None
+        if writer is not None:
+            jobs.put(None)
+            if writer is not threading.current_thread():
+                writer.join()
 
     def _commit_in_background(self, batch: tuple) -> None:
         try:
@@ -581,11 +620,11 @@ class ExperimentStore:
 
     def _settle(self) -> None:
         """Wait for a background commit; put its writes back and raise if it failed."""
-        if self._writer is None:
+        if not self._busy:
             return
-        # interrupted (Ctrl-C), the writer stays known: a later call waits again
+        # interrupted (Ctrl-C), the commit stays known: a later call waits again
         self._writer_done.wait()
-        self._writer = None
+        self._busy = False
         batch, self._in_flight = self._in_flight, None
         failure, self._failure = self._failure, None
         if failure is not None:
@@ -722,6 +761,8 @@ class ExperimentStore:
             self._settle()
         except BaseException:   # noqa: BLE001 - its writes stay unwritten, as any unflushed
             pass
+        if not self._busy:      # (a Ctrl-C during the wait leaves the writer to its commit)
+            self._stop_writer()
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             # (before the close's own checkpoint, which would find the log busy and leave

@@ -354,6 +354,42 @@ def test_background_commits_keep_order_and_a_failure_loses_nothing(tmp_path):
     store.close()
 
 
+def _writers(store):
+    return [t for t in threading.enumerate()
+            if t.name == "fastasha-store" and t is getattr(store, "_writer", None)]
+
+
+def test_background_commits_share_one_writer_thread_that_close_ends(tmp_path):
+    store = _store(tmp_path)
+    reader = _reader(tmp_path / "exp")
+    writers = set()
+    for k in range(3):
+        store.add_trial(f"t{k}", k, "{}", None, {"cpu": 1.0})
+        store.flush_soon()
+        writers.update(_writers(store))
+        store.flush()                 # waits for the background commit
+        assert reader.execute("SELECT count(*) FROM trials").fetchone() == (k + 1,)
+    assert len(writers) == 1          # one thread for every commit
+    (writer,) = writers
+    store.close()
+    writer.join(timeout=5)
+    assert not writer.is_alive()
+
+
+def test_a_store_dropped_without_close_ends_its_writer_thread(tmp_path):
+    import gc
+
+    store = _store(tmp_path)
+    store.add_trial("t0", 0, "{}", None, {"cpu": 1.0})
+    store.flush_soon()
+    (writer,) = _writers(store)
+    store._settle()
+    del store
+    gc.collect()
+    writer.join(timeout=5)
+    assert not writer.is_alive()
+
+
 def test_ctrl_c_while_waiting_for_a_background_commit_loses_nothing(tmp_path, monkeypatch):
     """A second Ctrl-C can land while flush() waits for the background writer."""
     store = _store(tmp_path)
