@@ -42,8 +42,8 @@ FLUSH_INTERVAL_S = 0.5
 # the next trial runs long: then the flush thread sends them within
 # FLUSH_INTERVAL_S). Any other message to the driver sends them first.
 ENDS_MAX = 16
-ENDS_HOLD_S = 0.002
-SHORT_TRIAL_S = 0.001
+ENDS_HOLD_S = 0.004
+SHORT_TRIAL_S = 0.003
 
 # tune.checkpoint_dir() folders are named <this><pid>-<step>-<random>, in the temporary folder
 CHECKPOINT_DIR_PREFIX = "fastasha-checkpoint-"

@@ -88,7 +88,7 @@ IDLE_WAKE_S = 0.05
 # for the driver between trials. Trials that take AHEAD_LONG_S or more go one
 # at a time: the wait is negligible next to them, and a trial queued behind
 # a long one could leave another slot idle at the end of the sweep.
-AHEAD_COVER_S = 0.005
+AHEAD_COVER_S = 0.01
 AHEAD_MAX = 32
 AHEAD_LONG_S = 0.1
 # A busy worker reads its connection only between trials, so a send to it could
