@@ -209,17 +209,19 @@ _checkpointing: set[threading.Thread] = set()
 _closing_guard = threading.Lock()
 
 
-def _write_batches(store_ref: weakref.ref, jobs: queue.SimpleQueue) -> None:
-    """The body of a store's background writer: commit each batch handed over, until None."""
+def _write_batches(jobs: queue.SimpleQueue) -> None:
+    """The body of a store's background writer: commit each ``(store, batch)``, until None.
+
+    The job holds its store, so that writes handed over are committed even if
+    the store is dropped meanwhile; between jobs the thread holds no store.
+    """
     while True:
-        batch = jobs.get()
-        if batch is None:
+        job = jobs.get()
+        if job is None:
             return
-        store = store_ref()
-        if store is None:
-            return
+        store, batch = job
         store._commit_in_background(batch)
-        del store, batch
+        del job, store, batch
 
 
 def _wait_for_close(directory: Path) -> None:
@@ -358,6 +360,9 @@ class ExperimentStore:
         self._writer: threading.Thread | None = None
         self._jobs: queue.SimpleQueue | None = None
         self._busy = False                # a background commit in flight
+        # held by every commit: the writer's and a flush()'s never overlap on the
+        # connection, whatever a Ctrl-C left of the bookkeeping around them
+        self._commit_lock = threading.Lock()
         # set by the writer when it is done; waited on instead of Thread.join(), which
         # a Ctrl-C can interrupt so that the thread looks finished while it still runs
         self._writer_done = threading.Event()
@@ -461,10 +466,11 @@ class ExperimentStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            # The new name needs no fsync of the folder here: the first commit creates
-            # experiment.db-wal in this folder, and SQLite syncs the folder at that WAL's
-            # first sync (it does so for every WAL it creates), which makes this rename
-            # durable with it. Before that commit the file holds no result to lose.
+            # The new name needs no fsync of the folder here: opening the file below
+            # creates experiment.db-wal in this folder, and SQLite syncs the folder at
+            # that WAL's first sync, in the first commit (it does so for every WAL it
+            # creates), which makes this rename durable with it. Before that commit the
+            # file holds no result to lose.
             os.replace(partial, db)
             return cls(directory, cls._connect(db), readonly=False, lock=lock)
         except BaseException:
@@ -582,33 +588,36 @@ class ExperimentStore:
             if not self._writer_done.is_set():
                 return
             self._settle()
+        if self._jobs is None:
+            # before the writes are taken: a Ctrl-C while the thread starts loses nothing
+            self._start_writer()
         batch = self._take()
         if batch is None:
             return
-        if self._jobs is None:
-            self._start_writer()
         self._in_flight = batch
         self._writer_done.clear()
+        # queued first: a Ctrl-C between the two lines leaves a commit that no one
+        # waits for (the commit lock keeps it apart from the next), never a wait for a
+        # commit that was not queued
+        self._jobs.put((self, batch))
         self._busy = True
-        self._jobs.put(batch)
 
     def _start_writer(self) -> None:
+        """Start the background writer."""
         jobs = self._jobs = queue.SimpleQueue()
-        # the thread holds the store only while it commits: a store dropped without
-        # close() is collected, and its finalizer ends the thread
-        self._writer = threading.Thread(target=_write_batches, args=(weakref.ref(self), jobs),
+        # the thread holds no store between jobs: a store dropped without close() is
+        # collected, and this finalizer ends the thread
+        weakref.finalize(self, jobs.put, None)
+        self._writer = threading.Thread(target=_write_batches, args=(jobs,),
                                         name="fastasha-store", daemon=True)
         self._writer.start()
-        weakref.finalize(self, jobs.put, None)
 
     def _stop_writer(self) -> None:
-        """End the background writer (idle: :meth:`_settle` came first)."""
-        writer, jobs = self._writer, self._jobs
+        """End the background writer (idle: :meth:`_settle` came first). Does not wait."""
+        jobs = self._jobs
         self._writer = self._jobs = None
-        if writer is not None:
+        if jobs is not None:
             jobs.put(None)
-            if writer is not threading.current_thread():
-                writer.join()
 
     def _commit_in_background(self, batch: tuple) -> None:
         try:
@@ -654,6 +663,10 @@ class ExperimentStore:
         self._doomed_checkpoints[:0] = doomed
 
     def _commit(self, batch: tuple) -> None:
+        with self._commit_lock:
+            self._commit_locked(batch)
+
+    def _commit_locked(self, batch: tuple) -> None:
         new_trials, updates, results, events, _ = batch
         updates = dict(updates)        # a failed commit must leave the batch as it was
         conn = self._conn

@@ -390,6 +390,41 @@ def test_a_store_dropped_without_close_ends_its_writer_thread(tmp_path):
     assert not writer.is_alive()
 
 
+def test_writes_handed_to_the_writer_are_committed_though_the_store_is_dropped(tmp_path):
+    import gc
+
+    store = _store(tmp_path)
+    store.add_trial("t0", 0, "{}", None, {"cpu": 1.0})
+    store.flush_soon()
+    (writer,) = _writers(store)
+    del store
+    gc.collect()
+    writer.join(timeout=5)
+    assert not writer.is_alive()
+    assert _reader(tmp_path / "exp").execute("SELECT trial_id FROM trials").fetchall() == \
+        [("t0",)]
+
+
+def test_ctrl_c_as_the_writer_thread_starts_loses_nothing(tmp_path, monkeypatch):
+    store = _store(tmp_path)
+    real_start = threading.Thread.start
+
+    def start_then_ctrl_c(self):
+        real_start(self)
+        if self.name == "fastasha-store":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_ctrl_c)
+    store.add_trial("t0", 0, "{}", None, {"cpu": 1.0})
+    with pytest.raises(KeyboardInterrupt):
+        store.flush_soon()
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    store.flush()
+    store.close()
+    assert _reader(tmp_path / "exp").execute("SELECT trial_id FROM trials").fetchall() == \
+        [("t0",)]
+
+
 def test_ctrl_c_while_waiting_for_a_background_commit_loses_nothing(tmp_path, monkeypatch):
     """A second Ctrl-C can land while flush() waits for the background writer."""
     store = _store(tmp_path)
