@@ -155,17 +155,27 @@ void *mmap64(void *a, size_t l, int p, int f, int fd, off_t o) { return mmap(a, 
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("cc") is None,
-                    reason="needs Linux and a C compiler (for an LD_PRELOAD shim)")
+_needs_shim = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or shutil.which("cc") is None,
+    reason="needs Linux and a C compiler (for an LD_PRELOAD shim)")
+
+
+def _shim(tmp_path, name, code):
+    """Compile ``code`` (C) into a shared library for LD_PRELOAD; its path."""
+    source = tmp_path / f"{name}.c"
+    source.write_text(code)
+    shim = tmp_path / f"{name}.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shim), str(source), "-ldl"],
+                   check=True, capture_output=True, timeout=120)
+    return shim
+
+
+@_needs_shim
 def test_where_wal_cannot_work_no_experiment_file_is_left_to_block_the_name(tmp_path):
     # The file is made without a journal and switched to WAL at the end: it must be
     # read in WAL mode before it takes its name, or a file no run can open (nor
     # overwrite) would be left behind.
-    source = tmp_path / "noshm.c"
-    source.write_text(_NO_SHARED_MMAP)
-    shim = tmp_path / "noshm.so"
-    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shim), str(source), "-ldl"],
-                   check=True, capture_output=True, timeout=120)
+    shim = _shim(tmp_path, "noshm", _NO_SHARED_MMAP)
     script = (
         "import os, sys\n"
         "from fastasha._storage import ExperimentStore\n"
@@ -224,18 +234,13 @@ int fdatasync(int fd) {
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("cc") is None,
-                    reason="needs Linux and a C compiler (for an LD_PRELOAD shim)")
+@_needs_shim
 def test_the_new_files_name_is_made_durable_by_the_first_commit(tmp_path):
     # ExperimentStore.create renames the finished file into place and does not sync
     # the folder itself: it relies on SQLite syncing the folder when it first syncs
     # the WAL it creates there (at the first commit). If a SQLite ever stopped doing
     # that, this fails, and create() must sync the folder itself.
-    source = tmp_path / "syncs.c"
-    source.write_text(_LOG_FOLDER_SYNCS)
-    shim = tmp_path / "syncs.so"
-    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shim), str(source), "-ldl"],
-                   check=True, capture_output=True, timeout=120)
+    shim = _shim(tmp_path, "syncs", _LOG_FOLDER_SYNCS)
     log = tmp_path / "folder-syncs.log"
     script = (
         "import os, sys\n"
@@ -376,27 +381,18 @@ def test_background_commits_share_one_writer_thread_that_close_ends(tmp_path):
     assert not writer.is_alive()
 
 
-def test_a_store_dropped_without_close_ends_its_writer_thread(tmp_path):
+@pytest.mark.parametrize("settled", [True, False])
+def test_a_store_dropped_without_close_ends_its_writer_after_its_commit(tmp_path, settled):
+    # settled: the writer is idle when the store goes; else the writes handed to it
+    # are still to be committed, and are
     import gc
 
     store = _store(tmp_path)
     store.add_trial("t0", 0, "{}", None, {"cpu": 1.0})
     store.flush_soon()
     (writer,) = _writers(store)
-    store._settle()
-    del store
-    gc.collect()
-    writer.join(timeout=5)
-    assert not writer.is_alive()
-
-
-def test_writes_handed_to_the_writer_are_committed_though_the_store_is_dropped(tmp_path):
-    import gc
-
-    store = _store(tmp_path)
-    store.add_trial("t0", 0, "{}", None, {"cpu": 1.0})
-    store.flush_soon()
-    (writer,) = _writers(store)
+    if settled:
+        store._settle()
     del store
     gc.collect()
     writer.join(timeout=5)
