@@ -19,11 +19,11 @@ Contract
   :meth:`ExperimentStore.flush` writes everything queued in one
   transaction and returns once it is durable (``synchronous=FULL``): a
   crash of the driver afterwards loses nothing that was flushed.
-  :meth:`ExperimentStore.flush_soon` hands what is queued to a background
-  thread that commits it the same way, so that the driver does not wait for
-  the disk; a commit that fails there keeps its writes, which go back in
-  front of the queue, and its error is raised by the next ``flush`` or
-  ``flush_soon``. Batches are committed in the order they were queued.
+  :meth:`ExperimentStore.flush_soon` hands what is queued to the store's
+  background writer thread, which commits it the same way, so that the
+  driver does not wait for the disk; a commit that fails there keeps its
+  writes, which go back in front of the queue, and its error is raised by
+  the next ``flush`` or ``flush_soon``. Batches are committed in the order they were queued.
 * Repeated ``update_trial`` calls overwrite the named fields; adding the
   same trial twice is an error. Results keep their arrival order.
 * Everything stored is JSON text, numbers, and result batches packed as

@@ -9,8 +9,9 @@ for the driver between trials (see ``AHEAD_*`` below and
 :func:`~.worker.run_trials` for the messages). Every
 event goes to the :class:`~fastasha._controller.Controller`; what it wants
 persisted is handed to the experiment store's background writer every
-``flush_interval`` seconds (one commit at a time, so a slow disk delays
-the next commit instead of the driver), and flushed for good at the end.
+``flush_interval`` seconds, or sooner once ``FLUSH_PENDING_WRITES`` wait
+(one commit at a time, so a slow disk delays the next commit instead of
+the driver), and flushed for good at the end.
 
 Faults:
 
