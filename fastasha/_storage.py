@@ -23,7 +23,8 @@ Contract
   background writer thread, which commits it the same way, so that the
   driver does not wait for the disk; a commit that fails there keeps its
   writes, which go back in front of the queue, and its error is raised by
-  the next ``flush`` or ``flush_soon``. Batches are committed in the order they were queued.
+  the next ``flush`` or ``flush_soon``. Batches are committed in the order
+  they were queued.
 * Repeated ``update_trial`` calls overwrite the named fields; adding the
   same trial twice is an error. Results keep their arrival order.
 * Everything stored is JSON text, numbers, and result batches packed as

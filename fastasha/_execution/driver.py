@@ -296,11 +296,7 @@ class Driver:
 
         # joblib's backend choice is per thread: carry the caller's into the launcher
         backend = self._backend
-        key, address = self._key, self._server.address
-        cwd, batch_policy = os.getcwd(), batch_policy_wanted()
-        tasks = [SlotTask(address, key, slot_id, self.trainable, os.getpid(),
-                          env=self.first_env, cwd=cwd, batch_policy=batch_policy)
-                 for slot_id in self.slots]
+        tasks = list(self._slot_tasks(list(self.slots), self.trainable).values())
         self._launcher_done.clear()
         self._launcher_error = None
 
@@ -321,6 +317,14 @@ class Driver:
         self._launcher = threading.Thread(target=run, name="fastasha-slots", daemon=True)
         self._launcher.start()
 
+    def _slot_tasks(self, slot_ids: list[int], trainable: Any) -> dict[int, SlotTask]:
+        """The joblib or Dask task of each of ``slot_ids``, by slot id."""
+        cwd, batch_policy = os.getcwd(), batch_policy_wanted()
+        return {slot_id: SlotTask(self._server.address, self._key, slot_id, trainable,
+                                  os.getpid(), env=self.first_env, cwd=cwd,
+                                  batch_policy=batch_policy)
+                for slot_id in slot_ids}
+
     def _launch_dask(self, slot_ids: list[int]) -> None:
         """Submit the tasks of ``slot_ids`` to the Dask client; a thread watches them."""
         from uuid import uuid4
@@ -332,12 +336,8 @@ class Driver:
             [self._trainable_ref] = client.scatter([self.trainable], broadcast=True, hash=False)
         # (what the user gave parallel_config beyond the backend: resources=, workers=...)
         options = dict(getattr(self._backend, "submit_kwargs", None) or {})
-        cwd = os.getcwd()
         futures = {}
-        batch_policy = batch_policy_wanted()
-        for slot_id in slot_ids:
-            task = SlotTask(self._server.address, self._key, slot_id, None, os.getpid(),
-                            env=self.first_env, cwd=cwd, batch_policy=batch_policy)
+        for slot_id, task in self._slot_tasks(slot_ids, None).items():
             futures[slot_id] = client.submit(
                 slot_main, task, self._trainable_ref, pure=False,
                 key=f"fastasha-slot-{slot_id}-{uuid4().hex}", **options)
